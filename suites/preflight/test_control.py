@@ -1,0 +1,154 @@
+"""The control machine (where Ansible runs) and the site's configuration files."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from wirecheck import expect, fail, not_applicable, not_evaluated, record, requirement
+
+
+@requirement("CTRL-ANSIBLE-VERSION")
+def test_ansible_version(control, spec, site):
+    res = control.run("ansible --version", timeout=60)
+    m = re.search(r"core (\d+)\.(\d+)\.(\d+)", res.stdout)
+    version = ".".join(m.groups()) if m else None
+    expect(version, "ansible-core", method="ansible --version").is_true(
+        f"ansible-core {spec.demo_core}.x", "ansible is not installed on the control machine")
+    record(ansible_core=version)
+    if site.profile == "production":
+        record(note="production docs name conflicting Ansible releases; recorded, not judged")
+        return
+    major_minor = ".".join(version.split(".")[:2])
+    expect(major_minor, "ansible-core release", method="ansible --version").equals(spec.demo_core)
+
+
+@requirement("CTRL-ANSIBLE-COLLECTIONS")
+def test_ansible_collections(control, spec):
+    res = control.run("ansible-galaxy collection list --format json", timeout=60)
+    if res.rc != 0 and "command not found" in res.stderr + res.stdout or res.rc == 127:
+        fail("ansible-galaxy is not installed on the control machine", observed="no ansible-galaxy",
+             expected=", ".join(spec.collections), method="ansible-galaxy collection list")
+    found: dict[str, str] = {}
+    try:
+        for _path, cols in json.loads(res.stdout or "{}").items():
+            for name, info in cols.items():
+                found.setdefault(name, info.get("version", "?"))
+    except (json.JSONDecodeError, AttributeError):
+        pass
+    missing = [c for c in spec.collections if c not in found]
+    record(found={c: found.get(c) for c in spec.collections})
+    expect(missing, "missing collections", method="ansible-galaxy collection list --format json").is_empty(
+        ", ".join(spec.collections), "missing Ansible collections: " + ", ".join(missing))
+
+
+@requirement("CTRL-FETCH-TOOLS")
+def test_fetch_tools(control, spec):
+    found = {tool: control.facts.which(tool) for tool in spec.any_of}
+    record(found=found)
+    expect([t for t, p in found.items() if p], "unzip or git", method="command -v").is_true(
+        " or ".join(spec.any_of), "neither unzip nor git is installed on the control machine")
+
+
+@requirement("CTRL-NETCAT")
+def test_netcat(control, site):
+    if site.wire_ip:
+        not_applicable("wire_ip is set, so the playbook does not probe with nc from the control machine")
+    path = control.facts.which("nc")
+    expect(path, "nc", method="command -v nc").is_true(
+        "netcat on the control machine", "nc is missing: the wire_ip auto-detection runs `nc -zv` here")
+
+
+def _wsd(site) -> Path:
+    path = site.option("wire_server_deploy")
+    if not path:
+        not_evaluated("the wire-server-deploy checkout was not named", option="--wire-server-deploy")
+    return Path(path).expanduser()
+
+
+@requirement("CTRL-WSD-CHECKOUT")
+def test_wire_server_deploy(spec, site, control):
+    root = _wsd(site)
+    files = spec.demo_files if site.profile == "demo" else spec.production_files
+    missing = [f for f in files if not (root / f).is_file()]
+    record(checked=files, root=str(root))
+    if site.profile == "production" and (root / ".git").exists():
+        res = control.run(f"git -C {__import__('shlex').quote(str(root))} submodule status --recursive", timeout=60)
+        bad = [ln.strip() for ln in res.stdout.splitlines() if ln[:1] in ("-", "+")]
+        record(submodules_not_ready=bad)
+        missing += [f"submodule {ln.split()[1]} ({'not initialised' if ln.startswith('-') else 'wrong commit'})"
+                    for ln in bad if len(ln.split()) > 1]
+    expect(missing, "wire-server-deploy material", method=f"files under {root}").is_empty(
+        "complete checkout", f"{root} lacks: " + ", ".join(missing))
+
+
+def _demo_host_vars(site) -> tuple[str, dict]:
+    if not site.inventory_path:
+        not_evaluated("no inventory given", option="--ansible-inventory")
+    for t in site.targets:
+        if "deploy_node" in t.roles:
+            return t.name, t.vars
+    fail("the inventory has no host deploy_node", observed=[t.name for t in site.targets],
+         expected="a host named deploy_node", method=site.inventory_path)
+    raise AssertionError  # unreachable
+
+
+@requirement("CTRL-DEMO-INVENTORY")
+def test_demo_inventory(site, spec):
+    name, hv = _demo_host_vars(site)
+    problems = [f"{k} is missing or empty" for k in spec.required if hv.get(k) in (None, "")]
+    for k in ("target_domain", "ansible_host"):
+        if str(hv.get(k, "")).strip().lower() == spec.placeholder_domain:
+            problems.append(f"{k} is still the shipped {spec.placeholder_domain}")
+    key = hv.get("ansible_ssh_private_key_file")
+    if key:
+        path = Path(os.path.expanduser(str(key)))
+        if not path.is_file():
+            problems.append(f"ansible_ssh_private_key_file {key} does not exist")
+        elif stat.S_IMODE(path.stat().st_mode) & 0o077:
+            problems.append(f"ansible_ssh_private_key_file {key} is readable by others "
+                            f"(mode {oct(stat.S_IMODE(path.stat().st_mode))}; ssh wants 0600 or 0400)")
+    wire_ip = hv.get("wire_ip")
+    if wire_ip not in (None, ""):
+        try:
+            ipaddress.IPv4Address(str(wire_ip))
+        except ValueError:
+            problems.append(f"wire_ip {wire_ip!r} is not an IPv4 address")
+    ucm = hv.get("use_cert_manager", True)
+    if not isinstance(ucm, bool):
+        problems.append(f"use_cert_manager {ucm!r} is not a boolean")
+    record(host=name, checked=spec.required + ["wire_ip", "use_cert_manager"])
+    expect(problems, "inventory problems", method=f"{site.inventory_path} (parsed by Ansible)").is_empty(
+        "every required variable filled in", "; ".join(problems))
+
+
+@requirement("CFG-NO-PLACEHOLDERS")
+def test_no_placeholders(site, spec):
+    files: list[Path] = []
+    if site.inventory_path:
+        inv = Path(site.inventory_path)
+        files += sorted(p for p in inv.rglob("*") if p.is_file()) if inv.is_dir() else [inv]
+    wsd = site.option("wire_server_deploy")
+    if wsd:
+        files += sorted(Path(wsd).expanduser().glob("values/*/values.yaml"))
+    if not files:
+        not_evaluated("no inventory or values files to read", option="--ansible-inventory / --wire-server-deploy")
+    hits = []
+    pats = [(p, re.compile(r"(?<![\w.-])" + re.escape(p) + r"(?![\w-])", re.I)) for p in spec.placeholders]
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for n, line in enumerate(lines, 1):
+            code = line.split("#", 1)[0]
+            for p, rx in pats:
+                if rx.search(code):
+                    hits.append(f"{path}:{n}: {p}")
+    record(files=[str(f) for f in files])
+    expect(hits, "placeholders", method="search of " + ", ".join(str(f) for f in files[:5])).is_empty(
+        "no example values left", f"{len(hits)} placeholder(s) left: " + "; ".join(hits[:10]))

@@ -1,0 +1,1002 @@
+"""Real test hosts for wirecheck's own tests: network namespaces with their own sshd.
+
+Each host is a network namespace on a per-lab Linux bridge plus a private mount and UTS
+namespace, held open by a small "holder" process. sshd runs inside those namespaces as a child
+of the test process, so tests SSH into a host exactly as into a real machine, and fault tests can
+stop and restart sshd while the host (its mounts, firewall rules, sysctls) stays as it is.
+
+Everything a lab creates is named after its index (netns ``wcl<idx>h<n>``, bridge ``wcl<idx>br``,
+veths ``wcl<idx>v<n>``) and owned through a flock'd file under /run/wirecheck-lab/, so leftovers of
+a killed test run can be recognised and removed by the next one (:func:`cleanup_stale`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import os
+import re
+import selectors
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOCK_DIR = Path("/run/wirecheck-lab")
+#: lab indices map to 198.18.<index>.0/24 (RFC 2544 benchmarking range, never routed anywhere)
+INDEX_RANGE = range(1, 251)
+SUBNET_PREFIX = "198.18"
+SSHD = "/usr/sbin/sshd"
+SFTP_SERVER_CANDIDATES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server")
+REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "ssh-keygen", "ssh", "mount", "taskset")
+#: directories that must never be covered by an overlay (the host would lose its /proc, /dev ...)
+_NO_OVERLAY = {"/", "/proc", "/sys", "/dev", "/run", "/tmp"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_SIZE_RE = re.compile(r"^[0-9]+[kKmMgG%]?$")
+_STALE_NETNS_RE = re.compile(r"^wcl(\d+)h(\d+)$")
+_STALE_LINK_RE = re.compile(r"^wcl(\d+)(br|v\d+)$")
+
+
+class LabUnavailable(RuntimeError):
+    """The machine cannot run a lab (not root, no `ip netns`, no sshd, no free index ...)."""
+
+
+class LabError(RuntimeError):
+    """Building or driving a lab host failed; the message carries the host's own diagnostics."""
+
+
+# --------------------------------------------------------------------------------------------
+# capability check
+
+
+_capability_cache: str | None = None
+_capability_checked = False
+
+
+def lab_unavailable_reason() -> str | None:
+    """Why this machine cannot run a lab, or None when it can (checked once per process)."""
+    global _capability_cache, _capability_checked
+    if _capability_checked:
+        return _capability_cache
+    _capability_cache = _probe_capabilities()
+    _capability_checked = True
+    return _capability_cache
+
+
+def _probe_capabilities() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root (network and mount namespaces)"
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"missing tools: {', '.join(missing)}"
+    if not os.access(SSHD, os.X_OK):
+        return f"no sshd at {SSHD} (install openssh-server)"
+    probe = f"wclp{os.getpid()}"
+    created = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=10)
+    if created.returncode != 0:
+        return f"`ip netns add` does not work here: {created.stderr.strip()}"
+    try:
+        moved = subprocess.run(
+            ["ip", "netns", "exec", probe, "unshare", "--mount", "--uts", "--propagation", "private", "true"],
+            capture_output=True, text=True, timeout=10,
+        )
+        if moved.returncode != 0:
+            return f"cannot enter a network + mount namespace: {moved.stderr.strip()}"
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _run(argv: Sequence[str], *, input_text: str | None = None, timeout: float = 30,
+         check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(argv), input=input_text, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise LabError(f"{shlex.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def _ip_batch(lines: Iterable[str], *, force: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run many `ip` commands in one process (much faster than one fork per command)."""
+    argv = ["ip"] + (["-force"] if force else []) + ["-batch", "-"]
+    text = "".join(line + "\n" for line in lines)
+    result = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=timeout)
+    if not force and result.returncode != 0:
+        raise LabError(f"ip -batch failed: {result.stderr.strip()}\n--- batch ---\n{text}")
+    return result
+
+
+def _netns_pids(netns: str) -> list[int]:
+    result = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, timeout=10)
+    return [int(tok) for tok in result.stdout.split() if tok.isdigit()]
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def _kill_pids(pids: Iterable[int], timeout: float = 5.0) -> None:
+    """SIGKILL pids and wait until they are gone or zombies (zombies hold no namespaces)."""
+    pids = [pid for pid in pids if pid > 1]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if not _pid_gone(pid)]
+        if pids:
+            time.sleep(0.01)
+
+
+def _stop_popen(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> None:
+    if proc is None or proc.returncode is not None:
+        if proc is not None:
+            proc.wait()
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def _sysctl_path(key: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_./-]+", key) or ".." in key:
+        raise ValueError(f"bad sysctl name {key!r}")
+    return "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
+
+
+def _meminfo_with_total(total_kib: int) -> str:
+    """The runner's /proc/meminfo with MemTotal replaced and free figures capped to match."""
+    out = []
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key == "MemTotal":
+            line = f"MemTotal:       {total_kib:>8} kB"
+        elif key in ("MemFree", "MemAvailable"):
+            value = int(rest.split()[0])
+            cap = total_kib * (9 if key == "MemAvailable" else 8) // 10
+            line = f"{key}:{min(value, cap):>{max(8, len(rest) - 3)}} kB"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# hosts
+
+
+@dataclass
+class LabHost:
+    """One test host. Address, user and key for SSH; exec() for root access from the runner."""
+
+    lab: Lab
+    index: int
+    name: str
+    address: str
+    user: str
+    sudo: bool
+    netns: str
+    veth: str
+    workdir: Path
+    cpu_list: str | None
+    uid: int
+    port: int = 22
+    holder: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    sshd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    extra_addresses: list[str] = field(default_factory=list)
+
+    # -- addressing ---------------------------------------------------------------------------
+
+    @property
+    def key_path(self) -> str:
+        return str(self.lab.key_path)
+
+    @property
+    def known_hosts_path(self) -> str:
+        return str(self.lab.known_hosts_path)
+
+    @property
+    def hostspec(self) -> str:
+        """For testinfra --hosts (combine with --ssh-config=lab.ssh_config_path or ssh_extra_args)."""
+        return f"ssh://{self.user}@{self.address}:{self.port}"
+
+    @property
+    def ssh_options(self) -> list[str]:
+        """`ssh -o` option values (without the -o) that make ssh trust exactly this lab's host key."""
+        return self.lab.ssh_options
+
+    @property
+    def ssh_extra_args(self) -> str:
+        """The options as one string, for testinfra's ssh_extra_args or ansible_ssh_common_args."""
+        return " ".join(f"-o {shlex.quote(opt)}" for opt in self.ssh_options)
+
+    def ssh_argv(self, command: str | None = None, *, user: str | None = None) -> list[str]:
+        """argv for the runner's ssh client logging into this host (command is a remote shell string)."""
+        argv = ["ssh"]
+        for opt in self.ssh_options:
+            argv += ["-o", opt]
+        argv += ["-p", str(self.port), f"{user or self.user}@{self.address}"]
+        if command is not None:
+            argv += ["--", command]
+        return argv
+
+    def ssh(self, command: str, *, timeout: float = 30, check: bool = False,
+            user: str | None = None, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a remote shell command over real SSH as the host's login user."""
+        result = subprocess.run(self.ssh_argv(command, user=user), input=input_text,
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise LabError(f"ssh {self.name} {command!r} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
+
+    # -- root access from the runner -----------------------------------------------------------
+
+    def _enter_argv(self, argv: Sequence[str]) -> list[str]:
+        if self.holder is None or self.holder.returncode is not None:
+            raise LabError(f"host {self.name} is not running")
+        prefix = ["nsenter", "-t", str(self.holder.pid), "-n", "-m", "-u"]
+        if self.cpu_list is not None:
+            prefix += ["taskset", "-c", self.cpu_list]
+        return prefix + list(argv)
+
+    def exec(self, command: str | Sequence[str], *, check: bool = True, timeout: float = 60,
+             input_text: str | None = None, env: Mapping[str, str] | None = None,
+             ) -> subprocess.CompletedProcess[str]:
+        """Run as root inside the host's network, mount and UTS namespaces (a str goes to `sh -c`)."""
+        argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+        result = subprocess.run(self._enter_argv(argv), input=input_text, capture_output=True, text=True,
+                                timeout=timeout, env=dict(env) if env is not None else None)
+        if check and result.returncode != 0:
+            raise LabError(f"{self.name}: {argv!r} exited {result.returncode}\nstdout: {result.stdout}\n"
+                           f"stderr: {result.stderr}")
+        return result
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start argv as root inside the host without waiting; the caller stops and wait()s it
+        (close() of the lab kills whatever is left inside the host)."""
+        return subprocess.Popen(self._enter_argv(argv), **kwargs)
+
+    # -- sshd ----------------------------------------------------------------------------------
+
+    def start_sshd(self, timeout: float = 10.0) -> None:
+        if self.sshd is not None and self.sshd.poll() is None:
+            return
+        self._spawn_sshd()
+        self.wait_for_sshd(timeout)
+
+    def _spawn_sshd(self) -> None:
+        log = open(self.workdir / "sshd.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.sshd = subprocess.Popen(
+                self._enter_argv([SSHD, "-D", "-e", "-f", str(self.workdir / "sshd_config")]),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )
+        finally:
+            log.close()
+
+    def wait_for_sshd(self, timeout: float = 10.0) -> None:
+        """Block until sshd answers with its SSH banner on address:port."""
+        deadline = time.monotonic() + timeout
+        last_error = "no attempt"
+        while time.monotonic() < deadline:
+            if self.sshd is None or self.sshd.poll() is not None:
+                raise LabError(f"sshd on {self.name} exited early:\n{self.sshd_log()}")
+            try:
+                with socket.create_connection((self.address, self.port), timeout=0.5) as sock:
+                    sock.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
+                    if sock.recv(64).startswith(b"SSH-"):
+                        return
+                    last_error = "no SSH banner"
+            except OSError as exc:
+                last_error = str(exc)
+            time.sleep(0.005)
+        raise LabError(f"sshd on {self.name} ({self.address}:{self.port}) not answering after {timeout}s: "
+                       f"{last_error}\n{self.sshd_log()}")
+
+    def stop_sshd(self) -> None:
+        """Stop the listening sshd (open sessions keep running); the host itself stays up."""
+        _stop_popen(self.sshd)
+
+    def sshd_log(self) -> str:
+        path = self.workdir / "sshd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # -- teardown ------------------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        _stop_popen(self.sshd, timeout=2)
+        if self.holder is not None:
+            if self.holder.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self.holder.stdin.close()
+            _stop_popen(self.holder, timeout=2)
+            if self.holder.stdout is not None:
+                self.holder.stdout.close()
+        # sessions forked by sshd and anything started with popen(): nothing may outlive the host
+        _kill_pids(_netns_pids(self.netns))
+
+
+# --------------------------------------------------------------------------------------------
+# the lab
+
+
+_open_labs: set[Lab] = set()
+_open_labs_lock = threading.Lock()
+
+
+def _close_open_labs() -> None:
+    for lab in list(_open_labs):
+        with contextlib.suppress(Exception):
+            lab.close()
+
+
+atexit.register(_close_open_labs)
+
+
+class Lab:
+    """A set of test hosts on one bridge. Use as a context manager, or call close()."""
+
+    def __init__(self, *, index: int | None = None) -> None:
+        reason = lab_unavailable_reason()
+        if reason:
+            raise LabUnavailable(reason)
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        self.hosts: list[LabHost] = []
+        self._closed = False
+        self._lock_fd: int | None = None
+        self._tmp: Path | None = None
+        self._next_host = 2
+        self.index = self._acquire(index)
+        try:
+            self.bridge = f"wcl{self.index}br"
+            self.gateway = f"{SUBNET_PREFIX}.{self.index}.1"
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"wirecheck-lab{self.index}-"))
+            # hosts' sshd reads authorized_keys as the login user: the directory must be traversable
+            self._tmp.chmod(0o711)
+            self._write_state()
+            with _open_labs_lock:
+                _open_labs.add(self)
+            self._make_keys()
+            self.known_hosts_path.write_text("")
+            _ip_batch([
+                f"link add {self.bridge} type bridge",
+                f"addr add {self.gateway}/24 dev {self.bridge}",
+                f"link set {self.bridge} up",
+            ])
+        except BaseException:
+            self.close()
+            raise
+
+    # -- index allocation & stale cleanup ------------------------------------------------------
+
+    def _acquire(self, wanted: int | None) -> int:
+        cleanup_stale()
+        candidates = [wanted] if wanted is not None else list(INDEX_RANGE)
+        for index in candidates:
+            fd = os.open(LOCK_DIR / f"lab{index}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            if _index_in_use_by_others(index):
+                # lock free but names present: leftovers cleanup_stale could not remove; skip index
+                _remove_index_leftovers(index)
+                if _index_in_use_by_others(index):
+                    os.close(fd)
+                    continue
+            self._lock_fd = fd
+            return index
+        raise LabUnavailable(f"no free lab index in {candidates[0]}..{candidates[-1]}")
+
+    def _write_state(self) -> None:
+        state = {"pid": os.getpid(), "tmp": str(self._tmp), "started": time.time()}
+        (LOCK_DIR / f"lab{self.index}.json").write_text(json.dumps(state))
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    @property
+    def dir(self) -> Path:
+        assert self._tmp is not None
+        return self._tmp
+
+    @property
+    def key_path(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def host_key_path(self) -> Path:
+        return self.dir / "ssh_host_ed25519_key"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def authorized_keys_path(self) -> Path:
+        return self.dir / "authorized_keys"
+
+    @property
+    def ssh_config_path(self) -> Path:
+        """An ssh_config with one entry per host (by name and by address): `ssh -F <this> node1`."""
+        return self.dir / "ssh_config"
+
+    def _make_keys(self) -> None:
+        procs = [
+            subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for path, comment in ((self.key_path, f"wirecheck-lab{self.index}"),
+                                  (self.host_key_path, f"wirecheck-lab{self.index}-host"))
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=30)
+            if proc.returncode != 0:
+                raise LabError(f"ssh-keygen failed: {err.decode(errors='replace')}")
+        self.authorized_keys_path.write_text(Path(f"{self.key_path}.pub").read_text())
+        self.authorized_keys_path.chmod(0o644)
+        self._host_public_key = " ".join(Path(f"{self.host_key_path}.pub").read_text().split()[:2])
+
+    @property
+    def ssh_options(self) -> list[str]:
+        return [
+            f"IdentityFile={self.key_path}",
+            "IdentitiesOnly=yes",
+            f"UserKnownHostsFile={self.known_hosts_path}",
+            "GlobalKnownHostsFile=/dev/null",
+            "StrictHostKeyChecking=yes",
+            "CheckHostIP=no",
+            "BatchMode=yes",
+            "PasswordAuthentication=no",
+            "ConnectTimeout=5",
+            "LogLevel=ERROR",
+        ]
+
+    # -- hosts ---------------------------------------------------------------------------------
+
+    def add_host(self, name: str, **options: Any) -> LabHost:
+        """Create and start one host (see add_hosts for the options); returns when sshd answers."""
+        return self.add_hosts([{"name": name, **options}])[0]
+
+    def add_hosts(self, specs: Sequence[Mapping[str, Any]]) -> list[LabHost]:
+        """Create and start several hosts in parallel. Each spec is a dict of add_host's arguments:
+
+        name, user="wire", sudo=True, files={path: content}, sysctls={key: value},
+        setup=[shell commands run as root inside the host before sshd], cpus=None,
+        meminfo_kib=None, tmpfs={path: size}, extra_addresses=[cidr], root_login=False.
+        """
+        if self._closed:
+            raise LabError("lab is closed")
+        known = {h.name for h in self.hosts}
+        plans: list[tuple[LabHost, str]] = []
+        for raw in specs:
+            spec = dict(raw)
+            name = spec.pop("name")
+            if name in known:
+                raise ValueError(f"duplicate host name {name!r}")
+            known.add(name)
+            plans.append(self._plan_host(name, **spec))
+        if not plans:
+            return []
+        hosts = [h for h, _ in plans]
+        self.hosts.extend(hosts)  # registered first so close() cleans up a half-built host
+        _ip_batch(line for h in hosts for line in (
+            f"netns add {h.netns}",
+            f"link add {h.veth} type veth peer name eth0 netns {h.netns}",
+            f"link set {h.veth} master {self.bridge} up",
+        ))
+        for host, script in plans:
+            host.holder = self._spawn_holder(host, script)
+        errors: list[str] = []
+
+        def bring_up(host: LabHost) -> None:
+            try:
+                self._await_holder(host)
+                host._spawn_sshd()
+                host.wait_for_sshd(15)
+            except LabError as exc:
+                errors.append(str(exc))
+
+        if len(hosts) == 1:
+            bring_up(hosts[0])
+        else:
+            with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+                list(pool.map(bring_up, hosts))
+        if errors:
+            raise LabError("\n".join(errors))
+        with self.known_hosts_path.open("a") as fh:
+            for host in hosts:
+                fh.write(f"{host.address} {self._host_public_key}\n")
+        self._write_ssh_config()
+        return hosts
+
+    def _plan_host(self, name: str, *, user: str = "wire", sudo: bool = True,
+                   files: Mapping[str, str | bytes] | None = None,
+                   sysctls: Mapping[str, str | int] | None = None,
+                   setup: Sequence[str] = (), cpus: int | None = None, meminfo_kib: int | None = None,
+                   tmpfs: Mapping[str, str] | None = None, extra_addresses: Sequence[str] = (),
+                   root_login: bool = False) -> tuple[LabHost, str]:
+        if not _NAME_RE.match(name):
+            raise ValueError(f"bad host name {name!r}")
+        if not _USER_RE.match(user) or user == "root":
+            raise ValueError(f"bad login user {user!r} (a non-root user name)")
+        number = self._next_host
+        if number > 254:
+            raise LabError("a lab holds at most 253 hosts")
+        self._next_host += 1
+        workdir = self.dir / f"h{number}"
+        workdir.mkdir()
+        cpu_list = None
+        if cpus is not None:
+            available = sorted(os.sched_getaffinity(0))
+            if not 1 <= cpus <= len(available):
+                raise ValueError(f"cpus={cpus}: this machine offers {len(available)} CPUs")
+            # rotate so that single-CPU hosts spread over the machine's CPUs
+            start = number % len(available)
+            cpu_list = ",".join(str(available[(start + i) % len(available)]) for i in range(cpus))
+        host = LabHost(
+            lab=self, index=number, name=name, address=f"{SUBNET_PREFIX}.{self.index}.{number}", user=user,
+            sudo=sudo, netns=f"wcl{self.index}h{number}", veth=f"wcl{self.index}v{number}",
+            workdir=workdir, cpu_list=cpu_list, uid=0, extra_addresses=list(extra_addresses),
+        )
+        script = _HostBuilder(self, host, files=files or {}, sysctls=sysctls or {}, setup=setup,
+                              meminfo_kib=meminfo_kib, tmpfs=tmpfs or {}, root_login=root_login).script()
+        (workdir / "setup.sh").write_text(script)
+        return host, script
+
+    def _spawn_holder(self, host: LabHost, script: str) -> subprocess.Popen[bytes]:
+        argv = ["ip", "netns", "exec", host.netns]
+        if host.cpu_list is not None:
+            argv += ["taskset", "-c", host.cpu_list]
+        argv += ["unshare", "--mount", "--uts", "--propagation", "private",
+                 "sh", str(host.workdir / "setup.sh")]
+        log = open(host.workdir / "setup.log", "wb")  # noqa: SIM115 - handed to the child
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        finally:
+            log.close()
+
+    def _await_holder(self, host: LabHost, timeout: float = 60.0) -> None:
+        assert host.holder is not None and host.holder.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(host.holder.stdout, selectors.EVENT_READ)
+        try:
+            if not sel.select(timeout):
+                raise LabError(f"setup of host {host.name} did not finish within {timeout}s:\n"
+                               f"{(host.workdir / 'setup.log').read_text(errors='replace')}")
+        finally:
+            sel.close()
+        line = host.holder.stdout.readline()
+        if line.strip() != b"READY":
+            host.holder.wait(timeout=5)
+            raise LabError(f"setup of host {host.name} failed (exit {host.holder.returncode}):\n"
+                           f"{(host.workdir / 'setup.log').read_text(errors='replace')}")
+
+    def host(self, name: str) -> LabHost:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def _write_ssh_config(self) -> None:
+        blocks = []
+        for h in self.hosts:
+            opts = "\n".join(f"    {opt.replace('=', ' ', 1)}" for opt in self.ssh_options)
+            blocks.append(f"Host {h.name} {h.address}\n    HostName {h.address}\n    Port {h.port}\n"
+                          f"    User {h.user}\n{opts}\n")
+        self.ssh_config_path.write_text("\n".join(blocks))
+
+    # -- inventories ---------------------------------------------------------------------------
+
+    def _host_vars(self, h: LabHost) -> dict[str, Any]:
+        return {
+            "ansible_host": h.address,
+            "ansible_port": h.port,
+            "ansible_user": h.user,
+            "ansible_ssh_private_key_file": str(self.key_path),
+            "ansible_ssh_common_args": h.ssh_extra_args,
+        }
+
+    def inventory_yaml(self, path: str | os.PathLike[str], vars: Mapping[str, Any] | None = None,
+                       *, hosts: Sequence[LabHost] | None = None, group: str = "wiab",
+                       host_vars: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+        """Write an Ansible YAML inventory in the demo layout (`wiab: hosts: deploy_node: ...`).
+
+        Inventory host names are the lab host names (name a host "deploy_node" for the demo).
+        """
+        import yaml
+
+        chosen = list(hosts) if hosts is not None else list(self.hosts)
+        entries = {}
+        for h in chosen:
+            entries[h.name] = {**self._host_vars(h), **dict((host_vars or {}).get(h.name, {}))}
+        doc = {group: {"hosts": entries, "vars": dict(vars or {})}}
+        out = Path(path)
+        out.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+        return out
+
+    def inventory_ini(self, path: str | os.PathLike[str], groups: Mapping[str, Sequence[LabHost]] | None = None,
+                      vars: Mapping[str, Any] | None = None, *,
+                      group_vars: Mapping[str, Mapping[str, Any]] | None = None,
+                      hosts: Sequence[LabHost] | None = None) -> Path:
+        """Write an Ansible INI inventory in the production layout: hosts with their connection
+        variables under [all], then one section per group listing host names, then [all:vars]."""
+        chosen = list(hosts) if hosts is not None else list(self.hosts)
+        lines = ["[all]"]
+        for h in chosen:
+            lines.append(h.name + "".join(f" {k}={_ini_host_value(v)}" for k, v in self._host_vars(h).items()))
+        for group, members in (groups or {}).items():
+            lines += ["", f"[{group}]"] + [m.name for m in members]
+        for group, gvars in (group_vars or {}).items():
+            lines += ["", f"[{group}:vars]"] + [f"{k}={_ini_vars_value(v)}" for k, v in gvars.items()]
+        if vars:
+            lines += ["", "[all:vars]"] + [f"{k}={_ini_vars_value(v)}" for k, v in vars.items()]
+        out = Path(path)
+        out.write_text("\n".join(lines) + "\n")
+        return out
+
+    # -- teardown ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with _open_labs_lock:
+            _open_labs.discard(self)
+        errors = []
+        for host in self.hosts:
+            try:
+                host._stop()
+            except Exception as exc:  # keep tearing down the rest
+                errors.append(f"{host.name}: {exc}")
+        if self._lock_fd is not None:
+            _remove_index_leftovers(self.index, kill=False)
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                (LOCK_DIR / f"lab{self.index}.json").unlink()
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        elif self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        if errors:
+            raise LabError("lab teardown: " + "; ".join(errors))
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def _ini_host_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return shlex.quote(text) if text == "" or re.search(r"[\s'\"#;=\\]", text) else text
+
+
+def _ini_vars_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return json.dumps(value)  # lists/dicts: JSON is a Python literal ansible evaluates
+
+
+# --------------------------------------------------------------------------------------------
+# host setup script
+
+
+class _HostBuilder:
+    """Turns a host spec into the shell script the holder runs inside the host's namespaces."""
+
+    def __init__(self, lab: Lab, host: LabHost, *, files: Mapping[str, str | bytes],
+                 sysctls: Mapping[str, str | int], setup: Sequence[str], meminfo_kib: int | None,
+                 tmpfs: Mapping[str, str], root_login: bool) -> None:
+        self.lab, self.host = lab, host
+        self.files, self.sysctls, self.setup = files, sysctls, setup
+        self.meminfo_kib, self.tmpfs, self.root_login = meminfo_kib, tmpfs, root_login
+        self.lines: list[str] = ["set -eu"]
+        self.overlays: list[str] = []
+        self.tmpfs_dirs: list[str] = []
+        self.counter = 0
+
+    def _q(self, *args: str) -> str:
+        return " ".join(shlex.quote(a) for a in args)
+
+    def _asset(self, content: str | bytes, mode: int = 0o644) -> str:
+        self.counter += 1
+        path = self.host.workdir / f"f{self.counter}"
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_bytes(content)
+        path.chmod(mode)
+        return str(path)
+
+    def _under(self, path: str, roots: Iterable[str]) -> bool:
+        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+    def _ensure_creatable(self, path: str) -> None:
+        """Make `path` creatable inside the host: fine under a host tmpfs or an overlaid dir,
+        otherwise overlay its nearest existing ancestor (so nothing is written to the runner)."""
+        if self._under(path, self.tmpfs_dirs) or self._under(path, self.overlays):
+            return
+        ancestor = os.path.dirname(path)
+        while not os.path.isdir(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if ancestor in _NO_OVERLAY:
+            raise ValueError(f"{path}: cannot create it in a lab host (nearest existing directory "
+                             f"{ancestor} cannot be overlaid); put it under a tmpfs= mount")
+        self.overlays.append(ancestor)
+
+    @staticmethod
+    def _norm(path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"{path!r}: absolute path required")
+        return os.path.normpath(path)
+
+    def script(self) -> str:
+        host = self.host
+        q = self._q
+        files = {self._norm(p): c for p, c in self.files.items()}
+        tmpfs = {self._norm(p): s for p, s in self.tmpfs.items()}
+        for path, size in tmpfs.items():
+            if not _SIZE_RE.match(str(size)):
+                raise ValueError(f"tmpfs {path}: bad size {size!r}")
+
+        # -- network (inside the netns) --
+        L = self.lines
+        L += ["ip link set lo up", f"ip addr add {host.address}/24 dev eth0", "ip link set eth0 up"]
+        if host.extra_addresses:
+            # a dummy device where the kernel has one, else a port-less bridge (equally unrouted)
+            L.append("ip link add extra0 type dummy 2>/dev/null || ip link add extra0 type bridge")
+            for cidr in host.extra_addresses:
+                L.append("ip addr add " + q(cidr) + " dev extra0")
+            L.append("ip link set extra0 up")
+        L.append(f"echo {q(host.name)} > /proc/sys/kernel/hostname")
+
+        # -- plan the mounts: overlays for creatable paths, then tmpfs, then bind mounts --
+        self.tmpfs_dirs = ["/run", "/home"]
+        for path in sorted(tmpfs, key=lambda p: p.count("/")):
+            if not os.path.isdir(path):
+                self._ensure_creatable(path)
+            self.tmpfs_dirs.append(path)
+        for path in files:
+            if not os.path.isfile(path):
+                self._ensure_creatable(path)
+        overlays = sorted(set(self.overlays), key=lambda p: p.count("/"))
+        overlays = [o for o in overlays if not self._under(o, [x for x in overlays if x != o])]
+        for number, lower in enumerate(overlays):
+            upper, work = host.workdir / f"ov{number}u", host.workdir / f"ov{number}w"
+            upper.mkdir()
+            work.mkdir()
+            L.append("mount -t overlay overlay -o " + q(f"lowerdir={lower},upperdir={upper},workdir={work}")
+                     + " " + q(lower))
+
+        L += ["mount -t tmpfs -o mode=0755,size=64m tmpfs /run",
+              "mkdir -p -m 0755 /run/sshd /run/lock /run/user",
+              "mount -t tmpfs -o mode=0755,size=64m tmpfs /home"]
+        for path in sorted(tmpfs, key=lambda p: p.count("/")):
+            L.append("mkdir -p " + q(path))
+            L.append("mount -t tmpfs -o " + q(f"mode=0755,size={tmpfs[path]}") + " tmpfs " + q(path))
+
+        # -- the login user, private to this host --
+        self._user_files(files)
+        # -- ufw: private state, so `ufw enable` in a host touches nothing outside it --
+        if os.path.isdir("/etc/ufw"):
+            ufw_copy = host.workdir / "ufw"
+            shutil.copytree("/etc/ufw", ufw_copy, symlinks=True)
+            L.append("mount --bind " + q(str(ufw_copy), "/etc/ufw"))
+        if os.path.isfile("/etc/default/ufw") and "/etc/default/ufw" not in files:
+            L.append("mount --bind " + q(self._asset(Path("/etc/default/ufw").read_bytes()), "/etc/default/ufw"))
+        if self.meminfo_kib is not None:
+            L.append("mount --bind " + q(self._asset(_meminfo_with_total(int(self.meminfo_kib))), "/proc/meminfo"))
+
+        # -- file overrides --
+        for path, content in files.items():
+            mode = 0o440 if path == "/etc/sudoers" else 0o644
+            src = self._asset(content, mode)
+            if os.path.isfile(path) and not self._under(path, self.tmpfs_dirs):
+                L.append("mount --bind " + q(src, path))
+            else:
+                L.append("mkdir -p " + q(os.path.dirname(path)))
+                L.append("cp " + q(src, path))
+
+        # -- sysctls: namespaced ones are set for real; global ones get a private proc file --
+        for key, value in self.sysctls.items():
+            proc = _sysctl_path(key)
+            text = str(value)
+            if proc.startswith("/proc/sys/net/"):
+                L.append(f"[ -e {q(proc)} ] || {{ echo {q(f'sysctl {key} is not per network namespace')} >&2; "
+                         "exit 3; }")
+                L.append(f"printf '%s\\n' {q(text)} > {q(proc)}")
+            else:
+                L.append("mount --bind " + q(self._asset(text + "\n"), proc))
+
+        # -- sshd config --
+        self._sshd_config()
+
+        # -- caller's setup commands, as root inside the host --
+        for number, command in enumerate(self.setup, 1):
+            L.append(f"sh -c {q(command)} || {{ rc=$?; echo {q(f'setup command {number} failed: {command}')} "
+                     "\"(exit $rc)\" >&2; exit $rc; }")
+        L += ["echo READY", "exec cat >/dev/null"]
+        return "\n".join(L) + "\n"
+
+    def _user_files(self, files: Mapping[str, str | bytes]) -> None:
+        host, q, L = self.host, self._q, self.lines
+        passwd = Path("/etc/passwd").read_text()
+        group = Path("/etc/group").read_text()
+        shadow = Path("/etc/shadow").read_text() if os.path.exists("/etc/shadow") else ""
+        used_uids = {int(line.split(":")[2]) for line in passwd.splitlines() if line.count(":") >= 6}
+        used_gids = {int(line.split(":")[2]) for line in group.splitlines() if line.count(":") >= 3}
+        names = {line.split(":")[0] for line in passwd.splitlines()}
+        if host.user in names:
+            uid = int(next(line.split(":")[2] for line in passwd.splitlines()
+                           if line.split(":")[0] == host.user))
+            gid = int(next(line.split(":")[3] for line in passwd.splitlines()
+                           if line.split(":")[0] == host.user))
+        else:
+            uid = 4200
+            while uid in used_uids or uid in used_gids:
+                uid += 1
+            gid = uid
+            passwd = passwd.rstrip("\n") + f"\n{host.user}:x:{uid}:{gid}:wirecheck lab user:/home/{host.user}:/bin/bash\n"
+            group = group.rstrip("\n") + f"\n{host.user}:x:{gid}:\n"
+            shadow = shadow.rstrip("\n") + f"\n{host.user}:*:19000:0:99999:7:::\n"
+        host.uid = uid
+        if "/etc/passwd" not in files:
+            L.append("mount --bind " + q(self._asset(passwd), "/etc/passwd"))
+        if "/etc/group" not in files:
+            L.append("mount --bind " + q(self._asset(group), "/etc/group"))
+        if "/etc/shadow" not in files:
+            L.append("mount --bind " + q(self._asset(shadow, 0o640), "/etc/shadow"))
+        if "/etc/sudoers" not in files:
+            sudoers = ("Defaults\tenv_reset\nDefaults\tsecure_path=\"/usr/local/sbin:/usr/local/bin:"
+                       "/usr/sbin:/usr/bin:/sbin:/bin\"\nroot\tALL=(ALL:ALL) ALL\n")
+            if host.sudo:
+                sudoers += f"{host.user}\tALL=(ALL:ALL) NOPASSWD: ALL\n"
+            L.append("mount --bind " + q(self._asset(sudoers, 0o440), "/etc/sudoers"))
+        if "/etc/hostname" not in files:
+            L.append("mount --bind " + q(self._asset(host.name + "\n"), "/etc/hostname"))
+        if "/etc/hosts" not in files:
+            hosts = (f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n{host.address}\t{host.name}\n"
+                     "::1\tlocalhost ip6-localhost ip6-loopback\n")
+            L.append("mount --bind " + q(self._asset(hosts), "/etc/hosts"))
+        home = f"/home/{host.user}"
+        L += ["mkdir -p -m 0755 " + q(f"{home}/.ssh"),
+              "cp " + q(str(self.lab.authorized_keys_path), f"{home}/.ssh/authorized_keys"),
+              "chown -R " + q(f"{uid}:{gid}", home), "chmod 0700 " + q(f"{home}/.ssh")]
+
+    def _sshd_config(self) -> None:
+        host = self.host
+        sftp = next((p for p in SFTP_SERVER_CANDIDATES if os.path.exists(p)), None)
+        config = [
+            f"ListenAddress {host.address}:{host.port}",
+            f"HostKey {self.lab.host_key_path}",
+            "PidFile none",
+            "UsePAM no",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes",
+            "AuthorizedKeysFile .ssh/authorized_keys",
+            f"PermitRootLogin {'prohibit-password' if self.root_login else 'no'}",
+            "StrictModes no",
+            "UseDNS no",
+            "PrintMotd no",
+            "PrintLastLog no",
+            "MaxStartups 200",
+            "MaxSessions 100",
+            "AcceptEnv LANG LC_*",
+            "LogLevel ERROR",
+        ]
+        if sftp:
+            config.append(f"Subsystem sftp {sftp}")
+        if self.root_login:
+            # root's real authorized_keys stays untouched: root reads the lab's key file instead
+            config += ["Match User root", f"    AuthorizedKeysFile {self.lab.authorized_keys_path}"]
+        (host.workdir / "sshd_config").write_text("\n".join(config) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# stale labs
+
+
+def _index_in_use_by_others(index: int) -> bool:
+    names = _lab_names()
+    return index in names
+
+
+def _lab_names() -> dict[int, tuple[list[str], list[str]]]:
+    """Lab-looking netns and link names, grouped by lab index."""
+    found: dict[int, tuple[list[str], list[str]]] = {}
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    for line in netns.splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = _STALE_NETNS_RE.match(name)
+        if m:
+            found.setdefault(int(m.group(1)), ([], []))[0].append(name)
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, timeout=10).stdout
+    for line in links.splitlines():
+        parts = line.split(":")
+        if len(parts) < 2:
+            continue
+        name = parts[1].strip().split("@")[0]
+        m = _STALE_LINK_RE.match(name)
+        if m:
+            found.setdefault(int(m.group(1)), ([], []))[1].append(name)
+    return found
+
+
+def _remove_index_leftovers(index: int, *, kill: bool = True) -> None:
+    """Remove netns, links and processes of lab `index` (caller holds the index's lock)."""
+    names = _lab_names().get(index, ([], []))
+    netns, links = names
+    if kill:
+        for ns in netns:
+            _kill_pids(_netns_pids(ns))
+    veths = [link for link in links if not link.endswith("br")]
+    bridges = [link for link in links if link.endswith("br")]
+    lines = [f"link del {link}" for link in veths] + [f"netns del {ns}" for ns in netns]
+    lines += [f"link del {link}" for link in bridges]
+    if lines:
+        _ip_batch(lines, force=True)
+
+
+def cleanup_stale() -> list[int]:
+    """Remove leftovers of labs whose owner is gone (its lock is free): processes in their
+    namespaces, the namespaces, veths, bridge and temporary directory. Returns the indices cleaned."""
+    if not LOCK_DIR.is_dir():
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    names = _lab_names()
+    indices = set(names)
+    for entry in LOCK_DIR.glob("lab*.json"):
+        with contextlib.suppress(ValueError):
+            indices.add(int(entry.stem[3:]))
+    cleaned = []
+    for index in sorted(indices):
+        fd = os.open(LOCK_DIR / f"lab{index}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live lab owns it
+            _remove_index_leftovers(index)
+            state_file = LOCK_DIR / f"lab{index}.json"
+            with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+                tmp = json.loads(state_file.read_text())["tmp"]
+                if Path(tmp).name.startswith("wirecheck-lab"):
+                    shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                state_file.unlink()
+            cleaned.append(index)
+        finally:
+            os.close(fd)
+    return cleaned

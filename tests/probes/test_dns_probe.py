@@ -1,0 +1,156 @@
+"""The DNS probe against a real dnsmasq on loopback (never the system's resolver)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.dnsmasq import DnsmasqServer, SilentResolver, Zone, wire_zone
+from wirecheck.probes.dns import (
+    DnsLookup,
+    NameserverError,
+    address_set,
+    format_nameserver,
+    parse_nameserver,
+    resolve,
+)
+
+DOMAIN = "wire.example.test"
+WIRE_IP = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def server():
+    zone = wire_zone(DOMAIN, WIRE_IP)
+    zone.a["webapp"] = [WIRE_IP, "::1"]
+    zone.a["lb"] = [WIRE_IP]
+    zone.a["elsewhere"] = ["127.0.0.99"]
+    zone.a.pop("account")
+    zone.a.pop("teams")
+    zone.cname = {"account": "hop1", "hop1": "lb", "teams": "hop2", "hop2": "elsewhere", "dangling": "ghost"}
+    zone.txt["split"] = [("v=spf1 ip4:127.0.0.1 ", "-all")]
+    zone.srv = {"_wire-server-federator._tcp": [("federator", 443, 0, 10)]}
+    with DnsmasqServer(zone, address="127.0.0.53") as dnsmasq:
+        yield dnsmasq
+
+
+@pytest.fixture
+def ns(server):
+    return [parse_nameserver(server.nameserver)]
+
+
+def test_parse_nameserver_forms():
+    assert parse_nameserver("192.0.2.1") == ("192.0.2.1", 53)
+    assert parse_nameserver("127.0.0.53:5353") == ("127.0.0.53", 5353)
+    assert parse_nameserver("2001:db8::1") == ("2001:db8::1", 53)
+    assert parse_nameserver("[2001:db8::1]:5353") == ("2001:db8::1", 5353)
+    assert format_nameserver(("2001:db8::1", 5353)) == "[2001:db8::1]:5353"
+    assert format_nameserver(("192.0.2.1", 53)) == "192.0.2.1"
+    for bad in ("dns.example.com", "1.2.3.4:0", "1.2.3.4:x", "[::1"):
+        with pytest.raises(NameserverError):
+            parse_nameserver(bad)
+
+
+def test_a_record_found_with_resolver_and_ttl(ns, server):
+    answer = resolve(f"nginz-https.{DOMAIN}", "A", ns, timeout=1, tries=1)
+    assert answer.status == "ok"
+    assert answer.addresses == [WIRE_IP]
+    assert answer.resolver == server.nameserver
+    assert answer.ttl == 600
+    assert answer.cname_chain == []
+    assert WIRE_IP in answer.describe() and server.nameserver in answer.describe()
+
+
+def test_cname_chain_to_the_right_address_is_followed_and_shown(ns):
+    answer = resolve(f"account.{DOMAIN}", "A", ns, timeout=1, tries=1)
+    assert answer.status == "ok"
+    assert answer.addresses == [WIRE_IP]
+    assert answer.cname_chain == [f"hop1.{DOMAIN}", f"lb.{DOMAIN}"]
+    assert answer.canonical_name == f"lb.{DOMAIN}"
+    assert f"hop1.{DOMAIN} -> lb.{DOMAIN}" in answer.describe()
+
+
+def test_cname_chain_to_a_wrong_address_shows_where_it_ends(ns):
+    answer = resolve(f"teams.{DOMAIN}", "A", ns, timeout=1, tries=1)
+    assert answer.status == "ok"
+    assert address_set(answer) == {"127.0.0.99"}
+    assert answer.cname_chain == [f"hop2.{DOMAIN}", f"elsewhere.{DOMAIN}"]
+
+
+def test_nxdomain_nodata_are_told_apart(ns):
+    missing = resolve(f"nothere.{DOMAIN}", "A", ns, timeout=1, tries=1)
+    assert missing.status == "nxdomain"
+    assert f"nothere.{DOMAIN} does not exist" in missing.error
+    nodata = resolve(f"sftd.{DOMAIN}", "AAAA", ns, timeout=1, tries=1)
+    assert nodata.status == "nodata"
+    assert "no AAAA record" in nodata.error
+    dangling = resolve(f"dangling.{DOMAIN}", "A", ns, timeout=1, tries=1)
+    assert dangling.status in ("nxdomain", "refused")  # dnsmasq may refuse to chase an unknown target
+    assert dangling.cname_chain == [f"ghost.{DOMAIN}"]
+
+
+def test_other_record_types(ns):
+    aaaa = resolve(f"webapp.{DOMAIN}", "AAAA", ns, timeout=1, tries=1)
+    assert aaaa.addresses == ["::1"]
+    txt = resolve(DOMAIN, "TXT", ns, timeout=1, tries=1)
+    assert txt.texts == [f"v=spf1 a mx ip4:{WIRE_IP} -all"]
+    split = resolve(f"split.{DOMAIN}", "TXT", ns, timeout=1, tries=1)
+    assert split.texts == ["v=spf1 ip4:127.0.0.1 -all"]  # character strings joined (RFC 7208 §3.3)
+    mx = resolve(DOMAIN, "MX", ns, timeout=1, tries=1)
+    assert mx.records == [f"10 mail.{DOMAIN}."]
+    srv = resolve(f"_wire-server-federator._tcp.{DOMAIN}", "SRV", ns, timeout=1, tries=1)
+    assert srv.records == [f"0 10 443 federator.{DOMAIN}."]
+    caa = resolve(DOMAIN, "CAA", ns, timeout=1, tries=1)
+    assert caa.records == ['0 issue "letsencrypt.org"']
+
+
+def test_silent_resolver_is_a_timeout_bounded_by_timeout_times_tries():
+    with SilentResolver("127.0.0.54") as silent:
+        started = time.monotonic()
+        answer = resolve(f"webapp.{DOMAIN}", "A", [parse_nameserver(silent.nameserver)], timeout=0.3, tries=2)
+        elapsed = time.monotonic() - started
+    assert answer.status == "timeout"
+    assert silent.queries == 2
+    assert elapsed < 1.5
+    assert silent.nameserver in answer.error
+    assert not answer.ok
+
+
+def test_stopped_dnsmasq_is_a_timeout_then_recovers():
+    with DnsmasqServer(wire_zone(DOMAIN, WIRE_IP), address="127.0.0.55") as dnsmasq:
+        ns = [parse_nameserver(dnsmasq.nameserver)]
+        dnsmasq.pause()
+        try:
+            answer = resolve(f"webapp.{DOMAIN}", "A", ns, timeout=0.3, tries=1)
+        finally:
+            dnsmasq.resume()
+        assert answer.status == "timeout"
+        assert resolve(f"webapp.{DOMAIN}", "A", ns, timeout=1, tries=1).status == "ok"
+
+
+def test_next_resolver_answers_when_the_first_is_silent(ns, server):
+    with SilentResolver("127.0.0.54") as silent:
+        answer = resolve(f"webapp.{DOMAIN}", "A", [parse_nameserver(silent.nameserver), *ns], timeout=0.3, tries=1)
+    assert answer.status == "ok"
+    assert answer.resolver == server.nameserver
+    assert answer.tried[0].startswith(silent.nameserver)
+
+
+def test_refused_outside_the_served_zone(ns):
+    answer = resolve("www.elsewhere.invalid", "A", ns, timeout=1, tries=1)
+    assert answer.status in ("refused", "nxdomain")
+    assert not answer.ok
+
+
+def test_lookup_caches_and_counts(ns):
+    lookup = DnsLookup(ns, timeout=1, tries=1)
+    first = lookup(f"webapp.{DOMAIN}", "A")
+    second = lookup(f"WEBAPP.{DOMAIN}.", "a")
+    assert first is second
+    assert lookup.queries == 1
+
+
+def test_zone_rejects_commas_in_txt():
+    with pytest.raises(ValueError):
+        Zone(domain=DOMAIN, txt={"@": ["a,b"]}).dnsmasq_args()

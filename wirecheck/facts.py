@@ -1,0 +1,230 @@
+"""Facts about a target, measured on demand and cached per target (one SSH connection)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .outcome import CannotMeasure
+
+if TYPE_CHECKING:
+    from .targets import Target
+
+
+@dataclass
+class Measured:
+    value: Any
+    method: str
+
+
+@dataclass
+class DiskUsage:
+    path: str            # the path asked about
+    mount: str           # where the filesystem holding it is mounted
+    source: str
+    fstype: str
+    size: int
+    avail: int
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        try:
+            value = shlex.split(value)[0] if value else ""
+        except (ValueError, IndexError):
+            value = value.strip("\"'")
+        out[key.strip()] = value
+    return out
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    out = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        fields = rest.split()
+        if fields and fields[0].isdigit():
+            out[key.strip()] = int(fields[0])
+    return out
+
+
+class Facts:
+    def __init__(self, target: Target):
+        self.t = target
+        self._cache: dict[str, Any] = {}
+
+    def _cached(self, key: str, fn):
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    def _run(self, cmd: str, sudo: bool = False, timeout: float = 20):
+        return self.t.run(cmd, sudo=sudo, timeout=timeout)
+
+    def _need(self, cmd: str, what: str, sudo: bool = False) -> str:
+        res = self._run(cmd, sudo=sudo)
+        if res.rc != 0:
+            err = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
+            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name}: {err}")
+        return res.stdout
+
+    # --- system ---------------------------------------------------------------------------
+    def os_release(self) -> dict[str, str]:
+        def get():
+            text = self.t.read_file("/etc/os-release") or self.t.read_file("/usr/lib/os-release")
+            if text is None:
+                raise CannotMeasure(f"cannot read /etc/os-release on {self.t.name}")
+            return parse_os_release(text)
+        return self._cached("os_release", get)
+
+    def architecture(self) -> Measured:
+        def get():
+            res = self._run("dpkg --print-architecture 2>/dev/null")
+            if res.rc == 0 and res.stdout.strip():
+                return Measured(res.stdout.strip(), "dpkg --print-architecture")
+            out = self._need("uname -m", "architecture").strip()
+            return Measured({"x86_64": "amd64", "aarch64": "arm64"}.get(out, out), f"uname -m ({out})")
+        return self._cached("arch", get)
+
+    def cpu_cores(self) -> Measured:
+        """Usable cores: nproc (CPU affinity), capped by a cgroup v2 CPU quota when one is set."""
+        def get():
+            out = self._need("nproc; cat /sys/fs/cgroup/cpu.max 2>/dev/null || true", "CPU cores")
+            lines = out.split("\n")
+            cores = int(lines[0].strip())
+            method = "nproc"
+            if len(lines) > 1 and lines[1].strip():
+                quota, _, period = lines[1].strip().partition(" ")
+                if quota != "max" and period.isdigit() and quota.isdigit() and int(period):
+                    limit = max(1, -(-int(quota) // int(period)))
+                    if limit < cores:
+                        cores = limit
+                    method = f"nproc, cgroup cpu.max {lines[1].strip()}"
+            return Measured(cores, method)
+        return self._cached("cpu", get)
+
+    def meminfo(self) -> dict[str, int]:
+        def get():
+            text = self.t.read_file("/proc/meminfo")
+            if text is None:
+                raise CannotMeasure(f"cannot read /proc/meminfo on {self.t.name}")
+            return parse_meminfo(text)
+        return self._cached("meminfo", get)
+
+    def disk(self, path: str) -> DiskUsage:
+        """The filesystem holding path (or its nearest existing parent)."""
+        def get():
+            q = shlex.quote(path)
+            out = self._need(
+                f"p={q}; while [ ! -e \"$p\" ] && [ \"$p\" != / ]; do p=$(dirname -- \"$p\"); done; "
+                f"df -B1 --output=source,fstype,size,avail,target -- \"$p\" | tail -n 1", f"disk of {path}")
+            fields = out.split()
+            if len(fields) < 5:
+                raise CannotMeasure(f"unexpected df output for {path} on {self.t.name}: {out.strip()!r}")
+            return DiskUsage(path=path, source=fields[0], fstype=fields[1], size=int(fields[2]),
+                             avail=int(fields[3]), mount=" ".join(fields[4:]))
+        return self._cached(f"disk:{path}", get)
+
+    def sysctl(self, name: str) -> str | None:
+        def get():
+            path = "/proc/sys/" + name.replace(".", "/")
+            text = self.t.read_file(path)
+            return None if text is None else " ".join(text.split())
+        return self._cached(f"sysctl:{name}", get)
+
+    def sysctl_persisted(self, name: str) -> list[str]:
+        """Lines in sysctl configuration files that set name (file:line: text)."""
+        def get():
+            pat = shlex.quote(r"^\s*" + name.replace(".", "[./]") + r"\s*=")
+            res = self._run(f"grep -HnE {pat} /etc/sysctl.conf /etc/sysctl.d/*.conf /run/sysctl.d/*.conf "
+                            "/usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf 2>/dev/null")
+            return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+        return self._cached(f"sysctlp:{name}", get)
+
+    def passwd_entry(self, user: str) -> list[str] | None:
+        def get():
+            res = self._run(f"getent passwd -- {shlex.quote(user)}")
+            return res.stdout.strip().split(":") if res.rc == 0 and res.stdout.strip() else None
+        return self._cached(f"passwd:{user}", get)
+
+    def whoami(self) -> str:
+        return self._cached("whoami", lambda: self._need("id -un", "login user").strip())
+
+    def which(self, program: str) -> str | None:
+        def get():
+            res = self._run(f"command -v -- {shlex.quote(program)}")
+            return res.stdout.strip() or None if res.rc == 0 else None
+        return self._cached(f"which:{program}", get)
+
+    def sudo_ok(self) -> Measured:
+        def get():
+            if self.t.transport.is_root:
+                return Measured(True, "login user is root")
+            res = self._run("sudo -n true", timeout=15)
+            return Measured(res.rc == 0, "sudo -n true" + ("" if res.rc == 0 else f": {res.stderr.strip()[:200]}"))
+        return self._cached("sudo", get)
+
+    # --- network --------------------------------------------------------------------------
+    def ip_json(self, what: str) -> list[dict[str, Any]]:
+        def get():
+            out = self._need(f"ip -j {what}", f"ip {what}")
+            try:
+                return json.loads(out or "[]")
+            except json.JSONDecodeError:
+                raise CannotMeasure(f"`ip -j {what}` on {self.t.name} printed no JSON") from None
+        return self._cached(f"ip:{what}", get)
+
+    def nameservers(self) -> list[str]:
+        def get():
+            text = self.t.read_file("/etc/resolv.conf") or ""
+            return [ln.split()[1] for ln in text.splitlines() if ln.startswith("nameserver") and len(ln.split()) > 1]
+        return self._cached("resolv", get)
+
+    def privileged(self, cmd: str, what: str) -> tuple[Any, str]:
+        """Run a command that needs root; say so when it could not run."""
+        res = self._run(cmd, sudo=True)
+        if res.rc != 0:
+            err = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
+            raise CannotMeasure(f"{what}: `{cmd}` needs root (sudo -n) on {self.t.name}: {err}")
+        return res.stdout, cmd
+
+    def iptables_rules(self, family: str = "iptables") -> tuple[str | None, str]:
+        def get():
+            if not self.which(family):
+                return None, f"{family} not installed"
+            out, cmd = self.privileged(f"{family} -S && echo '#nat' && {family} -t nat -S", f"{family} rules")
+            return out, f"{family} -S"
+        return self._cached(f"rules:{family}", get)
+
+    def nft_ruleset(self) -> tuple[dict | None, str]:
+        def get():
+            if not self.which("nft"):
+                return None, "nft not installed"
+            out, _ = self.privileged("nft -j list ruleset", "nftables ruleset")
+            try:
+                return json.loads(out or "{}"), "nft -j list ruleset"
+            except json.JSONDecodeError:
+                raise CannotMeasure(f"`nft -j list ruleset` on {self.t.name} printed no JSON") from None
+        return self._cached("nft", get)
+
+    def ufw_status(self) -> tuple[str | None, str]:
+        def get():
+            if not self.which("ufw"):
+                return None, "ufw not installed"
+            out, _ = self.privileged("ufw status verbose", "ufw status")
+            return out, "ufw status verbose"
+        return self._cached("ufw", get)
+
+    def service_active(self, unit: str) -> bool | None:
+        def get():
+            if not self.which("systemctl"):
+                return None
+            res = self._run(f"systemctl is-active -- {shlex.quote(unit)}")
+            return res.stdout.strip() == "active"
+        return self._cached(f"svc:{unit}", get)

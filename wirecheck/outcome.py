@@ -1,0 +1,190 @@
+"""Verdicts and evidence.
+
+A check measures, then states what it expected with ``expect(...)``.  The pytest plugin turns
+what the check recorded (or raised) into one of the six outcomes and a result with evidence.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+PASS, FAIL, WARN = "pass", "fail", "warn"
+NOT_APPLICABLE, NOT_EVALUATED, ERROR, NOT_IMPLEMENTED = (
+    "not_applicable", "not_evaluated", "error", "not_implemented")
+STATUSES = (PASS, FAIL, WARN, NOT_APPLICABLE, NOT_EVALUATED, ERROR, NOT_IMPLEMENTED)
+# Worst first: a requirement's status is the worst of its results.
+SEVERITY = {ERROR: 7, FAIL: 6, WARN: 5, NOT_EVALUATED: 4, NOT_IMPLEMENTED: 3, PASS: 2, NOT_APPLICABLE: 1}
+
+
+def worst(statuses: Iterable[str]) -> str:
+    items = list(statuses)
+    return max(items, key=lambda s: SEVERITY.get(s, 0)) if items else NOT_IMPLEMENTED
+
+
+@dataclass
+class Evidence:
+    """What one check run observed; filled while the check runs."""
+
+    observed: Any = None
+    expected: Any = None
+    method: str | None = None
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    broken: list[str] = field(default_factory=list)   # messages of broken expectations (soft)
+    held: list[str] = field(default_factory=list)     # what held, for the pass message
+
+
+_current: contextvars.ContextVar[Evidence | None] = contextvars.ContextVar("wirecheck_evidence", default=None)
+
+
+def current() -> Evidence:
+    ev = _current.get()
+    if ev is None:  # called outside a check (a probe's unit test, a REPL): collect into a throwaway
+        ev = Evidence()
+        _current.set(ev)
+    return ev
+
+
+def begin() -> tuple[Evidence, contextvars.Token]:
+    ev = Evidence()
+    return ev, _current.set(ev)
+
+
+def end(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+class Outcome(Exception):  # noqa: N818 - it is an outcome, not only an error
+    """Raised inside a check to end it with a given status."""
+
+    status = ERROR
+
+    def __init__(self, message: str, **evidence: Any):
+        super().__init__(message)
+        self.message = message
+        self.evidence = evidence
+
+
+class Broken(Outcome):
+    """An expectation did not hold: fail for MUST, warn for SHOULD/INFO."""
+
+    status = FAIL
+
+
+class NotApplicable(Outcome):
+    status = NOT_APPLICABLE
+
+
+class NotEvaluated(Outcome):
+    status = NOT_EVALUATED
+
+    def __init__(self, message: str, option: str | None = None, **evidence: Any):
+        if option and option not in message:
+            message = f"{message} (supply it with {option})"
+        super().__init__(message, option=option, **evidence)
+
+
+class CannotMeasure(Outcome):
+    status = ERROR
+
+
+def not_applicable(reason: str) -> None:
+    raise NotApplicable(reason)
+
+
+def not_evaluated(reason: str, option: str | None = None) -> None:
+    raise NotEvaluated(reason, option=option)
+
+
+def cannot_measure(reason: str, **evidence: Any) -> None:
+    raise CannotMeasure(reason, **evidence)
+
+
+def record(**details: Any) -> None:
+    """Add evidence to the running check's result."""
+    current().details.update(details)
+
+
+def fail(message: str | None = None, *, observed: Any = None, expected: Any = None,
+         method: str | None = None) -> None:
+    ev = current()
+    ev.observed, ev.expected = observed, expected
+    if method:
+        ev.method = method
+    raise Broken(message or f"{observed}, need {expected}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(_fmt(v) for v in value) or "none"
+    return str(value)
+
+
+class Expectation:
+    """``expect(observed, what, method=...)`` then one comparison; reads like the docs' sentence."""
+
+    def __init__(self, observed: Any, what: str, method: str | None = None, unit: str = "",
+                 soft: bool = False):
+        self.observed, self.what, self.method, self.unit, self.soft = observed, what, method, unit, soft
+        ev = current()
+        ev.observed = observed if ev.observed is None or not ev.broken else ev.observed
+        if method:
+            ev.method = method if not ev.method or ev.method == method else f"{ev.method}; {method}"
+
+    def _shown(self, v: Any) -> str:
+        return f"{_fmt(v)}{' ' + self.unit if self.unit else ''}"
+
+    def _judge(self, ok: bool, expected: str, message: str | None = None) -> Expectation:
+        ev = current()
+        if ev.expected is None or not ev.broken:
+            ev.expected = expected
+        if ok:
+            ev.held.append(f"{self.what}: {self._shown(self.observed)} (need {expected})")
+            return self
+        msg = message or f"{self.what}: {self._shown(self.observed)}, need {expected}"
+        ev.observed, ev.expected = self.observed, expected
+        if self.soft:
+            ev.broken.append(msg)
+            return self
+        raise Broken(msg)
+
+    def at_least(self, limit: Any) -> Expectation:
+        return self._judge(self.observed is not None and self.observed >= limit, f">= {self._shown(limit)}")
+
+    def greater_than(self, limit: Any) -> Expectation:
+        return self._judge(self.observed is not None and self.observed > limit, f"> {self._shown(limit)}")
+
+    def at_most(self, limit: Any) -> Expectation:
+        return self._judge(self.observed is not None and self.observed <= limit, f"<= {self._shown(limit)}")
+
+    def equals(self, value: Any) -> Expectation:
+        return self._judge(self.observed == value, f"{_fmt(value)}")
+
+    def one_of(self, values: Iterable[Any]) -> Expectation:
+        values = list(values)
+        return self._judge(self.observed in values, f"one of {_fmt(values)}")
+
+    def is_true(self, expected: str, message: str | None = None) -> Expectation:
+        return self._judge(bool(self.observed), expected, message)
+
+    def is_empty(self, expected: str = "none", message: str | None = None) -> Expectation:
+        return self._judge(not self.observed, expected, message)
+
+    def satisfies(self, pred: Callable[[Any], bool], expected: str, message: str | None = None) -> Expectation:
+        return self._judge(bool(pred(self.observed)), expected, message)
+
+
+def expect(observed: Any, what: str, method: str | None = None, unit: str = "", soft: bool = False) -> Expectation:
+    """State an expectation about a measured value.
+
+    ``soft=True`` collects the broken expectation and lets the check go on measuring (the check
+    ends as broken when it returns); use it to report several problems of one requirement at once.
+    """
+    return Expectation(observed, what, method, unit, soft)

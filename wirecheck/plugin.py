@@ -1,0 +1,439 @@
+"""The pytest plugin: options, targets, parametrization, verdicts and the compliance report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .catalog import CatalogError, Requirement, default_catalog, load_catalog
+from .outcome import (ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end)
+from .report_json import build_compliance, jsonable, write_compliance
+from .site import Site, SiteError, check_domain, check_ipv4, parse_nameserver
+from .targets import (TargetError, infer_profile, is_secret_key, load_inventory, local_target, target_from_spec,
+                      targets_from_inventory)
+from .transport import TransportError
+
+SITE_KEY = pytest.StashKey[Site]()
+RESULTS_KEY = pytest.StashKey[list]()
+STARTED_KEY = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("wirecheck", "wirecheck: Wire installation checks")
+    g.addoption("--profile", choices=None, default=None,
+                help="demo or production (default: inferred from the inventory, else demo)")
+    g.addoption("--phase", default=None, help="preflight or acceptance (default: from the suite path)")
+    g.addoption("--domain", default=None, help="the Wire domain (default: the inventory's target_domain)")
+    g.addoption("--wire-ip", default=None, help="the public IP of the Wire installation (default: inventory wire_ip)")
+    g.addoption("--nameserver", action="append", default=[],
+                help="DNS resolver to ask, IP or IP:port (repeatable; default: the system's)")
+    g.addoption("--ca-bundle", default=None, help="CA bundle (PEM) to verify certificates against")
+    g.addoption("--kubeconfig", default=None, help="kubeconfig for the Kubernetes checks")
+    g.addoption("--report-dir", default="reports/latest", help="where compliance.json is written")
+    g.addoption("--roles", default=None,
+                help="comma-separated roles for --hosts targets (default: deploy_node in the demo profile)")
+    g.addoption("--param", action="append", default=[], metavar="ID.NAME=VALUE",
+                help="override a catalog threshold (recorded in the report), e.g. DEMO-SYS-CPU.min_cores=8")
+    g.addoption("--connect-timeout", type=int, default=8, help="SSH connect timeout in seconds (default 8)")
+    g.addoption("--wire-server-deploy", default=None,
+                help="path of the wire-server-deploy checkout (for CTRL-WSD-CHECKOUT and friends)")
+    g.addoption("--internet-url", action="append", default=[],
+                help="URL the deploy node must reach (repeatable; default: those Wire's playbook downloads from)")
+    g.addoption("--catalog", default=None, help="an alternative catalog file (for testing the framework)")
+
+
+def _fail_usage(msg: str) -> None:
+    raise pytest.UsageError(msg)
+
+
+def _coerce(value: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def _phase_from_args(config: pytest.Config) -> str:
+    args = [str(a) for a in config.args]
+    if any("acceptance" in a for a in args) and not any("preflight" in a for a in args):
+        return "acceptance"
+    return "preflight"
+
+
+def build_site(config: pytest.Config) -> Site:
+    opt = config.option
+    catalog = load_catalog(opt.catalog) if opt.catalog else default_catalog()
+    profile = opt.profile
+    if profile is not None:
+        profile = {"prod": "production"}.get(profile, profile)
+        if profile not in ("demo", "production"):
+            raise SiteError(f"--profile {opt.profile!r}: unknown profile (use demo or production)")
+    phase = opt.phase or _phase_from_args(config)
+    if phase not in ("preflight", "acceptance"):
+        raise SiteError(f"--phase {phase!r}: unknown phase (use preflight or acceptance)")
+    inv_path = getattr(opt, "ansible_inventory", None)
+    hosts_opt = getattr(opt, "hosts", None)
+    site_vars: dict[str, Any] = {}
+    secrets: list[str] = []
+    redacted: list[str] = []
+    if inv_path and hosts_opt:
+        raise SiteError("give either --hosts or --ansible-inventory, not both")
+    if inv_path:
+        inv = load_inventory(inv_path)
+        profile = profile or infer_profile(inv)
+        targets = targets_from_inventory(inv, profile, connect_timeout=opt.connect_timeout)
+        site_vars = dict(inv.all_vars)
+        for hv in inv.hosts.values():
+            if "target_domain" in hv or "wire_ip" in hv:
+                for k, v in hv.items():
+                    site_vars.setdefault(k, v)
+                break
+        for name, hv in inv.hosts.items():
+            for k, v in {**inv.all_vars, **hv}.items():
+                if is_secret_key(k) and isinstance(v, str) and v:
+                    secrets.append(v)
+                    redacted.append(k)
+    else:
+        profile = profile or "demo"
+        roles = [r.strip() for r in opt.roles.split(",")] if opt.roles else (
+            ["deploy_node"] if profile == "demo" else ["all"])
+        if hosts_opt:
+            extra = getattr(opt, "ssh_extra_args", None)
+            import shlex
+            extra_args = shlex.split(extra) if extra else []
+            targets = [target_from_spec(spec, roles, identity_file=getattr(opt, "ssh_identity_file", None),
+                                        ssh_config=getattr(opt, "ssh_config", None), extra_args=extra_args,
+                                        connect_timeout=opt.connect_timeout)
+                       for spec in hosts_opt.split(",") if spec.strip()]
+            for t in targets:
+                pw = getattr(t.transport, "_password", None)
+                if pw:
+                    secrets.append(pw)
+                    redacted.append("password in --hosts")
+        else:
+            targets = [local_target(roles)]
+            targets[0].name = "deploy_node" if profile == "demo" else "localhost"
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise SiteError(f"the same host is given twice: {sorted({n for n in names if names.count(n) > 1})}")
+    domain = opt.domain if opt.domain is not None else site_vars.get("target_domain") or site_vars.get("domain")
+    if domain not in (None, ""):
+        domain = check_domain(str(domain), "--domain" if opt.domain is not None else "inventory target_domain")
+    else:
+        domain = None
+    wire_ip = opt.wire_ip if opt.wire_ip is not None else site_vars.get("wire_ip")
+    wire_ip = check_ipv4(str(wire_ip), "--wire-ip" if opt.wire_ip is not None else "inventory wire_ip") \
+        if wire_ip not in (None, "") else None
+    nameservers = [parse_nameserver(n) for n in opt.nameserver]
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in opt.param:
+        m = re.match(r"^([A-Z0-9-]+)\.([a-z_][a-z0-9_]*)=(.*)$", item)
+        if not m:
+            raise SiteError(f"--param {item!r}: expected ID.NAME=VALUE, e.g. DEMO-SYS-CPU.min_cores=8")
+        rid, key, value = m.groups()
+        req = catalog[rid]
+        if key not in req.params:
+            raise SiteError(f"--param {item!r}: {rid} has no parameter {key!r} (has: {', '.join(req.params) or 'none'})")
+        overrides.setdefault(rid, {})[key] = _coerce(value)
+    for path, name in ((opt.ca_bundle, "--ca-bundle"), (opt.kubeconfig, "--kubeconfig")):
+        if path and not os.path.isfile(path):
+            raise SiteError(f"{name} {path}: no such file")
+    return Site(profile=profile, phase=phase, targets=targets, vars=site_vars, domain=domain, wire_ip=wire_ip,
+                nameservers=nameservers, ca_bundle=opt.ca_bundle, kubeconfig=opt.kubeconfig,
+                report_dir=Path(opt.report_dir), inventory_path=inv_path, overrides=overrides,
+                options=dict(vars(opt)), secrets=sorted(set(secrets), key=len, reverse=True),
+                redacted_fields=sorted(set(redacted)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requirement(id): the catalog requirement a check verifies")
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
+        config.option.dist = "loadgroup"   # one host's checks on one worker: one SSH connection per host
+    if config.option.help or config.option.collectonly and not getattr(config.option, "hosts", None) \
+            and not getattr(config.option, "ansible_inventory", None):
+        pass
+    if getattr(config.option, "help", False):
+        return
+    try:
+        site = build_site(config)
+    except (SiteError, TargetError, CatalogError) as exc:
+        _fail_usage(str(exc))
+    config.stash[SITE_KEY] = site
+    config.stash[RESULTS_KEY] = []
+    config.stash[STARTED_KEY] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    site = config.stash.get(SITE_KEY, None)
+    if site:
+        for t in site.targets:
+            try:
+                t.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+
+def requirement_of(item: pytest.Item | Any) -> Requirement | None:
+    mark = item.get_closest_marker("requirement") if hasattr(item, "get_closest_marker") else None
+    if mark is None:
+        return None
+    return default_catalog()[mark.args[0]]
+
+
+class Spec:
+    """A requirement's parameters by attribute (spec.min_cores), with --param overrides applied."""
+
+    def __init__(self, req: Requirement, overrides: dict[str, Any]):
+        self.req = req
+        self._params = {**req.params, **overrides}
+        self.overridden = dict(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._params[name]
+        except KeyError:
+            raise AttributeError(f"{self.req.id} has no parameter {name!r} in the catalog") from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._params.get(name, default)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    mark = metafunc.definition.get_closest_marker("requirement")
+    if mark is None or "target" not in metafunc.fixturenames:
+        return
+    req = default_catalog()[mark.args[0]]
+    site = metafunc.config.stash[SITE_KEY]
+    targets = [t for t in site.targets if req.applies_to_roles(t.roles)]
+    if targets:
+        metafunc.parametrize("target", targets, ids=[t.name for t in targets], scope="function")
+    else:
+        metafunc.parametrize("target", [None], ids=["no-host-in-role"], scope="function")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("target") if callspec else None
+        group = target.name if target is not None else "site"
+        item.add_marker(pytest.mark.xdist_group(name=group))
+
+
+@pytest.fixture
+def site(request: pytest.FixtureRequest) -> Site:
+    return request.config.stash[SITE_KEY]
+
+
+@pytest.fixture
+def spec(request: pytest.FixtureRequest) -> Spec:
+    req = requirement_of(request.node)
+    if req is None:
+        raise RuntimeError("the spec fixture is for checks marked with @requirement")
+    return Spec(req, request.config.stash[SITE_KEY].overrides.get(req.id, {}))
+
+
+_CONTROL: dict[str, Any] = {}
+
+
+@pytest.fixture
+def control():
+    """The machine running pytest (the Ansible control machine in Wire's docs)."""
+    if "t" not in _CONTROL:
+        t = local_target(["control"])
+        t.name = "control"
+        _CONTROL["t"] = t
+    return _CONTROL["t"]
+
+
+def _applicability(req: Requirement, site: Site, item: pytest.Item) -> str | None:
+    if site.profile not in req.profiles:
+        return f"{req.id} is for the {' and '.join(req.profiles)} profile; this run is {site.profile}"
+    if site.phase not in req.phases:
+        return f"{req.id} is checked in the {' and '.join(req.phases)} phase; this run is {site.phase}"
+    callspec = getattr(item, "callspec", None)
+    if callspec and "target" in callspec.params and callspec.params["target"] is None:
+        return f"no target has role {', '.join(req.roles)}"
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    req = requirement_of(item)
+    if req is None:
+        return (yield)
+    site = item.config.stash[SITE_KEY]
+    ev, token = begin()
+    item._wc_evidence = ev  # type: ignore[attr-defined]
+    item._wc_started = time.monotonic()  # type: ignore[attr-defined]
+    try:
+        reason = _applicability(req, site, item)
+        if reason:
+            raise NotApplicableMarker(reason)
+        result = yield
+        if ev.broken:
+            raise Broken("; ".join(ev.broken))
+        return result
+    finally:
+        end(token)
+
+
+class NotApplicableMarker(Outcome):
+    status = NOT_APPLICABLE
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for s in secrets:
+            if s and s in value:
+                value = value.replace(s, "<redacted>")
+        return value
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if is_secret_key(str(k)) else _redact(v, secrets)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secrets) for v in value]
+    return value
+
+
+def _message(req: Requirement, target_name: str, status: str, text: str, method: str | None) -> str:
+    how = f" ({method})" if method and method not in text else ""
+    return f"{req.id} on {target_name}: {text}{how}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    req = requirement_of(item)
+    if req is None:
+        return report
+    if call.when == "setup" and report.passed:
+        return report
+    if call.when == "teardown" and (report.passed or getattr(item, "_wc_reported", False)):
+        return report
+    site = item.config.stash[SITE_KEY]
+    ev = getattr(item, "_wc_evidence", None)
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get("target") if callspec else None
+    if target is not None:
+        target_name = target.name
+    elif "control" in getattr(item, "fixturenames", ()):
+        target_name = "control"
+    else:
+        target_name = site.domain or "site"
+    exc = call.excinfo.value if call.excinfo else None
+    details: dict[str, Any] = dict(ev.details) if ev else {}
+    keep_traceback = False
+    if exc is None:
+        status, text = PASS, None
+    elif isinstance(exc, Broken):
+        status, text = (FAIL if req.level == "must" else WARN), exc.message
+    elif isinstance(exc, Outcome):
+        status, text = exc.status, exc.message
+        details.update({k: v for k, v in exc.evidence.items() if v is not None})
+    elif isinstance(exc, TransportError):
+        status, text = ERROR, f"could not measure: {exc}"
+    elif isinstance(exc, (pytest.skip.Exception,)):
+        status, text = NOT_EVALUATED, f"skipped: {exc}"
+    else:
+        status, text = ERROR, f"check crashed: {type(exc).__name__}: {exc}"
+        keep_traceback = True
+    observed = ev.observed if ev else None
+    expected = ev.expected if ev else None
+    method = ev.method if ev else None
+    if text is None:
+        if ev and ev.held:
+            text = "; ".join(ev.held)
+        else:
+            text = f"{observed}" if observed is not None else "as required"
+    message = _message(req, target_name, status, text, method)
+    result = {
+        "target": target_name, "status": status, "observed": jsonable(observed), "expected": jsonable(expected),
+        "method": method, "message": message,
+        "remediation": req.remediation if status in (FAIL, WARN, ERROR) else None,
+        "check": item.nodeid, "duration": round(time.monotonic() - getattr(item, "_wc_started", time.monotonic()), 3),
+    }
+    if details:
+        result["evidence"] = jsonable(details)
+    result = _redact(result, site.secrets)
+    report.wirecheck = {"id": req.id, "result": result}
+    item._wc_reported = True  # type: ignore[attr-defined]
+    if call.when == "setup" and status == PASS:
+        return report
+    if status in (PASS, WARN):
+        report.outcome = "passed"
+        report.longrepr = None
+    elif status in (NOT_APPLICABLE, NOT_EVALUATED):
+        report.outcome = "skipped"
+        path, lineno, _ = item.reportinfo()
+        report.longrepr = (str(path), (lineno or 0) + 1, f"{status}: {result['message']}")
+    else:
+        report.outcome = "failed"
+        if not keep_traceback:
+            fix = f"\n  fix: {req.remediation}" if req.remediation and status == FAIL else ""
+            report.longrepr = result["message"] + fix
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    data = getattr(report, "wirecheck", None)
+    if not data:
+        return
+    _RESULTS.append(data)
+
+
+_RESULTS: list[dict[str, Any]] = []
+
+
+def _registry(root: Path) -> dict[str, set[str]]:
+    """Requirement IDs that have checks, per phase, from the suites' source."""
+    found: dict[str, set[str]] = {"preflight": set(), "acceptance": set()}
+    pat = re.compile(r"""@requirement\(\s*["']([A-Z0-9-]+)["']""")
+    for phase in found:
+        for path in (root / "suites" / phase).rglob("*.py"):
+            found[phase].update(pat.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or SITE_KEY not in config.stash:
+        return
+    site = config.stash[SITE_KEY]
+    if getattr(config.option, "collectonly", False):
+        return
+    root = Path(__file__).resolve().parent.parent
+    compliance = build_compliance(
+        catalog=default_catalog(), site=site, results=_RESULTS, registry=_registry(root),
+        started=config.stash[STARTED_KEY], version=__version__)
+    config._wc_compliance = compliance  # type: ignore[attr-defined]
+    try:
+        write_compliance(site.report_dir, compliance)
+    except OSError as exc:
+        config._wc_write_error = f"could not write {site.report_dir}/compliance.json: {exc}"  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    compliance = getattr(config, "_wc_compliance", None)
+    if not compliance:
+        return
+    from .report_json import summary_lines
+    for line in summary_lines(compliance):
+        terminalreporter.write_line(line)
+    err = getattr(config, "_wc_write_error", None)
+    if err:
+        terminalreporter.write_line(f"wirecheck: {err}", red=True)
+    else:
+        terminalreporter.write_line(f"wirecheck: results written to {config.stash[SITE_KEY].report_dir}/compliance.json")

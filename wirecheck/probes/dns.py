@@ -1,0 +1,314 @@
+"""DNS probe: bounded lookups with dnspython that say what answered, how, and why not.
+
+`resolve()` asks the given resolvers (or the system's, from /etc/resolv.conf) itself, one query at a
+time, so every lookup is bounded by `timeout * tries * len(resolvers)` and the result tells apart
+
+* ``ok``        the name has records of the type (after following CNAMEs, which are kept in order),
+* ``nxdomain``  the name (or the end of its CNAME chain) does not exist,
+* ``nodata``    the name exists but has no record of that type,
+* ``timeout``   no resolver answered in time,
+* ``servfail`` / ``refused``  resolvers answered but could not or would not resolve,
+* ``error``     anything else (bad name, socket error).
+
+No pytest in here; `wirecheck.probes.spf` builds on `DnsLookup`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+DEFAULT_PORT = 53
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_TRIES = 2
+MAX_CNAME_CHAIN = 12
+
+Nameserver = tuple[str, int]
+
+
+class NameserverError(ValueError):
+    """A resolver given by the user cannot be parsed."""
+
+
+def parse_nameserver(text: str) -> Nameserver:
+    """'192.0.2.1', '192.0.2.1:5353', '2001:db8::1' or '[2001:db8::1]:5353' -> (address, port)."""
+    value = text.strip()
+    host, port = value, DEFAULT_PORT
+    if value.startswith("["):
+        close = value.find("]")
+        if close < 0:
+            raise NameserverError(f"bad nameserver {text!r}: missing ']'")
+        host, rest = value[1:close], value[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise NameserverError(f"bad nameserver {text!r}: expected ':port' after ']'")
+            port = _port(rest[1:], text)
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+        port = _port(port_text, text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise NameserverError(f"bad nameserver {text!r}: {host!r} is not an IP address") from None
+    return host, port
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise NameserverError(f"bad nameserver {whole!r}: port must be 1-65535")
+    return int(text)
+
+
+def format_nameserver(nameserver: Nameserver) -> str:
+    host, port = nameserver
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port == DEFAULT_PORT else f"{shown}:{port}"
+
+
+def system_nameservers() -> list[Nameserver]:
+    """The resolvers of this machine (/etc/resolv.conf), as (address, 53)."""
+    try:
+        resolver = dns.resolver.Resolver(configure=True)
+    except dns.resolver.NoResolverConfiguration:
+        return []
+    return [(str(ns), DEFAULT_PORT) for ns in resolver.nameservers]
+
+
+@dataclass
+class Answer:
+    """What a lookup found, with enough detail to act on."""
+
+    name: str
+    rdtype: str
+    status: str  # ok | nxdomain | nodata | timeout | servfail | refused | error
+    records: list[str] = field(default_factory=list)  # the final RRset in presentation format
+    cname_chain: list[str] = field(default_factory=list)  # CNAME targets followed, in order
+    resolver: str | None = None  # the resolver whose answer this is
+    ttl: int | None = None  # smallest TTL along the chain
+    error: str = ""  # why not ok, in words
+    tried: list[str] = field(default_factory=list)  # "resolver: outcome" for every attempt
+    elapsed: float = 0.0
+    rdatas: list[object] = field(default_factory=list, repr=False)  # dnspython rdata objects
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def canonical_name(self) -> str:
+        return self.cname_chain[-1] if self.cname_chain else self.name
+
+    @property
+    def addresses(self) -> list[str]:
+        """A/AAAA answers as address strings (empty for other types)."""
+        if self.rdtype not in ("A", "AAAA"):
+            return []
+        return [str(rdata) for rdata in self.rdatas]
+
+    @property
+    def texts(self) -> list[str]:
+        """TXT answers, each record's character strings joined (RFC 7208 §3.3)."""
+        if self.rdtype != "TXT":
+            return []
+        return [b"".join(rdata.strings).decode("utf-8", "replace") for rdata in self.rdatas]  # type: ignore[attr-defined]
+
+    def describe(self) -> str:
+        """One line: 'webapp.example.com A -> 1.2.3.4 (CNAME lb.example.net) [ttl 600, via 1.1.1.1]'."""
+        chain = f" (CNAME {' -> '.join(self.cname_chain)})" if self.cname_chain else ""
+        where = f"via {self.resolver}" if self.resolver else "no resolver answered"
+        if self.ok:
+            shown = ", ".join(self.records)
+            return f"{self.name} {self.rdtype} -> {shown}{chain} [ttl {self.ttl}, {where}]"
+        return f"{self.name} {self.rdtype}: {self.status}{chain} ({self.error}) [{where}]"
+
+    def evidence(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "type": self.rdtype,
+            "status": self.status,
+            "records": self.records,
+            "cname_chain": self.cname_chain,
+            "resolver": self.resolver,
+            "ttl": self.ttl,
+            "error": self.error,
+        }
+
+
+def resolve(
+    name: str,
+    rdtype: str = "A",
+    nameservers: Sequence[Nameserver] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    tries: int = DEFAULT_TRIES,
+) -> Answer:
+    """Look `name` up as `rdtype`, following CNAMEs, asking `nameservers` (default: the system's).
+
+    Each resolver gets `tries` attempts of `timeout` seconds (UDP, TCP when the answer is truncated);
+    the first usable answer (NOERROR or NXDOMAIN) wins.  SERVFAIL/REFUSED move on to the next resolver.
+    """
+    started = time.monotonic()
+    rdtype = rdtype.upper()
+    servers = list(nameservers) if nameservers else system_nameservers()
+    try:
+        qname = dns.name.from_text(name)
+        wanted = dns.rdatatype.from_text(rdtype)
+    except (dns.exception.DNSException, ValueError) as exc:
+        return Answer(name=name, rdtype=rdtype, status="error", error=f"invalid query: {exc}")
+    answer = Answer(name=name.rstrip("."), rdtype=rdtype, status="error")
+    if not servers:
+        answer.error = "no resolver configured (empty /etc/resolv.conf and no --nameserver)"
+        return answer
+    current = qname
+    for _hop in range(MAX_CNAME_CHAIN):
+        response, server = _ask(current, wanted, servers, timeout, max(1, tries), answer)
+        if response is None:
+            break
+        answer.resolver = format_nameserver(server)
+        current, rrset, ttls = _follow(response, current, wanted, answer.cname_chain)
+        if rrset is not None:
+            answer.status = "ok"
+            answer.rdatas = list(rrset)
+            answer.records = sorted(rdata.to_text() for rdata in rrset)
+            answer.ttl = min(ttls + [rrset.ttl])
+            answer.error = ""
+            break
+        answer.ttl = min(ttls) if ttls else None
+        rcode = response.rcode()
+        if rcode == dns.rcode.NXDOMAIN:
+            answer.status = "nxdomain"
+            answer.error = f"{current.to_text(omit_final_dot=True)} does not exist (NXDOMAIN)"
+            break
+        if current != qname and not _has_owner(response, current):
+            # The resolver handed back a CNAME without chasing it (not recursive): chase it ourselves.
+            qname = current
+            continue
+        answer.status = "nodata"
+        answer.error = f"{current.to_text(omit_final_dot=True)} exists but has no {rdtype} record (NODATA)"
+        break
+    else:
+        answer.error = f"CNAME chain longer than {MAX_CNAME_CHAIN} or looping"
+    answer.elapsed = time.monotonic() - started
+    return answer
+
+
+def _has_owner(response: dns.message.Message, owner: dns.name.Name) -> bool:
+    return any(rrset.name == owner for rrset in response.answer) or bool(response.authority)
+
+
+def _follow(
+    response: dns.message.Message, qname: dns.name.Name, wanted: int, chain: list[str]
+) -> tuple[dns.name.Name, object | None, list[int]]:
+    """Walk CNAMEs in the answer section from qname; return the last name, the wanted RRset, TTLs."""
+    current = qname
+    ttls: list[int] = []
+    for _ in range(MAX_CNAME_CHAIN):
+        rrset = response.get_rrset(response.answer, current, dns.rdataclass.IN, wanted)
+        if rrset is not None:
+            return current, rrset, ttls
+        if wanted == dns.rdatatype.CNAME:
+            break
+        cname = response.get_rrset(response.answer, current, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        if cname is None:
+            break
+        ttls.append(cname.ttl)
+        current = cname[0].target
+        text = current.to_text(omit_final_dot=True)
+        if text in chain:
+            break
+        chain.append(text)
+    return current, None, ttls
+
+
+def _ask(
+    qname: dns.name.Name,
+    rdtype: int,
+    servers: Sequence[Nameserver],
+    timeout: float,
+    tries: int,
+    answer: Answer,
+) -> tuple[dns.message.Message | None, Nameserver]:
+    """One question to the resolvers in turn; None when none gave a usable answer (sets answer.status)."""
+    outcomes: list[str] = []
+    for _attempt in range(tries):
+        for server in servers:
+            host, port = server
+            shown = format_nameserver(server)
+            query = dns.message.make_query(qname, rdtype, use_edns=True)
+            try:
+                response = dns.query.udp(query, host, port=port, timeout=timeout, ignore_unexpected=True)
+                if response.flags & dns.flags.TC:
+                    response = dns.query.tcp(query, host, port=port, timeout=timeout)
+            except dns.exception.Timeout:
+                outcomes.append("timeout")
+                answer.tried.append(f"{shown}: no answer within {timeout:g}s")
+                continue
+            except (OSError, dns.exception.DNSException) as exc:
+                outcomes.append("error")
+                answer.tried.append(f"{shown}: {type(exc).__name__}: {exc}")
+                continue
+            rcode = response.rcode()
+            answer.tried.append(f"{shown}: {dns.rcode.to_text(rcode)}")
+            if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                return response, server
+            outcomes.append("servfail" if rcode == dns.rcode.SERVFAIL else "refused")
+    if "servfail" in outcomes:
+        answer.status = "servfail"
+        answer.error = "resolvers answered SERVFAIL (upstream or DNSSEC failure)"
+    elif "refused" in outcomes:
+        answer.status = "refused"
+        answer.error = "resolvers refused the query"
+    elif outcomes and all(outcome == "timeout" for outcome in outcomes):
+        answer.status = "timeout"
+        shown = ", ".join(format_nameserver(server) for server in servers)
+        answer.error = f"no answer from {shown} in {tries} tries of {timeout:g}s"
+    else:
+        answer.status = "error"
+        answer.error = "; ".join(answer.tried[-len(servers) :]) or "no resolver reachable"
+    return None, servers[0]
+
+
+class DnsLookup:
+    """Resolver settings bundled, with a per-instance cache and a count of queries (SPF needs one)."""
+
+    def __init__(
+        self,
+        nameservers: Sequence[Nameserver] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        tries: int = DEFAULT_TRIES,
+    ) -> None:
+        self.nameservers = list(nameservers) if nameservers else system_nameservers()
+        self.timeout = timeout
+        self.tries = tries
+        self.queries = 0
+        self._cache: dict[tuple[str, str], Answer] = {}
+
+    @property
+    def resolvers_text(self) -> str:
+        return ", ".join(format_nameserver(ns) for ns in self.nameservers) or "(none)"
+
+    def __call__(self, name: str, rdtype: str = "A") -> Answer:
+        key = (name.lower().rstrip("."), rdtype.upper())
+        if key not in self._cache:
+            self.queries += 1
+            self._cache[key] = resolve(name, rdtype, self.nameservers, self.timeout, self.tries)
+        return self._cache[key]
+
+    def many(self, names: Iterable[str], rdtype: str = "A") -> dict[str, Answer]:
+        return {name: self(name, rdtype) for name in names}
+
+
+def address_set(answer: Answer) -> set[str]:
+    """Normalised addresses of an A/AAAA answer (so '::0001' and '::1' compare equal)."""
+    return {str(ipaddress.ip_address(address)) for address in answer.addresses}

@@ -1,0 +1,512 @@
+"""Port reachability through firewalls and NAT, proven with a cooperative listener.
+
+A temporary listener (``udp_listener.py``) is started on the target over the target's own
+connection (``spawn``, in the engine ``target.popen``); it binds the ports at socket level, so only
+packets that got through every firewall and NAT on the way are counted. The prober sends
+token-tagged datagrams and TCP connections to the probed address (``wire_ip`` or the host's
+address), asks the listener what arrived, re-probes what did not (loss is not a blocked port) and
+returns a :class:`PortProbeResult`. The listener is gone when :func:`probe_ports` returns or raises
+(quit, stdin EOF, kill, and its own hard deadline).
+
+No pytest in here; every wait has a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wirecheck.probes import udp_listener as agent
+
+Spawn = Callable[[list[str]], subprocess.Popen]
+
+#: Short program passed with ``python3 -c``: reads "<length>\n<source>" from stdin and runs it, so the
+#: listener never touches the target's disk. Bytes read past the source (the config line) are handed on.
+BOOTSTRAP = (
+    "import os\n"
+    "b=b''\n"
+    "while b'\\n' not in b:\n"
+    " c=os.read(0,65536)\n"
+    " if not c:raise SystemExit(2)\n"
+    " b+=c\n"
+    "n,b=b.split(b'\\n',1)\n"
+    "n=int(n)\n"
+    "while len(b)<n:\n"
+    " c=os.read(0,65536)\n"
+    " if not c:raise SystemExit(2)\n"
+    " b+=c\n"
+    "exec(compile(b[:n],'wirecheck-agent','exec'),"
+    "{'__name__':'wirecheck_agent','WIRECHECK_AGENT':1,'CONFIG_PREFIX':b[n:]})\n"
+)
+
+AGENT_ARGV = ["python3", "-c", BOOTSTRAP]
+
+
+class ProbeError(RuntimeError):
+    """The probe could not measure (listener did not start, target unreachable, ...)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# port sets
+
+
+def parse_ports(spec: str | int | Iterable[int | str]) -> list[int]:
+    """``"32768-65535"``, ``"22,80,443"``, ``3478`` or an iterable of those -> sorted port list."""
+    if isinstance(spec, int):
+        items: list[Any] = [spec]
+    elif isinstance(spec, str):
+        items = [x for x in spec.replace(" ", "").split(",") if x]
+    else:
+        items = list(spec)
+    out: set[int] = set()
+    for item in items:
+        if isinstance(item, int):
+            lo = hi = item
+        else:
+            text = str(item).replace(":", "-")
+            lo_s, _, hi_s = text.partition("-")
+            lo, hi = int(lo_s), int(hi_s or lo_s)
+        if not (1 <= lo <= hi <= 65535):
+            raise ValueError(f"bad port or range: {item!r}")
+        out.update(range(lo, hi + 1))
+    return sorted(out)
+
+
+def compress_ranges(ports: Iterable[int]) -> list[tuple[int, int]]:
+    return [(lo, hi) for lo, hi in agent.to_ranges(ports)]
+
+
+def format_ranges(ports: Iterable[int], limit: int = 30) -> str:
+    """``[40000..40999, 55555]`` -> ``"40000-40999, 55555"`` (at most ``limit`` ranges, then "…")."""
+    parts = [f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in compress_ranges(ports)]
+    if len(parts) > limit:
+        return ", ".join(parts[:limit]) + f", … ({len(parts) - limit} more ranges)"
+    return ", ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class TcpPortResult:
+    port: int
+    state: str  # open | refused | timed out | unreachable | error | not probed
+    seconds: float
+    detail: str  # banner, errno text or why not probed
+    confirmed: bool  # the wirecheck listener received our token on this port
+    existing_service: str | None = None  # owner when the port was already in use on the target
+    classification: str | None = None  # scapy closed-vs-filtered, when asked for
+
+    @property
+    def passed(self) -> bool:
+        if self.existing_service is not None:
+            return self.state == "open"
+        return self.state == "open" and self.confirmed
+
+
+@dataclass
+class PortProbeResult:
+    probed_address: str
+    prober: str  # "local" or the probe host
+    udp_requested: list[int] = field(default_factory=list)
+    udp_passed: list[int] = field(default_factory=list)
+    udp_blocked: list[int] = field(default_factory=list)
+    udp_in_use: dict[int, str] = field(default_factory=dict)
+    udp_errors: dict[str, str] = field(default_factory=dict)
+    udp_classification: dict[str, str] = field(default_factory=dict)
+    udp_echo: dict[int, bool] = field(default_factory=dict)
+    tcp: dict[int, TcpPortResult] = field(default_factory=dict)
+    receiving_addresses: dict[str, int] = field(default_factory=dict)  # dst address -> count, per listener
+    sender_addresses: dict[str, int] = field(default_factory=dict)  # source as seen by the listener
+    target_addresses: list[str] = field(default_factory=list)  # the listener host's own addresses
+    remapped: dict[str, int] = field(default_factory=dict)  # port probed -> port that received
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    recovered_by_retry: int = 0
+    max_datagram: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    listener_workers: int = 0
+    listener_peak_rss_kib: int = 0
+
+    # -- summaries for messages ------------------------------------------------------------------
+
+    @property
+    def udp_probed(self) -> list[int]:
+        in_use = set(self.udp_in_use)
+        return [p for p in self.udp_requested if p not in in_use and f"udp/{p}" not in self.udp_errors]
+
+    def udp_blocked_summary(self) -> str:
+        total = len(self.udp_probed)
+        if not self.udp_blocked:
+            return f"all {total:,} of {total:,} probed ports got through"
+        return (f"{len(self.udp_blocked):,} of {total:,} ports blocked: {format_ranges(self.udp_blocked)}")
+
+    def udp_in_use_summary(self) -> str:
+        by_owner: dict[str, list[int]] = {}
+        for port, owner in self.udp_in_use.items():
+            by_owner.setdefault(owner, []).append(port)
+        return "; ".join(f"{format_ranges(ports)} ({owner})" for owner, ports in sorted(by_owner.items()))
+
+    def tcp_summary(self, port: int) -> str:
+        r = self.tcp[port]
+        text = f"TCP {port} {r.state}"
+        if r.state == "open" and not r.confirmed and r.existing_service is None:
+            text += " but the connection did not reach the wirecheck listener"
+        if r.existing_service is not None:
+            text += f" (existing service: {r.existing_service})"
+        if r.detail and r.state != "open":
+            text += f" ({r.detail})"
+        return text
+
+    def evidence(self) -> dict[str, Any]:
+        """JSON-safe evidence: ranges instead of long lists."""
+        data = asdict(self)
+        for key in ("udp_requested", "udp_passed", "udp_blocked"):
+            data[key] = format_ranges(data[key], limit=200)
+        data["udp_in_use"] = {str(k): v for k, v in self.udp_in_use.items()}
+        data["udp_echo"] = {str(k): v for k, v in self.udp_echo.items()}
+        data["tcp"] = {str(k): asdict(v) for k, v in self.tcp.items()}
+        data["udp_summary"] = self.udp_blocked_summary() if self.udp_requested else ""
+        return data
+
+
+# ------------------------------------------------------------------------------------------------
+# agent process (listener on the target, or sender on a probe host)
+
+
+class AgentProcess:
+    """The wirecheck agent running under ``spawn``; JSON lines over its stdin/stdout."""
+
+    def __init__(self, spawn: Spawn, config: dict[str, Any], start_timeout: float) -> None:
+        self.proc = spawn(list(AGENT_ARGV))
+        if self.proc.stdin is None or self.proc.stdout is None:
+            self.kill()
+            raise ProbeError("spawn() must return a Popen with stdin and stdout pipes")
+        self._buf = b""
+        source = Path(agent.__file__).read_bytes()
+        try:
+            self.proc.stdin.write(b"%d\n" % len(source) + source + json.dumps(config).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as exc:
+            self.kill()
+            raise ProbeError(f"could not start the wirecheck agent on the target: {exc}") from exc
+        self.ready = self.read(start_timeout)
+        if self.ready.get("ev") != "ready":
+            self.kill()
+            raise ProbeError(f"wirecheck agent did not start: {self.ready.get('message', self.ready)}")
+
+    def read(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProbeError(f"no answer from the wirecheck agent within {timeout:.1f} s")
+            ready, _w, _x = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                err = self._stderr_tail()
+                raise ProbeError("wirecheck agent exited" + (f": {err}" if err else ""))
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, cmd: dict[str, Any], timeout: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(cmd).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as exc:
+            raise ProbeError(f"wirecheck agent went away: {exc}") from exc
+        return self.read(timeout)
+
+    def _stderr_tail(self) -> str:
+        err = self.proc.stderr
+        if err is None:
+            return ""
+        try:
+            if select.select([err], [], [], 0.2)[0]:
+                return os.read(err.fileno(), 4096).decode(errors="replace").strip()[-400:]
+        except (OSError, ValueError):
+            pass
+        return ""
+
+    def close(self, timeout: float = 5.0) -> dict[str, Any] | None:
+        """Quit politely; on any trouble close stdin (EOF ends the agent), then kill. Always waits."""
+        done = None
+        if self.proc.poll() is None:
+            try:
+                done = self.request({"cmd": "quit"}, timeout)
+            except (ProbeError, ValueError):
+                done = None
+        self.kill(grace=timeout)
+        return done
+
+    def kill(self, grace: float = 2.0) -> None:
+        for stream in (self.proc.stdin,):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------------------------
+# senders
+
+
+class LocalSender:
+    """Sends from the machine running the probe."""
+
+    name = "local"
+
+    def __init__(self, token: str) -> None:
+        self.token = token.encode()
+
+    def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
+        sent, _errors = agent.send_udp(address, ports, self.token, burst, gap, size, df)
+        return sent
+
+    def tcp(self, address: str, ports: list[int], timeout: float) -> dict[int, list[Any]]:
+        return agent.connect_tcp(address, ports, self.token, timeout)
+
+    def udp_echo(self, address: str, ports: list[int], timeout: float) -> dict[int, bool]:
+        return agent.udp_echo(address, ports, self.token, timeout)
+
+    def close(self) -> None:
+        pass
+
+
+class RemoteSender:
+    """Sends from a probe host (``--probe-from``): the agent in send mode under that host's spawn."""
+
+    def __init__(self, spawn: Spawn, token: str, name: str, timeout: float, deadline: float) -> None:
+        self.name = name
+        self.agent = AgentProcess(spawn, {"mode": "send", "token": token, "deadline": deadline}, timeout)
+        self.timeout = timeout
+
+    def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
+        reply = self.agent.request({"cmd": "udp", "address": address, "ports": agent.to_ranges(ports),
+                                    "burst": burst, "gap": gap, "size": size, "df": df},
+                                   self.timeout + len(ports) * 1e-4 + len(ports) / max(burst, 1) * gap)
+        return int(reply.get("sent", 0))
+
+    def tcp(self, address: str, ports: list[int], timeout: float) -> dict[int, list[Any]]:
+        reply = self.agent.request({"cmd": "tcp", "address": address, "ports": ports, "timeout": timeout},
+                                   timeout + self.timeout)
+        return {int(k): v for k, v in reply["result"].items()}
+
+    def udp_echo(self, address: str, ports: list[int], timeout: float) -> dict[int, bool]:
+        reply = self.agent.request({"cmd": "echo", "address": address, "ports": ports, "timeout": timeout},
+                                   timeout * 3 + self.timeout)
+        return {int(k): bool(v) for k, v in reply["result"].items()}
+
+    def close(self) -> None:
+        self.agent.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# the probe
+
+
+@dataclass
+class Pacing:
+    """How fast to send. First round in big bursts; re-probes slower, with a longer wait."""
+
+    burst: int = 512
+    gap: float = 0.0005
+    retry_burst: int = 64
+    retry_gap: float = 0.002
+    settle: float = 0.15  # wait after the last datagram before asking the listener what arrived
+    min_retries: int = 2  # a port is blocked only after this many re-probes also failed
+    max_rounds: int = 6  # re-probe while retries still recover ports (loss), up to this many rounds
+
+
+def probe_ports(
+    spawn: Spawn,
+    address: str,
+    *,
+    udp: Iterable[int] = (),
+    tcp: Iterable[int] = (),
+    echo_udp: Iterable[int] = (),
+    tcp_timeout: float = 3.0,
+    start_timeout: float = 20.0,
+    deadline: float = 120.0,
+    pacing: Pacing | None = None,
+    sender_spawn: Spawn | None = None,
+    sender_name: str = "probe host",
+    classify: bool = False,
+    mtu_port: int | None = None,
+) -> PortProbeResult:
+    """Prove which ``udp``/``tcp`` ports of ``address`` reach a listener started with ``spawn``.
+
+    ``address`` is what gets probed (``wire_ip`` or the host's address); the listener runs wherever
+    ``spawn`` runs (the target), so a DNAT from ``address`` to the target is exercised, and the
+    listener reports the address the packets arrived on. ``sender_spawn`` runs the sending side on
+    a probe host instead of this machine. ``classify`` uses scapy (local sender only, needs root)
+    to say closed vs filtered for blocked ports and ports already in use.
+    ``deadline`` is the listener's hard lifetime in seconds.
+    """
+    pacing = pacing or Pacing()
+    udp_ports = sorted(set(udp))
+    tcp_ports = sorted(set(tcp))
+    token = secrets.token_hex(8)
+    t0 = time.monotonic()
+    result = PortProbeResult(probed_address=address, prober="local", udp_requested=udp_ports)
+    config = {"token": token, "udp": agent.to_ranges(udp_ports), "tcp": tcp_ports,
+              "echo_udp": sorted(set(echo_udp)), "deadline": deadline, "bind": "0.0.0.0"}
+    sender: LocalSender | RemoteSender | None = None
+    listener: AgentProcess | None = None
+    try:
+        if sender_spawn is not None:
+            sender = RemoteSender(sender_spawn, token, sender_name, start_timeout, deadline)
+            result.prober = sender_name
+        else:
+            sender = LocalSender(token)
+        listener = AgentProcess(spawn, config, start_timeout)
+        ready = listener.ready
+        result.timings["listener_start"] = round(time.monotonic() - t0, 4)
+        result.listener_workers = int(ready.get("workers", 0))
+        result.target_addresses = list(ready.get("addresses", []))
+        result.udp_in_use = {int(k): v for k, v in ready.get("in_use_udp", {}).items()}
+        result.udp_errors = dict(ready.get("errors", {}))
+        tcp_in_use = {int(k): v for k, v in ready.get("in_use_tcp", {}).items()}
+        bound_udp = agent.from_ranges(ready.get("bound_udp", []))
+
+        # TCP first (connections are few; their timeouts overlap with nothing else).
+        t1 = time.monotonic()
+        if tcp_ports:
+            raw = sender.tcp(address, tcp_ports, tcp_timeout)
+            report = listener.request({"cmd": "report"}, start_timeout)
+            confirmed = set(report.get("tcp", []))
+            for port in tcp_ports:
+                state, seconds, detail = raw.get(port, ["error", 0.0, "no result"])
+                result.tcp[port] = TcpPortResult(
+                    port=port, state=state, seconds=float(seconds), detail=str(detail),
+                    confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
+        result.timings["tcp"] = round(time.monotonic() - t1, 4)
+
+        # UDP: everything once, then re-probe what is missing.
+        t2 = time.monotonic()
+        missing = list(bound_udp)
+        received: set[int] = set()
+        report: dict[str, Any] = {}
+        round_no = 0
+        while missing:
+            first = round_no == 0
+            rt = time.monotonic()
+            sent = sender.udp(address, missing, pacing.burst if first else pacing.retry_burst,
+                              pacing.gap if first else pacing.retry_gap)
+            time.sleep(pacing.settle * (1 if first else 1.5 ** round_no))
+            report = listener.request({"cmd": "report"}, start_timeout)
+            now_received = set(agent.from_ranges(report.get("udp", [])))
+            newly = len(now_received - received)
+            received = now_received
+            still = [p for p in missing if p not in received]
+            result.rounds.append({"round": round_no, "sent": sent, "arrived": newly,
+                                  "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
+            if round_no > 0:
+                result.recovered_by_retry += newly
+            missing = still
+            round_no += 1
+            if not missing:
+                break
+            if round_no > pacing.min_retries and (newly == 0 or round_no >= pacing.max_rounds):
+                break
+        result.timings["udp"] = round(time.monotonic() - t2, 4)
+        result.udp_passed = sorted(p for p in bound_udp if p in received)
+        result.udp_blocked = sorted(missing)
+
+        if echo_udp:
+            echo_ports = [p for p in sorted(set(echo_udp)) if p in set(bound_udp)]
+            if echo_ports:
+                result.udp_echo = sender.udp_echo(address, echo_ports, min(tcp_timeout, 2.0))
+
+        if mtu_port is not None and mtu_port in received:
+            result.max_datagram = probe_max_datagram(sender, listener, address, mtu_port, start_timeout,
+                                                     pacing.settle)
+            report = listener.request({"cmd": "report"}, start_timeout)
+
+        final = listener.request({"cmd": "report"}, start_timeout) if not report else report
+        result.receiving_addresses = dict(final.get("dst", {}))
+        result.sender_addresses = dict(final.get("src", {}))
+        result.remapped = dict(final.get("remap", {}))
+
+        done = listener.close()
+        listener = None
+        if done:
+            result.listener_peak_rss_kib = int(done.get("peak_rss_kib", 0))
+
+        if classify and result.prober == "local":
+            t3 = time.monotonic()
+            classify_result(result)
+            result.timings["classify"] = round(time.monotonic() - t3, 4)
+    finally:
+        if listener is not None:
+            listener.close(timeout=2.0)
+        if sender is not None:
+            sender.close()
+    result.timings["total"] = round(time.monotonic() - t0, 4)
+    return result
+
+
+MTU_SIZES = (1500, 1492, 1480, 1460, 1450, 1420, 1400, 1380, 1280)
+
+
+def probe_max_datagram(sender: LocalSender | RemoteSender, listener: AgentProcess, address: str, port: int,
+                       timeout: float, settle: float) -> int:
+    """Largest IPv4 packet (bytes, headers included) that got through with DF set, from MTU_SIZES."""
+    best = 0
+    for size in MTU_SIZES:
+        payload = size - 28  # IPv4 + UDP headers
+        for _attempt in range(2):
+            sender.udp(address, [port], 1, 0.0, size=payload, df=True)
+            time.sleep(settle / 2)
+            reply = listener.request({"cmd": "report"}, timeout)
+            if int(reply.get("max_len", 0)) >= payload:
+                best = size
+                break
+        if best:
+            break
+    return best
+
+
+def classify_result(result: PortProbeResult) -> None:
+    """Add scapy's closed-vs-filtered verdict for blocked UDP ranges, in-use UDP ports, failed TCP."""
+    from wirecheck.probes import classify
+
+    samples = [lo for lo, _hi in compress_ranges(result.udp_blocked)][:6]
+    in_use = sorted(result.udp_in_use)[:6]
+    verdicts = classify.classify_udp(result.probed_address, samples + in_use, timeout=1.0)
+    for lo, hi in compress_ranges(result.udp_blocked)[:6]:
+        key = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        result.udp_classification[key] = f"{verdicts[lo]} (scapy probe of {lo})"
+    for port in in_use:
+        result.udp_classification[f"{port} (in use)"] = verdicts[port]
+    bad_tcp = [p for p, r in result.tcp.items() if not r.passed]
+    if bad_tcp:
+        tverdicts = classify.classify_tcp(result.probed_address, bad_tcp, timeout=1.5)
+        for port in bad_tcp:
+            result.tcp[port].classification = tverdicts[port]

@@ -1,0 +1,727 @@
+"""Temporary port listener that wirecheck runs *on the target* to prove reachability.
+
+This file is self-contained (standard library only). It is never copied to the target: the prober
+starts ``python3 -c <BOOTSTRAP>`` over the target's own connection and sends this source, then one
+JSON configuration line, on stdin. Nothing is written to the target's disk.
+
+Protocol (JSON lines):
+
+* stdin, first line after the code: the configuration
+  ``{"token": hex, "udp": [[lo, hi], ...], "tcp": [ports], "echo_udp": [ports], "deadline": seconds,
+  "bind": "0.0.0.0", "max_per_worker": int}``
+* stdout ``{"ev": "ready", ...}`` once every port is bound (or found in use), with the in-use ports
+  and their owners where readable.
+* stdin ``{"cmd": "report"}`` -> stdout ``{"ev": "report", "udp": ranges, "tcp": ports, ...}``
+  (cumulative set of ports on which a datagram/connection carrying the run's token arrived).
+* stdin ``{"cmd": "quit"}`` -> stdout ``{"ev": "done", "peak_rss_kib": ...}``, then exit.
+
+The listener exits, closing every socket, on ``quit``, on stdin EOF (the SSH connection dropped or
+the pytest process died), on SIGTERM/SIGHUP/SIGINT and on its own hard deadline, whatever happens
+first. UDP ports are bound by forked worker processes so that no process exceeds its open-file
+limit; workers die with their parent (control-socket EOF, PR_SET_PDEATHSIG).
+
+The same program has a ``send`` mode used on a probe host (``--probe-from``): it sends the
+token-tagged datagrams and TCP connections on behalf of the prober.
+"""
+
+import errno
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+import time
+
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+MAGIC = b"WCP1"
+ACK = b"WCPACK"
+
+
+def to_ranges(ports):
+    """Sorted iterable of ints -> [[lo, hi], ...]."""
+    out = []
+    for p in sorted(set(ports)):
+        if out and out[-1][1] == p - 1:
+            out[-1][1] = p
+        else:
+            out.append([p, p])
+    return out
+
+
+def from_ranges(ranges):
+    ports = []
+    for lo, hi in ranges:
+        ports.extend(range(int(lo), int(hi) + 1))
+    return ports
+
+
+def peak_rss_kib():
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def set_pdeathsig():
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux only, best effort)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort; stdin/socket EOF is the primary exit path
+        pass
+
+
+def parse_payload(data, token):
+    """Return the port the prober meant (from a token-tagged payload) or None for foreign data."""
+    if not data.startswith(MAGIC + token + b":"):
+        return None
+    rest = data[len(MAGIC) + len(token) + 1:]
+    digits = rest.split(b":", 1)[0]
+    try:
+        return int(digits)
+    except ValueError:
+        return None
+
+
+def make_payload(token, port, size=0):
+    body = MAGIC + token + b":" + str(port).encode() + b":"
+    if size > len(body):
+        body += b"x" * (size - len(body))
+    return body
+
+
+# --------------------------------------------------------------------------------------------------
+# worker: binds its share of the ports and records token-tagged arrivals
+
+
+class Worker:
+    def __init__(self, ctl, cfg, udp_ports, tcp_ports):
+        self.ctl = ctl
+        self.token = cfg["token"].encode()
+        self.deadline = cfg["deadline_at"]
+        self.echo = set(cfg.get("echo_udp", []))
+        self.bind = cfg.get("bind", "0.0.0.0")
+        self.udp_ports = udp_ports
+        self.tcp_ports = tcp_ports
+        self.ep = select.epoll()
+        self.by_fd = {}  # fd -> (kind, port, sock)
+        self.bound_udp = []
+        self.in_use_udp = []
+        self.bound_tcp = []
+        self.in_use_tcp = []
+        self.errors = {}
+        self.got_udp = set()
+        self.got_tcp = set()
+        self.dst = {}
+        self.src = {}
+        self.remap = {}
+        self.max_len = 0
+        self.foreign = 0
+        self.ctl_buf = b""
+
+    def open_sockets(self):
+        for port in self.udp_ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((self.bind, port))
+            except OSError as exc:
+                s.close()
+                if exc.errno == errno.EADDRINUSE:
+                    self.in_use_udp.append(port)
+                else:
+                    self.errors[f"udp/{port}"] = os.strerror(exc.errno or 0)
+                continue
+            s.setblocking(False)
+            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            self.by_fd[s.fileno()] = ("udp", port, s)
+            self.ep.register(s.fileno(), select.EPOLLIN)
+            self.bound_udp.append(port)
+        for port in self.tcp_ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((self.bind, port))
+                s.listen(64)
+            except OSError as exc:
+                s.close()
+                if exc.errno == errno.EADDRINUSE:
+                    self.in_use_tcp.append(port)
+                else:
+                    self.errors[f"tcp/{port}"] = os.strerror(exc.errno or 0)
+                continue
+            s.setblocking(False)
+            self.by_fd[s.fileno()] = ("listen", port, s)
+            self.ep.register(s.fileno(), select.EPOLLIN)
+            self.bound_tcp.append(port)
+
+    def send_ctl(self, obj):
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        self.ctl.setblocking(True)
+        self.ctl.sendall(data)
+        self.ctl.setblocking(False)
+
+    def count(self, table, key):
+        table[key] = table.get(key, 0) + 1
+
+    def on_udp(self, port, s):
+        while True:
+            try:
+                data, anc, _flags, addr = s.recvmsg(2048, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            meant = parse_payload(data, self.token)
+            if meant is None:
+                self.foreign += 1
+                continue
+            self.got_udp.add(meant)
+            if meant != port:
+                self.remap[str(meant)] = port
+            if len(data) > self.max_len:
+                self.max_len = len(data)
+            for level, kind, cdata in anc:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(cdata) >= 12:
+                    self.count(self.dst, socket.inet_ntoa(cdata[8:12]))
+            self.count(self.src, addr[0])
+            if port in self.echo:
+                try:
+                    s.sendto(ACK + data, addr)
+                except OSError:
+                    pass
+
+    def on_accept(self, port, s):
+        while True:
+            try:
+                conn, addr = s.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            conn.setblocking(False)
+            self.by_fd[conn.fileno()] = ("conn", port, conn)
+            self.ep.register(conn.fileno(), select.EPOLLIN)
+
+    def on_conn(self, fd, port, conn):
+        try:
+            data = conn.recv(256)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        meant = parse_payload(data, self.token) if data else None
+        if meant is not None:
+            self.got_tcp.add(meant)
+            try:
+                self.count(self.dst, conn.getsockname()[0])
+                self.count(self.src, conn.getpeername()[0])
+                conn.send(ACK + b"\n")
+            except OSError:
+                pass
+        elif data:
+            self.foreign += 1
+        self.ep.unregister(fd)
+        del self.by_fd[fd]
+        conn.close()
+
+    def poll(self, timeout):
+        for fd, _ev in self.ep.poll(timeout):
+            if fd == self.ctl.fileno():
+                if not self.on_ctl():
+                    return False
+                continue
+            entry = self.by_fd.get(fd)
+            if entry is None:
+                continue
+            kind, port, s = entry
+            if kind == "udp":
+                self.on_udp(port, s)
+            elif kind == "listen":
+                self.on_accept(port, s)
+            else:
+                self.on_conn(fd, port, s)
+        return True
+
+    def drain(self):
+        """Process everything already queued (bounded), so a report reflects what has arrived."""
+        stop = time.monotonic() + 0.5
+        while time.monotonic() < stop:
+            events = self.ep.poll(0)
+            busy = False
+            for fd, _ev in events:
+                if fd == self.ctl.fileno():
+                    continue
+                busy = True
+                entry = self.by_fd.get(fd)
+                if entry is None:
+                    continue
+                kind, port, s = entry
+                if kind == "udp":
+                    self.on_udp(port, s)
+                elif kind == "listen":
+                    self.on_accept(port, s)
+                else:
+                    self.on_conn(fd, port, s)
+            if not busy:
+                return
+
+    def on_ctl(self):
+        try:
+            chunk = self.ctl.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return False
+        self.ctl_buf += chunk
+        while b"\n" in self.ctl_buf:
+            line, self.ctl_buf = self.ctl_buf.split(b"\n", 1)
+            cmd = json.loads(line).get("cmd")
+            if cmd == "report":
+                self.drain()
+                self.send_ctl({
+                    "ev": "report", "udp": to_ranges(self.got_udp), "tcp": sorted(self.got_tcp),
+                    "dst": self.dst, "src": self.src, "remap": self.remap, "max_len": self.max_len,
+                    "foreign": self.foreign,
+                })
+            elif cmd == "quit":
+                return False
+        return True
+
+    def run(self):
+        self.ctl.setblocking(False)
+        self.open_sockets()
+        self.ep.register(self.ctl.fileno(), select.EPOLLIN)
+        self.send_ctl({
+            "ev": "ready", "bound_udp": to_ranges(self.bound_udp), "in_use_udp": self.in_use_udp,
+            "bound_tcp": self.bound_tcp, "in_use_tcp": self.in_use_tcp, "errors": self.errors,
+        })
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                break
+            if not self.poll(min(left, 1.0)):
+                break
+        for _kind, _port, s in list(self.by_fd.values()):
+            s.close()
+        self.by_fd.clear()
+        try:
+            self.send_ctl({"ev": "done", "peak_rss_kib": peak_rss_kib()})
+        except OSError:
+            pass
+
+
+def worker_main(ctl, cfg, udp_ports, tcp_ports):
+    set_pdeathsig()
+    code = 0
+    try:
+        Worker(ctl, cfg, udp_ports, tcp_ports).run()
+    except BaseException:  # noqa: BLE001 - a worker must never outlive an error
+        code = 1
+    finally:
+        os._exit(code)
+
+
+# --------------------------------------------------------------------------------------------------
+# parent: shards the ports, multiplexes the control channel
+
+
+def socket_owners(ports, proto):
+    """Map port -> "pid N (comm)" for sockets bound on ``ports`` (reads /proc, best effort)."""
+    wanted = set(ports)
+    inodes = {}
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            with open(table) as fh:
+                next(fh, None)
+                for line in fh:
+                    f = line.split()
+                    if len(f) < 10:
+                        continue
+                    port = int(f[1].rsplit(":", 1)[1], 16)
+                    if port in wanted and f[9] != "0":
+                        inodes.setdefault(f[9], port)
+        except OSError:
+            continue
+    owners = {p: "owner not readable" for p in wanted}
+    if not inodes:
+        return owners
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                port = inodes[link[8:-1]]
+                try:
+                    with open(f"/proc/{pid}/comm") as fh:
+                        comm = fh.read().strip()
+                except OSError:
+                    comm = "?"
+                owners[port] = f"pid {pid} ({comm})"
+    return owners
+
+
+def read_line(fd, buf, deadline):
+    """Read one line from a raw fd; returns (line or None on EOF/deadline, rest)."""
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None, buf
+        r, _w, _x = select.select([fd], [], [], left)
+        if not r:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None, buf
+        buf += chunk
+    line, rest = buf.split(b"\n", 1)
+    return line, rest
+
+
+def emit(obj):
+    os.write(1, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
+
+
+def listen_main(cfg, buf=b""):
+    cfg["deadline_at"] = time.monotonic() + float(cfg.get("deadline", 60))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    except (ValueError, OSError):
+        pass
+    udp = from_ranges(cfg.get("udp", []))
+    tcp = [int(p) for p in cfg.get("tcp", [])]
+    per_worker = max(64, min(int(cfg.get("max_per_worker", 16384)), soft - 64))
+    total = len(udp) + len(tcp)
+    n = max(1, -(-total // per_worker))
+    if total >= 4096:
+        n = max(n, min(os.cpu_count() or 1, 4))
+    size = -(-len(udp) // n) if udp else 0
+    shards = [udp[i * size:(i + 1) * size] for i in range(n)]
+    workers = []  # (pid, ctl socket)
+    for i in range(n):
+        parent_end, child_end = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            parent_end.close()
+            for _p, other in workers:
+                other.close()
+            os.close(0)
+            os.close(1)
+            worker_main(child_end, cfg, shards[i], tcp if i == 0 else [])
+        child_end.close()
+        workers.append((pid, parent_end))
+
+    bufs = {s.fileno(): b"" for _p, s in workers}
+
+    def gather(expect_ev):
+        replies = []
+        for _pid, s in workers:
+            line, bufs[s.fileno()] = read_line(s.fileno(), bufs[s.fileno()], cfg["deadline_at"])
+            if line is None:
+                return None
+            msg = json.loads(line)
+            if msg.get("ev") != expect_ev:
+                return None
+            replies.append(msg)
+        return replies
+
+    def stop_workers():
+        for _pid, s in workers:
+            try:
+                s.sendall(b'{"cmd":"quit"}\n')
+            except OSError:
+                pass
+        done = gather("done") or []
+        for pid, s in workers:
+            s.close()
+            for _ in range(200):
+                wpid, _st = os.waitpid(pid, os.WNOHANG)
+                if wpid:
+                    break
+                time.sleep(0.01)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                os.waitpid(pid, 0)
+        return done
+
+    ready = gather("ready")
+    if ready is None:
+        stop_workers()
+        emit({"ev": "error", "message": "listener workers did not start"})
+        return 2
+    in_use_udp = sorted(p for m in ready for p in m["in_use_udp"])
+    in_use_tcp = sorted(p for m in ready for p in m["in_use_tcp"])
+    errors = {}
+    for m in ready:
+        errors.update(m["errors"])
+    emit({
+        "ev": "ready", "pid": os.getpid(), "workers": len(workers), "nofile": soft,
+        "bound_udp": to_ranges(p for m in ready for p in from_ranges(m["bound_udp"])),
+        "bound_tcp": sorted(p for m in ready for p in m["bound_tcp"]),
+        "in_use_udp": {str(k): v for k, v in socket_owners(in_use_udp, "udp").items()},
+        "in_use_tcp": {str(k): v for k, v in socket_owners(in_use_tcp, "tcp").items()},
+        "errors": errors, "addresses": local_addresses(),
+    })
+    code = 0
+    while True:
+        line, buf = read_line(0, buf, cfg["deadline_at"])
+        if line is None:  # stdin EOF or hard deadline
+            stop_workers()
+            return 0
+        cmd = json.loads(line).get("cmd")
+        if cmd == "report":
+            for _pid, s in workers:
+                s.sendall(b'{"cmd":"report"}\n')
+            replies = gather("report")
+            if replies is None:
+                stop_workers()
+                emit({"ev": "error", "message": "listener worker died"})
+                return 2
+            merged = {"ev": "report", "udp": [], "tcp": [], "dst": {}, "src": {}, "remap": {},
+                      "max_len": 0, "foreign": 0}
+            got = []
+            for m in replies:
+                got.extend(from_ranges(m["udp"]))
+                merged["tcp"].extend(m["tcp"])
+                for key in ("dst", "src"):
+                    for addr, cnt in m[key].items():
+                        merged[key][addr] = merged[key].get(addr, 0) + cnt
+                merged["remap"].update(m["remap"])
+                merged["max_len"] = max(merged["max_len"], m["max_len"])
+                merged["foreign"] += m["foreign"]
+            merged["udp"] = to_ranges(got)
+            merged["tcp"] = sorted(set(merged["tcp"]))
+            emit(merged)
+        elif cmd == "quit":
+            done = stop_workers()
+            emit({"ev": "done", "peak_rss_kib": peak_rss_kib() + sum(m.get("peak_rss_kib", 0) for m in done),
+                  "workers": len(workers)})
+            return code
+
+
+def local_addresses():
+    """IPv4 addresses of this host's interfaces (from /proc/net/fib_trie, best effort)."""
+    found = []
+    try:
+        with open("/proc/net/fib_trie") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return found
+    for i, line in enumerate(lines):
+        if "/32 host LOCAL" in line and i > 0:
+            addr = lines[i - 1].split()[-1]
+            if addr not in found and not addr.startswith("127."):
+                found.append(addr)
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# send mode: the probe host's side of --probe-from
+
+
+def send_udp(address, ports, token, burst, gap, size=0, df=False):
+    """One token-tagged datagram per port; ``size`` pads the payload, ``df`` forbids fragmentation."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    if df:
+        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10), getattr(socket, "IP_PMTUDISC_DO", 2))
+    sent = 0
+    errors = 0
+    try:
+        for i, port in enumerate(ports):
+            try:
+                s.sendto(make_payload(token, port, size), (address, port))
+                sent += 1
+            except OSError:
+                errors += 1
+            if burst and (i + 1) % burst == 0:
+                time.sleep(gap)
+    finally:
+        s.close()
+    return sent, errors
+
+
+def udp_echo(address, ports, token, timeout, tries=3):
+    """Round trip to ports whose listener echoes: {port: True if the echo came back}."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    got = {p: False for p in ports}
+    try:
+        for _ in range(tries):
+            waiting = [p for p in ports if not got[p]]
+            if not waiting:
+                break
+            for port in waiting:
+                try:
+                    s.sendto(make_payload(token, port), (address, port))
+                except OSError:
+                    pass
+            end = time.monotonic() + timeout / tries
+            while time.monotonic() < end and not all(got.values()):
+                r, _w, _x = select.select([s], [], [], max(0.0, end - time.monotonic()))
+                if not r:
+                    break
+                try:
+                    data = s.recv(2048)
+                except OSError:
+                    continue
+                if data.startswith(ACK):
+                    meant = parse_payload(data[len(ACK):], token)
+                    if meant in got:
+                        got[meant] = True
+    finally:
+        s.close()
+    return got
+
+
+def connect_tcp(address, ports, token, timeout):
+    """Non-blocking connects to every port at once; returns {port: [state, seconds, detail]}."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    started = time.monotonic()
+    result = {}
+    pending = {}
+    for port in ports:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        rc = s.connect_ex((address, port))
+        if rc not in (0, errno.EINPROGRESS):
+            result[port] = [state_for_errno(rc), 0.0, os.strerror(rc)]
+            s.close()
+            continue
+        pending[s] = ["connecting", b""]
+        sel.register(s, selectors.EVENT_WRITE, port)
+    deadline = started + timeout
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for key, _ev in sel.select(left):
+            s = key.fileobj
+            port = key.data
+            phase = pending[s]
+            took = round(time.monotonic() - started, 4)
+            if phase[0] == "connecting":
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    result[port] = [state_for_errno(err), took, os.strerror(err)]
+                    sel.unregister(s)
+                    s.close()
+                    del pending[s]
+                    continue
+                try:
+                    s.send(make_payload(token, port))
+                except OSError:
+                    pass
+                phase[0] = "connected"
+                sel.modify(s, selectors.EVENT_READ, port)
+                result[port] = ["open", took, "connected"]
+            else:
+                try:
+                    data = s.recv(512)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                phase[1] += data
+                if not data or b"\n" in phase[1] or len(phase[1]) >= 256:
+                    result[port][2] = first_line(phase[1]) or "connected, no reply"
+                    sel.unregister(s)
+                    s.close()
+                    del pending[s]
+    for s in list(pending):
+        port = sel.get_key(s).data
+        if pending[s][0] == "connecting":
+            result[port] = ["timed out", round(timeout, 4), f"no answer within {timeout:.1f} s"]
+        else:
+            result[port][2] = first_line(pending[s][1]) or "connected, no reply"
+        sel.unregister(s)
+        s.close()
+    sel.close()
+    return result
+
+
+def first_line(data):
+    return data.split(b"\n", 1)[0].decode("ascii", "replace").strip()
+
+
+def state_for_errno(err):
+    if err == errno.ECONNREFUSED:
+        return "refused"
+    if err in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
+        return "unreachable"
+    if err == errno.ETIMEDOUT:
+        return "timed out"
+    return "error"
+
+
+def send_main(cfg, buf=b""):
+    deadline = time.monotonic() + float(cfg.get("deadline", 60))
+    token = cfg["token"].encode()
+    emit({"ev": "ready", "pid": os.getpid(), "addresses": local_addresses()})
+    while True:
+        line, buf = read_line(0, buf, deadline)
+        if line is None:
+            return 0
+        msg = json.loads(line)
+        cmd = msg.get("cmd")
+        if cmd == "udp":
+            t0 = time.monotonic()
+            sent, errors = send_udp(msg["address"], from_ranges(msg["ports"]), token,
+                                    int(msg.get("burst", 0)), float(msg.get("gap", 0)), int(msg.get("size", 0)),
+                                    bool(msg.get("df")))
+            emit({"ev": "sent", "sent": sent, "errors": errors, "seconds": time.monotonic() - t0})
+        elif cmd == "echo":
+            res = udp_echo(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]))
+            emit({"ev": "echo", "result": {str(k): v for k, v in res.items()}})
+        elif cmd == "tcp":
+            res = connect_tcp(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]))
+            emit({"ev": "tcp", "result": {str(k): v for k, v in res.items()}})
+        elif cmd == "quit":
+            emit({"ev": "done", "peak_rss_kib": peak_rss_kib()})
+            return 0
+
+
+def main():
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, lambda *_: os._exit(3))
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    line, rest = read_line(0, CONFIG_PREFIX, time.monotonic() + 30)
+    if line is None:
+        return 2
+    cfg = json.loads(line)
+    if cfg.get("mode", "listen") == "send":
+        return send_main(cfg, rest)
+    return listen_main(cfg, rest)
+
+
+# The bootstrap hands over bytes it already read past the code (normally none) in CONFIG_PREFIX.
+CONFIG_PREFIX = globals().get("CONFIG_PREFIX", b"")
+
+if __name__ == "__main__" or globals().get("WIRECHECK_AGENT"):
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""compliance.json: every catalog requirement with a status and the evidence behind it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog
+from .outcome import NOT_APPLICABLE, NOT_EVALUATED, NOT_IMPLEMENTED, STATUSES, worst
+
+SCHEMA = "wirecheck/compliance/v1"
+
+
+def jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if hasattr(value, "value") and hasattr(value, "method"):   # facts.Measured
+        return jsonable(value.value)
+    return str(value)
+
+
+def build_compliance(catalog: Catalog, site, results: list[dict[str, Any]], registry: dict[str, set[str]],
+                     started: str, version: str) -> dict[str, Any]:
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for item in results:
+        by_id.setdefault(item["id"], []).append(item["result"])
+    requirements = []
+    for req in catalog:
+        res = by_id.get(req.id, [])
+        entry: dict[str, Any] = {
+            "id": req.id, "title": req.title, "level": req.level, "level_text": req.level_text,
+            "condition": req.condition or None, "area": req.area, "source": req.source, "url": req.url,
+            "profiles": list(req.profiles), "phases": list(req.phases), "scope": req.scope,
+            "roles": list(req.roles), "implicit": req.implicit, "remediation": req.remediation,
+        }
+        if res:
+            entry["status"] = worst(r["status"] for r in res)
+            entry["results"] = sorted(res, key=lambda r: (r["target"], r["check"]))
+        elif site.profile not in req.profiles:
+            entry["status"] = NOT_APPLICABLE
+            entry["reason"] = f"for the {' and '.join(req.profiles)} profile; this run is {site.profile}"
+        elif site.phase not in req.phases:
+            entry["status"] = NOT_APPLICABLE
+            entry["reason"] = f"checked in the {' and '.join(req.phases)} phase; this run is {site.phase}"
+        elif req.id in registry.get(site.phase, set()):
+            entry["status"] = NOT_EVALUATED
+            entry["reason"] = "has a check, but it was not selected in this run (-k, -m or a narrower path)"
+        else:
+            entry["status"] = NOT_IMPLEMENTED
+            entry["reason"] = "wirecheck has no check for this requirement yet"
+        if req.id in site.overrides:
+            entry["overridden_params"] = site.overrides[req.id]
+            entry["catalog_params"] = {k: req.params.get(k) for k in site.overrides[req.id]}
+        entry.setdefault("results", [])
+        requirements.append(entry)
+    summary = {s: 0 for s in STATUSES}
+    for entry in requirements:
+        summary[entry["status"]] = summary.get(entry["status"], 0) + 1
+    return {
+        "schema": SCHEMA, "profile": site.profile, "phase": site.phase, "started": started,
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "wirecheck_version": version, "catalog_version": catalog.version,
+        "site": {"domain": site.domain, "wire_ip": site.wire_ip, "inventory": site.inventory_path,
+                 "nameservers": [f"{h}:{p}" for h, p in site.nameservers]},
+        "targets": [t.describe() for t in site.targets],
+        "redacted_fields": site.redacted_fields,
+        "overrides": site.overrides,
+        "summary": summary, "requirements": requirements,
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_compliance(report_dir: Path, compliance: dict[str, Any]) -> Path:
+    path = Path(report_dir) / "compliance.json"
+    write_atomic(path, json.dumps(compliance, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def summary_lines(compliance: dict[str, Any], width: int = 100) -> list[str]:
+    """The table printed at the end of a run: requirement, title, status, host."""
+    rows = []
+    for req in compliance["requirements"]:
+        if req["status"] == NOT_APPLICABLE and not req["results"]:
+            continue
+        if req["results"]:
+            for r in req["results"]:
+                rows.append((req["id"], req["title"], r["status"], r["target"]))
+        else:
+            rows.append((req["id"], req["title"], req["status"], "-"))
+    order = {"fail": 0, "error": 1, "warn": 2, "not_evaluated": 3, "not_implemented": 4, "pass": 5,
+             "not_applicable": 6}
+    rows.sort(key=lambda r: (order.get(r[2], 9), r[0], r[3]))
+    w_id = max([len(r[0]) for r in rows] + [14])
+    w_host = max([len(r[3]) for r in rows] + [4])
+    w_title = max(20, width - w_id - w_host - 20)
+    out = ["", f"{'=' * 30} wirecheck {compliance['profile']} {compliance['phase']} {'=' * 30}",
+           f"{'requirement':<{w_id}}  {'title':<{w_title}}  {'status':<15}  host"]
+    for rid, title, status, host in rows:
+        t = title if len(title) <= w_title else title[: w_title - 1] + "…"
+        out.append(f"{rid:<{w_id}}  {t:<{w_title}}  {status:<15}  {host}")
+    s = compliance["summary"]
+    out.append("requirements: " + ", ".join(f"{v} {k}" for k, v in s.items() if v))
+    return out

@@ -1,0 +1,266 @@
+"""Targets: the machines checks run against, from --hosts, --ansible-inventory or the local default."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .facts import Facts
+from .transport import DEFAULT_TIMEOUT, CommandResult, LocalTransport, SshTransport, Transport
+
+
+class TargetError(Exception):
+    """A target specification is wrong (user error: reported in one line)."""
+
+
+SECRET_KEY = re.compile(r"(pass(word)?|secret|token|_key$|^key$|private_key(?!_file)|vault)", re.I)
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+
+# ssh options that make the ssh client run a local command: an inventory value must never do that.
+COMMAND_OPTIONS = {"proxycommand", "localcommand", "permitlocalcommand", "knownhostscommand", "remotecommand",
+                   "match"}
+
+
+def safe_ssh_args(args: list[str], where: str) -> list[str]:
+    """Keep ssh arguments that configure the connection; refuse those that run commands."""
+    out: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "-o":
+            opt = next(it, "")
+            key = re.split(r"[=\s]", opt, maxsplit=1)[0].lower()
+            if key in COMMAND_OPTIONS:
+                raise TargetError(f"{where}: ssh option {key} runs a local command; wirecheck refuses it "
+                                  "(use ProxyJump for bastions)")
+            out += ["-o", opt]
+        elif arg.startswith("-o"):
+            key = re.split(r"[=\s]", arg[2:], maxsplit=1)[0].lower()
+            if key in COMMAND_OPTIONS:
+                raise TargetError(f"{where}: ssh option {key} runs a local command; wirecheck refuses it")
+            out.append(arg)
+        elif arg in ("-J", "-p", "-l", "-i", "-F"):
+            out += [arg, next(it, "")]
+        elif re.fullmatch(r"-[46AaCgKkNnqsTtVvXxYy]+", arg):
+            out.append(arg)
+        else:
+            raise TargetError(f"{where}: unsupported ssh argument {arg!r}")
+    return out
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(SECRET_KEY.search(key))
+
+
+def valid_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return True
+    except ValueError:
+        return bool(HOSTNAME.match(value))
+
+
+@dataclass
+class Target:
+    name: str
+    address: str
+    roles: list[str]
+    transport: Transport
+    vars: dict[str, Any] = field(default_factory=dict)
+    local: bool = False
+
+    def __post_init__(self) -> None:
+        self.facts = Facts(self)
+        self._host = None
+
+    def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, sudo: bool = False,
+            stdin: bytes | None = None) -> CommandResult:
+        return self.transport.run(command, timeout=timeout, sudo=sudo, stdin=stdin)
+
+    def popen(self, argv: list[str], sudo: bool = False):
+        return self.transport.popen(argv, sudo=sudo)
+
+    def read_file(self, path: str, timeout: float = DEFAULT_TIMEOUT, sudo: bool = False) -> str | None:
+        import shlex
+        res = self.run(f"cat -- {shlex.quote(path)}", timeout=timeout, sudo=sudo)
+        return res.stdout if res.rc == 0 else None
+
+    @property
+    def user(self) -> str | None:
+        return self.vars.get("ansible_user") or self.transport.user
+
+    @property
+    def host(self):
+        """The testinfra Host for this target (for checks that want testinfra's modules)."""
+        if self._host is None:
+            import testinfra
+            t = self.transport
+            if isinstance(t, SshTransport):
+                spec = f"ssh://{t.user + '@' if t.user else ''}{t.host}{':' + str(t.port) if t.port else ''}"
+                t.connect()
+                extra = " ".join(["-o ControlMaster=no", f"-o ControlPath={t.control_path}"] + t.extra_args)
+                self._host = testinfra.get_host(spec, ssh_identity_file=t.identity_file,
+                                                ssh_config=t.ssh_config, ssh_extra_args=extra, controlpersist=0)
+            else:
+                self._host = testinfra.get_host("local://")
+        return self._host
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "roles": list(self.roles)}
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def local_target(roles: list[str]) -> Target:
+    import socket
+    return Target(name="localhost", address=socket.gethostname(), roles=roles, transport=LocalTransport(),
+                  local=True)
+
+
+def target_from_spec(spec: str, roles: list[str], identity_file: str | None = None,
+                     ssh_config: str | None = None, extra_args: list[str] | None = None,
+                     connect_timeout: int = 8) -> Target:
+    """A testinfra-style host spec: ``ssh://user@host:port``, ``paramiko://…``, ``local://`` or ``host``."""
+    spec = spec.strip()
+    if not spec:
+        raise TargetError("empty host in --hosts")
+    if spec in ("local://", "local", "localhost", "local://localhost"):
+        return local_target(roles)
+    if "://" not in spec:
+        spec = "ssh://" + spec
+    parts = urlsplit(spec)
+    if parts.scheme not in ("ssh", "paramiko", "safe-ssh"):
+        raise TargetError(f"--hosts {spec}: unsupported connection {parts.scheme!r} (use ssh:// or local://)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise TargetError(f"--hosts {spec}: bad port") from None
+    host = parts.hostname or ""
+    if not host or not valid_address(host):
+        raise TargetError(f"--hosts {spec}: {host!r} is not a host name or IP address")
+    user = unquote(parts.username) if parts.username else None
+    if user is not None and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", user):
+        raise TargetError(f"--hosts {spec}: {user!r} is not a valid user name")
+    password = unquote(parts.password) if parts.password else None
+    transport = SshTransport(host, user=user, port=port, identity_file=identity_file, ssh_config=ssh_config,
+                             extra_args=extra_args, password=password, connect_timeout=connect_timeout)
+    return Target(name=host, address=host, roles=roles, transport=transport,
+                  vars={"ansible_user": user} if user else {})
+
+
+def _plain(value: Any) -> Any:
+    """Ansible's own types (vault strings, unsafe text) to plain Python."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if type(value).__name__ == "AnsibleVaultEncryptedUnicode":
+        return "<vault-encrypted>"
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+@dataclass
+class Inventory:
+    hosts: dict[str, dict[str, Any]]         # name -> vars
+    groups: dict[str, list[str]]             # group -> host names
+    all_vars: dict[str, Any]
+
+    def groups_of(self, host: str) -> list[str]:
+        return sorted(g for g, members in self.groups.items() if host in members and g not in ("all", "ungrouped"))
+
+
+def load_inventory(path: str) -> Inventory:
+    """Parse an inventory with Ansible's own inventory code (any format Ansible reads)."""
+    if not os.path.exists(path):
+        raise TargetError(f"--ansible-inventory {path}: no such file")
+    os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")
+    os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "True")
+    os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "False")
+    os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+    try:
+        from ansible.errors import AnsibleError
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
+    except ImportError as exc:  # pragma: no cover - ansible-core is a dependency
+        raise TargetError(f"ansible-core is needed to read inventories: {exc}") from None
+    loader = DataLoader()
+    try:
+        inv = InventoryManager(loader=loader, sources=[path])
+    except AnsibleError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TargetError(f"--ansible-inventory {path}: not a valid Ansible inventory: {first}") from None
+    except Exception as exc:  # Ansible raises assorted types on malformed sources
+        raise TargetError(f"--ansible-inventory {path}: not a valid Ansible inventory: {exc}") from None
+    hosts: dict[str, dict[str, Any]] = {}
+    for host in inv.get_hosts():
+        merged: dict[str, Any] = {}
+        for group in sorted(host.get_groups(), key=lambda g: g.depth):
+            merged.update(group.get_vars())
+        merged.update(host.get_vars())
+        merged.pop("inventory_file", None)
+        merged.pop("inventory_dir", None)
+        hosts[host.name] = _plain(merged)
+    groups = {name: [h.name for h in group.get_hosts()] for name, group in inv.groups.items()}
+    all_vars = _plain(inv.groups["all"].get_vars()) if "all" in inv.groups else {}
+    if not hosts:
+        raise TargetError(f"--ansible-inventory {path}: the inventory has no hosts")
+    return Inventory(hosts=hosts, groups=groups, all_vars=all_vars)
+
+
+def infer_profile(inv: Inventory) -> str:
+    production_groups = {"kube-node", "kube-master", "etcd", "cassandra", "elasticsearch", "minio",
+                         "restund", "k8s-cluster", "postgresql", "assethost"}
+    if production_groups & set(inv.groups):
+        return "production"
+    return "demo"
+
+
+def targets_from_inventory(inv: Inventory, profile: str, connect_timeout: int = 8) -> list[Target]:
+    out = []
+    for name, hv in inv.hosts.items():
+        roles = inv.groups_of(name)
+        if name not in roles:
+            roles.append(name)     # the demo's host is itself the role: deploy_node
+        if profile == "demo" and "deploy_node" not in roles and len(inv.hosts) == 1:
+            roles.append("deploy_node")
+        address = str(hv.get("ansible_host") or name)
+        connection = hv.get("ansible_connection", "ssh")
+        if connection == "local" or address in ("localhost", "127.0.0.1") and connection == "local":
+            t = local_target(roles)
+            t.name, t.vars = name, hv
+            out.append(t)
+            continue
+        if connection not in ("ssh", "smart", "paramiko", "paramiko_ssh"):
+            raise TargetError(f"host {name}: ansible_connection {connection!r} is not supported (ssh or local)")
+        if not valid_address(address):
+            raise TargetError(f"host {name}: ansible_host {address!r} is not a host name or IP address")
+        port = hv.get("ansible_port")
+        try:
+            port = int(port) if port not in (None, "") else None
+        except (TypeError, ValueError):
+            raise TargetError(f"host {name}: ansible_port {port!r} is not a number") from None
+        import shlex
+        extra: list[str] = []
+        for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+            if hv.get(key):
+                try:
+                    extra += safe_ssh_args(shlex.split(str(hv[key])), f"host {name}: {key}")
+                except ValueError:
+                    raise TargetError(f"host {name}: {key} cannot be parsed") from None
+        password = hv.get("ansible_ssh_pass") or hv.get("ansible_password")
+        user = hv.get("ansible_user")
+        if user is not None and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", str(user)):
+            raise TargetError(f"host {name}: ansible_user {user!r} is not a valid user name")
+        key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
+        transport = SshTransport(address, user=str(user) if user else None, port=port,
+                                 identity_file=str(key) if key else None, extra_args=extra,
+                                 password=str(password) if password else None, connect_timeout=connect_timeout)
+        out.append(Target(name=name, address=address, roles=roles, transport=transport, vars=hv))
+    return out

@@ -1,0 +1,216 @@
+"""How commands reach a target: locally, or over one shared SSH connection per host.
+
+Every command has a timeout.  SSH uses one master connection per target (ControlMaster), started
+explicitly so that no background process holds our pipes, and closed with ``ssh -O exit``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+DEFAULT_TIMEOUT = 20.0
+CONNECT_TIMEOUT = 8
+
+
+class TransportError(Exception):
+    """The target could not be reached or did not answer in time."""
+
+
+class Unreachable(TransportError):
+    pass
+
+
+class CommandTimeout(TransportError):
+    pass
+
+
+@dataclass
+class CommandResult:
+    command: str
+    rc: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+def _decode(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", errors="replace")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, ValueError):
+        pass
+
+
+class Transport:
+    """Base: runs shell commands on a target."""
+
+    user: str | None = None
+    is_root: bool = False
+    description = "transport"
+
+    def argv_for(self, command: str) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str] | None:
+        return None
+
+    def wrap(self, command: str, sudo: bool) -> str:
+        command = f"LC_ALL=C; export LC_ALL; {command}"
+        if sudo and not self.is_root:
+            return f"sudo -n -- /bin/sh -c {shlex.quote(command)}"
+        return command
+
+    def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, sudo: bool = False,
+            stdin: bytes | None = None) -> CommandResult:
+        self.connect()
+        argv = self.argv_for(self.wrap(command, sudo))
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=self.env(), start_new_session=True)
+        try:
+            out, err = proc.communicate(stdin or b"", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            raise CommandTimeout(f"{self.description}: no answer to {command!r} within {timeout:g} s") from None
+        result = CommandResult(command, proc.returncode, _decode(out), _decode(err), time.monotonic() - start)
+        self.check_transport(result)
+        return result
+
+    def popen(self, argv: list[str], sudo: bool = False) -> subprocess.Popen:
+        """Start argv on the target with pipes; killing the returned process ends the remote one
+        (over SSH: stdin closes, which the programs we start watch for)."""
+        self.connect()
+        command = shlex.join(argv)
+        return subprocess.Popen(self.argv_for(self.wrap(command, sudo)), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env(),
+                                start_new_session=True)
+
+    def check_transport(self, result: CommandResult) -> None:
+        pass
+
+    def connect(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LocalTransport(Transport):
+    description = "local machine"
+
+    def __init__(self) -> None:
+        self.is_root = os.geteuid() == 0
+        import pwd
+        self.user = pwd.getpwuid(os.geteuid()).pw_name
+
+    def argv_for(self, command: str) -> list[str]:
+        return ["/bin/sh", "-c", command]
+
+
+class SshTransport(Transport):
+    """OpenSSH client with one master connection per target."""
+
+    def __init__(self, host: str, user: str | None = None, port: int | None = None,
+                 identity_file: str | None = None, ssh_config: str | None = None,
+                 extra_args: list[str] | None = None, password: str | None = None,
+                 connect_timeout: int = CONNECT_TIMEOUT, persist: int = 60):
+        self.host, self.user, self.port = host, user, port
+        self.identity_file, self.ssh_config = identity_file, ssh_config
+        self.extra_args = list(extra_args or [])
+        self._password = password
+        self.connect_timeout, self.persist = connect_timeout, persist
+        self.is_root = user == "root"
+        self.description = f"ssh {user + '@' if user else ''}{host}{':' + str(port) if port else ''}"
+        self._dir: str | None = None
+        self._connected = False
+        self._connect_error: str | None = None
+
+    @property
+    def control_path(self) -> str:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="wc-ssh-")
+        return os.path.join(self._dir, "cm")
+
+    def base_argv(self) -> list[str]:
+        argv = ["sshpass", "-e", "ssh"] if self._password else ["ssh"]
+        if self.ssh_config:
+            argv += ["-F", self.ssh_config]
+        argv += ["-o", f"ConnectTimeout={self.connect_timeout}", "-o", "ServerAliveInterval=5",
+                 "-o", "ServerAliveCountMax=3", "-o", f"ControlPath={self.control_path}",
+                 "-o", "LogLevel=ERROR"]
+        if not self._password:
+            argv += ["-o", "BatchMode=yes"]
+        if self.port:
+            argv += ["-p", str(self.port)]
+        if self.user:
+            argv += ["-l", self.user]
+        if self.identity_file:
+            argv += ["-i", os.path.expanduser(self.identity_file), "-o", "IdentitiesOnly=yes"]
+        argv += self.extra_args
+        return argv
+
+    def env(self) -> dict[str, str] | None:
+        if not self._password:
+            return None
+        env = dict(os.environ)
+        env["SSHPASS"] = self._password   # never on a command line
+        return env
+
+    def connect(self) -> None:
+        if self._connected:
+            return
+        if self._connect_error:
+            raise Unreachable(self._connect_error)
+        if self._password and not shutil.which("sshpass"):
+            self._connect_error = f"{self.description}: password login needs sshpass on this machine"
+            raise Unreachable(self._connect_error)
+        argv = self.base_argv() + ["-M", "-N", "-f", "-o", "ControlMaster=yes",
+                                   "-o", f"ControlPersist={self.persist}", "--", self.host]
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, env=self.env(), start_new_session=True)
+            try:
+                rc = proc.wait(timeout=self.connect_timeout * 2 + 5)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                rc = None
+            err.seek(0)
+            text = _decode(err.read()).strip().splitlines()
+        if rc != 0:
+            why = text[-1] if text else ("timed out" if rc is None else f"ssh exit {rc}")
+            self._connect_error = f"{self.description}: cannot connect: {why}"
+            raise Unreachable(self._connect_error)
+        self._connected = True
+
+    def argv_for(self, command: str) -> list[str]:
+        return self.base_argv() + ["-o", "ControlMaster=no", "--", self.host, command]
+
+    def check_transport(self, result: CommandResult) -> None:
+        if result.rc == 255:
+            last = result.stderr.strip().splitlines()
+            self._connected = False
+            raise Unreachable(f"{self.description}: connection lost: {last[-1] if last else 'ssh exit 255'}")
+
+    def close(self) -> None:
+        if self._connected:
+            subprocess.run(self.base_argv() + ["-O", "exit", "--", self.host], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=10, env=self.env(), check=False)
+            self._connected = False
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
