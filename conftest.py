@@ -1,3 +1,5 @@
-"""wirecheck's pytest wiring: the engine's plugin and the checks' fixtures."""
+"""Repository root: makes `wirecheck`, `fixtures` and `provisioners` importable for pytest.
 
-pytest_plugins = ["wirecheck.plugin", "fixtures.checks"]
+The checks' plugin is wired in suites/conftest.py, so that the framework's own tests (tests/)
+run without it and never write compliance reports.
+"""

@@ -75,6 +75,29 @@ SOURCES = {
     "COTCHART": ("wire-server charts/coturn/templates/configmap-coturn-conf-template.yaml", "https://github.com/wireapp/wire-server/tree/develop/charts/coturn"),
     "LINT": ("wire-linter src/targets/**, ui/src/checkers/**", None),
 }
+# Section 4 is a table without titles; these are short titles for the report.
+IMP_TITLES = {
+    "IMP-TIME-DEMO": "clock synchronised on the deploy node (NTP, offset < 50 ms)",
+    "IMP-SWAP-OFF": "swap off on Kubernetes, Cassandra and Elasticsearch hosts",
+    "IMP-KMOD-SYSCTL": "Kubernetes kernel modules and sysctls (br_netfilter, overlay, forwarding)",
+    "IMP-HOSTNAME-UNIQUE": "unique, resolvable host names and machine IDs",
+    "IMP-RESOLVER": "upstream DNS works from every node",
+    "IMP-CAA": "CAA records allow Let's Encrypt (cert-manager)",
+    "IMP-AAAA": "no stale AAAA records for Wire names",
+    "IMP-CERT-HORIZON": "supplied certificate valid for 30 more days at install time",
+    "IMP-SMTP-EGRESS": "outbound SMTP possible and a PTR record for the sending IP",
+    "IMP-ES-LIMITS": "Elasticsearch kernel and file limits",
+    "IMP-CASSANDRA-LIMITS": "Cassandra kernel and file limits",
+    "IMP-INOTIFY": "inotify limits high enough for dozens of pods",
+    "IMP-APT-IDLE": "apt/dpkg idle (no lock held) before install",
+    "IMP-HOST-PORTS": "nothing already listening on Wire's public ports; no old minikube profile",
+    "IMP-MTU": "interface MTU fits encapsulating CNIs and UDP media",
+    "IMP-ARCH-PROD": "amd64 on every production host",
+    "IMP-ADMIN-DISK": "admin host has room for the offline artifact (x3)",
+    "IMP-REBOOT": "the demo node recovers after a reboot",
+    "IMP-SSH-HOSTKEYS": "target host keys pinned in known_hosts",
+    "IMP-BACKUPS": "recent backups of Cassandra, MinIO and PostgreSQL",
+}
 PROFILES = {"demo": ["demo"], "prod": ["production"], "both": ["demo", "production"]}
 PHASES = {"PRE": ["preflight"], "ACC": ["acceptance"], "PRE+ACC": ["preflight", "acceptance"]}
 KEPT = ("params", "roles", "scope", "url", "remediation_override")
@@ -125,8 +148,9 @@ def source_of(text: str) -> dict:
         if m:
             found[k] = m.start()
     keys = sorted(found, key=found.get)
+    doc = SOURCES[keys[0]][0] if keys else ""
     first = next((k for k in keys if SOURCES[k][1]), None)
-    doc, url = SOURCES[first] if first else ("", None)
+    url = SOURCES[first][1] if first else None
     section = ""
     m = re.search(r'"([^"]+)"', text)
     if m:
@@ -179,7 +203,7 @@ def parse(md: str) -> dict:
         phase, _, loc = where.partition(" / ")
         profiles = PROFILES[profile.split()[0]]
         reqs[rid] = {
-            "title": what, "area": "Implicit requirements (not stated in the docs)",
+            "title": IMP_TITLES.get(rid, what), "area": "Implicit requirements (not stated in the docs)",
             "profiles": profiles, "phases": PHASES[phase.strip()], "where": loc,
             "level": "should", "condition": "", "level_text": "SHOULD (not from the docs)",
             "origin": ["implicit"], "scope": scope_of(loc), "roles": roles_of(loc, profiles),

@@ -1,0 +1,64 @@
+"""expect() and the verdict helpers record the evidence an auditor reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from wirecheck.outcome import (Broken, NotEvaluated, begin, end, expect, not_evaluated, record, worst)
+
+
+@pytest.fixture
+def ev():
+    ev, token = begin()
+    yield ev
+    end(token)
+
+
+def test_at_least_passes_and_records(ev):
+    expect(16, "CPU cores", method="nproc").at_least(16)
+    assert ev.observed == 16 and ev.expected == ">= 16" and ev.method == "nproc"
+    assert ev.held == ["CPU cores: 16 (need >= 16)"]
+
+
+def test_at_least_breaks_with_observed_and_expected(ev):
+    with pytest.raises(Broken) as exc:
+        expect(2, "CPU cores", method="nproc").at_least(16)
+    assert exc.value.message == "CPU cores: 2, need >= 16"
+    assert ev.observed == 2 and ev.expected == ">= 16"
+
+
+def test_greater_than_is_strict(ev):
+    with pytest.raises(Broken):
+        expect(16.0, "memory", unit="GiB").greater_than(16)
+    expect(16.5, "memory", unit="GiB").greater_than(16)
+
+
+def test_none_never_satisfies_a_threshold(ev):
+    with pytest.raises(Broken):
+        expect(None, "x").at_least(0)
+
+
+def test_soft_expectations_collect(ev):
+    expect(1, "a", soft=True).at_least(2)
+    expect(5, "b", soft=True).at_least(2)
+    expect(0, "c", soft=True).equals(1)
+    assert ev.broken == ["a: 1, need >= 2", "c: 0, need 1"]
+
+
+def test_not_evaluated_names_the_option():
+    with pytest.raises(NotEvaluated) as exc:
+        not_evaluated("no domain given", option="--domain")
+    assert "--domain" in exc.value.message
+
+
+def test_record(ev):
+    record(filesystem="/dev/vda")
+    assert ev.details == {"filesystem": "/dev/vda"}
+
+
+@pytest.mark.parametrize("statuses,expected", [
+    (["pass", "fail"], "fail"), (["pass", "error", "fail"], "error"), (["pass", "warn"], "warn"),
+    (["not_applicable", "pass"], "pass"), (["not_evaluated", "pass"], "not_evaluated"), ([], "not_implemented"),
+])
+def test_worst(statuses, expected):
+    assert worst(statuses) == expected
