@@ -13,11 +13,18 @@ import pytest
 
 from . import __version__
 from .catalog import CatalogError, Requirement, default_catalog, load_catalog
-from .outcome import (ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end)
+from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end
 from .report_json import build_compliance, jsonable, write_compliance
 from .site import Site, SiteError, check_domain, check_ipv4, parse_nameserver
-from .targets import (TargetError, infer_profile, is_secret_key, load_inventory, local_target, target_from_spec,
-                      targets_from_inventory)
+from .targets import (
+    TargetError,
+    infer_profile,
+    is_secret_key,
+    load_inventory,
+    local_target,
+    target_from_spec,
+    targets_from_inventory,
+)
 from .transport import TransportError
 
 SITE_KEY = pytest.StashKey[Site]()
@@ -99,7 +106,7 @@ def build_site(config: pytest.Config) -> Site:
                 for k, v in hv.items():
                     site_vars.setdefault(k, v)
                 break
-        for name, hv in inv.hosts.items():
+        for hv in inv.hosts.values():
             for k, v in {**inv.all_vars, **hv}.items():
                 if is_secret_key(k) and isinstance(v, str) and v:
                     secrets.append(v)
@@ -172,7 +179,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _fail_usage(str(exc))
     config.stash[SITE_KEY] = site
     config.stash[RESULTS_KEY] = []
-    config.stash[STARTED_KEY] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    config.stash[STARTED_KEY] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -74,7 +74,7 @@ def build_compliance(catalog: Catalog, site, results: list[dict[str, Any]], regi
         summary[entry["status"]] = summary.get(entry["status"], 0) + 1
     return {
         "schema": SCHEMA, "profile": site.profile, "phase": site.phase, "started": started,
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wirecheck_version": version, "catalog_version": catalog.version,
         "site": {"domain": site.domain, "wire_ip": site.wire_ip, "inventory": site.inventory_path,
                  "nameservers": [f"{h}:{p}" for h, p in site.nameservers]},

@@ -185,19 +185,21 @@ def load_inventory(path: str) -> Inventory:
     os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "False")
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
     try:
-        from ansible.errors import AnsibleError
         from ansible.inventory.manager import InventoryManager
         from ansible.parsing.dataloader import DataLoader
     except ImportError as exc:  # pragma: no cover - ansible-core is a dependency
         raise TargetError(f"ansible-core is needed to read inventories: {exc}") from None
+    import contextlib
+    import io
     loader = DataLoader()
+    noise = io.StringIO()
     try:
-        inv = InventoryManager(loader=loader, sources=[path])
-    except AnsibleError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TargetError(f"--ansible-inventory {path}: not a valid Ansible inventory: {first}") from None
-    except Exception as exc:  # Ansible raises assorted types on malformed sources
-        raise TargetError(f"--ansible-inventory {path}: not a valid Ansible inventory: {exc}") from None
+        # Ansible prints a warning per inventory plugin it tried; keep them for the one-line error.
+        with contextlib.redirect_stderr(noise), contextlib.redirect_stdout(noise):
+            inv = InventoryManager(loader=loader, sources=[path])
+    except Exception as exc:  # AnsibleError and assorted types on malformed sources
+        raise TargetError(f"--ansible-inventory {path}: not a valid Ansible inventory: "
+                          f"{_inventory_reason(path, noise.getvalue(), exc)}") from None
     hosts: dict[str, dict[str, Any]] = {}
     for host in inv.get_hosts():
         merged: dict[str, Any] = {}
@@ -212,6 +214,17 @@ def load_inventory(path: str) -> Inventory:
     if not hosts:
         raise TargetError(f"--ansible-inventory {path}: the inventory has no hosts")
     return Inventory(hosts=hosts, groups=groups, all_vars=all_vars)
+
+
+def _inventory_reason(path: str, warnings: str, exc: Exception) -> str:
+    """The one parser complaint that matters: the YAML one for .yml files, else the INI one."""
+    found = dict(re.findall(r"Failed to parse inventory with '(\w+)' plugin: ([^\n]+)", warnings))
+    plugin = "yaml" if path.endswith((".yml", ".yaml")) else "ini"
+    why = found.get(plugin) or found.get("auto") or next(iter(found.values()), None)
+    if why:
+        return why.strip()
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def infer_profile(inv: Inventory) -> str:

@@ -70,7 +70,8 @@ class Transport:
         return None
 
     def wrap(self, command: str, sudo: bool) -> str:
-        command = f"LC_ALL=C; export LC_ALL; {command}"
+        # sbin directories: a non-root login's PATH often lacks them, and iptables/nft/ufw live there
+        command = f"LC_ALL=C; PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export LC_ALL PATH; {command}"
         if sudo and not self.is_root:
             return f"sudo -n -- /bin/sh -c {shlex.quote(command)}"
         return command

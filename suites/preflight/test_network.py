@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
-from wirecheck import expect, fail, record, requirement
+from wirecheck import cannot_measure, expect, fail, record, requirement
 from wirecheck.firewall import describe, iptables_blocking, nft_blocking
 
 
@@ -42,6 +42,9 @@ def test_no_interfering_firewall(target, spec):
     methods.append(how)
     if ruleset is not None:
         problems += [f"nftables {d}" for d in describe(nft_blocking(ruleset, required))]
+    if rules is None and ruleset is None:
+        cannot_measure("neither iptables nor nft is installed on the host, so its packet filter rules "
+                       "cannot be listed")
     record(required_ports=[f"{p}/{lo}" if lo == hi else f"{p}/{lo}-{hi}" for p, lo, hi in required])
     expect(problems, "firewall", method="; ".join(methods)).is_empty(
         "no host firewall dropping or rejecting Wire's ports",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wirecheck.outcome import (Broken, NotEvaluated, begin, end, expect, not_evaluated, record, worst)
+from wirecheck.outcome import Broken, NotEvaluated, begin, end, expect, not_evaluated, record, worst
 
 
 @pytest.fixture

@@ -48,3 +48,9 @@ def run_suite(args: list[str], report_dir: Path, suite: str = "suites/preflight"
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
     return Run(proc.returncode, proc.stdout, proc.stderr, Path(report_dir))
+
+
+def host_args(host) -> list[str]:
+    """The options that point wirecheck at a lab host, as a user would type them."""
+    return ["--hosts", host.hostspec, "--ssh-identity-file", host.key_path,
+            f"--ssh-extra-args={host.ssh_extra_args}"]
