@@ -53,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="path of the wire-server-deploy checkout (for CTRL-WSD-CHECKOUT and friends)")
     g.addoption("--internet-url", action="append", default=[],
                 help="URL the deploy node must reach (repeatable; default: those Wire's playbook downloads from)")
+    g.addoption("--max-run-time", type=float, default=None, metavar="SECONDS",
+                help="stop the run cleanly after this many seconds; checks not run are reported as not_evaluated")
     g.addoption("--catalog", default=None, help="an alternative catalog file (for testing the framework)")
 
 
@@ -179,7 +181,69 @@ def pytest_configure(config: pytest.Config) -> None:
         _fail_usage(str(exc))
     config.stash[SITE_KEY] = site
     config.stash[RESULTS_KEY] = []
+    _CONFIG["config"] = config
     config.stash[STARTED_KEY] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class RunTimeLimit(Outcome):  # noqa: N818
+    status = ERROR
+
+
+def _deadline(config: pytest.Config) -> float | None:
+    """Absolute deadline (epoch seconds), the same on the controller and every xdist worker."""
+    limit = config.option.max_run_time
+    if not limit:
+        return None
+    winput = getattr(config, "workerinput", None)
+    if winput and "wirecheck_deadline" in winput:
+        return float(winput["wirecheck_deadline"])
+    if not hasattr(config, "_wc_deadline"):
+        config._wc_deadline = time.time() + limit  # type: ignore[attr-defined]
+    return config._wc_deadline  # type: ignore[attr-defined]
+
+
+def pytest_configure_node(node) -> None:  # xdist hook (controller side)
+    deadline = _deadline(node.config)
+    if deadline:
+        node.workerinput["wirecheck_deadline"] = deadline
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    deadline = _deadline(item.config)
+    if deadline and time.time() >= deadline:
+        item.session.shouldstop = "wirecheck: --max-run-time reached"
+        raise RunTimeLimit(f"not run: the run reached --max-run-time ({item.config.option.max_run_time:g} s)")
+
+
+class _Alarm:
+    """Interrupts a running check when the run's deadline passes (main thread only)."""
+
+    def __init__(self, item: pytest.Item):
+        self.deadline = _deadline(item.config)
+        self.limit = item.config.option.max_run_time
+        self.item = item
+
+    def __enter__(self):
+        import signal
+        import threading
+        if not self.deadline or threading.current_thread() is not threading.main_thread():
+            self.deadline = None
+            return self
+
+        def expired(signum, frame):
+            self.item.session.shouldstop = "wirecheck: --max-run-time reached"
+            raise RunTimeLimit(f"stopped: the run reached --max-run-time ({self.limit:g} s)")
+        self.previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, self.deadline - time.time()))
+        return self
+
+    def __exit__(self, *exc):
+        if self.deadline:
+            import signal
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -288,7 +352,8 @@ def pytest_runtest_call(item: pytest.Item):
         reason = _applicability(req, site, item)
         if reason:
             raise NotApplicableMarker(reason)
-        result = yield
+        with _Alarm(item):
+            result = yield
         if ev.broken:
             raise Broken("; ".join(ev.broken))
         return result
@@ -347,6 +412,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         status, text = PASS, None
     elif isinstance(exc, Broken):
         status, text = (FAIL if req.level == "must" else WARN), exc.message
+    elif isinstance(exc, RunTimeLimit):
+        status, text = NOT_EVALUATED, exc.message
     elif isinstance(exc, Outcome):
         status, text = exc.status, exc.message
         details.update({k: v for k, v in exc.evidence.items() if v is not None})
@@ -394,11 +461,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+_LAST_WRITE = [0.0]
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     data = getattr(report, "wirecheck", None)
     if not data:
         return
     _RESULTS.append(data)
+    cfg = _CONFIG.get("config")
+    # a run that is killed still leaves a valid (partial) report behind
+    if cfg is not None and not hasattr(cfg, "workerinput") and time.monotonic() - _LAST_WRITE[0] > 2:
+        _LAST_WRITE[0] = time.monotonic()
+        _write(cfg, complete=False)
+
+
+_CONFIG: dict[str, pytest.Config] = {}
 
 
 _RESULTS: list[dict[str, Any]] = []
@@ -414,22 +492,34 @@ def _registry(root: Path) -> dict[str, set[str]]:
     return found
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    config = session.config
-    if hasattr(config, "workerinput") or SITE_KEY not in config.stash:
-        return
+def _write(config: pytest.Config, complete: bool) -> dict[str, Any]:
     site = config.stash[SITE_KEY]
-    if getattr(config.option, "collectonly", False):
-        return
     root = Path(__file__).resolve().parent.parent
     compliance = build_compliance(
         catalog=default_catalog(), site=site, results=_RESULTS, registry=_registry(root),
         started=config.stash[STARTED_KEY], version=__version__)
-    config._wc_compliance = compliance  # type: ignore[attr-defined]
+    compliance["complete"] = complete
+    stopped = getattr(config, "_wc_stopped", None)
+    if stopped:
+        compliance["stopped"] = stopped
     try:
         write_compliance(site.report_dir, compliance)
     except OSError as exc:
         config._wc_write_error = f"could not write {site.report_dir}/compliance.json: {exc}"  # type: ignore[attr-defined]
+    return compliance
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or SITE_KEY not in config.stash:
+        return
+    if getattr(config.option, "collectonly", False):
+        return
+    if session.shouldstop:
+        config._wc_stopped = str(session.shouldstop)  # type: ignore[attr-defined]
+    if exitstatus == pytest.ExitCode.INTERRUPTED and not getattr(config, "_wc_stopped", None):
+        config._wc_stopped = "interrupted"  # type: ignore[attr-defined]
+    config._wc_compliance = _write(config, complete=exitstatus != pytest.ExitCode.INTERRUPTED)  # type: ignore[attr-defined]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

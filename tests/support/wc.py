@@ -13,6 +13,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
+# test-only pytest plugins installed beside wirecheck that a user's run does not have (and that cost
+# seconds of imports per run: kmock pulls in aiohttp, hypothesis its engine)
+QUIET_PLUGINS = ["-p", "no:cacheprovider", "-p", "no:kmock", "-p", "no:hypothesispytest", "-p", "no:asyncio"]
+
+
 @dataclass
 class Run:
     rc: int
@@ -43,8 +48,7 @@ class Run:
 
 def run_suite(args: list[str], report_dir: Path, suite: str = "suites/preflight", timeout: float = 300,
               env: dict[str, str] | None = None) -> Run:
-    cmd = [sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--report-dir", str(report_dir),
-           *args]
+    cmd = [sys.executable, "-m", "pytest", suite, "-q", *QUIET_PLUGINS, "--report-dir", str(report_dir), *args]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
     return Run(proc.returncode, proc.stdout, proc.stderr, Path(report_dir))
