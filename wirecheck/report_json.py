@@ -16,9 +16,21 @@ from .outcome import NOT_APPLICABLE, NOT_EVALUATED, NOT_IMPLEMENTED, STATUSES, w
 SCHEMA = "wirecheck/compliance/v1"
 
 
+def _plain_str(value: str) -> str:
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+
+
 def jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or type(value) in (bool, int, float, str):
         return value
+    if isinstance(value, str):      # str subclasses (Ansible's tagged strings) to plain str
+        return _plain_str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, dict):

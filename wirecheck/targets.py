@@ -156,13 +156,19 @@ def target_from_spec(spec: str, roles: list[str], identity_file: str | None = No
 def _plain(value: Any) -> Any:
     """Ansible's own types (vault strings, unsafe text) to plain Python."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if type(value).__name__ == "AnsibleVaultEncryptedUnicode":
         return "<vault-encrypted>"
     if isinstance(value, str):
-        return str(value)
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
     return value
 
 
@@ -208,8 +214,8 @@ def load_inventory(path: str) -> Inventory:
         merged.update(host.get_vars())
         merged.pop("inventory_file", None)
         merged.pop("inventory_dir", None)
-        hosts[host.name] = _plain(merged)
-    groups = {name: [h.name for h in group.get_hosts()] for name, group in inv.groups.items()}
+        hosts[_plain(host.name)] = _plain(merged)
+    groups = {_plain(name): [_plain(h.name) for h in group.get_hosts()] for name, group in inv.groups.items()}
     all_vars = _plain(inv.groups["all"].get_vars()) if "all" in inv.groups else {}
     if not hosts:
         raise TargetError(f"--ansible-inventory {path}: the inventory has no hosts")
