@@ -53,6 +53,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="path of the wire-server-deploy checkout (for CTRL-WSD-CHECKOUT and friends)")
     g.addoption("--internet-url", action="append", default=[],
                 help="URL the deploy node must reach (repeatable; default: those Wire's playbook downloads from)")
+    g.addoption("--dns-timeout", type=float, default=2.0, help="seconds per DNS query (default 2)")
+    g.addoption("--dns-tries", type=int, default=2, help="tries per DNS query and resolver (default 2)")
+    g.addoption("--tls-port", type=int, default=443, help="HTTPS port of the ingress (default 443)")
+    g.addoption("--http-port", type=int, default=80, help="HTTP port of the ingress (default 80)")
+    g.addoption("--tls-timeout", type=float, default=5.0, help="seconds per TLS handshake (default 5)")
+    g.addoption("--tls-cert", default=None, help="your own certificate (PEM, with chain) for TLS-BYO-CERT")
+    g.addoption("--tls-key", default=None, help="the private key of --tls-cert (PEM; never copied into reports)")
+    g.addoption("--federation", action="store_true", default=False,
+                help="the site federates (enables the federation requirements)")
+    g.addoption("--federation-cert", default=None, help="federation client certificate (PEM) for TLS-FED-CERT")
     g.addoption("--max-run-time", type=float, default=None, metavar="SECONDS",
                 help="stop the run cleanly after this many seconds; checks not run are reported as not_evaluated")
     g.addoption("--catalog", default=None, help="an alternative catalog file (for testing the framework)")
@@ -155,7 +165,8 @@ def build_site(config: pytest.Config) -> Site:
         if key not in req.params:
             raise SiteError(f"--param {item!r}: {rid} has no parameter {key!r} (has: {', '.join(req.params) or 'none'})")
         overrides.setdefault(rid, {})[key] = _coerce(value)
-    for path, name in ((opt.ca_bundle, "--ca-bundle"), (opt.kubeconfig, "--kubeconfig")):
+    for path, name in ((opt.ca_bundle, "--ca-bundle"), (opt.kubeconfig, "--kubeconfig"), (opt.tls_cert, "--tls-cert"),
+                       (opt.tls_key, "--tls-key"), (opt.federation_cert, "--federation-cert")):
         if path and not os.path.isfile(path):
             raise SiteError(f"{name} {path}: no such file")
     return Site(profile=profile, phase=phase, targets=targets, vars=site_vars, domain=domain, wire_ip=wire_ip,
@@ -375,7 +386,8 @@ def _redact(value: Any, secrets: list[str]) -> Any:
                 value = value.replace(s, "<redacted>")
         return value
     if isinstance(value, dict):
-        return {k: ("<redacted>" if is_secret_key(str(k)) else _redact(v, secrets)) for k, v in value.items()}
+        return {_redact(k, secrets): ("<redacted>" if is_secret_key(str(k)) else _redact(v, secrets))
+                for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v, secrets) for v in value]
     return value
