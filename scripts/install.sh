@@ -20,6 +20,7 @@ if [ "$want_tests" = 1 ]; then
   # Node.js may come from elsewhere (e.g. NodeSource, which bundles npm): only add what is missing
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
+  command -v java >/dev/null || pkgs+=(default-jre-headless)   # the Allure 2 command line runs on Java
 fi
 
 missing=()

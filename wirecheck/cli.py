@@ -15,12 +15,14 @@ from pathlib import Path
 from .report import integrity
 from .report.model import ReportError, load_compliance
 
-EPILOG = """exit status: 0 ok, 1 verification failed / new failures (diff --exit-code), 2 usage or input error
+EPILOG = """exit status: 0 ok, 1 verification failed / gate failed / new failures (diff --exit-code),
+             2 usage or input error
 
 examples:
   wirecheck verify-report reports/latest --key ops-signing.pub
   wirecheck diff reports/2026-11-26 reports/latest
   wirecheck allure reports/latest --previous reports/2026-11-26
+  wirecheck gate reports/latest            # CI: fail on MUST only, waivers honoured
 """
 
 
@@ -88,6 +90,24 @@ def _sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gate(args: argparse.Namespace) -> int:
+    compliance = load_compliance(Path(args.dir))
+    levels = {lv.strip().lower() for lv in args.level.split(",") if lv.strip()}
+    bad = {"fail", "warn"} | (set() if args.allow_errors else {"error"})
+    blocking = [r for r in compliance["requirements"]
+                if str(r.get("level", "")).lower() in levels and r.get("status") in bad]
+    waived = sum(1 for r in compliance["requirements"] if r.get("status") == "waived")
+    if not blocking:
+        print(f"gate passed: no {'/'.join(sorted(levels)).upper()} requirement failed"
+              + (f" ({waived} waived)" if waived else ""))
+        return 0
+    print(f"gate failed: {len(blocking)} {'/'.join(sorted(levels)).upper()} requirement(s) not met")
+    for r in blocking:
+        hosts = sorted({str(x.get("target")) for x in r.get("results") or [] if x.get("status") in bad})
+        print(f"  {r.get('id')} [{r.get('status')}] on {', '.join(hosts) or '-'}: {r.get('title')}")
+    return 1
+
+
 def _allure(args: argparse.Namespace) -> int:
     from .report import allure
 
@@ -97,7 +117,8 @@ def _allure(args: argparse.Namespace) -> int:
     if results.is_dir() and (report_dir / "compliance.json").is_file() \
             and not (results / "environment.properties").exists():
         allure.write_environment(results, load_compliance(report_dir))
-    out = allure.generate(results, output, previous=Path(args.previous) if args.previous else None)
+    out = allure.generate(results, output, previous=Path(args.previous) if args.previous else None,
+                          single_file=args.single_file)
     print(f"wrote {out / 'index.html'}")
     return 0
 
@@ -141,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seal", action="store_true", help="write integrity.json first if the report has none")
     p.set_defaults(func=_sign)
 
+    p = sub.add_parser("gate", help="exit 1 if a MUST requirement failed (after waivers); for CI",
+                       description="Decide a CI gate from DIR/compliance.json: fail when a requirement of the "
+                       "given level(s) has status fail or warn, or error (could not measure) unless "
+                       "--allow-errors. Waived and attested requirements do not fail the gate.")
+    p.add_argument("dir", metavar="DIR", help="report directory or compliance.json")
+    p.add_argument("--level", default="must", metavar="LEVELS", help="comma-separated levels that gate "
+                   "(default: must)")
+    p.add_argument("--allow-errors", action="store_true", help="do not fail on 'could not measure'")
+    p.set_defaults(func=_gate)
+
     p = sub.add_parser("allure", help="render the Allure HTML report (offline), carrying trend history",
                        description="Run `allure generate` on DIR/allure-results into DIR/allure-report. "
                        "Needs the Allure 2 command line (npm package allure-commandline, and Java) on PATH "
@@ -150,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "carried over so the report shows trends")
     p.add_argument("--results", metavar="PATH", help="Allure results directory (default DIR/allure-results)")
     p.add_argument("--output", metavar="PATH", help="output directory (default DIR/allure-report)")
+    p.add_argument("--single-file", action="store_true", help="one index.html that opens from disk without a "
+                   "web server (for CI artifacts; no history folder is written)")
     p.set_defaults(func=_allure)
     return parser
 

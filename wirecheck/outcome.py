@@ -68,8 +68,11 @@ class Outcome(Exception):  # noqa: N818 - it is an outcome, not only an error
         self.evidence = evidence
 
 
-class Broken(Outcome):
-    """An expectation did not hold: fail for MUST, warn for SHOULD/INFO."""
+class Broken(Outcome, AssertionError):
+    """An expectation did not hold: fail for MUST, warn for SHOULD/INFO.
+
+    An AssertionError too, so that report tools (Allure) file it as "requirement not met" and not as
+    "could not measure"."""
 
     status = FAIL
 

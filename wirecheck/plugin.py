@@ -63,6 +63,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--federation", action="store_true", default=False,
                 help="the site federates (enables the federation requirements)")
     g.addoption("--federation-cert", default=None, help="federation client certificate (PEM) for TLS-FED-CERT")
+    g.addoption("--waivers", default=None, metavar="FILE",
+                help="waivers YAML: matching fails become waived until their expiry date")
+    g.addoption("--attestations", default=None, metavar="FILE",
+                help="operator attestations for requirements no machine can measure")
+    g.addoption("--sign-key", default=None, metavar="FILE",
+                help="private key that signs integrity.json (passphrase in $WIRECHECK_SIGNING_PASSPHRASE)")
+    g.addoption("--report-date", default=None, metavar="YYYY-MM-DD",
+                help="the day waivers and attestations are judged against (default: today)")
     g.addoption("--max-run-time", type=float, default=None, metavar="SECONDS",
                 help="stop the run cleanly after this many seconds; checks not run are reported as not_evaluated")
     g.addoption("--catalog", default=None, help="an alternative catalog file (for testing the framework)")
@@ -193,6 +201,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SITE_KEY] = site
     config.stash[RESULTS_KEY] = []
     _CONFIG["config"] = config
+    try:
+        config._wc_exceptions = _load_exceptions(config)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - a bad file is a user error: one line
+        _fail_usage(str(exc))
+    if not hasattr(config, "workerinput"):
+        # a report being written is not sealed: drop the seal of an earlier run in the same directory
+        for name in ("integrity.json", "integrity.sig"):
+            (site.report_dir / name).unlink(missing_ok=True)
     config.stash[STARTED_KEY] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -255,6 +271,31 @@ class _Alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.previous)
         return False
+
+
+def _load_exceptions(config: pytest.Config) -> dict[str, Any]:
+    opt = config.option
+    out: dict[str, Any] = {"waivers": None, "attestations": None, "today": dt.date.today(), "key": None}
+    if opt.waivers:
+        from .report import waivers
+        out["waivers"] = waivers.load(Path(opt.waivers))
+    if opt.attestations:
+        from .report import attestations
+        out["attestations"] = attestations.load(Path(opt.attestations))
+    if opt.report_date:
+        try:
+            out["today"] = dt.date.fromisoformat(opt.report_date)
+        except ValueError:
+            raise SiteError(f"--report-date {opt.report_date!r} is not a date (YYYY-MM-DD)") from None
+    if opt.sign_key:
+        if not os.path.isfile(opt.sign_key):
+            raise SiteError(f"--sign-key {opt.sign_key}: no such file")
+        out["key"] = Path(opt.sign_key)
+    return out
+
+
+def _allure_active(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "allure_report_dir", None))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -398,7 +439,7 @@ def _message(req: Requirement, target_name: str, status: str, text: str, method:
     return f"{req.id} on {target_name}: {text}{how}"
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, trylast=True)   # innermost: report tools (Allure) see our outcome
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     req = requirement_of(item)
@@ -457,6 +498,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     result = _redact(result, site.secrets)
     report.wirecheck = {"id": req.id, "result": result}
     item._wc_reported = True  # type: ignore[attr-defined]
+    if _allure_active(item.config):
+        _label_for_allure(item, req, site, target, result)
     if call.when == "setup" and status == PASS:
         return report
     if status in (PASS, WARN):
@@ -475,6 +518,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 _LAST_WRITE = [0.0]
+
+
+def _label_for_allure(item: pytest.Item, req: Requirement, site: Site, target: Any, result: dict[str, Any]) -> None:
+    from .report.allure import apply_labels, attach_evidence, labels_for
+    entry = {"id": req.id, "title": req.title, "level": req.level, "area": req.area, "url": req.url,
+             "source": req.source, "requirement": req.requirement, "remediation": req.remediation,
+             "roles": list(req.roles)}
+    try:
+        apply_labels(labels_for(entry, result, site.profile, site.phase,
+                                target_roles=list(target.roles) if target is not None else None))
+        attach_evidence(result, site.report_dir)
+    except Exception as exc:  # noqa: BLE001 - labels are decoration; never lose the verdict over them
+        item.warn(pytest.PytestWarning(f"wirecheck: could not label the Allure result: {exc}"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -505,7 +561,7 @@ def _registry(root: Path) -> dict[str, set[str]]:
     return found
 
 
-def _write(config: pytest.Config, complete: bool) -> dict[str, Any]:
+def _write(config: pytest.Config, complete: bool, final: bool = False) -> dict[str, Any]:
     site = config.stash[SITE_KEY]
     root = Path(__file__).resolve().parent.parent
     compliance = build_compliance(
@@ -516,9 +572,16 @@ def _write(config: pytest.Config, complete: bool) -> dict[str, Any]:
     if stopped:
         compliance["stopped"] = stopped
     try:
-        write_compliance(site.report_dir, compliance)
-    except OSError as exc:
-        config._wc_write_error = f"could not write {site.report_dir}/compliance.json: {exc}"  # type: ignore[attr-defined]
+        if final:
+            from .report import write_all
+            exc_ = getattr(config, "_wc_exceptions", {}) or {}
+            compliance = write_all(site.report_dir, compliance, waivers=exc_.get("waivers"),
+                                   attestations=exc_.get("attestations"), today=exc_.get("today"),
+                                   signing_key=exc_.get("key"))
+        else:
+            write_compliance(site.report_dir, compliance)
+    except Exception as exc:  # noqa: BLE001 - report the failure in one line, keep the run's verdict
+        config._wc_write_error = f"could not write the report in {site.report_dir}: {exc}"  # type: ignore[attr-defined]
     return compliance
 
 
@@ -532,7 +595,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config._wc_stopped = str(session.shouldstop)  # type: ignore[attr-defined]
     if exitstatus == pytest.ExitCode.INTERRUPTED and not getattr(config, "_wc_stopped", None):
         config._wc_stopped = "interrupted"  # type: ignore[attr-defined]
-    config._wc_compliance = _write(config, complete=exitstatus != pytest.ExitCode.INTERRUPTED)  # type: ignore[attr-defined]
+    config._wc_compliance = _write(config, complete=exitstatus != pytest.ExitCode.INTERRUPTED,  # type: ignore[attr-defined]
+                                   final=True)
+    alluredir = getattr(config.option, "allure_report_dir", None)
+    if alluredir and config._wc_compliance:  # type: ignore[attr-defined]
+        from .report.allure import write_categories, write_environment
+        write_environment(Path(alluredir), config._wc_compliance)  # type: ignore[attr-defined]
+        write_categories(Path(alluredir))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

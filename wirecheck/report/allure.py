@@ -9,12 +9,11 @@ The pytest plugin calls, per check result::
 and once per run ``write_environment(alluredir, compliance)`` and ``write_categories(alluredir)``.
 
 Categories separate "requirement not met" from "could not measure" by Allure status (failed vs
-broken) and, for the other outcomes, by a message prefix: use ``category_message(status, text)``
-when turning a warn / not-evaluated / not-applicable outcome into a pytest failure or skip.
+broken, see ``ALLURE_STATUS``) and not-evaluated from not-applicable by the skip reason.
 
 ``generate(results, output, previous=...)`` runs the Allure 2 command line (npm package
-``allure-commandline``, needs Java, works offline) and carries the trend history over from a previous
-report directory.
+``allure-commandline``, needs Java, works offline) with its analytics switched off, and carries the
+trend history over from a previous report directory.
 """
 
 from __future__ import annotations
@@ -33,26 +32,21 @@ ALLURE_ENV = "WIRECHECK_ALLURE"
 REPORT_SUBDIR = "allure-report"
 RESULTS_SUBDIR = "allure-results"
 
-#: Prefix of the failure/skip message for outcomes that Allure's statuses cannot tell apart.
-MESSAGE_PREFIX = {WARN: "[should] ", NOT_EVALUATED: "[not evaluated] ", NOT_APPLICABLE: "[not applicable] "}
-
-#: status an outcome should have in Allure (what the pytest plugin should make the test end as)
-ALLURE_STATUS = {PASS: "passed", FAIL: "failed", WARN: "failed", ERROR: "broken",
+#: Allure status each outcome should end as.  allure-pytest marks a test "failed" only for an
+#: AssertionError (or pytest.fail) and "broken" for any other exception, so the engine's Broken outcome
+#: must be an AssertionError; warn passes (CI fails on MUST only) and is visible by its status tag.
+ALLURE_STATUS = {PASS: "passed", FAIL: "failed", WARN: "passed", ERROR: "broken",
                  NOT_EVALUATED: "skipped", NOT_APPLICABLE: "skipped"}
 
+#: Categories: "requirement not met" (failed) apart from "could not measure" (broken); skips are split
+#: by the outcome name the plugin puts first in the skip reason ("not_evaluated: ...").
 CATEGORIES: list[dict[str, Any]] = [
-    {"name": "Recommendation not met (SHOULD)", "matchedStatuses": ["failed"],
-     "messageRegex": r"(?s)^\[should\].*"},
-    {"name": "Requirement not met", "matchedStatuses": ["failed"], "messageRegex": r"(?s)^(?!\[should\]).*"},
+    {"name": "Requirement not met", "matchedStatuses": ["failed"]},
     {"name": "Could not measure", "matchedStatuses": ["broken"]},
     {"name": "Not evaluated (input missing)", "matchedStatuses": ["skipped"],
-     "messageRegex": r"(?s).*\[not evaluated\].*"},
-    {"name": "Not applicable", "matchedStatuses": ["skipped"], "messageRegex": r"(?s).*\[not applicable\].*"},
+     "messageRegex": r"(?s).*not[_ ]evaluated.*"},
+    {"name": "Not applicable", "matchedStatuses": ["skipped"], "messageRegex": r"(?s).*not[_ ]applicable.*"},
 ]
-
-
-def category_message(status: str, message: str) -> str:
-    return MESSAGE_PREFIX.get(status, "") + message
 
 
 def labels_for(requirement: dict[str, Any], result: dict[str, Any], profile: str, phase: str, *,
@@ -62,9 +56,11 @@ def labels_for(requirement: dict[str, Any], result: dict[str, Any], profile: str
     title = str(requirement.get("title") or "")
     host = str(result.get("target") or "site")
     level = str(requirement.get("level") or "info").lower()
-    source = requirement.get("source") if isinstance(requirement.get("source"), dict) else {}
+    raw_source = requirement.get("source")
+    source = raw_source if isinstance(raw_source, dict) else {}
     url = requirement.get("url") or source.get("url")
-    section = source.get("section") or source.get("doc") or "docs.wire.com"
+    section = (source.get("section") or source.get("doc")
+               or (raw_source if isinstance(raw_source, str) and raw_source else None) or "docs.wire.com")
     roles = list(target_roles if target_roles is not None else result.get("roles") or requirement.get("roles") or [])
     links = []
     if isinstance(url, str) and url.startswith(("https://", "http://")):
@@ -86,7 +82,7 @@ def labels_for(requirement: dict[str, Any], result: dict[str, Any], profile: str
         "severity": SEVERITY.get(level, "normal"),
         "links": links,
         "tags": tags,
-        "labels": {"requirement": rid, "host": host, "level": level, "profile": profile, "phase": phase},
+        "labels": {"requirement": rid, "target": host, "level": level, "profile": profile, "phase": phase},
         "description": "\n".join(desc).strip(),
     }
 
@@ -211,7 +207,7 @@ def carry_history(previous: Path, results_dir: Path) -> bool:
 
 
 def generate(results_dir: Path, output_dir: Path, *, previous: Path | None = None, allure: str | None = None,
-             timeout: float = 600) -> Path:
+             timeout: float = 600, single_file: bool = False) -> Path:
     """Render the Allure HTML report (offline); returns the output directory."""
     results_dir, output_dir = Path(results_dir), Path(output_dir)
     if not results_dir.is_dir():
@@ -225,7 +221,12 @@ def generate(results_dir: Path, output_dir: Path, *, previous: Path | None = Non
     if not (results_dir / "categories.json").exists():
         write_categories(results_dir)
     try:
-        proc = subprocess.run([exe, "generate", "--clean", "-o", str(output_dir), str(results_dir)],
+        argv = [exe, "generate", "--clean", *(["--single-file"] if single_file else []), "-o", str(output_dir),
+                str(results_dir)]
+        # Allure 2 otherwise reports usage to Google Analytics while generating and embeds a tracking
+        # script in the page: neither may happen for an offline report.
+        env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
+        proc = subprocess.run(argv, env=env,
                               capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise ReportError(f"allure generate did not finish within {timeout:.0f} s") from None

@@ -50,7 +50,9 @@ th{background:#f3f5f7}.meta td:first-child{font-weight:600;white-space:nowrap}
 .sw{display:inline-block;width:.9em;height:.9em;border-radius:2px;margin-right:.4em;vertical-align:-1px}
 """ + "".join(f".st-{s}{{background:{c};color:#fff}}.sw-{s}{{background:{c}}}" for s, c in COLOURS.items()) + """
 .st-not_applicable{color:#263238}
-.matrix-wrap{overflow-x:auto}#matrix{font-size:12px}#matrix td.cell{text-align:center;padding:0;min-width:4.5em}
+.matrix-wrap{overflow-x:auto}#matrix{font-size:12px}#matrix td.cell{text-align:center;padding:0;min-width:3.4em;font-size:10.5px}
+#matrix td.req{min-width:22em;max-width:40em}#matrix .area{color:#57606a;font-size:11px}
+.flag-x{display:inline-block;margin-left:2px;padding:0 3px;background:#fff;color:#b71c1c;border-radius:50%;font-weight:800}
 #matrix td.cell a{display:block;padding:3px 4px;color:inherit;text-decoration:none;font-weight:600}
 #matrix td.cell a:hover,#matrix td.cell a:focus{outline:2px solid #000;outline-offset:-2px}
 #matrix td.none{background:repeating-linear-gradient(45deg,#fafafa,#fafafa 4px,#f0f0f0 4px,#f0f0f0 8px)}
@@ -83,7 +85,8 @@ var sel={status:document.getElementById('f-status'),area:document.getElementById
 function apply(){
   var s=sel.status.value,a=sel.area.value,l=sel.level.value,n=0;
   document.querySelectorAll('#matrix tbody tr').forEach(function(tr){
-    var ok=(!s||tr.dataset.statuses.split(' ').indexOf(s)>=0)&&(!a||tr.dataset.area===a)&&(!l||tr.dataset.level===l);
+    var st=tr.dataset.statuses.split(' ');
+    var ok=(!s||(s.charAt(0)==='!'?tr.dataset.status!==s.slice(1):st.indexOf(s)>=0))&&(!a||tr.dataset.area===a)&&(!l||tr.dataset.level===l);
     tr.hidden=!ok;if(ok){n++;}
   });
   document.getElementById('shown').textContent=String(n);
@@ -206,6 +209,11 @@ def _result_body(req: dict[str, Any], res: dict[str, Any], host: str) -> str:
     ev = res.get("evidence")
     if ev:
         rows.append(("Evidence", _value(ev)))
+    files = ev.get("files") if isinstance(ev, dict) else None
+    if isinstance(files, list) and files:
+        # relative links to the sealed evidence files beside the page; nothing is loaded from them
+        links = [f'<a href="{_e(f)}">{_e(f)}</a>' if _is_evidence_path(f) else _e(f) for f in files]
+        rows.append(("Evidence files", "<br>".join(links)))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     return f'<p class="muted">{_e(req.get("id"))} on {_e(host)}</p><dl class="ev">{dl}</dl>'
 
@@ -239,7 +247,7 @@ def render_html(compliance: dict[str, Any]) -> str:
     summary = (f'<div class="summary"><table class="counts" id="counts"><thead><tr><th>Status</th>'
                f'<th>Requirements</th><th>Results (requirement × host)</th></tr></thead><tbody>{count_rows}'
                f'<tr><th>Total</th><th class="n" id="total-req">{total_req}</th><th class="n">{total_res}</th></tr>'
-               f'</tbody></table>{_chart(req_counts, "Requirements by status")}</div>')
+               f'</tbody></table>{_chart(req_counts, "Requirements by status")}{_exceptions(compliance)}</div>')
 
     # -------- filters
     def options(values: list[str], labels: dict[str, str] | None = None) -> str:
@@ -250,7 +258,8 @@ def render_html(compliance: dict[str, Any]) -> str:
     areas = sorted({str(r.get("area") or "") for r in reqs} - {""})
     levels = [lv for lv in LEVELS if any(r.get("level") == lv for r in reqs)] + sorted(
         {str(r.get("level")) for r in reqs if r.get("level") not in LEVELS and r.get("level")})
-    filters = (f'<div class="filters noprint"><label>Status <select id="f-status">{options(present_status, LABELS)}'
+    status_opts = options(present_status, LABELS) + '<option value="!not_applicable">all but not applicable</option>'
+    filters = (f'<div class="filters noprint"><label>Status <select id="f-status">{status_opts}'
                f'</select></label><label>Area <select id="f-area">{options(areas)}</select></label>'
                f'<label>Level <select id="f-level">{options(levels)}</select></label>'
                f'<button type="button" id="f-reset">Reset</button>'
@@ -278,6 +287,8 @@ def render_html(compliance: dict[str, Any]) -> str:
             st = str(res.get("status", ERROR))
             statuses.update(str(r.get("status", ERROR)) for _, r in found)
             more = f" +{len(found) - 1}" if len(found) > 1 else ""
+            if any(r.get("waiver_expired") for _, r in found):
+                more += '<span class="flag-x" title="a waiver for this cell has expired">!</span>'
             cells.append(f'<td class="cell st-{_e(st)}" data-host="{_e(h)}" data-status="{_e(st)}">'
                          f'<a class="cell-link" href="#ev-{i}-{j}" title="{_e(rid)} on {_e(h)}: '
                          f'{_e(LABELS.get(st, st))}">{_e(SHORT.get(st, st))}{more}</a></td>')
@@ -295,18 +306,18 @@ def render_html(compliance: dict[str, Any]) -> str:
             f'<tr id="row-{_e(rid)}" data-id="{_e(rid)}" data-status="{_e(status)}" '
             f'data-statuses="{_e(" ".join(sorted(statuses)))}" data-area="{_e(req.get("area") or "")}" '
             f'data-level="{_e(req.get("level") or "")}"><td class="req"><a class="id" href="#req-{_e(rid)}">{_e(rid)}'
-            f'</a> {_e(req.get("title"))}</td><td>{_e(req.get("level"))}</td><td>{_e(req.get("area"))}</td>'
-            f'<td>{_badge(status)}</td>{"".join(cells)}</tr>')
+            f'</a> {_e(req.get("title"))}<div class="area">{_e(req.get("area"))}</div></td>'
+            f'<td>{_e(req.get("level"))}</td><td>{_badge(status)}</td>{"".join(cells)}</tr>')
         reason = ""
         if not details:
-            reason = (f'<p><i>No result: {_e(LABELS.get(status, status))}'
-                      f'{": " + _e(req.get("message")) if req.get("message") else ""}.</i></p>')
+            why = req.get("reason") or req.get("message")
+            reason = f'<p><i>No result: {_e(LABELS.get(status, status))}{": " + _e(why) if why else ""}.</i></p>'
         articles.append(
             f'<article id="req-{_e(rid)}"><h3>{_e(rid)} — {_e(req.get("title"))} {_badge(status)}</h3>'
             f'<p>Level <b>{_e(req.get("level"))}</b> · area {_e(req.get("area"))} · source: {_link(url, doc)}</p>'
             f'{reason}{"".join(details)}</article>')
     matrix = (f'<div class="matrix-wrap"><table id="matrix"><thead><tr><th scope="col">Requirement</th>'
-              f'<th scope="col">Level</th><th scope="col">Area</th><th scope="col">Status</th>{head}</tr></thead>'
+              f'<th scope="col">Level</th><th scope="col">Status</th>{head}</tr></thead>'
               f'<tbody>{"".join(body_rows)}</tbody></table></div>')
 
     # -------- not checked, waivers, attestations
@@ -350,7 +361,7 @@ def render_html(compliance: dict[str, Any]) -> str:
         f'<tbody>{target_rows}</tbody></table></header>'
         f'<section id="summary-section"><h2>Summary</h2>{summary}</section>'
         f'<section id="matrix-section"><h2>Requirements × hosts</h2>{filters}{matrix}'
-        '<p class="muted">Click a cell for its evidence and remediation. Hatched: the requirement does not apply '
+        '<p class="muted noprint">Click a cell for its evidence and remediation. Hatched: the requirement does not apply '
         "to that host's roles.</p></section>"
         f'<section id="gaps-section"><h2>Not checked ({len(gaps)})</h2>'
         '<p class="muted">Requirements without a machine verdict: no check implemented, an input missing, or the '
@@ -365,11 +376,12 @@ def render_html(compliance: dict[str, Any]) -> str:
 
 
 def _why(req: dict[str, Any]) -> str:
-    msgs = [str(r.get("message")) for r in req.get("results") or [] if r.get("message")]
+    msgs = [str(r.get("message")) for r in req.get("results") or []
+            if r.get("message") and r.get("status") in (NOT_IMPLEMENTED, NOT_EVALUATED, ERROR)]
     if msgs:
         return "; ".join(dict.fromkeys(msgs))
-    if req.get("message"):
-        return str(req["message"])
+    if req.get("reason") or req.get("message"):
+        return str(req.get("reason") or req.get("message"))
     return {NOT_IMPLEMENTED: "no check implemented yet", NOT_EVALUATED: "input missing",
             ERROR: "could not measure"}.get(str(req.get("status")), "")
 
@@ -378,3 +390,26 @@ def _state(state: Any) -> str:
     s = str(state or "")
     cls = ' class="flag"' if s in ("expired", "future", "unused", "superseded") else ""
     return f"<span{cls}>{_e(s)}</span>"
+
+
+def _exceptions(compliance: dict[str, Any]) -> str:
+    """One-paragraph account of waivers and attestations, with expired ones flagged."""
+    def tally(items: list[dict[str, Any]], states: tuple[str, ...]) -> str:
+        parts = []
+        for st in states:
+            n = sum(1 for i in items if i.get("state") == st)
+            if n:
+                cls = ' class="flag"' if st in ("expired", "future", "unused", "superseded") else ""
+                parts.append(f'<span{cls} data-state="{st}">{n} {st}</span>')
+        return ", ".join(parts) or "none"
+
+    waivers = compliance.get("waivers") or []
+    atts = compliance.get("attestations") or []
+    return (f'<div id="exceptions"><p><b>Waivers:</b> {tally(waivers, ("active", "expired", "unused"))}</p>'
+            f'<p><b>Attestations:</b> {tally(atts, ("applied", "superseded", "expired", "future", "unused"))}</p>'
+            '<p class="muted">Waived and attested requirements are counted separately from passed ones.</p></div>')
+
+
+def _is_evidence_path(path: Any) -> bool:
+    p = str(path)
+    return p.startswith("evidence/") and ".." not in p.split("/") and ":" not in p and "\\" not in p

@@ -98,6 +98,7 @@ def write_manifest(report_dir: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- keys and signatures
 
 def _load_private_key(path: Path) -> Any:
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
     try:
@@ -106,18 +107,21 @@ def _load_private_key(path: Path) -> Any:
         raise ReportError(f"{path}: cannot read signing key ({exc.strerror or exc})") from None
     pw = os.environ.get(PASSPHRASE_ENV)
     password = pw.encode() if pw else None
-    errors = []
+    needs_passphrase = False
     for loader in (serialization.load_pem_private_key, serialization.load_ssh_private_key,
                    serialization.load_der_private_key):
         try:
             return loader(data, password=password)
-        except TypeError as exc:  # encrypted without passphrase, or passphrase on a plain key
-            errors.append(str(exc))
-        except (ValueError, Exception) as exc:  # noqa: B014 - cryptography raises several types
-            errors.append(str(exc))
-    hint = f" (set {PASSPHRASE_ENV} for an encrypted key)" if any("encrypted" in e or "Password" in e
-                                                                  for e in errors) else ""
-    raise ReportError(f"{path}: not a private key in PEM, OpenSSH or DER format{hint}")
+        except TypeError:  # encrypted without a passphrase (or a passphrase for a plain key)
+            needs_passphrase = password is None
+        except UnsupportedAlgorithm as exc:
+            raise ReportError(f"{path}: cannot read this key here ({exc}; `pip install bcrypt` for "
+                              "encrypted OpenSSH keys)") from None
+        except Exception:  # noqa: BLE001,S112 - cryptography raises several types; try the next format
+            continue
+    if needs_passphrase:
+        raise ReportError(f"{path}: the key is encrypted; put its passphrase in ${PASSPHRASE_ENV}")
+    raise ReportError(f"{path}: not a private key in PEM, OpenSSH or DER format")
 
 
 def _load_public_key(path: Path) -> Any:
