@@ -71,6 +71,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="private key that signs integrity.json (passphrase in $WIRECHECK_SIGNING_PASSPHRASE)")
     g.addoption("--report-date", default=None, metavar="YYYY-MM-DD",
                 help="the day waivers and attestations are judged against (default: today)")
+    g.addoption("--kube-context", default=None, help="kubeconfig context to use")
+    g.addoption("--helm-release", action="append", default=[], metavar="NAME[|ALT][@NAMESPACE]",
+                help="an extra Helm release that must be deployed (repeatable)")
+    g.addoption("--sft-concurrent-users", type=int, default=None, metavar="N",
+                help="expected concurrent conference users (CALL-SFT-PLACEMENT sizes SFT nodes by it)")
     g.addoption("--max-run-time", type=float, default=None, metavar="SECONDS",
                 help="stop the run cleanly after this many seconds; checks not run are reported as not_evaluated")
     g.addoption("--catalog", default=None, help="an alternative catalog file (for testing the framework)")
@@ -405,8 +410,17 @@ def pytest_runtest_call(item: pytest.Item):
         reason = _applicability(req, site, item)
         if reason:
             raise NotApplicableMarker(reason)
-        with _Alarm(item):
-            result = yield
+        try:
+            with _Alarm(item):
+                result = yield
+        except Outcome as exc:
+            # A verdict, not a crash: its traceback (and any chained library error) is never shown, and
+            # formatting a deep one costs seconds. Drop both before pytest renders the report.
+            exc.__cause__ = exc.__context__ = None
+            exc.__suppress_context__ = True
+            raise exc.with_traceback(None) from None
+        except TransportError as exc:
+            raise exc.with_traceback(None) from None
         if ev.broken:
             raise Broken("; ".join(ev.broken))
         return result

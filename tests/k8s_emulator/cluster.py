@@ -16,6 +16,7 @@ import gzip
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 JSON = dict[str, Any]
@@ -50,6 +51,37 @@ class EmulatedCluster:
 
     def copy(self) -> EmulatedCluster:
         return copy.deepcopy(self)
+
+    # resources that a recording directory may hold, as `kubectl get <resource> -A -o json` writes them
+    RECORDED = ("nodes", "pods", "services", "secrets", "daemonsets", "statefulsets", "deployments", "certificates")
+
+    @classmethod
+    def from_recording(cls, directory: Path) -> EmulatedCluster:
+        """Replay responses recorded from a cluster (or constructed in the same format).
+
+        The directory holds `<resource>.json` files as written by
+        `kubectl get <resource> -A -o json` (a List with `items`), `version.json` from
+        `kubectl get --raw /version`, optionally `readyz-etcd.txt` (first line: HTTP status,
+        rest: body) and `logs/<namespace>_<pod>_<container>.log` from `kubectl logs --timestamps`.
+        A missing `certificates.json` means cert-manager is not installed.
+        """
+        c = cls(certificates=None)
+        version = json.loads((directory / "version.json").read_text())
+        c.git_version = (version.get("serverVersion") or version)["gitVersion"]
+        for resource in cls.RECORDED:
+            f = directory / f"{resource}.json"
+            if f.exists():
+                setattr(c, resource, list(json.loads(f.read_text()).get("items") or []))
+        readyz = directory / "readyz-etcd.txt"
+        if readyz.exists():
+            status, _, body = readyz.read_text().partition("\n")
+            c.etcd_readyz = (int(status.strip()), body)
+        logs = directory / "logs"
+        if logs.is_dir():
+            for f in sorted(logs.glob("*.log")):
+                ns, pod, container = f.stem.split("_", 2)
+                c.pod_logs[(ns, pod, container)] = f.read_text()
+        return c
 
     def node(self, name: str) -> JSON:
         for n in self.nodes:

@@ -242,4 +242,16 @@ def fail_release(c: EmulatedCluster, name: str, description: str) -> None:
     c.secrets.append(helm_release_secret(name, ns, revision=latest + 1, status="failed", description=description))
 
 
-__all__ = ["production_cluster", "demo_cluster", "crashloop", "fail_release", "ts", "NOW"]
+
+
+def not_ready(c: EmulatedCluster, node_name: str, reason: str = "KubeletNotReady",
+              message: str = "container runtime network not ready: NetworkReady=false") -> None:
+    """Mark a node NotReady the way the kubelet reports it (Ready=False with reason and message)."""
+    node = c.node(node_name)
+    for cond in node["status"]["conditions"]:
+        if cond["type"] == "Ready":
+            cond.update(status="False", reason=reason, message=message)
+    node["spec"].setdefault("taints", []).append({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"})
+
+
+__all__ = ["production_cluster", "demo_cluster", "crashloop", "fail_release", "not_ready", "ts", "NOW"]

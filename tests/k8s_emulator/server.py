@@ -247,7 +247,8 @@ class FakeKubeApiServer:
                 h._status(404, "NotFound", f'pods "{m["pod"]}" not found or container "{container}" has no log')
                 return
             text = c.pod_logs[key]
-            if (query.get("timestamps") or ["false"])[0] != "true":
+            # the API server parses booleans like Go's strconv.ParseBool ("true", "True", "1", ...)
+            if (query.get("timestamps") or ["false"])[0].lower() not in ("true", "1", "t"):
                 text = "\n".join(line.split(" ", 1)[1] if " " in line else line
                                  for line in text.splitlines()) + "\n"
             data = text.encode()

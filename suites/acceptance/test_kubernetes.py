@@ -1,0 +1,229 @@
+"""Kubernetes acceptance: the cluster as the API shows it (planning.md, helm-prod.md, docs_ubuntu_22.04.md).
+
+Everything is read through the Kubernetes API with the kubeconfig given by --kubeconfig (read
+only: list/get and pod logs). Without a kubeconfig these checks are not_evaluated. The measuring
+and judging code lives in wirecheck.probes.k8s; a check picks the thresholds from the catalog
+and turns the probe's judgement into the verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
+from wirecheck.probes import k8s
+
+T = TypeVar("T")
+
+
+def _kube(site) -> k8s.KubeApi:
+    """A Kubernetes API reader from --kubeconfig, or not_evaluated naming the option.
+
+    Called in the check's body (not a fixture) so that profile/phase applicability, which the
+    engine decides when the check runs, wins over a missing kubeconfig.
+    """
+    if not site.kubeconfig:
+        not_evaluated("no kubeconfig given for the cluster checks", option="--kubeconfig")
+    problem = None
+    try:
+        return _api(site.kubeconfig, site.option("kube_context"))
+    except k8s.KubeApiError as exc:
+        problem = str(exc)
+    cannot_measure(problem)
+    raise AssertionError("unreachable: cannot_measure raises")
+
+
+_APIS: dict[tuple[str, str | None], k8s.KubeApi] = {}
+
+
+def _api(kubeconfig: str, context: str | None) -> k8s.KubeApi:
+    key = (kubeconfig, context)
+    if key not in _APIS:
+        _APIS[key] = k8s.KubeApi.from_kubeconfig(kubeconfig, context)
+    return _APIS[key]
+
+
+def _timeout(spec) -> float:
+    return float(spec.get("timeout_s", 15))
+
+
+def measure(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a probe; an API that cannot be asked is `error` (could not measure), never pass or fail.
+
+    The verdict is raised after the `except` block on purpose: an exception chained to the
+    client's errors makes pytest format tracebacks through the client's huge generated
+    modules, seconds per check, for a report that does not use them.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except k8s.KubeApiError as exc:
+        problem = f"Kubernetes API: {exc}"
+    cannot_measure(problem)
+    raise AssertionError("unreachable: cannot_measure raises")
+
+
+def conclude(j: k8s.Judgement, what: str) -> None:
+    """Turn a probe's judgement into the verdict (level-aware: fail for MUST, warn otherwise)."""
+    record(**j.evidence)
+    if not j.applicable:
+        record(observed=j.observed)
+        not_applicable(j.message or j.observed)
+    if not j.measurable:
+        cannot_measure(j.message or j.observed)
+    expect(j.observed, what, method=j.method).satisfies(lambda _: j.ok, j.expected, message=j.message or None)
+
+
+# ---------------------------------------------------------------------------- cluster shape
+
+
+@requirement("K8S-WORKERS")
+def test_worker_nodes(site, spec):
+    kube = _kube(site)
+    nodes = measure(k8s.node_facts, kube, _timeout(spec))
+    conclude(k8s.judge_workers(nodes, int(spec.get("min_workers", 3))), "schedulable worker nodes")
+
+
+@requirement("K8S-ETCD")
+def test_etcd_members_healthy(site, spec):
+    kube = _kube(site)
+    facts = measure(k8s.etcd_facts, kube, _timeout(spec))
+    conclude(k8s.judge_etcd(facts, int(spec.get("min_members", 3))), "etcd health and membership")
+
+
+def _pin(site, spec) -> str | None:
+    """The Kubernetes version the installer pins: inventory first, then the catalog's figure."""
+    for key in ("kube_version", "kubernetes_version"):
+        if site.vars.get(key):
+            return str(site.vars[key])
+    return spec.get(f"{site.profile}_version") or k8s.DEFAULT_VERSION_PINS.get(site.profile)
+
+
+@requirement("K8S-VERSION")
+def test_kubernetes_version(site, spec):
+    kube = _kube(site)
+    facts = measure(k8s.version_facts, kube, _timeout(spec))
+    conclude(k8s.judge_version(facts, _pin(site, spec), int(spec.get("min_minor", 27)),
+                               int(spec.get("recommended_minor", 29))), "Kubernetes version")
+
+
+@requirement("K8S-NODES-HEALTHY")
+def test_nodes_ready_without_pressure(site, spec):
+    kube = _kube(site)
+    nodes = measure(k8s.node_facts, kube, _timeout(spec))
+    conclude(k8s.judge_nodes_healthy(nodes), "node conditions")
+
+
+# ---------------------------------------------------------------------------- installed state
+
+
+@requirement("HELM-RELEASES")
+def test_helm_releases_deployed(site, spec):
+    kube = _kube(site)
+    expected = k8s.expected_releases(
+        site.profile, site.vars,
+        demo_default=spec.get("demo_releases") or k8s.DEMO_RELEASES_DEFAULT,
+        production_default=spec.get("production_releases") or k8s.PRODUCTION_RELEASES_DEFAULT)
+    extra = site.option("helm_release") or []
+    expected += [k8s.ExpectedRelease.parse(s) for s in extra]
+    releases = measure(k8s.helm_releases, kube, _timeout(spec))
+    conclude(k8s.judge_helm_releases(releases, expected), "Helm releases")
+
+
+@requirement("K8S-PODS-HEALTHY")
+def test_pods_running_or_completed(site, spec):
+    kube = _kube(site)
+    pods = measure(k8s.pod_facts, kube, _timeout(spec))
+    conclude(k8s.judge_pods(pods, int(spec.get("max_restarts", 10))), "pods")
+
+
+@requirement("TLS-CERTS-READY")
+def test_cert_manager_certificates_ready(site, spec):
+    kube = _kube(site)
+    certs = measure(k8s.certificate_facts, kube, _timeout(spec))
+    conclude(k8s.judge_certificates(certs, k8s.truthy(site.vars.get("use_cert_manager"))),
+             "cert-manager Certificates")
+
+
+@requirement("DEMO-ACC-DATASTORES")
+def test_demo_datastores_ready(site, spec):
+    kube = _kube(site)
+    releases = spec.get("releases") or k8s.DEMO_DATASTORE_RELEASES
+    workloads = measure(k8s.workload_facts, kube, _timeout(spec))
+    conclude(k8s.judge_datastores(workloads, releases), "datastore workloads")
+
+
+# ---------------------------------------------------------------------------- calling, ingress, exposure
+
+
+def _concurrent_users(site) -> int | None:
+    value = site.option("sft_concurrent_users")
+    if value in (None, ""):
+        value = site.vars.get("sft_concurrent_users")
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        not_evaluated(f"concurrent SFT users {value!r} is not a number", option="--sft-concurrent-users")
+        raise
+
+
+@requirement("CALL-SFT-PLACEMENT")
+def test_sft_placement(site, spec):
+    kube = _kube(site)
+    users = _concurrent_users(site)
+    facts = measure(k8s.sft_facts, kube, _timeout(spec))
+    conclude(k8s.judge_sft_placement(facts, users, base_cores=float(spec.get("base_cores", 6)),
+                                     users_per_core=int(spec.get("users_per_core", 100))), "SFT placement")
+
+
+@requirement("K8S-INGRESS-NODEPORT")
+def test_ingress_nodeports(site, spec):
+    kube = _kube(site)
+    facts = measure(k8s.ingress_facts, kube, _timeout(spec))
+    https_port, http_port = int(spec.get("https_node_port", 31773)), int(spec.get("http_node_port", 31772))
+    j = k8s.judge_ingress_nodeport(facts, https_port, http_port)
+    if j.applicable:
+        _record_node_forwarding(site, https_port, http_port)
+    conclude(j, "ingress controller NodePorts")
+
+
+def _record_node_forwarding(site, https_port: int, http_port: int) -> None:
+    """Evidence only: 443/80 may equally be forwarded by a load balancer or firewall we cannot see."""
+    nodes = site.targets_with_role("kube-node", "kube_node")
+    if not nodes:
+        return
+    seen: dict[str, str] = {}
+    for t in nodes:
+        try:
+            res = t.run("iptables-save -t nat", timeout=15, sudo=True)
+        except Exception as exc:  # noqa: BLE001 - a node we cannot read is reported, not fatal here
+            seen[t.name] = f"not read: {exc}"
+            continue
+        if res.rc != 0:
+            seen[t.name] = f"iptables-save failed: {res.stderr.strip()[:120]}"
+            continue
+        fw = {(d, to) for _, d, to in k8s.nat_forwards(res.stdout)}
+        seen[t.name] = ", ".join(f"{d}->{to} {'present' if (d, to) in fw else 'absent'}"
+                                 for d, to in ((443, https_port), (80, http_port)))
+    record(node_forwarding=seen)
+
+
+@requirement("K8S-PUBLIC-EXPOSURE")
+def test_nothing_public_but_ingress_and_calling(site, spec):
+    kube = _kube(site)
+    services = measure(k8s.service_facts, kube, _timeout(spec))
+    pods = measure(k8s.pod_facts, kube, _timeout(spec))
+    conclude(k8s.judge_public_exposure(
+        services, pods, allowed_names=spec.get("allowed_names") or k8s.PUBLIC_ALLOWED_NAMES,
+        allowed_namespaces=spec.get("allowed_namespaces") or k8s.PUBLIC_ALLOWED_NAMESPACES), "public exposure")
+
+
+@requirement("LOG-RETENTION-72H")
+def test_nginz_log_retention(site, spec):
+    kube = _kube(site)
+    logs = measure(k8s.nginz_log_facts, kube, _timeout(spec))
+    conclude(k8s.judge_log_retention(logs, datetime.now(UTC), timedelta(hours=float(spec.get("max_age_h", 72)))),
+             "nginz log retention")
