@@ -154,3 +154,62 @@ def test_lookup_caches_and_counts(ns):
 def test_zone_rejects_commas_in_txt():
     with pytest.raises(ValueError):
         Zone(domain=DOMAIN, txt={"@": ["a,b"]}).dnsmasq_args()
+
+
+def test_caa_policy_rules():
+    from wirecheck.probes.dns import CaaPolicy
+
+    none = CaaPolicy("a.example.test", None, [])
+    assert none.allows("letsencrypt.org")[0]
+    allowed = CaaPolicy("a.example.test", "example.test", ['0 issue "letsencrypt.org; validationmethods=http-01"'])
+    assert allowed.allows("letsencrypt.org")[0]
+    other = CaaPolicy("a.example.test", "example.test", ['0 issue "pki.goog"', '0 iodef "mailto:x@example.test"'])
+    ok, why = other.allows("letsencrypt.org")
+    assert not ok and 'issue "pki.goog"' in why
+    nobody = CaaPolicy("a.example.test", "example.test", ['0 issue ";"'])
+    assert not nobody.allows("letsencrypt.org")[0]
+    critical = CaaPolicy("a.example.test", "example.test", ['128 future "x"', '0 issue "letsencrypt.org"'])
+    assert not critical.allows("letsencrypt.org")[0]
+    only_iodef = CaaPolicy("a.example.test", "example.test", ['0 iodef "mailto:x@example.test"'])
+    assert only_iodef.allows("letsencrypt.org")[0]
+    wild = CaaPolicy("*.example.test", "example.test", ['0 issue "letsencrypt.org"', '0 issuewild ";"'])
+    assert wild.allows("letsencrypt.org")[0] and not wild.allows("letsencrypt.org", wildcard=True)[0]
+
+
+def test_caa_climbs_to_the_governing_set():
+    from wirecheck.probes.dns import caa_policies
+
+    zone = wire_zone(DOMAIN, WIRE_IP)
+    zone.caa = {"@": [(0, "issue", "letsencrypt.org")], "webapp": [(0, "issue", "pki.goog")]}
+    with DnsmasqServer(zone, address="127.0.0.58") as dnsmasq:
+        lookup = DnsLookup([parse_nameserver(dnsmasq.nameserver)], timeout=1, tries=1)
+        policies = caa_policies([f"webapp.{DOMAIN}", f"teams.{DOMAIN}", f"x.y.{DOMAIN}"], lookup)
+    assert policies[f"webapp.{DOMAIN}"].owner == f"webapp.{DOMAIN}"
+    assert not policies[f"webapp.{DOMAIN}"].allows("letsencrypt.org")[0]
+    assert policies[f"teams.{DOMAIN}"].owner == DOMAIN
+    assert policies[f"x.y.{DOMAIN}"].owner == DOMAIN  # through names that do not exist
+
+
+def test_points_to_assessment_names_the_record_to_change(ns):
+    from wirecheck.probes.dns import assess_points_to
+
+    lookup = DnsLookup(ns, timeout=1, tries=1)
+    names = [f"nginz-https.{DOMAIN}", f"teams.{DOMAIN}", f"nothere.{DOMAIN}", f"account.{DOMAIN}"]
+    result = assess_points_to(lookup.many(names), {WIRE_IP})
+    text = "; ".join(result.problems)
+    assert len(result.problems) == 2 and not result.unmeasured
+    assert f"teams.{DOMAIN} resolves to 127.0.0.99 via CNAME hop2.{DOMAIN} -> elsewhere.{DOMAIN}" in text
+    assert f"change `elsewhere.{DOMAIN}. IN A` from 127.0.0.99 to {WIRE_IP}" in text
+    assert f"create `nothere.{DOMAIN}. IN A {WIRE_IP}`" in text
+    assert result.observed[f"account.{DOMAIN}"] == [WIRE_IP]
+
+
+def test_concurrent_identical_lookups_send_one_query():
+    with SilentResolver("127.0.0.54") as silent:
+        lookup = DnsLookup([parse_nameserver(silent.nameserver)], timeout=0.3, tries=1)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: lookup(DOMAIN, "CAA"), range(4)))
+    assert all(answer.status == "timeout" for answer in answers)
+    assert lookup.queries == 1 and silent.queries == 1

@@ -47,7 +47,8 @@ class Zone:
         return f"{label}.{self.domain}"
 
     def dnsmasq_args(self) -> list[str]:
-        args = [f"--local=/{self.domain}/", f"--local-ttl={self.ttl}"]
+        # Authoritative for the whole top-level label, so parents (CAA climbing) get NXDOMAIN, not REFUSED.
+        args = [f"--local=/{self.domain.rsplit('.', 1)[-1]}/", f"--local-ttl={self.ttl}"]
         for name, addresses in self.a.items():
             for address in addresses:
                 args.append(f"--host-record={self.fqdn(name)},{address}")

@@ -82,13 +82,14 @@ class TlsServer:
         min_version: str = "TLSv1.2",
         max_version: str = "TLSv1.3",
         ciphers: str | None = None,
+        port: int = 0,
     ) -> None:
         self.address = address
-        self.port = 0
+        self.port = port
         self.argv = [
             sys.executable,
             str(Path(__file__).resolve()),
-            "--cert", str(cert), "--key", str(key), "--address", address,
+            "--cert", str(cert), "--key", str(key), "--address", address, "--port", str(port),
             "--min-version", min_version, "--max-version", max_version,
         ]  # fmt: skip
         if ciphers:

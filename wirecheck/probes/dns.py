@@ -16,8 +16,10 @@ No pytest in here; `wirecheck.probes.spf` builds on `DnsLookup`.
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -293,6 +295,8 @@ class DnsLookup:
         self.tries = tries
         self.queries = 0
         self._cache: dict[tuple[str, str], Answer] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
 
     @property
     def resolvers_text(self) -> str:
@@ -300,15 +304,242 @@ class DnsLookup:
 
     def __call__(self, name: str, rdtype: str = "A") -> Answer:
         key = (name.lower().rstrip("."), rdtype.upper())
-        if key not in self._cache:
-            self.queries += 1
-            self._cache[key] = resolve(name, rdtype, self.nameservers, self.timeout, self.tries)
-        return self._cache[key]
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # threads asking the same question (CAA parents) wait for one lookup
+            if key not in self._cache:
+                with self._guard:
+                    self.queries += 1
+                self._cache[key] = resolve(name, rdtype, self.nameservers, self.timeout, self.tries)
+            return self._cache[key]
 
     def many(self, names: Iterable[str], rdtype: str = "A") -> dict[str, Answer]:
-        return {name: self(name, rdtype) for name in names}
+        """Look several names up at once (in threads), so N timeouts cost one timeout, not N."""
+        unique = list(dict.fromkeys(names))
+        if len(unique) <= 1:
+            return {name: self(name, rdtype) for name in unique}
+        with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:
+            answers = list(pool.map(lambda name: self(name, rdtype), unique))
+        return dict(zip(unique, answers, strict=True))
 
 
 def address_set(answer: Answer) -> set[str]:
     """Normalised addresses of an A/AAAA answer (so '::0001' and '::1' compare equal)."""
     return {str(ipaddress.ip_address(address)) for address in answer.addresses}
+
+
+UNMEASURED = ("timeout", "servfail", "refused", "error")
+
+
+@dataclass
+class Assessment:
+    """What a check needs to give a verdict: problems to fix, lookups that failed, and evidence."""
+
+    problems: list[str] = field(default_factory=list)  # each names the record to change
+    unmeasured: list[str] = field(default_factory=list)  # lookups that gave no answer (-> error)
+    observed: object = None
+    expected: object = None
+    evidence: dict[str, object] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.unmeasured
+
+
+def _via(answer: Answer) -> str:
+    chain = f" via CNAME {' -> '.join(answer.cname_chain)}" if answer.cname_chain else ""
+    return f"{chain} (resolver {answer.resolver or 'none'})"
+
+
+def assess_points_to(answers: dict[str, Answer], expected: set[str], rdtype: str = "A") -> Assessment:
+    """Every name must resolve, after CNAMEs, to exactly the `expected` addresses."""
+    want = ", ".join(sorted(expected))
+    result = Assessment(expected={name: sorted(expected) for name in answers})
+    observed: dict[str, object] = {}
+    for name, answer in answers.items():
+        result.evidence[name] = answer.evidence()
+        if answer.status in UNMEASURED:
+            observed[name] = answer.status
+            result.unmeasured.append(f"{name} {rdtype}: {answer.status} ({answer.error})")
+            continue
+        if answer.status == "nxdomain":
+            observed[name] = "NXDOMAIN"
+            end = answer.canonical_name
+            if answer.cname_chain:
+                result.problems.append(
+                    f"{name}{_via(answer)} ends at {end}, which does not exist: "
+                    f"create `{end}. IN {rdtype} {want}`"
+                )
+            else:
+                result.problems.append(
+                    f"{name} does not exist (NXDOMAIN from {answer.resolver}): create `{name}. IN {rdtype} {want}`"
+                )
+            continue
+        if answer.status == "nodata":
+            observed[name] = f"no {rdtype} record"
+            end = answer.canonical_name
+            result.problems.append(
+                f"{name}{_via(answer)} has no {rdtype} record: add `{end}. IN {rdtype} {want}`"
+            )
+            continue
+        found = address_set(answer)
+        observed[name] = sorted(found)
+        if found != expected:
+            holder = answer.canonical_name
+            shown = ", ".join(sorted(found))
+            change = f"change `{holder}. IN {rdtype}` from {shown} to {want}"
+            if answer.cname_chain:
+                change += f" (or point the CNAME chain of {name} elsewhere)"
+            result.problems.append(f"{name} resolves to {shown}{_via(answer)}, expected {want}: {change}")
+    result.observed = observed
+    return result
+
+
+KNOWN_CAA_TAGS = {"issue", "issuewild", "iodef", "issuemail", "contactemail", "contactphone", "issuevmc"}
+
+
+@dataclass
+class CaaPolicy:
+    """The CAA record set that governs a name (RFC 8659 §3: the first set found climbing up)."""
+
+    name: str
+    owner: str | None  # where the relevant set was found; None when there is no CAA anywhere
+    records: list[str]
+    unmeasured: str = ""  # a lookup on the way failed
+
+    def allows(self, issuer: str, wildcard: bool = False) -> tuple[bool, str]:
+        """May `issuer` (e.g. letsencrypt.org) issue for the name? -> (allowed, why)."""
+        if self.owner is None:
+            return True, f"no CAA record on {self.name} or its parents (any CA may issue)"
+        entries = []
+        for text in self.records:
+            flags, tag, value = text.split(" ", 2)
+            entries.append((int(flags), tag.lower(), value.strip('"')))
+        for flags, tag, _value in entries:
+            if flags & 128 and tag not in KNOWN_CAA_TAGS:
+                return False, f"critical unknown CAA tag {tag!r} at {self.owner} forbids all issuance"
+        tags = ("issuewild", "issue") if wildcard else ("issue",)
+        for tag in tags:
+            values = [value for _flags, entry_tag, value in entries if entry_tag == tag]
+            if not values:
+                continue
+            allowed = [value for value in values if value.split(";")[0].strip().lower() == issuer.lower()]
+            shown = "; ".join(f'{tag} "{value}"' for value in values)
+            if allowed:
+                return True, f"CAA at {self.owner} allows {issuer} ({shown})"
+            return False, f"CAA at {self.owner} allows only: {shown}"
+        return True, f"CAA at {self.owner} has no issue property (no restriction on issuance)"
+
+
+def caa_policy(name: str, lookup: DnsLookup) -> CaaPolicy:
+    labels = name.rstrip(".").split(".")
+    for index in range(len(labels)):
+        owner = ".".join(labels[index:])
+        answer = lookup(owner, "CAA")
+        if answer.status in UNMEASURED:
+            return CaaPolicy(name, None, [], unmeasured=f"{owner} CAA: {answer.status} ({answer.error})")
+        if answer.ok:
+            # A CAA set reached through a CNAME belongs to the alias (RFC 8659 §3).
+            return CaaPolicy(name, owner, answer.records)
+    return CaaPolicy(name, None, [])
+
+
+def assess_srv(owner: str, target: str, port: int, answer: Answer) -> Assessment:
+    """DNS-FED-SRV: the SRV record at `owner` points at `target`:`port` with a weight above 0."""
+    example = f"`{owner}. 600 IN SRV 0 10 {port} {target}.`"
+    result = Assessment(expected=f"SRV {owner} -> {target}:{port}, weight > 0")
+    result.evidence["srv"] = answer.evidence()
+    if answer.status in UNMEASURED:
+        result.unmeasured.append(f"{owner} SRV: {answer.status} ({answer.error})")
+        return result
+    if not answer.ok:
+        result.observed = answer.status
+        result.problems.append(f"no SRV record at {owner} ({answer.error}): publish {example}")
+        return result
+    result.observed = answer.records
+    for rdata in answer.rdatas:
+        found = str(rdata.target).rstrip(".").lower()  # type: ignore[attr-defined]
+        shown = rdata.to_text()  # type: ignore[attr-defined]
+        wrong = []
+        if rdata.port != port:  # type: ignore[attr-defined]
+            wrong.append(f"port {rdata.port}, need {port}")  # type: ignore[attr-defined]
+        if rdata.weight <= 0:  # type: ignore[attr-defined]
+            wrong.append("weight 0, need > 0")
+        if found != target.lower():
+            wrong.append(f"target {found}, need {target}")
+        if wrong:
+            result.problems.append(f"SRV {owner} \"{shown}\": {'; '.join(wrong)}: change it to {example}")
+    if answer.ttl is not None and answer.ttl > 86400:
+        result.notes.append(f"TTL {answer.ttl}s is above the 86400s the docs suggest once stable")
+    return result
+
+
+def assess_caa(policies: dict[str, CaaPolicy], issuer: str) -> Assessment:
+    """IMP-CAA: for every name, the governing CAA set (if any) lets `issuer` issue."""
+    result = Assessment(expected=f"no CAA record, or one allowing {issuer}")
+    observed: dict[str, object] = {}
+    for name, policy in policies.items():
+        result.evidence[name] = {"caa_owner": policy.owner, "records": policy.records}
+        if policy.unmeasured:
+            observed[name] = "lookup failed"
+            result.unmeasured.append(policy.unmeasured)
+            continue
+        allowed, why = policy.allows(issuer, wildcard=name.startswith("*."))
+        observed[name] = policy.records if policy.owner else "no CAA"
+        if not allowed:
+            result.problems.append(
+                f"{name}: {why}: add `{policy.owner}. IN CAA 0 issue \"{issuer}\"` (or remove the restriction)"
+            )
+    result.observed = observed
+    return result
+
+
+def tcp_reachable(address: str, port: int, timeout: float) -> tuple[bool, str]:
+    """Can a TCP connection be opened? -> (ok, 'connected' | 'refused' | 'timeout' | error text)."""
+    import socket
+
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True, "connected"
+    except ConnectionRefusedError:
+        return False, "refused"
+    except TimeoutError:
+        return False, f"no answer within {timeout:g}s"
+    except OSError as exc:
+        return False, str(exc)
+
+
+def assess_aaaa(answers: dict[str, Answer], port: int, timeout: float) -> Assessment:
+    """IMP-AAAA: a name with AAAA records must answer on those addresses (else clients stall on IPv6)."""
+    result = Assessment(expected=f"no AAAA records, or IPv6 addresses that accept TCP {port}")
+    observed: dict[str, object] = {}
+    for name, answer in answers.items():
+        result.evidence[name] = answer.evidence()
+        if answer.status in UNMEASURED:
+            observed[name] = answer.status
+            result.unmeasured.append(f"{name} AAAA: {answer.status} ({answer.error})")
+            continue
+        if not answer.ok:
+            observed[name] = "no AAAA"
+            continue
+        observed[name] = answer.addresses
+        for address in answer.addresses:
+            ok, how = tcp_reachable(address, port, timeout)
+            result.evidence[f"{name} [{address}]:{port}"] = how
+            if not ok:
+                result.problems.append(
+                    f"{name} has AAAA {address}{_via(answer)} but TCP [{address}]:{port} fails ({how}): "
+                    f"remove `{answer.canonical_name}. IN AAAA {address}` or make IPv6 ingress work"
+                )
+    result.observed = observed
+    return result
+
+
+def caa_policies(names: Sequence[str], lookup: DnsLookup) -> dict[str, CaaPolicy]:
+    """`caa_policy` for several names at once (in threads; parents are shared through the cache)."""
+    unique = list(dict.fromkeys(names))
+    if not unique:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:
+        return dict(zip(unique, pool.map(lambda name: caa_policy(name, lookup), unique), strict=True))

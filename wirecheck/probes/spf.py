@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wirecheck.probes.dns import Answer
+from wirecheck.probes.dns import UNMEASURED, Answer, Assessment, DnsLookup
 
 MAX_DNS_TERMS = 10  # RFC 7208 §4.6.4
 QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
@@ -276,3 +276,61 @@ def spf_authorizes(spf: Spf, ip: str, domain: str, lookup: Lookup) -> SpfVerdict
     except _TempError as exc:
         return SpfVerdict("temperror", None, str(exc), evaluation.steps)
     return SpfVerdict(result, mechanism, why, evaluation.steps)
+
+
+def suggested_record(wire_ip: str) -> str:
+    return f"v=spf1 a mx ip4:{wire_ip} -all"
+
+
+def assess_spf(domain: str, wire_ip: str, lookup: DnsLookup, all_qualifier: str = "-") -> Assessment:
+    """DNS-SPF: one SPF record on `domain` that authorises `wire_ip` and ends like the docs' record."""
+    result = Assessment(expected=f"an SPF record authorising {wire_ip} (docs: {suggested_record(wire_ip)})")
+    answer = lookup(domain, "TXT")
+    result.evidence["txt"] = answer.evidence()
+    publish = f"publish `{domain}. IN TXT \"{suggested_record(wire_ip)}\"`"
+    if answer.status in UNMEASURED:
+        result.unmeasured.append(f"{domain} TXT: {answer.status} ({answer.error})")
+        return result
+    records = [text for text in answer.texts if is_spf(text)]
+    result.observed = records or f"no SPF record ({answer.status}; TXT: {answer.texts or 'none'})"
+    if not records:
+        result.problems.append(f"{domain} has no SPF record (TXT found: {answer.texts or 'none'}): {publish}")
+        return result
+    if len(records) > 1:
+        result.problems.append(f"{domain} has {len(records)} SPF records {records} (RFC 7208 allows one): keep one, {publish}")
+        return result
+    spf = parse_spf(records[0])
+    result.evidence["record"] = records[0]
+    result.evidence["mechanisms"] = [mechanism.text for mechanism in spf.mechanisms]
+    if not spf.valid:
+        result.problems.append(f"SPF record \"{records[0]}\" on {domain} is malformed ({'; '.join(spf.errors)}): {publish}")
+        return result
+    verdict = spf_authorizes(spf, wire_ip, domain, lookup)
+    result.evidence["evaluation"] = verdict.steps
+    result.evidence["result"] = verdict.result
+    result.evidence["decided_by"] = verdict.mechanism
+    result.observed = {"record": records[0], "result": verdict.result, "decided_by": verdict.mechanism}
+    if verdict.result == "temperror":
+        result.unmeasured.append(f"SPF evaluation for {domain}: {verdict.why}")
+        return result
+    if not verdict.authorized:
+        lookalikes = [
+            mechanism.text
+            for mechanism in spf.mechanisms
+            if mechanism.name == "ip4" and wire_ip in mechanism.value and mechanism.value != wire_ip
+        ]
+        hint = (
+            f"; {', '.join(lookalikes)} only looks like {wire_ip} (different address)" if lookalikes else ""
+        )
+        decided = f"decided by '{verdict.mechanism}'" if verdict.mechanism else "nothing matched"
+        result.problems.append(
+            f"SPF record \"{records[0]}\" on {domain} does not authorise {wire_ip}: result {verdict.result}, "
+            f"{decided} ({verdict.why}){hint}; found {', '.join(m.text for m in spf.mechanisms)}, "
+            f"expected ip4:{wire_ip} (or a CIDR covering it, or a/mx resolving to it): {publish}"
+        )
+    if spf.all_qualifier != all_qualifier:
+        ending = f"'{spf.all_qualifier}all'" if spf.all_qualifier else "no 'all' mechanism"
+        result.problems.append(
+            f"SPF record \"{records[0]}\" on {domain} ends with {ending}; the docs publish '{all_qualifier}all': {publish}"
+        )
+    return result

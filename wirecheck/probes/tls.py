@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL, crypto
 
+from wirecheck.probes.dns import Assessment
+
 DEFAULT_TIMEOUT = 5.0
 VERSIONS: dict[str, int] = {
     "TLSv1": SSL.TLS1_VERSION,
@@ -565,3 +567,209 @@ def inspect_pem(cert_pem: bytes, key_pem: bytes | None = None, ca_bundle: str | 
     report.chain_ok, report.chain_error = ok, error
     report.trust_path_ok, report.trust_path_error = path_ok, path_error
     return report
+
+
+# --------------------------------------------------------------------------------------------------
+# Assessments: what a check needs for a verdict (problems name the certificate to change)
+
+
+def _store(ca_bundle: str | None) -> str:
+    return ca_bundle or "the system trust store"
+
+
+def _chain_advice(sent: list[CertInfo], error: str) -> str:
+    if len(sent) == 1 and not sent[0].self_signed and "local issuer" in error:
+        return "the server sends only the leaf; serve the full chain (leaf + intermediates)"
+    if sent and sent[0].self_signed:
+        return "the certificate is self-signed; use one from a CA clients trust"
+    return "serve a chain that builds to a trusted root"
+
+
+def assess_served(reports: dict[str, TlsReport]) -> Assessment:
+    """TLS-SAN: for each name, the certificate served with that SNI covers it, verifies and is current."""
+    result = Assessment(expected={name: "certificate covering the name, chain verified, currently valid" for name in reports})
+    observed: dict[str, object] = {}
+    for name, report in reports.items():
+        result.evidence[name] = report.evidence()
+        if report.error:
+            observed[name] = f"no certificate: {report.error}"
+            result.unmeasured.append(f"{name}: TLS handshake with {report.address}:{report.port} failed: {report.error}")
+            continue
+        assert report.leaf is not None
+        leaf = report.leaf
+        covered = leaf.covers(name)
+        observed[name] = {"sans": leaf.sans, "chain_ok": report.chain_ok, "validity": leaf.validity()}
+        if not covered:
+            result.problems.append(
+                f"{name}: the certificate served for SNI {name} (subject {leaf.subject}, issuer {leaf.issuer}) "
+                f"does not cover {name}; its SANs are {', '.join(leaf.sans) or 'none'}: reissue it with {name} "
+                f"(or *.{name.split('.', 1)[1]}) in the SAN"
+            )
+        if leaf.validity() != "valid":
+            result.problems.append(
+                f"{name}: certificate {leaf.validity()} (valid {leaf.not_before:%Y-%m-%d %H:%M} .. "
+                f"{leaf.not_after:%Y-%m-%d %H:%M} UTC): renew it"
+            )
+        if not report.trust_path_ok:
+            result.problems.append(
+                f"{name}: chain does not verify against {_store(report.ca_bundle)}: {report.trust_path_error}; "
+                f"{_chain_advice(report.chain_sent, report.trust_path_error)}"
+            )
+    result.observed = observed
+    return result
+
+
+def assess_expiry(
+    reports: dict[str, TlsReport], warn_days: float, critical_days: float, now: dt.datetime | None = None
+) -> tuple[Assessment, bool]:
+    """TLS-EXPIRY: days left per distinct served certificate -> (assessment, down: expired/not yet valid)."""
+    now = now or dt.datetime.now(dt.UTC)
+    result = Assessment(expected=f">= {warn_days:g} days before expiry")
+    down = False
+    seen: dict[str, list[str]] = {}
+    leaves: dict[str, CertInfo] = {}
+    for name, report in reports.items():
+        if report.error:
+            result.unmeasured.append(f"{name}: TLS handshake with {report.address}:{report.port} failed: {report.error}")
+            continue
+        assert report.leaf is not None
+        seen.setdefault(report.leaf.sha256, []).append(name)
+        leaves[report.leaf.sha256] = report.leaf
+    observed: dict[str, object] = {}
+    for fingerprint, leaf in leaves.items():
+        names = ", ".join(seen[fingerprint])
+        days = leaf.days_left(now)
+        observed[names] = {"not_after": leaf.not_after.isoformat(), "days_left": round(days, 1)}
+        result.evidence[names] = {"subject": leaf.subject, "not_before": leaf.not_before.isoformat(),
+                                  "not_after": leaf.not_after.isoformat(), "days_left": round(days, 1)}  # fmt: skip
+        validity = leaf.validity(now)
+        if validity == "expired":
+            down = True
+            result.problems.append(
+                f"certificate for {names} (subject {leaf.subject}) expired on {leaf.not_after:%Y-%m-%d %H:%M} UTC "
+                f"({-days:.1f} days ago): renew it"
+            )
+        elif validity == "not yet valid":
+            down = True
+            result.problems.append(
+                f"certificate for {names} (subject {leaf.subject}) is not valid before "
+                f"{leaf.not_before:%Y-%m-%d %H:%M} UTC: check the issuer's clock or serve the current certificate"
+            )
+        elif days < warn_days:
+            level = "critical" if days < critical_days else "warning"
+            result.problems.append(
+                f"certificate for {names} (subject {leaf.subject}) expires on {leaf.not_after:%Y-%m-%d %H:%M} UTC, "
+                f"in {days:.1f} days ({level}: under {critical_days if days < critical_days else warn_days:g} days): renew it"
+            )
+    result.observed = observed
+    return result, down
+
+
+def assess_ciphers(
+    versions: dict[str, str],
+    accepted: dict[str, list[str]],
+    allowed_versions: Sequence[str],
+    allowed_suites: Sequence[str],
+    wire_default: Sequence[str] = (),
+) -> Assessment:
+    """TLS-CIPHERS: only the recommended protocol versions and suites are accepted."""
+    result = Assessment(expected={"versions": list(allowed_versions), "suites": list(allowed_suites)})
+    offered = [version for version, outcome in versions.items() if not outcome.startswith("rejected")]
+    result.observed = {"versions": offered, "suites": accepted}
+    result.evidence["versions"] = versions
+    result.evidence["accepted_suites"] = accepted
+    extra_versions = [version for version in offered if version not in allowed_versions]
+    if extra_versions:
+        result.problems.append(
+            f"the server accepts {', '.join(extra_versions)} (allowed: {', '.join(allowed_versions)}): "
+            "set ssl-protocols in the ingress-nginx-controller values"
+        )
+    outside = sorted({suite for suites in accepted.values() for suite in suites if suite not in allowed_suites})
+    if outside:
+        result.problems.append(
+            f"the server accepts suites outside the recommended list: {', '.join(outside)}: "
+            "set ssl-ciphers in the ingress-nginx-controller values"
+        )
+    if wire_default:
+        enabled = [suite for suite in wire_default if any(suite in suites for suites in accepted.values())]
+        result.evidence["wire_default_suites_enabled"] = enabled
+    return result
+
+
+def assess_pem(report: PemBundleReport, names: Sequence[str], ca_bundle: str | None) -> Assessment:
+    """TLS-BYO-CERT: key matches, chain complete, every name covered, currently valid."""
+    result = Assessment(expected="key matching the leaf, complete chain, every name in the SAN, currently valid")
+    if report.error:
+        result.problems.append(report.error)
+        return result
+    assert report.leaf is not None
+    leaf = report.leaf
+    result.evidence.update(leaf.evidence())
+    result.evidence["chain_in_file"] = [cert.subject for cert in report.chain]
+    result.evidence["chain_error"] = report.chain_error
+    missing = [name for name in names if not leaf.covers(name)]
+    result.observed = {
+        "sans": leaf.sans,
+        "key_matches": report.key_matches,
+        "chain_ok": report.trust_path_ok,
+        "validity": leaf.validity(),
+        "not_covered": missing,
+    }
+    if report.key_error:
+        result.problems.append(f"private key: {report.key_error}")
+    if missing:
+        result.problems.append(
+            f"the certificate (subject {leaf.subject}) does not cover {', '.join(missing)}; its SANs are "
+            f"{', '.join(leaf.sans) or 'none'}: reissue it as *.<domain> or with every name in the SAN"
+        )
+    if not report.trust_path_ok:
+        advice = (
+            "append the intermediate certificate(s) after the leaf in the PEM file"
+            if "local issuer" in report.trust_path_error and not leaf.self_signed
+            else "use a certificate from a CA the clients trust"
+        )
+        result.problems.append(
+            f"chain does not verify against {_store(ca_bundle)}: {report.trust_path_error}: {advice}"
+        )
+    if not report.order_ok:
+        result.problems.append("certificates in the file are not in order (leaf first, each followed by its issuer)")
+    if leaf.validity() != "valid":
+        result.problems.append(
+            f"the certificate is {leaf.validity()} (valid {leaf.not_before:%Y-%m-%d} .. {leaf.not_after:%Y-%m-%d}): renew it"
+        )
+    return result
+
+
+def assess_federation_cert(
+    leaf: CertInfo, infra_domain: str, curve: str, critical_days: float, warn_days: float,
+    rsa_recommended_bits: int, now: dt.datetime | None = None,
+) -> Assessment:  # fmt: skip
+    """TLS-FED-CERT: EKU server+client auth, infra domain in the SAN, P-256 for EC, not about to expire."""
+    result = Assessment(expected=f"EKU serverAuth+clientAuth, SAN covering {infra_domain}, EC {curve} or RSA")
+    result.evidence.update(leaf.evidence())
+    result.evidence["extended_key_usage"] = leaf.extended_key_usage
+    days = leaf.days_left(now)
+    result.observed = {"eku": leaf.extended_key_usage, "sans": leaf.sans, "key": leaf.key_text, "days_left": round(days, 1)}
+    missing_eku = [usage for usage in (EKU_SERVER, EKU_CLIENT) if usage not in leaf.extended_key_usage]
+    if missing_eku:
+        result.problems.append(
+            f"extended key usage lacks {', '.join(missing_eku)} (has: {', '.join(leaf.extended_key_usage) or 'none'}): "
+            "reissue with TLS Web Server and Client Authentication"
+        )
+    if not leaf.covers(infra_domain):
+        result.problems.append(
+            f"the SAN ({', '.join(leaf.sans) or 'none'}) does not cover the infrastructure domain {infra_domain}: reissue"
+        )
+    if leaf.key_type == "EC" and leaf.curve != curve:
+        result.problems.append(f"EC key on {leaf.curve}; federation needs {curve} (P-256): reissue")
+    elif leaf.key_type == "RSA" and leaf.key_bits <= rsa_recommended_bits:
+        result.notes.append(f"RSA {leaf.key_bits}: more than {rsa_recommended_bits} bits is recommended")
+    elif leaf.key_type not in ("EC", "RSA"):
+        result.problems.append(f"{leaf.key_type} key: federation supports EC {curve} or RSA")
+    if leaf.validity(now) != "valid":
+        result.problems.append(f"the certificate is {leaf.validity(now)} (until {leaf.not_after:%Y-%m-%d %H:%M} UTC): renew it")
+    elif days < critical_days:
+        result.problems.append(f"the certificate expires in {days:.1f} days ({leaf.not_after:%Y-%m-%d}; critical under {critical_days:g}): renew it")
+    elif days < warn_days:
+        result.notes.append(f"the certificate expires in {days:.1f} days (warning under {warn_days:g})")
+    return result

@@ -1,0 +1,196 @@
+"""TLS certificates before install (planning.md › What you need; helm-prod.md › How to direct traffic
+to your cluster; configure-federation.md › Generate and configure TLS server and client certificates).
+
+With cert-manager (the demo default) the prerequisites of Let's Encrypt's HTTP-01 challenge are
+checked: public DNS on wire_ip, TCP 80, CAA.  With your own certificate (--tls-cert/--tls-key) the
+PEM files are checked before they are installed: key matches, chain complete, names covered, dates.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
+from wirecheck.probes.dns import (
+    Assessment,
+    DnsLookup,
+    assess_caa,
+    assess_points_to,
+    caa_policies,
+    tcp_reachable,
+)
+from wirecheck.probes.tls import assess_federation_cert, assess_pem, inspect_pem
+
+# Used until the catalog carries these parameters (keys as proposed for catalog.yaml).
+DEMO_NAMES = ["nginz-https", "nginz-ssl", "assets", "webapp", "account", "teams", "sftd"]
+PROD_CORE_NAMES = ["nginz-https", "nginz-ssl", "webapp", "assets", "account"]
+_LOOKUPS: dict[tuple, DnsLookup] = {}
+
+
+def _truthy(value: object) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "1", "on")
+
+
+def _lookup(site) -> DnsLookup:
+    timeout = float(site.option("dns_timeout") or 2.0)
+    tries = int(site.option("dns_tries") or 2)
+    key = (tuple(site.nameservers), timeout, tries)
+    if key not in _LOOKUPS:
+        _LOOKUPS[key] = DnsLookup(site.nameservers or None, timeout=timeout, tries=tries)
+    return _LOOKUPS[key]
+
+
+def _domain(site) -> str:
+    if not site.domain:
+        not_evaluated("the Wire domain is not known", option="--domain (or target_domain in the inventory)")
+    return site.domain
+
+
+def _federation(site) -> tuple[str, str] | None:
+    vars_ = site.vars
+    enabled = site.option("federation") or _truthy(vars_.get("federation_enabled", False)) or _truthy(
+        vars_.get("federation", False)
+    )
+    if not enabled:
+        return None
+    domain = _domain(site)
+    return (str(vars_.get("federation_domain") or vars_.get("backend_domain") or domain),
+            str(vars_.get("federator_domain") or f"federator.{domain}"))
+
+
+def _wire_names(site, domain: str) -> list[str]:
+    if site.profile == "demo":
+        labels = list(DEMO_NAMES)
+    else:
+        labels = list(PROD_CORE_NAMES)
+        if _truthy(site.vars.get("teams_enabled", False)):
+            labels.append("teams")
+        if _truthy(site.vars.get("sft_enabled", False)):
+            labels.append("sftd")
+        if _federation(site):
+            labels.append("federator")
+    return [f"{label}.{domain}" for label in labels]
+
+
+def _conclude(result: Assessment, what: str, method: str) -> None:
+    record(details=result.evidence)
+    if result.notes:
+        record(notes=result.notes)
+    if result.problems:
+        text = "; ".join(result.problems)
+        if result.unmeasured:
+            text += "; also unmeasured: " + "; ".join(result.unmeasured)
+        fail(text, observed=result.observed, expected=result.expected, method=method)
+    if result.unmeasured:
+        cannot_measure("; ".join(result.unmeasured), method=method)
+    expect(result.observed, what, method=method).satisfies(lambda _observed: True, result.expected)
+
+
+def _read(path: str | None, option: str) -> bytes:
+    if not path:
+        raise AssertionError("no path")  # callers check first
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        cannot_measure(f"{option} {path}: cannot read: {exc.strerror or exc}")
+    raise AssertionError("unreachable")
+
+
+def _byo_paths(site) -> tuple[str | None, str | None]:
+    return (site.option("tls_cert") or site.vars.get("tls_cert_file"),
+            site.option("tls_key") or site.vars.get("tls_key_file"))
+
+
+@requirement("TLS-BYO-CERT")
+def test_own_certificate(site, spec):
+    cert_path, key_path = _byo_paths(site)
+    if not cert_path:
+        if site.use_cert_manager:
+            not_applicable("cert-manager issues the certificates (use_cert_manager: true); no own certificate given")
+        not_evaluated("use_cert_manager is false, so your own certificate is needed before install",
+                      option="--tls-cert and --tls-key (PEM files)")
+    domain = _domain(site)
+    cert_pem = _read(cert_path, "--tls-cert")
+    key_pem = _read(key_path, "--tls-key") if key_path else None
+    report = inspect_pem(cert_pem, key_pem, site.ca_bundle)
+    result = assess_pem(report, _wire_names(site, domain), site.ca_bundle)
+    if key_pem is None:
+        result.problems.append("no private key given (--tls-key): the key cannot be matched to the certificate")
+    record(certificate=cert_path, key=key_path, key_type=report.key_type or None)
+    _conclude(result, "certificate bundle", f"cryptography/pyOpenSSL on {cert_path}"
+              + (f" and {key_path}" if key_path else "") + f"; trust store {site.ca_bundle or 'system'}")
+
+
+@requirement("IMP-CERT-HORIZON")
+def test_certificate_horizon(site, spec):
+    cert_path, _ = _byo_paths(site)
+    if not cert_path:
+        if site.use_cert_manager:
+            not_applicable("cert-manager issues and renews the certificates")
+        not_evaluated("no own certificate given", option="--tls-cert")
+    report = inspect_pem(_read(cert_path, "--tls-cert"))
+    if report.error or report.leaf is None:
+        cannot_measure(f"--tls-cert {cert_path}: {report.error}")
+    leaf = report.leaf
+    min_days = float(spec.get("min_days", 30))
+    days = round(leaf.days_left(), 1)
+    record(subject=leaf.subject, not_after=leaf.not_after.isoformat(),
+           note="renewal is manual with own certificates: plan it before the date above")
+    expect(days, f"days left on {leaf.subject} (until {leaf.not_after:%Y-%m-%d %H:%M} UTC)",
+           method=f"notAfter of {cert_path}", unit="days").at_least(min_days)
+
+
+@requirement("TLS-ACME-PREREQ")
+def test_acme_prerequisites(site, spec):
+    if not site.use_cert_manager:
+        not_applicable("cert-manager is not used (use_cert_manager: false)")
+    domain = _domain(site)
+    if not site.wire_ip:
+        not_evaluated("the public IP the names must resolve to is not known", option="--wire-ip (or wire_ip)")
+    lookup = _lookup(site)
+    names = _wire_names(site, domain)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # both at once: a dead resolver costs one timeout
+        addresses = pool.submit(lookup.many, names, "A")
+        policies = pool.submit(caa_policies, names, lookup)
+        result = assess_points_to(addresses.result(), {site.wire_ip})
+        caa = assess_caa(policies.result(), spec.get("issuer", "letsencrypt.org"))
+    result.problems += caa.problems
+    result.unmeasured += caa.unmeasured
+    result.evidence = {"dns": result.evidence, "caa": caa.evidence}
+    port = int(site.option("http_port") or 80)
+    timeout = float(spec.get("connect_timeout_s", 5))
+    reachable, how = tcp_reachable(site.wire_ip, port, timeout)
+    result.evidence[f"tcp {site.wire_ip}:{port}"] = how
+    if not reachable and how == "refused":
+        result.notes.append(f"TCP {site.wire_ip}:{port} refused: nothing listens yet (expected before install); "
+                            "NET-PORT-TCP-80 proves the port is open with a temporary listener")
+    elif not reachable:
+        result.problems.append(f"TCP {site.wire_ip}:{port} {how} (filtered?): Let's Encrypt's HTTP-01 challenge "
+                               f"needs port {port} reachable from the internet")
+    result.observed = {"names": result.observed, "caa": caa.observed, f"tcp/{port}": how}
+    result.expected = {"names": f"all resolve to {site.wire_ip}", "caa": caa.expected,
+                       f"tcp/{port}": "reachable (connected, or refused before install)"}
+    lookups = f"dnspython A and CAA lookups via {lookup.resolvers_text}"
+    _conclude(result, "Let's Encrypt prerequisites", f"{lookups}; TCP connect {site.wire_ip}:{port}")
+
+
+@requirement("TLS-FED-CERT")
+def test_federation_certificate(site, spec):
+    federation = _federation(site)
+    if federation is None:
+        not_applicable("federation is not enabled (federation_enabled in the inventory, or --federation)")
+    _, infra = federation
+    path = site.option("federation_cert") or site.vars.get("federation_cert_file")
+    if not path:
+        not_evaluated("the federator's client/server certificate is not given", option="--federation-cert")
+    report = inspect_pem(_read(path, "--federation-cert"))
+    if report.error or report.leaf is None:
+        cannot_measure(f"--federation-cert {path}: {report.error}")
+    result = assess_federation_cert(
+        report.leaf, infra, curve=spec.get("ec_curve", "secp256r1"),
+        critical_days=float(spec.get("critical_days", 7)), warn_days=float(spec.get("warn_days", 30)),
+        rsa_recommended_bits=int(spec.get("rsa_recommended_bits", 3000)),
+    )  # fmt: skip
+    record(certificate=path)
+    _conclude(result, "federation certificate", f"cryptography on {path}")

@@ -1,0 +1,395 @@
+"""The DNS and TLS checks end to end: `pytest suites/... -k "dns or tls"` in a subprocess against a
+real dnsmasq and real TLS servers on loopback, judged by the compliance.json it writes.
+
+IMP-RESOLVER is deselected in the loopback runs: it runs `getent` on the target, which for the local
+target would ask this machine's own resolver.  It is tested on lab hosts (network namespaces) whose
+/etc/resolv.conf points at a dnsmasq on the lab bridge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.support.dnsmasq import DnsmasqServer, SilentResolver, Zone, wire_zone
+from tests.support.tlsserver import TlsServer, issue
+from tests.support.wc import QUIET_PLUGINS, host_args
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = "wire.example.test"
+NAMES = [f"{label}.{DOMAIN}" for label in ("nginz-https", "nginz-ssl", "assets", "webapp", "account", "teams", "sftd")]
+NOW = dt.datetime.now(dt.UTC)
+DNS_KEYWORDS = "(dns or tls) and not node_resolver"
+TLS_KEYWORDS = "tls"
+
+
+def loopback() -> str:
+    """A loopback address of its own for each scenario (tests may run in parallel)."""
+    # The last octet stays below 26 so that "<address>5" is still an address (the SPF look-alike case).
+    return f"127.{random.randint(100, 250)}.{random.randint(1, 250)}.{random.randint(2, 25)}"
+
+
+def run_suite(phase: str, keywords: str, report_dir: Path, *args: str, timeout: float = 180) -> dict:
+    argv = [sys.executable, "-m", "pytest", f"suites/{phase}", "-k", keywords, "-q", *QUIET_PLUGINS,
+            "--report-dir", str(report_dir), *args]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    path = report_dir / "compliance.json"
+    assert path.exists(), f"no compliance.json; rc {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return json.loads(path.read_text())
+
+
+def result(compliance: dict, rid: str) -> dict:
+    for requirement in compliance["requirements"]:
+        if requirement["id"] == rid:
+            assert len(requirement["results"]) == 1, requirement
+            return requirement["results"][0]
+    raise AssertionError(f"{rid} not in the report")
+
+
+def preflight_dns(tmp_path: Path, zone, wire_ip: str, *extra: str) -> dict:
+    with DnsmasqServer(zone, address=loopback()) as server:
+        return run_suite("preflight", DNS_KEYWORDS, tmp_path / "report", "--domain", DOMAIN, "--wire-ip", wire_ip,
+                         "--nameserver", server.nameserver, *extra)  # fmt: skip
+
+
+# --- DNS ------------------------------------------------------------------------------------------
+
+
+def test_correct_zone_passes_with_resolver_in_the_evidence(tmp_path):
+    wire_ip = loopback()
+    report = preflight_dns(tmp_path, wire_zone(DOMAIN, wire_ip), wire_ip)
+    for rid in ("DNS-DEMO-RECORDS", "DNS-SPF", "DNS-SFTD", "IMP-CAA", "IMP-AAAA"):
+        assert result(report, rid)["status"] == "pass", result(report, rid)
+    records = result(report, "DNS-DEMO-RECORDS")
+    assert records["observed"] == {name: [wire_ip] for name in NAMES}
+    lookup = records["evidence"]["details"][f"webapp.{DOMAIN}"]
+    assert lookup["resolver"].startswith("127.") and lookup["records"] == [wire_ip]
+    assert result(report, "DNS-SPF")["observed"]["decided_by"] == "a"  # v=spf1 a mx ip4:<ip> -all
+    assert "ingress" in result(report, "DNS-SFTD")["evidence"]["placement"]
+    for rid in ("DNS-PROD-CORE", "DNS-FED-SRV", "DNS-FED-A", "DNS-RESTUND"):
+        assert result(report, rid)["status"] == "not_applicable"
+
+
+def test_wrong_address_and_lookalike_spf_fail_naming_record_found_and_expected(tmp_path):
+    wire_ip, other = loopback(), loopback()
+    zone = wire_zone(DOMAIN, wire_ip)
+    zone.a["webapp"] = [other]
+    zone.txt["@"] = [f"v=spf1 ip4:{wire_ip}5 -all"]
+    report = preflight_dns(tmp_path, zone, wire_ip)
+    records = result(report, "DNS-DEMO-RECORDS")
+    assert records["status"] == "fail"
+    assert f"webapp.{DOMAIN} resolves to {other}" in records["message"]
+    assert f"expected {wire_ip}" in records["message"]
+    assert f"change `webapp.{DOMAIN}. IN A` from {other} to {wire_ip}" in records["message"]
+    assert records["observed"][f"webapp.{DOMAIN}"] == [other]
+    assert records["observed"][f"account.{DOMAIN}"] == [wire_ip]
+    spf = result(report, "DNS-SPF")
+    assert spf["status"] == "warn"  # DNS-SPF is a SHOULD: a broken SHOULD is reported as warn
+    assert f"ip4:{wire_ip}5 only looks like {wire_ip}" in spf["message"]
+    assert f"does not authorise {wire_ip}" in spf["message"]
+    assert f"v=spf1 a mx ip4:{wire_ip} -all" in spf["message"]
+    assert spf["observed"]["record"] == f"v=spf1 ip4:{wire_ip}5 -all"
+
+
+def test_missing_name_and_cname_chains(tmp_path):
+    wire_ip, other = loopback(), loopback()
+    zone = wire_zone(DOMAIN, wire_ip)
+    del zone.a["teams"]  # one name missing
+    del zone.a["account"], zone.a["assets"]
+    zone.a["lb"] = [wire_ip]
+    zone.a["elsewhere"] = [other]
+    zone.cname = {"account": "edge", "edge": "lb", "assets": "cdn", "cdn": "elsewhere"}
+    zone.txt["@"] = [f"v=spf1 ip4:{wire_ip.rsplit('.', 1)[0]}.0/24 -all"]  # a covering CIDR
+    report = preflight_dns(tmp_path, zone, wire_ip)
+    records = result(report, "DNS-DEMO-RECORDS")
+    assert records["status"] == "fail"
+    message = records["message"]
+    assert f"teams.{DOMAIN} does not exist (NXDOMAIN" in message
+    assert f"create `teams.{DOMAIN}. IN A {wire_ip}`" in message
+    assert f"assets.{DOMAIN} resolves to {other} via CNAME cdn.{DOMAIN} -> elsewhere.{DOMAIN}" in message
+    assert f"account.{DOMAIN}" not in message  # its chain ends at the right address
+    chain = records["evidence"]["details"][f"account.{DOMAIN}"]["cname_chain"]
+    assert chain == [f"edge.{DOMAIN}", f"lb.{DOMAIN}"]
+    spf = result(report, "DNS-SPF")
+    assert spf["status"] == "pass"
+    assert spf["observed"]["decided_by"].startswith("ip4:") and spf["observed"]["decided_by"].endswith("/24")
+
+
+def test_caa_forbidding_letsencrypt_and_stale_aaaa(tmp_path):
+    wire_ip = loopback()
+    zone = wire_zone(DOMAIN, wire_ip)
+    zone.caa = {"@": [(0, "issue", "pki.goog"), (0, "iodef", "mailto:sec@example.test")]}
+    zone.a["webapp"] = [wire_ip, "::1"]  # nothing listens on [::1]:443
+    report = preflight_dns(tmp_path, zone, wire_ip)
+    caa = result(report, "IMP-CAA")
+    assert caa["status"] == "warn"
+    assert f'CAA at {DOMAIN} allows only: issue "pki.goog"' in caa["message"]
+    assert f'add `{DOMAIN}. IN CAA 0 issue "letsencrypt.org"`' in caa["message"]
+    aaaa = result(report, "IMP-AAAA")
+    assert aaaa["status"] == "warn"
+    assert f"webapp.{DOMAIN} has AAAA ::1" in aaaa["message"]
+    assert f"remove `webapp.{DOMAIN}. IN AAAA ::1`" in aaaa["message"]
+    acme = result(report, "TLS-ACME-PREREQ")
+    assert acme["status"] == "fail" and "pki.goog" in acme["message"]
+
+
+def test_silent_resolver_gives_error_quickly_not_fail(tmp_path):
+    with SilentResolver(loopback()) as silent:
+        started = time.monotonic()
+        report = run_suite("preflight", DNS_KEYWORDS, tmp_path / "report", "--domain", DOMAIN,
+                           "--wire-ip", "127.0.0.1", "--nameserver", silent.nameserver)  # fmt: skip
+        elapsed = time.monotonic() - started
+    budget = 2.0 * 2  # the default --dns-timeout x --dns-tries
+    for rid in ("DNS-DEMO-RECORDS", "DNS-SPF", "DNS-SFTD", "IMP-CAA", "IMP-AAAA", "TLS-ACME-PREREQ"):
+        entry = result(report, rid)
+        assert entry["status"] == "error", entry
+        assert silent.nameserver in entry["message"] and "no answer" in entry["message"]
+        assert entry["duration"] < budget + 2, (rid, entry["duration"])
+    assert elapsed < 60
+
+
+def test_federation_records(tmp_path):
+    wire_ip = loopback()
+    inventory = tmp_path / "host.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    deploy_node:\n      ansible_connection: local\n"
+        f"      target_domain: {DOMAIN}\n      wire_ip: {wire_ip}\n      federation_enabled: true\n"
+    )
+    zone = wire_zone(DOMAIN, wire_ip)
+    zone.a["federator"] = [wire_ip]
+    zone.srv = {"_wire-server-federator._tcp": [("federator", 443, 0, 10)]}
+    with DnsmasqServer(zone, address=loopback()) as server:
+        good = run_suite("preflight", DNS_KEYWORDS, tmp_path / "good", "--ansible-inventory", str(inventory),
+                         "--nameserver", server.nameserver)  # fmt: skip
+    assert result(good, "DNS-FED-SRV")["status"] == "pass"
+    assert result(good, "DNS-FED-SRV")["evidence"]["ttl"] == 600
+    assert result(good, "DNS-FED-A")["status"] == "pass"
+    zone.srv = {"_wire-server-federator._tcp": [("fed2", 8443, 0, 0)]}
+    zone.a["fed2"] = [loopback()]
+    with DnsmasqServer(zone, address=loopback()) as server:
+        bad = run_suite("preflight", DNS_KEYWORDS, tmp_path / "bad", "--ansible-inventory", str(inventory),
+                        "--nameserver", server.nameserver)  # fmt: skip
+    srv = result(bad, "DNS-FED-SRV")
+    assert srv["status"] == "fail"
+    for part in ("port 8443, need 443", "weight 0, need > 0", f"target fed2.{DOMAIN}, need federator.{DOMAIN}"):
+        assert part in srv["message"]
+    fed_a = result(bad, "DNS-FED-A")
+    assert fed_a["status"] == "fail" and f"fed2.{DOMAIN} resolves to" in fed_a["message"]
+
+
+def test_production_core_names_and_restund(tmp_path):
+    wire_ip, restund1, restund2 = loopback(), loopback(), loopback()
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        "[all]\nkubenode1 ansible_host=198.18.0.10\n"
+        f"restund01 ansible_host=198.18.0.11 restund_public_ip={restund1}\n"
+        f"restund02 ansible_host=198.18.0.12 restund_public_ip={restund2}\n"
+        "[kube-node]\nkubenode1\n[restund]\nrestund01\nrestund02\n"
+        f"[all:vars]\ntarget_domain={DOMAIN}\nwire_ip={wire_ip}\n"
+    )
+    zone = wire_zone(DOMAIN, wire_ip)
+    del zone.a["assets"]
+    zone.a["s3"] = [wire_ip]  # the documented alternative to assets
+    zone.a["restund01"] = [restund1]
+    zone.a["restund02"] = [restund1]  # both names on one server
+    with DnsmasqServer(zone, address=loopback()) as server:
+        report = run_suite("preflight", DNS_KEYWORDS, tmp_path / "report", "--ansible-inventory", str(inventory),
+                           "--nameserver", server.nameserver)  # fmt: skip
+    assert report["profile"] == "production"
+    core = result(report, "DNS-PROD-CORE")
+    assert core["status"] == "pass", core
+    assert f"s3.{DOMAIN}" in core["observed"]
+    restund = result(report, "DNS-RESTUND")
+    assert restund["status"] == "fail"
+    assert f"restund02.{DOMAIN} resolves to {restund1}" in restund["message"]
+    assert f"expected {restund2}" in restund["message"]
+    assert "both point to" in restund["message"]
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pki")
+    root = trustme.CA()
+    intermediate = root.create_child_ca()
+    (base / "root.pem").write_bytes(root.cert_pem.bytes())
+    inter = (intermediate.cert_pem.bytes(), intermediate.private_key_pem.bytes())
+
+    def make(name: str, names=NAMES, with_chain=True, **options) -> tuple[Path, Path]:
+        cert, key = issue(names, *inter, **options)
+        (base / f"{name}.crt").write_bytes(cert + (inter[0] if with_chain else b""))
+        (base / f"{name}.key").write_bytes(key)
+        return base / f"{name}.crt", base / f"{name}.key"
+
+    return {
+        "root": str(base / "root.pem"),
+        "valid": make("valid"),
+        "no-teams": make("no-teams", [n for n in NAMES if not n.startswith("teams.")]),
+        "expired": make("expired", not_before=NOW - dt.timedelta(days=120), not_after=NOW - dt.timedelta(days=5)),
+        "ten-days": make("ten-days", not_after=NOW + dt.timedelta(days=10)),
+        "leaf-only": make("leaf-only", with_chain=False),
+        "leaf-only-no-teams": make("leaf-only-no-teams", [n for n in NAMES if not n.startswith("teams.")], with_chain=False),
+        "wildcard": make("wildcard", [f"*.{DOMAIN}"]),
+        "fed-good": make("fed-good", [f"federator.{DOMAIN}"], client_auth=True),
+        "fed-bad": make("fed-bad", [f"other.{DOMAIN}"], key="ec384"),
+    }
+
+
+def acceptance_tls(tmp_path: Path, pki, case: str, **server_options) -> dict:
+    wire_ip = loopback()
+    cert, key = pki[case]
+    # Port 443 of a loopback address of its own: the port the checks use by default.
+    with TlsServer(cert, key, address=wire_ip, port=443, **server_options):
+        return run_suite("acceptance", TLS_KEYWORDS, tmp_path / "report", "--domain", DOMAIN, "--wire-ip", wire_ip,
+                         "--ca-bundle", pki["root"])  # fmt: skip
+
+
+def test_valid_certificate_passes_and_is_described(tmp_path, pki):
+    report = acceptance_tls(tmp_path, pki, "valid")
+    san = result(report, "TLS-SAN")
+    assert san["status"] == "pass", san
+    evidence = san["evidence"]["details"][f"teams.{DOMAIN}"]
+    assert f"DNS:teams.{DOMAIN}" in evidence["sans"]
+    assert evidence["chain_ok"] is True and evidence["key"] == "EC secp256r1"
+    assert evidence["issuer"].startswith("OU=Testing CA") and evidence["protocol"] == "TLSv1.3"
+    assert result(report, "TLS-EXPIRY")["status"] == "pass"
+    assert result(report, "TLS-CIPHERS")["status"] == "pass"
+    assert result(report, "TLS-FED-CERT")["status"] == "not_applicable"
+
+
+def test_certificate_without_teams_fails_naming_teams(tmp_path, pki):
+    san = result(acceptance_tls(tmp_path, pki, "no-teams"), "TLS-SAN")
+    assert san["status"] == "fail"
+    assert f"teams.{DOMAIN}: the certificate served for SNI teams.{DOMAIN}" in san["message"]
+    assert f"does not cover teams.{DOMAIN}" in san["message"]
+    assert f"webapp.{DOMAIN}:" not in san["message"]
+
+
+def test_expired_certificate_fails_with_the_date(tmp_path, pki):
+    report = acceptance_tls(tmp_path, pki, "expired")
+    expiry = result(report, "TLS-EXPIRY")
+    assert expiry["status"] == "fail"  # a SHOULD, but an expired certificate is down
+    not_after = (NOW - dt.timedelta(days=5)).strftime("%Y-%m-%d")
+    assert f"expired on {not_after}" in expiry["message"]
+    san = result(report, "TLS-SAN")
+    assert san["status"] == "fail" and "certificate expired" in san["message"]
+
+
+def test_certificate_expiring_in_ten_days_warns(tmp_path, pki):
+    expiry = result(acceptance_tls(tmp_path, pki, "ten-days"), "TLS-EXPIRY")
+    assert expiry["status"] == "warn"
+    assert "in 10.0 days" in expiry["message"] or "in 9.9 days" in expiry["message"]
+    assert "critical: under 14 days" in expiry["message"]
+
+
+def test_missing_intermediate_fails_tls_san(tmp_path, pki):
+    san = result(acceptance_tls(tmp_path, pki, "leaf-only"), "TLS-SAN")
+    assert san["status"] == "fail"
+    assert "unable to get local issuer certificate" in san["message"]
+    assert "serve the full chain" in san["message"]
+
+
+def test_wildcard_certificate_covers_the_names(tmp_path, pki):
+    assert result(acceptance_tls(tmp_path, pki, "wildcard"), "TLS-SAN")["status"] == "pass"
+
+
+def test_tls10_only_ingress_warns_on_ciphers(tmp_path, pki):
+    report = acceptance_tls(tmp_path, pki, "valid", min_version="TLSv1", max_version="TLSv1",
+                            ciphers="ALL:@SECLEVEL=0")  # fmt: skip
+    ciphers = result(report, "TLS-CIPHERS")
+    assert ciphers["status"] == "warn"
+    assert "accepts TLSv1 (allowed: TLSv1.2, TLSv1.3)" in ciphers["message"]
+    assert result(report, "TLS-SAN")["evidence"]["details"][f"webapp.{DOMAIN}"]["protocol"] == "TLSv1"
+
+
+def test_no_server_is_an_error_not_a_fail(tmp_path, pki):
+    report = run_suite("acceptance", TLS_KEYWORDS, tmp_path / "report", "--domain", DOMAIN,
+                       "--wire-ip", loopback(), "--ca-bundle", pki["root"])  # fmt: skip
+    for rid in ("TLS-SAN", "TLS-EXPIRY", "TLS-CIPHERS"):
+        entry = result(report, rid)
+        assert entry["status"] == "error", entry
+        assert "refused" in entry["message"]
+
+
+def _byo_inventory(tmp_path: Path, cert: Path, key: Path, extra: str = "") -> Path:
+    inventory = tmp_path / "host.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    deploy_node:\n      ansible_connection: local\n"
+        f"      target_domain: {DOMAIN}\n      wire_ip: 127.0.0.1\n      use_cert_manager: false\n"
+        f"      tls_cert_file: {cert}\n      tls_key_file: {key}\n{extra}"
+    )
+    return inventory
+
+
+def test_own_certificate_before_install(tmp_path, pki):
+    good = run_suite("preflight", TLS_KEYWORDS, tmp_path / "good", "--ansible-inventory",
+                     str(_byo_inventory(tmp_path, *pki["valid"])), "--ca-bundle", pki["root"])  # fmt: skip
+    assert result(good, "TLS-BYO-CERT")["status"] == "pass", result(good, "TLS-BYO-CERT")
+    assert result(good, "IMP-CERT-HORIZON")["status"] == "pass"
+    assert result(good, "TLS-ACME-PREREQ")["status"] == "not_applicable"
+
+    leaf_only_cert, _ = pki["leaf-only-no-teams"]
+    _, other_key = pki["valid"]
+    bad = run_suite("preflight", TLS_KEYWORDS, tmp_path / "bad", "--ansible-inventory",
+                    str(_byo_inventory(tmp_path, leaf_only_cert, other_key)), "--ca-bundle", pki["root"])  # fmt: skip
+    byo = result(bad, "TLS-BYO-CERT")
+    assert byo["status"] == "fail"
+    assert "the private key does not belong to the certificate" in byo["message"]
+    assert "append the intermediate certificate(s) after the leaf" in byo["message"]
+    assert f"does not cover teams.{DOMAIN}" in byo["message"]
+    assert byo["observed"]["not_covered"] == [f"teams.{DOMAIN}"]
+
+    soon = run_suite("preflight", TLS_KEYWORDS, tmp_path / "soon", "--ansible-inventory",
+                     str(_byo_inventory(tmp_path, *pki["ten-days"])), "--ca-bundle", pki["root"])  # fmt: skip
+    horizon = result(soon, "IMP-CERT-HORIZON")
+    assert horizon["status"] == "warn" and "need >= 30" in horizon["message"]
+
+
+def test_federation_certificate(tmp_path, pki):
+    def run(case: str) -> dict:
+        cert, key = pki[case]
+        extra = f"      federation_enabled: true\n      federation_cert_file: {cert}\n"
+        return run_suite("preflight", TLS_KEYWORDS, tmp_path / case, "--ansible-inventory",
+                         str(_byo_inventory(tmp_path, *pki["valid"], extra=extra)), "--ca-bundle", pki["root"])  # fmt: skip
+
+    assert result(run("fed-good"), "TLS-FED-CERT")["status"] == "pass"
+    bad = result(run("fed-bad"), "TLS-FED-CERT")
+    assert bad["status"] == "fail"
+    assert "lacks clientAuth" in bad["message"]
+    assert f"does not cover the infrastructure domain federator.{DOMAIN}" in bad["message"]
+    assert "secp384r1" in bad["message"]
+
+
+# --- IMP-RESOLVER on lab hosts ----------------------------------------------------------------------
+
+
+def test_node_resolver_on_lab_hosts(lab_module, tmp_path):
+    gateway = lab_module.gateway
+    zone = Zone(domain="docker.com", a={"download": [gateway]})
+    with DnsmasqServer(zone, address=gateway, port=53):
+        good, stub = lab_module.add_hosts([
+            {"name": "resolves", "files": {"/etc/resolv.conf": f"nameserver {gateway}\n"}},
+            {"name": "stubonly", "files": {"/etc/resolv.conf": "nameserver 127.0.0.53\n"}},
+        ])  # fmt: skip
+        runs = {
+            host.name: run_suite("preflight", "node_resolver", tmp_path / host.name, *host_args(host))
+            for host in (good, stub)
+        }
+    ok = result(runs["resolves"], "IMP-RESOLVER")
+    assert ok["status"] == "pass", ok
+    assert ok["evidence"]["resolv_conf_nameservers"] == [gateway]
+    assert gateway in " ".join(ok["evidence"]["getent"])
+    bad = result(runs["stubonly"], "IMP-RESOLVER")
+    assert bad["status"] == "warn"
+    assert "`getent ahostsv4 download.docker.com` fails" in bad["message"]
+    assert "only names the 127.0.0.53 stub" in bad["message"]
