@@ -8,6 +8,7 @@ host answered a real SSH login, and teardown. Also the sequential variant (one a
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -24,7 +25,24 @@ def _leftovers(index: int) -> str:
                     n.rstrip(":").startswith(f"wcl{index}br"))
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time of this process, its reaped children and the given live processes (with theirs)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15]) / tick
+    return total
+
+
 def bench(count: int, parallel: bool) -> None:
+    cpu0 = _cpu_seconds([])
     t0 = time.perf_counter()
     lab = Lab()
     t1 = time.perf_counter()
@@ -35,6 +53,8 @@ def bench(count: int, parallel: bool) -> None:
         else:
             hosts = [lab.add_host(**spec) for spec in specs]
         t2 = time.perf_counter()
+        # CPU spent on starting (runner + holders + sshd): independent of how busy the machine is
+        start_cpu = _cpu_seconds([p.pid for h in hosts for p in (h.holder, h.sshd) if p is not None]) - cpu0
         # one real login per host proves each is usable (run in parallel, like xdist would)
         procs = [subprocess.Popen(h.ssh_argv("true"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                  for h in hosts]
@@ -49,7 +69,8 @@ def bench(count: int, parallel: bool) -> None:
     mode = "parallel  " if parallel else "sequential"
     print(f"{count:3d} hosts {mode}: lab {t1 - t0:6.3f}s  start {t2 - t1:6.3f}s  "
           f"({(t2 - t1) / count * 1000:5.1f} ms/host)  all ssh logins {t3 - t2:6.3f}s  "
-          f"teardown {t4 - t_close:6.3f}s  failed logins {len(failed)}  leftovers {left or 'none'}",
+          f"teardown {t4 - t_close:6.3f}s  start cpu {start_cpu:6.3f}s  failed logins {len(failed)}  "
+          f"leftovers {left or 'none'}",
           flush=True)
 
 
@@ -59,6 +80,9 @@ def main() -> int:
         print(f"lab unavailable: {reason}")
         return 1
     counts = [int(a) for a in sys.argv[1:]] or [1, 17, 50]
+    with open("/proc/loadavg") as fh:
+        print(f"load average {fh.read().split()[0]} on {os.cpu_count()} CPUs (wall times grow with load; "
+              "'start cpu' does not)")
     for count in counts:
         bench(count, parallel=True)
         bench(count, parallel=False)

@@ -5,19 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.lab import Lab, LabError, LabHost, cleanup_stale
-from tests.lab.core import LOCK_DIR
-from tests.lab.fixtures import lab, lab_module, skip_or_fail  # noqa: F401 - fixtures
+
+# the `lab` and `lab_module` fixtures come from tests/conftest.py (tests.lab.fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -31,6 +34,28 @@ def _netns_names() -> set[str]:
 def _link_names() -> set[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+def _netns_inode(name: str) -> int:
+    return os.stat(f"/run/netns/{name}").st_ino
+
+
+def _netns_inodes() -> set[int]:
+    """Identity of the live named netns (names alone may be reused at once by a parallel lab)."""
+    inodes = set()
+    for name in _netns_names():
+        try:
+            inodes.add(_netns_inode(name))
+        except FileNotFoundError:
+            pass
+    return inodes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def _runner(cmd: str) -> str:
@@ -80,7 +105,7 @@ def test_ssh_login_runs_commands_as_the_login_user(pair: tuple[LabHost, LabHost]
     assert result.stdout.split() == ["wire", "/home/wire", "node1", "writable"]
     assert two.ssh("id -un").stdout.strip() == "ops"
     # the users exist only inside the hosts
-    assert "wire:" not in Path("/etc/passwd").read_text().replace("wireshark:", "")
+    assert not [line for line in Path("/etc/passwd").read_text().splitlines() if line.startswith("wire:")]
     assert one.hostspec == f"ssh://wire@{one.address}:22"
 
 
@@ -105,6 +130,13 @@ def test_host_key_is_checked(pair: tuple[LabHost, LabHost], tmp_path: Path) -> N
     mismatch = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert mismatch.returncode == 255
     assert "HOST IDENTIFICATION HAS CHANGED" in mismatch.stderr or "verification failed" in mismatch.stderr
+
+
+def test_root_login_only_when_enabled(lab: Lab) -> None:
+    closed, open_ = lab.add_hosts([{"name": "noroot"}, {"name": "root", "root_login": True}])
+    assert closed.ssh("id -u", user="root").returncode == 255
+    assert open_.ssh("id -u", user="root").stdout.strip() == "0"
+    assert open_.ssh("id -un").stdout.strip() == "wire"
 
 
 def test_sudo_only_when_granted(pair: tuple[LabHost, LabHost]) -> None:
@@ -133,6 +165,18 @@ def test_file_override_visible_over_ssh_only(pair: tuple[LabHost, LabHost]) -> N
     assert one.ssh("cat /etc/debian_version").stdout == Path("/etc/debian_version").read_text()
 
 
+def test_private_tmp_per_host(pair: tuple[LabHost, LabHost]) -> None:
+    one, two = pair
+    one.ssh("echo mine > /tmp/wcl-lab-private", check=True)
+    assert one.ssh("cat /tmp/wcl-lab-private").stdout == "mine\n"
+    assert two.ssh("test -e /tmp/wcl-lab-private").returncode == 1
+    assert not Path("/tmp/wcl-lab-private").exists()
+    assert one.ssh("stat -c %a /tmp").stdout.strip() == "1777"
+    # a private /dev/shm too: of the runner's only this lab's own directory is carried over
+    assert one.ssh("ls -A /dev/shm").stdout.split() == ([one.lab.dir.name] if str(one.lab.dir).startswith("/dev/shm/")
+                                                        else [])
+
+
 def test_sysctls_are_per_host(pair: tuple[LabHost, LabHost]) -> None:
     one, two = pair
     runner_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
@@ -152,6 +196,32 @@ def test_nproc_reflects_cpus(pair: tuple[LabHost, LabHost]) -> None:
     assert two.ssh("nproc").stdout.strip() == str(len(os.sched_getaffinity(0)))
 
 
+def test_fake_cpus_and_executable_files(lab: Lab) -> None:
+    host = lab.add_host("big", fake_cpus=16, files={"/usr/local/bin/wcl-hello": ("#!/bin/sh\necho hi\n", 0o755)})
+    assert host.ssh("nproc").stdout.strip() == "16"
+    assert host.ssh("grep -c ^processor /proc/cpuinfo").stdout.strip() == "16"
+    assert host.ssh("cat /sys/devices/system/cpu/online").stdout.strip() == "0-15"
+    assert host.ssh("wcl-hello").stdout == "hi\n"
+    assert _runner("nproc").strip() == str(len(os.sched_getaffinity(0)))
+    assert not Path("/usr/local/bin/wcl-hello").exists()
+
+
+def test_private_dirs_are_copy_on_write(lab: Lab) -> None:
+    host = lab.add_host("cow", private_dirs=["/var/lib/dpkg"])
+    assert host.ssh("test -s /var/lib/dpkg/status && echo present").stdout.strip() == "present"
+    host.exec("echo held > /var/lib/dpkg/wcl-lab-private && touch /var/lib/dpkg/status")
+    assert host.exec("cat /var/lib/dpkg/wcl-lab-private").stdout == "held\n"
+    assert not Path("/var/lib/dpkg/wcl-lab-private").exists()
+    with pytest.raises(ValueError, match="existing ordinary directory"):
+        lab.add_host("cow2", private_dirs=["/proc/sys"])
+
+
+def test_session_path_has_sbin_like_ubuntu(pair: tuple[LabHost, LabHost]) -> None:
+    one, _ = pair
+    assert "/usr/sbin" in one.ssh("echo $PATH").stdout.split(":")
+    assert one.ssh("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
+
+
 def test_meminfo_override(pair: tuple[LabHost, LabHost]) -> None:
     one, two = pair
     assert one.ssh("grep MemTotal /proc/meminfo").stdout.split()[1] == "8000000"
@@ -167,8 +237,9 @@ def test_tmpfs_size_visible_with_df(pair: tuple[LabHost, LabHost]) -> None:
     one, two = pair
     size = one.ssh("df -k --output=size,target /var/lib/docker | tail -1").stdout.split()
     assert size == ["1048576", "/var/lib/docker"]
-    assert not Path("/var/lib/docker").exists() or Path("/var/lib/docker").is_dir()
-    assert two.ssh("test -d /var/lib/docker").returncode != 0 or Path("/var/lib/docker").is_dir()
+    # the mount exists only in node1: neither the runner nor node2 has it
+    assert "/var/lib/docker" not in Path("/proc/self/mounts").read_text()
+    assert two.ssh("findmnt -n /var/lib/docker").returncode != 0
 
 
 # -- network ---------------------------------------------------------------------------------------
@@ -227,9 +298,7 @@ def test_ufw_enable_in_host_leaves_runner_untouched(lab: Lab) -> None:
         assert _firewall_snapshot() == before
     finally:
         listener.kill()
-        listener.wait()
-        listener.stdout.close() if listener.stdout else None
-        listener.stderr.close() if listener.stderr else None
+        listener.communicate()
 
 
 # -- sshd faults, exec, popen ----------------------------------------------------------------------
@@ -249,6 +318,14 @@ def test_stop_and_start_sshd(lab: Lab) -> None:
     assert host.ssh("id -un").stdout.strip() == "wire"
 
 
+def test_host_with_port_22_firewalled_still_starts(lab: Lab) -> None:
+    host = lab.add_host("closed", setup=["iptables -P INPUT DROP"])
+    assert host.ssh("true", timeout=30).returncode == 255  # ConnectTimeout, as with a real filtered port
+    assert "policy DROP" in host.exec("iptables -L INPUT").stdout
+    host.exec("iptables -A INPUT -p tcp --dport 22 -j ACCEPT")
+    assert host.ssh("id -un").stdout.strip() == "wire"
+
+
 def test_exec_enters_the_same_mount_namespace_as_sshd(lab: Lab) -> None:
     host = lab.add_host("ns1", files={"/etc/os-release": "ID=lab\n"})
     assert host.exec("cat /etc/os-release").stdout == "ID=lab\n"
@@ -263,11 +340,14 @@ def test_exec_enters_the_same_mount_namespace_as_sshd(lab: Lab) -> None:
 
 
 def test_setup_failure_is_reported_and_cleaned_up(lab: Lab) -> None:
-    before = _netns_names()
     with pytest.raises(LabError, match="setup command 2 failed: exit 7"):
-        lab.add_host("broken", setup=["true", "exit 7"])
+        lab.add_host("broken", setup=["echo noise on stdout", "exit 7"])
+    broken = lab.host("broken")
+    assert "noise on stdout" in (broken.workdir / "setup.log").read_text()
+    inode = _netns_inode(broken.netns)
     lab.close()
-    assert _netns_names() <= before
+    assert inode not in _netns_inodes()
+    assert broken.holder is not None and broken.holder.returncode is not None
 
 
 def test_bad_arguments_are_refused(lab: Lab) -> None:
@@ -294,17 +374,18 @@ def test_close_removes_everything() -> None:
         while "sleep 300" not in hosts[0].exec("ps -eo args").stdout and time.monotonic() < deadline:
             time.sleep(0.05)
         pids = [h.sshd.pid for h in hosts if h.sshd] + [h.holder.pid for h in hosts if h.holder]
-        directory, index = lab.dir, lab.index
-        netns = {h.netns for h in hosts}
-        assert netns <= _netns_names()
+        remote_sleep = [int(p) for p in hosts[0].exec("pgrep -x sleep").stdout.split()]
+        assert remote_sleep
+        directory = lab.dir
+        inodes = {_netns_inode(h.netns) for h in hosts}
+        ifindexes = {int(Path(f"/sys/class/net/{name}/ifindex").read_text())
+                     for name in (lab.bridge, *(h.veth for h in hosts))}
     session.wait(timeout=10)  # the ssh client ends because the host went away
-    assert not netns & _netns_names()
-    assert not {f"wcl{index}br", *(h.veth for h in hosts)} & _link_names()
-    assert not any(Path(f"/proc/{pid}").exists() and
-                   Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z" for pid in pids)
+    assert not inodes & _netns_inodes()
+    live_ifindexes = {int(p.read_text()) for p in Path("/sys/class/net").glob("*/ifindex")}
+    assert not ifindexes & live_ifindexes
+    assert not [pid for pid in pids + remote_sleep if _alive(pid)]
     assert not directory.exists()
-    assert not (LOCK_DIR / f"lab{index}.json").exists()
-    assert "sleep 300" not in _runner("ps -eo args")
 
 
 def test_two_labs_get_different_indices() -> None:
@@ -319,26 +400,23 @@ def test_cleanup_stale_after_sigkill(tmp_path: Path) -> None:
         from tests.lab import Lab
         lab = Lab()
         host = lab.add_host("doomed")
-        print(json.dumps({"index": lab.index, "sshd": host.sshd.pid, "dir": str(lab.dir),
-                          "netns": host.netns}), flush=True)
+        print(json.dumps({"sshd": host.sshd.pid, "dir": str(lab.dir),
+                          "netns_inode": os.stat(f"/run/netns/{host.netns}").st_ino,
+                          "bridge_ifindex": int(open(f"/sys/class/net/{lab.bridge}/ifindex").read()),
+                          }), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)
     child = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
     info = json.loads(child.stdout)
-    assert info["netns"] in _netns_names()  # the killed owner left it behind
-    cleaned = cleanup_stale()
-    assert info["index"] in cleaned
-    assert info["netns"] not in _netns_names()
-    assert f"wcl{info['index']}br" not in _link_names()
+    assert _alive(info["sshd"])  # the killed owner left its host behind
+    # a lab starting in parallel may clean up (and reuse the index) first: compare identities
+    cleanup_stale()
+    assert info["netns_inode"] not in _netns_inodes()
+    live_ifindexes = {int(p.read_text()) for p in Path("/sys/class/net").glob("*/ifindex")}
+    assert info["bridge_ifindex"] not in live_ifindexes
     assert not Path(info["dir"]).exists()
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{info['sshd']}").exists() and time.monotonic() < deadline:
-        if Path(f"/proc/{info['sshd']}/stat").read_text().split()[2] == "Z":
-            break
-        time.sleep(0.05)
-    assert not Path(f"/proc/{info['sshd']}").exists() or \
-        Path(f"/proc/{info['sshd']}/stat").read_text().split()[2] == "Z"
+    assert not _alive(info["sshd"])
 
 
 def test_cleanup_stale_leaves_live_labs_alone(lab: Lab) -> None:
@@ -363,13 +441,16 @@ def test_testinfra_reaches_host(pair: tuple[LabHost, LabHost]) -> None:
 def test_ansible_inventories(pair: tuple[LabHost, LabHost], tmp_path: Path) -> None:
     one, two = pair
     if not (VENV_BIN / "ansible").exists():
+        from tests.lab.fixtures import skip_or_fail
+
         skip_or_fail("ansible is not installed next to the running python")
     yml = one.lab.inventory_yaml(tmp_path / "host.yml", vars={"target_domain": "example.com", "wire_ip": ""},
                                  hosts=[one])
     ini = one.lab.inventory_ini(tmp_path / "hosts.ini", groups={"kube-node": [one, two], "restund": [two]},
                                 vars={"domain": "example.com", "flag": True, "spaced": "a b"})
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-           "ANSIBLE_HOME": str(tmp_path / "ansible-home")}
+           "ANSIBLE_HOME": str(tmp_path / "ansible-home"), "ANSIBLE_PIPELINING": "1",
+           "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3"}
     listing = json.loads(subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(ini), "--list"],
                                         capture_output=True, text=True, check=True, env=env).stdout)
     hostvars = listing["_meta"]["hostvars"]
@@ -378,28 +459,86 @@ def test_ansible_inventories(pair: tuple[LabHost, LabHost], tmp_path: Path) -> N
     assert hostvars["node1"]["ansible_ssh_common_args"] == one.ssh_extra_args
     assert hostvars["node1"]["flag"] is True and hostvars["node1"]["spaced"] == "a b"
     assert sorted(listing["kube-node"]["hosts"]) == ["node1", "node2"]
-    # real logins through both inventories, with become on the sudo host
-    for inventory, pattern in ((yml, "wiab"), (ini, "kube-node")):
-        ping = subprocess.run([str(VENV_BIN / "ansible"), "-i", str(inventory), pattern, "-m", "ping"],
-                              capture_output=True, text=True, env=env, timeout=120)
-        assert ping.returncode == 0, ping.stdout + ping.stderr
-        assert ping.stdout.count("SUCCESS") == (1 if pattern == "wiab" else 2)
-    become = subprocess.run([str(VENV_BIN / "ansible"), "-i", str(yml), "node1", "-b", "-m", "command",
+    # real logins through both inventories: become on the sudo host (YAML), both hosts (INI)
+    become = subprocess.run([str(VENV_BIN / "ansible"), "-i", str(yml), "wiab", "-b", "-m", "command",
                              "-a", "id -u"], capture_output=True, text=True, env=env, timeout=120)
-    assert become.returncode == 0 and "\n0" in become.stdout, become.stdout + become.stderr
-    assert "target_domain: example.com" in yml.read_text()
+    assert become.returncode == 0 and "node1 | CHANGED | rc=0 >>\n0" in become.stdout, become.stdout + become.stderr
+    ping = subprocess.run([str(VENV_BIN / "ansible"), "-i", str(ini), "kube-node", "-m", "ping"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert ping.stdout.count("SUCCESS") == 2
+    demo = yaml.safe_load(yml.read_text())
+    assert demo["wiab"]["vars"] == {"target_domain": "example.com", "wire_ip": ""}
+    node = demo["wiab"]["hosts"]["node1"]
+    assert (node["ansible_host"], node["ansible_user"], node["ansible_port"]) == (one.address, "wire", 22)
+    assert node["ansible_ssh_private_key_file"] == one.key_path
+    assert f"UserKnownHostsFile={one.known_hosts_path}" in node["ansible_ssh_common_args"]
 
 
 # -- the fixture's skip/fail switch ----------------------------------------------------------------
 
 
 def test_missing_lab_skips_normally(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.lab.fixtures import skip_or_fail
+
     monkeypatch.delenv("WIRECHECK_REQUIRE_LAB", raising=False)
     with pytest.raises(pytest.skip.Exception, match="no sshd"):
         skip_or_fail("no sshd")
 
 
 def test_missing_lab_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.lab.fixtures import skip_or_fail
+
     monkeypatch.setenv("WIRECHECK_REQUIRE_LAB", "1")
     with pytest.raises(pytest.fail.Exception, match="lab required .* no sshd"):
         skip_or_fail("no sshd")
+
+
+def test_fixture_without_capability() -> None:
+    """Real pytest runs as an unprivileged user: the lab fixture skips, or errors when required."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) not installed")
+    workdir = Path(tempfile.mkdtemp(prefix="wcl-unprivileged-"))
+    try:
+        workdir.chmod(0o755)
+        (workdir / "conftest.py").write_text("from tests.lab.fixtures import *  # noqa: F403\n")
+        (workdir / "test_needs_lab.py").write_text("def test_needs_lab(lab):\n    raise AssertionError('ran')\n")
+        runs = {}
+        for required in ("", "1"):
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO),
+                   "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(workdir), "WIRECHECK_REQUIRE_LAB": required,
+                   "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+            runs[required] = subprocess.Popen(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                 sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-q",
+                 "--rootdir", str(workdir), str(workdir / "test_needs_lab.py")],
+                cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        outputs = {required: proc.communicate(timeout=120)[0] for required, proc in runs.items()}
+    finally:
+        for proc in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+    skipped, required = outputs[""], outputs["1"]
+    assert runs[""].returncode == 0 and "1 skipped" in skipped and "needs root" in skipped, skipped
+    assert runs["1"].returncode != 0 and "1 error" in required, required
+    assert "lab required (WIRECHECK_REQUIRE_LAB=1) but unavailable: the lab needs root" in required
+    assert "AssertionError" not in skipped + required
+
+
+def test_atexit_closes_an_unclosed_lab() -> None:
+    script = textwrap.dedent("""
+        import json, os
+        from tests.lab import Lab
+        lab = Lab()
+        host = lab.add_host("forgotten")
+        print(json.dumps({"sshd": host.sshd.pid, "dir": str(lab.dir),
+                          "netns_inode": os.stat(f"/run/netns/{host.netns}").st_ino}), flush=True)
+    """)  # exits without close(): the atexit hook must tear the lab down
+    child = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0, child.stderr
+    info = json.loads(child.stdout)
+    assert info["netns_inode"] not in _netns_inodes()
+    assert not Path(info["dir"]).exists()
+    assert not _alive(info["sshd"])

@@ -42,11 +42,19 @@ SFTP_SERVER_CANDIDATES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/
 REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "ssh-keygen", "ssh", "mount", "taskset")
 #: directories that must never be covered by an overlay (the host would lose its /proc, /dev ...)
 _NO_OVERLAY = {"/", "/proc", "/sys", "/dev", "/run", "/tmp"}
+#: copy-on-write for every host: what a host writes there stays in the host
+DEFAULT_OVERLAYS = ("/etc", "/var", "/usr", "/opt", "/root", "/srv")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _SIZE_RE = re.compile(r"^[0-9]+[kKmMgG%]?$")
 _STALE_NETNS_RE = re.compile(r"^wcl(\d+)h(\d+)$")
 _STALE_LINK_RE = re.compile(r"^wcl(\d+)(br|v\d+)$")
+
+
+#: content of a file override: text, bytes, or (text-or-bytes, mode) e.g. ("#!/bin/sh\necho 16\n", 0o755)
+FileContent = str | bytes | tuple[str | bytes, int]
+#: PATH of SSH sessions: Ubuntu's (pam_env /etc/environment), with sbin, as on the real targets
+UBUNTU_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/games:/usr/local/games:/snap/bin"
 
 
 class LabUnavailable(RuntimeError):
@@ -163,6 +171,24 @@ def _stop_popen(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> Non
         proc.wait(timeout=timeout)
 
 
+def _scratch_parent() -> str | None:
+    """Where lab directories go: /dev/shm when it is a tmpfs (creating the ~40 small files of a
+    host on a busy disk costs far more than the rest of its start), else the default temp dir."""
+    with contextlib.suppress(OSError):
+        with open("/proc/self/mounts") as fh:
+            if any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in fh):
+                return "/dev/shm"
+    return None
+
+
+def _write(path: Path, content: str | bytes, mode: int) -> None:
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        path.write_bytes(content)
+    path.chmod(mode)
+
+
 def _sysctl_path(key: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_./-]+", key) or ".." in key:
         raise ValueError(f"bad sysctl name {key!r}")
@@ -184,6 +210,32 @@ def _meminfo_with_total(total_kib: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def _fake_cpu_files(count: int | None) -> dict[str, FileContent]:
+    """A stand-in for machines bigger than the runner: `nproc`, /proc/cpuinfo and the sysfs CPU
+    lists report `count` CPUs (the host still runs on the runner's real CPUs)."""
+    if count is None:
+        return {}
+    if count < 1:
+        raise ValueError(f"fake_cpus={count}: need at least 1")
+    blocks = [b for b in Path("/proc/cpuinfo").read_text().split("\n\n") if b.strip()]
+    template = blocks[0] if blocks else "processor\t: 0\n"
+    cpuinfo = ""
+    for number in range(count):
+        block = re.sub(r"^processor\s*:.*$", f"processor\t: {number}", template, flags=re.M)
+        block = re.sub(r"^(core id\s*:).*$", rf"\g<1> {number}", block, flags=re.M)
+        block = re.sub(r"^(apicid|initial apicid)(\s*:).*$", rf"\g<1>\g<2> {number}", block, flags=re.M)
+        block = re.sub(r"^(siblings|cpu cores)(\s*:).*$", rf"\g<1>\g<2> {count}", block, flags=re.M)
+        cpuinfo += block.rstrip("\n") + "\n\n"
+    cpu_range = "0" if count == 1 else f"0-{count - 1}"
+    nproc = ("#!/bin/sh\n# wirecheck lab stand-in: this host reports a fixed CPU count\n"
+             f"echo {count}\n")
+    files: dict[str, FileContent] = {"/proc/cpuinfo": cpuinfo, "/usr/bin/nproc": (nproc, 0o755)}
+    for name in ("online", "present", "possible"):
+        if os.path.isfile(f"/sys/devices/system/cpu/{name}"):
+            files[f"/sys/devices/system/cpu/{name}"] = cpu_range + "\n"
+    return files
+
+
 # --------------------------------------------------------------------------------------------
 # hosts
 
@@ -203,6 +255,7 @@ class LabHost:
     workdir: Path
     cpu_list: str | None
     uid: int
+    gid: int = 0
     port: int = 22
     holder: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     sshd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -298,23 +351,30 @@ class LabHost:
             log.close()
 
     def wait_for_sshd(self, timeout: float = 10.0) -> None:
-        """Block until sshd answers with its SSH banner on address:port."""
+        """Block until sshd's socket listens on address:port inside the host.
+
+        Read from the host's /proc/net/tcp rather than by connecting, so a host whose own
+        firewall drops port 22 (a fault some tests build on purpose) still starts."""
         deadline = time.monotonic() + timeout
-        last_error = "no attempt"
         while time.monotonic() < deadline:
             if self.sshd is None or self.sshd.poll() is not None:
                 raise LabError(f"sshd on {self.name} exited early:\n{self.sshd_log()}")
-            try:
-                with socket.create_connection((self.address, self.port), timeout=0.5) as sock:
-                    sock.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
-                    if sock.recv(64).startswith(b"SSH-"):
-                        return
-                    last_error = "no SSH banner"
-            except OSError as exc:
-                last_error = str(exc)
+            if self._listening():
+                return
             time.sleep(0.005)
-        raise LabError(f"sshd on {self.name} ({self.address}:{self.port}) not answering after {timeout}s: "
-                       f"{last_error}\n{self.sshd_log()}")
+        raise LabError(f"sshd on {self.name} ({self.address}:{self.port}) not listening after {timeout}s\n"
+                       f"{self.sshd_log()}")
+
+    def _listening(self) -> bool:
+        assert self.sshd is not None
+        # /proc/net/tcp prints the address as the host-order (little-endian) integer, in hex
+        wanted = f"{int.from_bytes(socket.inet_aton(self.address), 'little'):08X}:{self.port:04X}"
+        try:
+            with open(f"/proc/{self.sshd.pid}/net/tcp") as fh:
+                next(fh)
+                return any(f[1] == wanted and f[3] == "0A" for f in (line.split() for line in fh))
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            return False
 
     def stop_sshd(self) -> None:
         """Stop the listening sshd (open sessions keep running); the host itself stays up."""
@@ -373,7 +433,7 @@ class Lab:
         try:
             self.bridge = f"wcl{self.index}br"
             self.gateway = f"{SUBNET_PREFIX}.{self.index}.1"
-            self._tmp = Path(tempfile.mkdtemp(prefix=f"wirecheck-lab{self.index}-"))
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"wirecheck-lab{self.index}-", dir=_scratch_parent()))
             # hosts' sshd reads authorized_keys as the login user: the directory must be traversable
             self._tmp.chmod(0o711)
             self._write_state()
@@ -485,7 +545,14 @@ class Lab:
 
         name, user="wire", sudo=True, files={path: content}, sysctls={key: value},
         setup=[shell commands run as root inside the host before sshd], cpus=None,
-        meminfo_kib=None, tmpfs={path: size}, extra_addresses=[cidr], root_login=False.
+        meminfo_kib=None, tmpfs={path: size}, extra_addresses=[cidr],
+        fake_cpus=None (stand-in: nproc, /proc/cpuinfo and sysfs report this many CPUs),
+        private_dirs=[dir] (copy-on-write overlays: the host sees the runner's content, its own
+        writes and locks stay private, e.g. "/var/lib/dpkg" for apt-lock tests),
+        session_path=UBUNTU_PATH (PATH of SSH sessions), root_login=False (allow root
+        logins with the lab key), private_tmp=True (a tmpfs /tmp and /dev/shm of the host's own; the
+        runner's /tmp, e.g. pytest's tmp_path, is then not visible inside the host: pass content
+        via files=).
         """
         if self._closed:
             raise LabError("lab is closed")
@@ -533,11 +600,13 @@ class Lab:
         return hosts
 
     def _plan_host(self, name: str, *, user: str = "wire", sudo: bool = True,
-                   files: Mapping[str, str | bytes] | None = None,
+                   files: Mapping[str, FileContent] | None = None,
                    sysctls: Mapping[str, str | int] | None = None,
                    setup: Sequence[str] = (), cpus: int | None = None, meminfo_kib: int | None = None,
+                   fake_cpus: int | None = None, session_path: str = UBUNTU_PATH,
+                   private_dirs: Sequence[str] = (),
                    tmpfs: Mapping[str, str] | None = None, extra_addresses: Sequence[str] = (),
-                   root_login: bool = False) -> tuple[LabHost, str]:
+                   root_login: bool = False, private_tmp: bool = True) -> tuple[LabHost, str]:
         if not _NAME_RE.match(name):
             raise ValueError(f"bad host name {name!r}")
         if not _USER_RE.match(user) or user == "root":
@@ -562,7 +631,9 @@ class Lab:
             workdir=workdir, cpu_list=cpu_list, uid=0, extra_addresses=list(extra_addresses),
         )
         script = _HostBuilder(self, host, files=files or {}, sysctls=sysctls or {}, setup=setup,
-                              meminfo_kib=meminfo_kib, tmpfs=tmpfs or {}, root_login=root_login).script()
+                              meminfo_kib=meminfo_kib, tmpfs=tmpfs or {}, root_login=root_login,
+                              fake_cpus=fake_cpus, session_path=session_path, private_dirs=private_dirs,
+                              private_tmp=private_tmp).script()
         (workdir / "setup.sh").write_text(script)
         return host, script
 
@@ -593,6 +664,11 @@ class Lab:
             host.holder.wait(timeout=5)
             raise LabError(f"setup of host {host.name} failed (exit {host.holder.returncode}):\n"
                            f"{(host.workdir / 'setup.log').read_text(errors='replace')}")
+
+    @property
+    def hostspecs(self) -> str:
+        """All hosts for testinfra's --hosts (with --ssh-config=<ssh_config_path>)."""
+        return ",".join(h.hostspec for h in self.hosts)
 
     def host(self, name: str) -> LabHost:
         for h in self.hosts:
@@ -714,16 +790,29 @@ def _ini_vars_value(value: Any) -> str:
 
 
 class _HostBuilder:
-    """Turns a host spec into the shell script the holder runs inside the host's namespaces."""
+    """Turns a host spec into the shell script the holder runs inside the host's namespaces.
 
-    def __init__(self, lab: Lab, host: LabHost, *, files: Mapping[str, str | bytes],
+    The host's file system: copy-on-write overlays over /etc, /var, /usr, /opt, /root and /srv
+    (so whatever the host or a setup command writes there, ufw state included, stays in the
+    host), tmpfs on /run, /home and /tmp, and bind mounts over files elsewhere (/proc/meminfo ...).
+    File overrides under an overlay are written into its upper directory before mounting, which
+    costs no mount at all."""
+
+    def __init__(self, lab: Lab, host: LabHost, *, files: Mapping[str, FileContent],
+                 fake_cpus: int | None, session_path: str, private_dirs: Sequence[str],
                  sysctls: Mapping[str, str | int], setup: Sequence[str], meminfo_kib: int | None,
-                 tmpfs: Mapping[str, str], root_login: bool) -> None:
+                 tmpfs: Mapping[str, str], root_login: bool, private_tmp: bool) -> None:
         self.lab, self.host = lab, host
         self.files, self.sysctls, self.setup = files, sysctls, setup
         self.meminfo_kib, self.tmpfs, self.root_login = meminfo_kib, tmpfs, root_login
-        self.lines: list[str] = ["set -eu"]
+        self.private_tmp = private_tmp
+        self.fake_cpus, self.session_path = fake_cpus, session_path
+        self.private_dirs = private_dirs
+        # stdout is the READY channel: everything else the script and setup commands print goes
+        # to stderr (the host's setup.log)
+        self.lines: list[str] = ["set -eu", "exec 3>&1 1>&2"]
         self.overlays: list[str] = []
+        self.uppers: dict[str, Path] = {}
         self.tmpfs_dirs: list[str] = []
         self.counter = 0
 
@@ -733,14 +822,11 @@ class _HostBuilder:
     def _asset(self, content: str | bytes, mode: int = 0o644) -> str:
         self.counter += 1
         path = self.host.workdir / f"f{self.counter}"
-        if isinstance(content, str):
-            path.write_text(content)
-        else:
-            path.write_bytes(content)
-        path.chmod(mode)
+        _write(path, content, mode)
         return str(path)
 
-    def _under(self, path: str, roots: Iterable[str]) -> bool:
+    @staticmethod
+    def _under(path: str, roots: Iterable[str]) -> bool:
         return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
     def _ensure_creatable(self, path: str) -> None:
@@ -751,21 +837,44 @@ class _HostBuilder:
         ancestor = os.path.dirname(path)
         while not os.path.isdir(ancestor):
             ancestor = os.path.dirname(ancestor)
-        if ancestor in _NO_OVERLAY:
+        if ancestor in _NO_OVERLAY or ancestor.startswith(("/proc/", "/sys/", "/dev/")):
             raise ValueError(f"{path}: cannot create it in a lab host (nearest existing directory "
                              f"{ancestor} cannot be overlaid); put it under a tmpfs= mount")
         self.overlays.append(ancestor)
 
     @staticmethod
     def _norm(path: str) -> str:
+        """Absolute, normalised, with symlinked parents resolved (/var/run/x is /run/x)."""
         if not path.startswith("/"):
             raise ValueError(f"{path!r}: absolute path required")
-        return os.path.normpath(path)
+        path = os.path.normpath(path)
+        return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+    def _write_upper(self, path: str, content: str | bytes, mode: int | None) -> None:
+        """Place a file into the overlay that covers `path` (parents mirror the lower dirs)."""
+        root = max((r for r in self.uppers if self._under(path, [r])), key=len)
+        upper = self.uppers[root]
+        rel = os.path.relpath(path, root)
+        target = upper / rel
+        lower_dir, upper_dir = root, upper
+        for part in Path(rel).parent.parts:
+            lower_dir, upper_dir = os.path.join(lower_dir, part), upper_dir / part
+            if not upper_dir.exists():
+                upper_dir.mkdir()
+                if os.path.isdir(lower_dir):  # a merged dir takes its attributes from the upper one
+                    st = os.stat(lower_dir)
+                    os.chown(upper_dir, st.st_uid, st.st_gid)
+                    upper_dir.chmod(st.st_mode & 0o7777)
+        lower = os.stat(path) if os.path.isfile(path) else None
+        _write(target, content, mode if mode is not None else (lower.st_mode & 0o7777 if lower else 0o644))
+        if lower is not None:
+            os.chown(target, lower.st_uid, lower.st_gid)
 
     def script(self) -> str:
         host = self.host
         q = self._q
-        files = {self._norm(p): c for p, c in self.files.items()}
+        files: dict[str, FileContent] = {**self._user_files(), **_fake_cpu_files(self.fake_cpus)}
+        files.update({self._norm(p): c for p, c in self.files.items()})
         tmpfs = {self._norm(p): s for p, s in self.tmpfs.items()}
         for path, size in tmpfs.items():
             if not _SIZE_RE.match(str(size)):
@@ -773,17 +882,25 @@ class _HostBuilder:
 
         # -- network (inside the netns) --
         L = self.lines
-        L += ["ip link set lo up", f"ip addr add {host.address}/24 dev eth0", "ip link set eth0 up"]
+        L.append("ip -batch - <<'WCL_IP'\nlink set lo up\n"
+                 f"addr add {host.address}/24 dev eth0\nlink set eth0 up\nWCL_IP")
         if host.extra_addresses:
+            for cidr in host.extra_addresses:  # they go into an ip batch: refuse anything odd
+                if not re.fullmatch(r"[0-9a-fA-F.:]+/[0-9]{1,3}", cidr):
+                    raise ValueError(f"extra_addresses: {cidr!r} is not an address/prefix")
             # a dummy device where the kernel has one, else a port-less bridge (equally unrouted)
             L.append("ip link add extra0 type dummy 2>/dev/null || ip link add extra0 type bridge")
-            for cidr in host.extra_addresses:
-                L.append("ip addr add " + q(cidr) + " dev extra0")
-            L.append("ip link set extra0 up")
+            L.append("ip -batch - <<'WCL_IP'\n" + "".join(f"addr add {c} dev extra0\n" for c in host.extra_addresses)
+                     + "link set extra0 up\nWCL_IP")
         L.append(f"echo {q(host.name)} > /proc/sys/kernel/hostname")
 
-        # -- plan the mounts: overlays for creatable paths, then tmpfs, then bind mounts --
-        self.tmpfs_dirs = ["/run", "/home"]
+        # -- plan: overlays (defaults, private_dirs, ancestors of new paths), tmpfs, files --
+        self.tmpfs_dirs = ["/run", "/home"] + (["/tmp", "/dev/shm"] if self.private_tmp else [])
+        self.overlays = [d for d in DEFAULT_OVERLAYS if os.path.isdir(d) and not os.path.islink(d)]
+        for path in map(self._norm, self.private_dirs):
+            if not os.path.isdir(path) or path in _NO_OVERLAY or path.startswith(("/proc/", "/sys/", "/dev/")):
+                raise ValueError(f"private_dirs: {path} must be an existing ordinary directory")
+            self.overlays.append(path)
         for path in sorted(tmpfs, key=lambda p: p.count("/")):
             if not os.path.isdir(path):
                 self._ensure_creatable(path)
@@ -797,37 +914,53 @@ class _HostBuilder:
             upper, work = host.workdir / f"ov{number}u", host.workdir / f"ov{number}w"
             upper.mkdir()
             work.mkdir()
+            st = os.stat(lower)
+            os.chown(upper, st.st_uid, st.st_gid)
+            upper.chmod(st.st_mode & 0o7777)
+            self.uppers[lower] = upper
             L.append("mount -t overlay overlay -o " + q(f"lowerdir={lower},upperdir={upper},workdir={work}")
                      + " " + q(lower))
 
+        # -- file overrides: into an overlay's upper dir, a tmpfs (after mounting), or bind mounted --
+        late: list[str] = []
+        for path, spec in files.items():
+            content, mode = spec if isinstance(spec, tuple) else (spec, None)
+            if self._under(path, self.tmpfs_dirs):
+                late += ["mkdir -p " + q(os.path.dirname(path)),
+                         "cp " + q(self._asset(content, mode if mode is not None else 0o644), path)]
+            elif self._under(path, overlays):
+                self._write_upper(path, content, mode)
+            else:  # an existing file outside the overlays (/proc/cpuinfo, /sys/...)
+                late.append("mount --bind " + q(self._asset(content, mode if mode is not None else 0o644), path))
+
         L += ["mount -t tmpfs -o mode=0755,size=64m tmpfs /run",
-              "mkdir -p -m 0755 /run/sshd /run/lock /run/user",
-              "mount -t tmpfs -o mode=0755,size=64m tmpfs /home"]
+              "mkdir -p -m 0755 /run/sshd /run/lock /run/user"]
+        for scratch in (["/tmp", "/dev/shm"] if self.private_tmp else []):
+            # a private /tmp and /dev/shm like a real machine's; the lab directory (sshd config,
+            # host key, overlay dirs) lives in one of the runner's, so carry it over to the same path
+            mount = f"mount -t tmpfs -o mode=1777,size=256m,nosuid,nodev tmpfs {scratch}"
+            lab_dir = str(self.lab.dir)
+            if self._under(lab_dir, [scratch]):
+                L += ["mkdir /run/.wcl-lab-dir", "mount --bind " + q(lab_dir, "/run/.wcl-lab-dir"), mount,
+                      "mkdir -p " + q(lab_dir), "mount --move " + q("/run/.wcl-lab-dir", lab_dir),
+                      "rmdir /run/.wcl-lab-dir"]
+            else:
+                L.append(mount)
+        L.append("mount -t tmpfs -o mode=0755,size=64m tmpfs /home")
         for path in sorted(tmpfs, key=lambda p: p.count("/")):
             L.append("mkdir -p " + q(path))
             L.append("mount -t tmpfs -o " + q(f"mode=0755,size={tmpfs[path]}") + " tmpfs " + q(path))
-
-        # -- the login user, private to this host --
-        self._user_files(files)
-        # -- ufw: private state, so `ufw enable` in a host touches nothing outside it --
-        if os.path.isdir("/etc/ufw"):
-            ufw_copy = host.workdir / "ufw"
-            shutil.copytree("/etc/ufw", ufw_copy, symlinks=True)
-            L.append("mount --bind " + q(str(ufw_copy), "/etc/ufw"))
-        if os.path.isfile("/etc/default/ufw") and "/etc/default/ufw" not in files:
-            L.append("mount --bind " + q(self._asset(Path("/etc/default/ufw").read_bytes()), "/etc/default/ufw"))
+        # the login user's home, prepared here and copied with owners and modes onto the tmpfs
+        skel = host.workdir / "home" / host.user
+        (skel / ".ssh").mkdir(parents=True)
+        shutil.copyfile(self.lab.authorized_keys_path, skel / ".ssh" / "authorized_keys")
+        for path, mode in ((skel, 0o755), (skel / ".ssh", 0o700), (skel / ".ssh" / "authorized_keys", 0o600)):
+            os.chown(path, host.uid, host.gid)
+            path.chmod(mode)
+        L.append("cp -a " + q(str(skel), "/home/"))
         if self.meminfo_kib is not None:
             L.append("mount --bind " + q(self._asset(_meminfo_with_total(int(self.meminfo_kib))), "/proc/meminfo"))
-
-        # -- file overrides --
-        for path, content in files.items():
-            mode = 0o440 if path == "/etc/sudoers" else 0o644
-            src = self._asset(content, mode)
-            if os.path.isfile(path) and not self._under(path, self.tmpfs_dirs):
-                L.append("mount --bind " + q(src, path))
-            else:
-                L.append("mkdir -p " + q(os.path.dirname(path)))
-                L.append("cp " + q(src, path))
+        L += late
 
         # -- sysctls: namespaced ones are set for real; global ones get a private proc file --
         for key, value in self.sysctls.items():
@@ -847,53 +980,36 @@ class _HostBuilder:
         for number, command in enumerate(self.setup, 1):
             L.append(f"sh -c {q(command)} || {{ rc=$?; echo {q(f'setup command {number} failed: {command}')} "
                      "\"(exit $rc)\" >&2; exit $rc; }")
-        L += ["echo READY", "exec cat >/dev/null"]
+        L += ["echo READY >&3", "exec cat >/dev/null 3>&-"]
         return "\n".join(L) + "\n"
 
-    def _user_files(self, files: Mapping[str, str | bytes]) -> None:
-        host, q, L = self.host, self._q, self.lines
+    def _user_files(self) -> dict[str, FileContent]:
+        """Private /etc files: the login user, its sudo rights, the host's name."""
+        host = self.host
         passwd = Path("/etc/passwd").read_text()
         group = Path("/etc/group").read_text()
         shadow = Path("/etc/shadow").read_text() if os.path.exists("/etc/shadow") else ""
-        used_uids = {int(line.split(":")[2]) for line in passwd.splitlines() if line.count(":") >= 6}
-        used_gids = {int(line.split(":")[2]) for line in group.splitlines() if line.count(":") >= 3}
-        names = {line.split(":")[0] for line in passwd.splitlines()}
-        if host.user in names:
-            uid = int(next(line.split(":")[2] for line in passwd.splitlines()
-                           if line.split(":")[0] == host.user))
-            gid = int(next(line.split(":")[3] for line in passwd.splitlines()
-                           if line.split(":")[0] == host.user))
+        entries = {f[0]: f for f in (line.split(":") for line in passwd.splitlines()) if len(f) >= 7}
+        if host.user in entries:
+            host.uid, host.gid = int(entries[host.user][2]), int(entries[host.user][3])
         else:
+            used_gids = {int(f[2]) for f in (line.split(":") for line in group.splitlines()) if len(f) >= 3}
+            used = {int(f[2]) for f in entries.values()} | used_gids
             uid = 4200
-            while uid in used_uids or uid in used_gids:
+            while uid in used:
                 uid += 1
-            gid = uid
-            passwd = passwd.rstrip("\n") + f"\n{host.user}:x:{uid}:{gid}:wirecheck lab user:/home/{host.user}:/bin/bash\n"
-            group = group.rstrip("\n") + f"\n{host.user}:x:{gid}:\n"
+            host.uid = host.gid = uid
+            passwd = passwd.rstrip("\n") + f"\n{host.user}:x:{uid}:{uid}:wirecheck lab user:/home/{host.user}:/bin/bash\n"
+            group = group.rstrip("\n") + f"\n{host.user}:x:{uid}:\n"
             shadow = shadow.rstrip("\n") + f"\n{host.user}:*:19000:0:99999:7:::\n"
-        host.uid = uid
-        if "/etc/passwd" not in files:
-            L.append("mount --bind " + q(self._asset(passwd), "/etc/passwd"))
-        if "/etc/group" not in files:
-            L.append("mount --bind " + q(self._asset(group), "/etc/group"))
-        if "/etc/shadow" not in files:
-            L.append("mount --bind " + q(self._asset(shadow, 0o640), "/etc/shadow"))
-        if "/etc/sudoers" not in files:
-            sudoers = ("Defaults\tenv_reset\nDefaults\tsecure_path=\"/usr/local/sbin:/usr/local/bin:"
-                       "/usr/sbin:/usr/bin:/sbin:/bin\"\nroot\tALL=(ALL:ALL) ALL\n")
-            if host.sudo:
-                sudoers += f"{host.user}\tALL=(ALL:ALL) NOPASSWD: ALL\n"
-            L.append("mount --bind " + q(self._asset(sudoers, 0o440), "/etc/sudoers"))
-        if "/etc/hostname" not in files:
-            L.append("mount --bind " + q(self._asset(host.name + "\n"), "/etc/hostname"))
-        if "/etc/hosts" not in files:
-            hosts = (f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n{host.address}\t{host.name}\n"
-                     "::1\tlocalhost ip6-localhost ip6-loopback\n")
-            L.append("mount --bind " + q(self._asset(hosts), "/etc/hosts"))
-        home = f"/home/{host.user}"
-        L += ["mkdir -p -m 0755 " + q(f"{home}/.ssh"),
-              "cp " + q(str(self.lab.authorized_keys_path), f"{home}/.ssh/authorized_keys"),
-              "chown -R " + q(f"{uid}:{gid}", home), "chmod 0700 " + q(f"{home}/.ssh")]
+        sudoers = ("Defaults\tenv_reset\nDefaults\tsecure_path=\"/usr/local/sbin:/usr/local/bin:"
+                   "/usr/sbin:/usr/bin:/sbin:/bin\"\nroot\tALL=(ALL:ALL) ALL\n")
+        if host.sudo:
+            sudoers += f"{host.user}\tALL=(ALL:ALL) NOPASSWD: ALL\n"
+        hosts = (f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n{host.address}\t{host.name}\n"
+                 "::1\tlocalhost ip6-localhost ip6-loopback\n")
+        return {"/etc/passwd": passwd, "/etc/group": group, "/etc/shadow": (shadow, 0o640),
+                "/etc/sudoers": (sudoers, 0o440), "/etc/hostname": host.name + "\n", "/etc/hosts": hosts}
 
     def _sshd_config(self) -> None:
         host = self.host
@@ -915,7 +1031,10 @@ class _HostBuilder:
             "MaxStartups 200",
             "MaxSessions 100",
             "AcceptEnv LANG LC_*",
+            f"SetEnv PATH={self.session_path}",
             "LogLevel ERROR",
+            # the default post-quantum hybrid KEX costs ~150 ms per login on small test machines
+            "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256",
         ]
         if sftp:
             config.append(f"Subsystem sftp {sftp}")

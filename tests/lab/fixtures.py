@@ -1,7 +1,6 @@
 """pytest fixtures for lab hosts.
 
-Register with ``pytest_plugins = ["tests.lab.fixtures"]`` in the top-level conftest.py (or import
-the fixtures into a test module). A machine that cannot run a lab makes lab tests SKIP, unless
+tests/conftest.py imports them (``from tests.lab.fixtures import *``). A machine that cannot run a lab makes lab tests SKIP, unless
 WIRECHECK_REQUIRE_LAB=1 is set (CI), which turns the same condition into a test FAILURE.
 """
 
@@ -13,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.lab.core import Lab, LabUnavailable, lab_unavailable_reason
+
+__all__ = ["lab", "lab_module"]  # what `from tests.lab.fixtures import *` puts into a conftest
 
 REQUIRE_ENV = "WIRECHECK_REQUIRE_LAB"
 
