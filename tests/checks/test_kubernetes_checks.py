@@ -5,7 +5,6 @@ asserting what lands in compliance.json."""
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
