@@ -108,6 +108,15 @@ class Provisioner:
         if "inventory" in self.needs and (ctx.inventory is None or not ctx.inventory.is_file()):
             raise ProvisionError(f"{self.name}: an Ansible inventory file is required (--ansible-inventory)"
                                  + (f"; {ctx.inventory} does not exist" if ctx.inventory else ""))
+        if "kubeconfig" in self.needs:
+            import os
+
+            given = ctx.options.get("kubeconfig") or os.environ.get("KUBECONFIG")
+            default = Path.home() / ".kube" / "config"
+            if not given and not default.is_file():
+                raise ProvisionError(f"{self.name}: a kubeconfig is required for the Helm steps (--kubeconfig)")
+            if given and not Path(str(given).split(os.pathsep)[0]).is_file():
+                raise ProvisionError(f"{self.name}: kubeconfig {given} does not exist")
 
     def plan(self, ctx: ProvisionContext) -> list[Step]:
         raise NotImplementedError

@@ -231,5 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     return finish(EXIT_OK, None, f"PROVISION OK: preflight, install and acceptance passed{forced}")
 
 
+def entry() -> int:
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("provision: interrupted (Ctrl-C); see the report directory for what ran", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

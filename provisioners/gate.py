@@ -41,7 +41,11 @@ class GateResult:
             return "passed (" + ", ".join(f"{k}={v}" for k, v in self.summary.items() if v) + ")"
         ids = sorted({b["id"] for b in self.blocking})
         first = self.blocking[0] if self.blocking else {}
-        detail = f" — first: {first.get('id')} on {first.get('target')}: {first.get('message')}" if first else ""
+        detail = ""
+        if first:
+            msg = first.get("message") or ""
+            prefix = f"{first.get('id')} on {first.get('target')}"
+            detail = f" — first: {msg if msg.startswith(str(first.get('id'))) else f'{prefix}: {msg}'}"
         return f"{len(ids)} requirement(s) not met: {', '.join(ids)}{detail}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +63,8 @@ def gate_command(phase: str, report_dir: Path, *, profile: str, inventory: Path 
         argv += ["--ansible-inventory", str(inventory)]
     if kubeconfig:
         argv += ["--kubeconfig", str(kubeconfig)]
+    if wsd and phase == "preflight":
+        argv += ["--wire-server-deploy", str(wsd)]  # CTRL-WSD-CHECKOUT judges the checkout in use
     argv += list(pytest_args) + list(phase_args or [])
     cwd = suites.resolve().parent
     return argv, f"(cd {shlex.quote(str(cwd))} && {shlex.join(argv)})"

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,18 +68,27 @@ def runner_config(step: Step, ctx: ProvisionContext, private_dir: Path) -> Any:
     return rc
 
 
-def describe_command(step: Step, ctx: ProvisionContext, index: int) -> str:
-    """The exact command a step runs (for --dry-run and the report)."""
+def _command_line(rc: Any, redact: bool) -> str:
     import shlex
 
+    argv = list(rc.command)
+    if redact:
+        # extra vars may carry secrets: the report names the keys only
+        for i, tok in enumerate(argv[:-1]):
+            if tok in ("-e", "--extra-vars"):
+                try:
+                    keys = sorted(json.loads(argv[i + 1]))
+                except (ValueError, TypeError):
+                    continue
+                argv[i + 1] = "{" + ", ".join(f'"{k}": …' for k in keys) + "}"
+    return f"(cd {shlex.quote(rc.cwd)} && {shlex.join(argv)})"
+
+
+def describe_command(step: Step, ctx: ProvisionContext, index: int, redact: bool = False) -> str:
+    """The exact command a step runs (for --dry-run; `redact` hides extra-var values for the report)."""
     if step.kind == "playbook":
-        private_dir = ctx.report_dir / "install" / "runner" / f"{index:02d}-{_slug(step.name)}"
-        rc = runner_config(step, ctx, private_dir)
-        line = shlex.join(rc.command)
-        extra = ""
-        if step.extra_vars:
-            extra = f"   # {private_dir}/env/extravars = {json.dumps(step.extra_vars, sort_keys=True)}"
-        return f"(cd {shlex.quote(rc.cwd)} && {line}){extra}"
+        with tempfile.TemporaryDirectory(prefix="wirecheck-runner-") as tmp:
+            return _command_line(runner_config(step, ctx, Path(tmp)), redact)
     return step.shell_line()
 
 
@@ -112,7 +122,7 @@ class _ProgressTracker:
             outcome = "FAILED"
             self.counts["failed"] += 1
             res = data.get("res") or {}
-            msg = res.get("msg") or res.get("stderr") or ""
+            msg = " ".join(str(x) for x in (res.get("msg"), res.get("stderr")) if x)
             self.failed_tasks.append({"play": self.play, "task": data.get("task", self.task), "host": host,
                                       "message": str(msg)[:500]})
         elif name == "runner_on_unreachable":
@@ -137,25 +147,26 @@ class _ProgressTracker:
 def run_playbook(step: Step, ctx: ProvisionContext, index: int, progress: Progress) -> StepOutcome:
     from ansible_runner import Runner
 
-    private_dir = ctx.report_dir / "install" / "runner" / f"{index:02d}-{_slug(step.name)}"
-    rc = runner_config(step, ctx, private_dir)
-    start = time.monotonic()
-    tracker = _ProgressTracker(step, progress, start)
-    command = describe_command(step, ctx, index)
-    progress(f"[    0.0s] {step.name} | {command}")
-    runner = Runner(config=rc, event_handler=tracker)
-    try:
-        status, rc_code = runner.run()
-    except Exception as exc:  # ansible-runner raises for e.g. a missing ansible-playbook binary
-        status, rc_code = f"error: {exc}", None
-    elapsed = time.monotonic() - start
-    log_path = ctx.report_dir / "install" / "ansible.log"
-    stdout_file = Path(rc.artifact_dir) / "stdout"
-    with log_path.open("a", encoding="utf-8") as log:
-        log.write(f"===== {step.name}: {command}\n")
-        if stdout_file.is_file():
-            log.write(stdout_file.read_text(encoding="utf-8", errors="replace"))
-        log.write(f"\n===== {step.name}: status={status} rc={rc_code} elapsed={elapsed:.1f}s\n")
+    # ansible-runner's private data dir holds the extra vars in clear: keep it out of the report
+    with tempfile.TemporaryDirectory(prefix="wirecheck-runner-") as tmp:
+        rc = runner_config(step, ctx, Path(tmp))
+        start = time.monotonic()
+        tracker = _ProgressTracker(step, progress, start)
+        command = _command_line(rc, redact=True)
+        progress(f"[    0.0s] {step.name} | {command}")
+        runner = Runner(config=rc, event_handler=tracker)
+        try:
+            status, rc_code = runner.run()
+        except Exception as exc:  # ansible-runner raises for e.g. a missing ansible-playbook binary
+            status, rc_code = f"error: {exc}", None
+        elapsed = time.monotonic() - start
+        log_path = ctx.report_dir / "install" / "ansible.log"
+        stdout_file = Path(rc.artifact_dir) / "stdout"
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(f"===== {step.name}: {command}\n")
+            if stdout_file.is_file():
+                log.write(stdout_file.read_text(encoding="utf-8", errors="replace"))
+            log.write(f"\n===== {step.name}: status={status} rc={rc_code} elapsed={elapsed:.1f}s\n")
     ok = status == "successful" and rc_code == 0
     progress(f"[{elapsed:7.1f}s] {step.name} | {status} rc={rc_code} | "
              + " ".join(f"{k}={v}" for k, v in tracker.counts.items()))

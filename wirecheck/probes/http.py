@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import socket
 import ssl
 import time
@@ -73,11 +74,17 @@ class HttpResult:
     def evidence(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {}, "")}
 
+    def target(self) -> str:
+        return f"GET {self.url}" + (f" via {self.connected_to}" if self.connected_to else "")
+
+    def observed(self) -> int | str:
+        """The status code, or the error in words (for a verdict's observed value)."""
+        return self.status if self.status is not None else f"{self.error_kind} error: {self.error}"
+
     def describe(self) -> str:
-        via = f" via {self.connected_to}" if self.connected_to else ""
         if self.status is not None:
-            return f"GET {self.url}{via}: HTTP {self.status} {self.reason or ''}".rstrip()
-        return f"GET {self.url}{via}: {self.error_kind} error: {self.error}"
+            return f"{self.target()}: HTTP {self.status} {self.reason or ''}".rstrip()
+        return f"{self.target()}: {self.observed()}"
 
 
 def _session(connect_to: str | None) -> requests.Session:
@@ -100,14 +107,22 @@ def _classify(exc: Exception) -> str:
     return "http"
 
 
+_REASONS = [
+    re.compile(r"\[SSL: [A-Z_]+\][^'\")]*"),  # [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ...
+    re.compile(r"[Hh]ostname mismatch[^'\")]*"),
+    re.compile(r"\[Errno -?\d+\][^'\")]*"),  # [Errno 111] Connection refused
+    re.compile(r"(?:Read|Connect) timed out[^'\")]*"),
+]
+
+
 def _short_error(exc: Exception) -> str:
+    """requests nests urllib3 reasons several levels deep; keep the informative innermost reason."""
     text = str(exc)
-    # requests nests urllib3 reasons; the innermost is the informative part
-    for marker in ("SSLError(", "NewConnectionError(", "ConnectTimeoutError(", "ReadTimeoutError("):
-        if marker in text:
-            text = text[text.index(marker):]
-            break
-    return text[:400]
+    for pattern in _REASONS:
+        m = pattern.search(text)
+        if m:
+            return m.group(0).strip().rstrip(".,")[:300]
+    return text[:300]
 
 
 def http_get(url: str, *, connect_to: str | None = None, timeout: float = 10.0, ca_bundle: str | None = None,
