@@ -15,13 +15,14 @@ from . import __version__
 from .catalog import CatalogError, Requirement, default_catalog, load_catalog
 from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end
 from .report_json import build_compliance, jsonable, write_compliance
-from .site import Site, SiteError, check_domain, check_ipv4, parse_nameserver
+from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
 from .targets import (
     TargetError,
     infer_profile,
     is_secret_key,
     load_inventory,
     local_target,
+    secrets_in,
     target_from_spec,
     targets_from_inventory,
 )
@@ -71,6 +72,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="private key that signs integrity.json (passphrase in $WIRECHECK_SIGNING_PASSPHRASE)")
     g.addoption("--report-date", default=None, metavar="YYYY-MM-DD",
                 help="the day waivers and attestations are judged against (default: today)")
+    g.addoption("--probe-from", default=None, metavar="ssh://user@host",
+                help="send the port probes from this host instead of the machine running pytest")
+    g.addoption("--port-timeout", type=float, default=3.0, help="TCP connect timeout of the port probes (default 3 s)")
     g.addoption("--kube-context", default=None, help="kubeconfig context to use")
     g.addoption("--helm-release", action="append", default=[], metavar="NAME[|ALT][@NAMESPACE]",
                 help="an extra Helm release that must be deployed (repeatable)")
@@ -132,10 +136,9 @@ def build_site(config: pytest.Config) -> Site:
                     site_vars.setdefault(k, v)
                 break
         for hv in inv.hosts.values():
-            for k, v in {**inv.all_vars, **hv}.items():
-                if is_secret_key(k) and isinstance(v, str) and v:
-                    secrets.append(v)
-                    redacted.append(k)
+            for k, v in secrets_in({**inv.all_vars, **hv}):      # nested, and PEM keys by their look
+                secrets.append(v)
+                redacted.append(k)
     else:
         profile = profile or "demo"
         roles = [r.strip() for r in opt.roles.split(",")] if opt.roles else (
@@ -182,6 +185,9 @@ def build_site(config: pytest.Config) -> Site:
                        (opt.tls_key, "--tls-key"), (opt.federation_cert, "--federation-cert")):
         if path and not os.path.isfile(path):
             raise SiteError(f"{name} {path}: no such file")
+    for k, v in file_secrets(opt.kubeconfig, opt.tls_key):     # kubeconfig tokens, the --tls-key key
+        secrets.append(v)
+        redacted.append(k)
     return Site(profile=profile, phase=phase, targets=targets, vars=site_vars, domain=domain, wire_ip=wire_ip,
                 nameservers=nameservers, ca_bundle=opt.ca_bundle, kubeconfig=opt.kubeconfig,
                 report_dir=Path(opt.report_dir), inventory_path=inv_path, overrides=overrides,
@@ -448,6 +454,20 @@ def _redact(value: Any, secrets: list[str]) -> Any:
     return value
 
 
+def _redact_report(report: pytest.TestReport, exc: BaseException | None, secrets: list[str]) -> None:
+    """Secrets out of the exception (Allure formats it itself), the traceback pytest already rendered
+    (with --showlocals too) and captured output sections (JUnit's system-out)."""
+    if exc is not None:
+        exc.args = tuple(_redact(a, secrets) if isinstance(a, str) else a for a in exc.args)
+        if isinstance(getattr(exc, "message", None), str):
+            exc.message = _redact(exc.message, secrets)  # type: ignore[attr-defined]
+    if report.longrepr is not None and not isinstance(report.longrepr, str | tuple):
+        text = str(report.longrepr)
+        if any(s in text for s in secrets):
+            report.longrepr = _redact(text, secrets)
+    report.sections = [(title, _redact(body, secrets)) for title, body in report.sections]
+
+
 def _message(req: Requirement, target_name: str, status: str, text: str, method: str | None) -> str:
     how = f" ({method})" if method and method not in text else ""
     return f"{req.id} on {target_name}: {text}{how}"
@@ -510,6 +530,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if details:
         result["evidence"] = jsonable(details)
     result = _redact(result, site.secrets)
+    if site.secrets:      # what report tools read besides our result: the exception (Allure), tracebacks, output
+        _redact_report(report, exc, site.secrets)
     report.wirecheck = {"id": req.id, "result": result}
     item._wc_reported = True  # type: ignore[attr-defined]
     if _allure_active(item.config):

@@ -60,16 +60,6 @@ def test_ip_forward(target, spec):
     expect(value, "net.ipv4.ip_forward", method="/proc/sys/net/ipv4/ip_forward").equals(spec.value)
 
 
-@requirement("NET-LOCAL-PORT-RANGE")
-def test_local_port_range(target, spec):
-    raw = target.facts.sysctl("net.ipv4.ip_local_port_range")
-    lo, hi = (int(x) for x in raw.split()) if raw else (None, None)
-    a, b = spec.allowed_range
-    expect((lo, hi), "ephemeral port range", method="/proc/sys/net/ipv4/ip_local_port_range").satisfies(
-        lambda r: r[0] is not None and a <= r[0] and r[1] <= b, f"inside {a}-{b} (the range the firewall opens)",
-        f"ip_local_port_range {lo}-{hi} reaches outside the opened UDP range {a}-{b}")
-
-
 def _overlaps(net: ipaddress.IPv4Network, used: list[tuple[str, ipaddress.IPv4Network]]) -> list[str]:
     return [f"{what} {n}" for what, n in used if n.overlaps(net) and n.prefixlen > 0]
 

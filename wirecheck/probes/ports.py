@@ -18,6 +18,7 @@ import os
 import secrets
 import select
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -121,7 +122,7 @@ class PortProbeResult:
     udp_passed: list[int] = field(default_factory=list)
     udp_blocked: list[int] = field(default_factory=list)
     udp_in_use: dict[int, str] = field(default_factory=dict)
-    udp_errors: dict[str, str] = field(default_factory=dict)
+    bind_errors: dict[str, str] = field(default_factory=dict)
     udp_classification: dict[str, str] = field(default_factory=dict)
     udp_echo: dict[int, bool] = field(default_factory=dict)
     tcp: dict[int, TcpPortResult] = field(default_factory=dict)
@@ -131,6 +132,7 @@ class PortProbeResult:
     remapped: dict[str, int] = field(default_factory=dict)  # port probed -> port that received
     rounds: list[dict[str, Any]] = field(default_factory=list)
     recovered_by_retry: int = 0
+    send_errors: dict[str, int] = field(default_factory=dict)  # sendto() failures on the prober, by error
     max_datagram: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     listener_workers: int = 0
@@ -141,7 +143,7 @@ class PortProbeResult:
     @property
     def udp_probed(self) -> list[int]:
         in_use = set(self.udp_in_use)
-        return [p for p in self.udp_requested if p not in in_use and f"udp/{p}" not in self.udp_errors]
+        return [p for p in self.udp_requested if p not in in_use and f"udp/{p}" not in self.bind_errors]
 
     def udp_blocked_summary(self) -> str:
         total = len(self.udp_probed)
@@ -284,13 +286,17 @@ class LocalSender:
 
     def __init__(self, token: str) -> None:
         self.token = token.encode()
+        self.send_errors: dict[str, int] = {}
 
     def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
-        sent, _errors = agent.send_udp(address, ports, self.token, burst, gap, size, df)
+        sent, errors = agent.send_udp_parallel(address, ports, self.token, burst, gap, size, df,
+                                               threads=min(4, os.cpu_count() or 1))
+        for text, count in errors.items():
+            self.send_errors[text] = self.send_errors.get(text, 0) + count
         return sent
 
-    def tcp(self, address: str, ports: list[int], timeout: float) -> dict[int, list[Any]]:
-        return agent.connect_tcp(address, ports, self.token, timeout)
+    def tcp(self, address: str, ports: list[int], timeout: float, quiet: list[int]) -> dict[int, list[Any]]:
+        return agent.connect_tcp(address, ports, self.token, timeout, quiet)
 
     def udp_echo(self, address: str, ports: list[int], timeout: float) -> dict[int, bool]:
         return agent.udp_echo(address, ports, self.token, timeout)
@@ -306,15 +312,19 @@ class RemoteSender:
         self.name = name
         self.agent = AgentProcess(spawn, {"mode": "send", "token": token, "deadline": deadline}, timeout)
         self.timeout = timeout
+        self.send_errors: dict[str, int] = {}
 
     def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
         reply = self.agent.request({"cmd": "udp", "address": address, "ports": agent.to_ranges(ports),
                                     "burst": burst, "gap": gap, "size": size, "df": df},
                                    self.timeout + len(ports) * 1e-4 + len(ports) / max(burst, 1) * gap)
+        for text, count in dict(reply.get("errors") or {}).items():
+            self.send_errors[text] = self.send_errors.get(text, 0) + int(count)
         return int(reply.get("sent", 0))
 
-    def tcp(self, address: str, ports: list[int], timeout: float) -> dict[int, list[Any]]:
-        reply = self.agent.request({"cmd": "tcp", "address": address, "ports": ports, "timeout": timeout},
+    def tcp(self, address: str, ports: list[int], timeout: float, quiet: list[int]) -> dict[int, list[Any]]:
+        reply = self.agent.request({"cmd": "tcp", "address": address, "ports": ports, "timeout": timeout,
+                                    "quiet": quiet},
                                    timeout + self.timeout)
         return {int(k): v for k, v in reply["result"].items()}
 
@@ -333,15 +343,39 @@ class RemoteSender:
 
 @dataclass
 class Pacing:
-    """How fast to send. First round in big bursts; re-probes slower, with a longer wait."""
+    """How fast to send and how long to wait. Loss is not a blocked port: a port counts as blocked
+    only after its first datagram and ``retry_copies`` more in a re-probe round all failed to
+    arrive, and re-probing goes on while a round still recovers ports (up to ``max_rounds``)."""
 
-    burst: int = 512
-    gap: float = 0.0005
+    burst: int = 512  # datagrams per burst in the first round ...
+    gap: float = 0.0005  # ... and the pause between bursts
     retry_burst: int = 64
     retry_gap: float = 0.002
-    settle: float = 0.15  # wait after the last datagram before asking the listener what arrived
-    min_retries: int = 2  # a port is blocked only after this many re-probes also failed
-    max_rounds: int = 6  # re-probe while retries still recover ports (loss), up to this many rounds
+    retry_copies: int = 2  # datagrams per missing port in each re-probe round (spaced apart)
+    settle: float = 0.05  # least wait after sending before asking what arrived (grows per round; at
+    # least three control-channel round trips, so a slow path to the target waits longer)
+    poll: float = 0.03  # then ask again every this often until nothing new arrives
+    settle_cap: float = 5.0  # never wait longer than this per round
+    min_retry_rounds: int = 1
+    max_rounds: int = 8
+
+
+def _count(report: dict[str, Any]) -> int:
+    return sum(hi - lo + 1 for lo, hi in report.get("udp", []))
+
+
+def _await_arrivals(listener: AgentProcess, floor: float, pacing: Pacing, timeout: float) -> dict[str, Any]:
+    """Wait ``floor``, then poll the listener until two reports in a row show the same count."""
+    time.sleep(floor)
+    report = listener.request({"cmd": "report"}, timeout)
+    stop = time.monotonic() + pacing.settle_cap
+    while time.monotonic() < stop:
+        time.sleep(pacing.poll)
+        nxt = listener.request({"cmd": "report"}, timeout)
+        if _count(nxt) == _count(report):
+            return nxt
+        report = nxt
+    return report
 
 
 def probe_ports(
@@ -376,7 +410,8 @@ def probe_ports(
     t0 = time.monotonic()
     result = PortProbeResult(probed_address=address, prober="local", udp_requested=udp_ports)
     config = {"token": token, "udp": agent.to_ranges(udp_ports), "tcp": tcp_ports,
-              "echo_udp": sorted(set(echo_udp)), "deadline": deadline, "bind": "0.0.0.0"}
+              "echo_udp": sorted(set(echo_udp)), "watch_udp": [mtu_port] if mtu_port else [],
+              "deadline": deadline, "bind": "0.0.0.0"}
     sender: LocalSender | RemoteSender | None = None
     listener: AgentProcess | None = None
     try:
@@ -390,54 +425,85 @@ def probe_ports(
         result.timings["listener_start"] = round(time.monotonic() - t0, 4)
         result.listener_workers = int(ready.get("workers", 0))
         result.target_addresses = list(ready.get("addresses", []))
-        result.udp_in_use = {int(k): v for k, v in ready.get("in_use_udp", {}).items()}
-        result.udp_errors = dict(ready.get("errors", {}))
-        tcp_in_use = {int(k): v for k, v in ready.get("in_use_tcp", {}).items()}
+        result.udp_in_use = {int(p): "owner not known yet" for p in ready.get("in_use_udp", [])}
+        result.bind_errors = dict(ready.get("errors", {}))
+        tcp_in_use = {int(p): "in use" for p in ready.get("in_use_tcp", [])}
         bound_udp = agent.from_ranges(ready.get("bound_udp", []))
 
-        # TCP first (connections are few; their timeouts overlap with nothing else).
+        # TCP connections run beside the UDP rounds (a dropped SYN costs tcp_timeout, not more).
         t1 = time.monotonic()
+        tcp_raw: dict[int, list[Any]] = {}
+        tcp_thread: threading.Thread | None = None
         if tcp_ports:
-            raw = sender.tcp(address, tcp_ports, tcp_timeout)
-            report = listener.request({"cmd": "report"}, start_timeout)
-            confirmed = set(report.get("tcp", []))
-            for port in tcp_ports:
-                state, seconds, detail = raw.get(port, ["error", 0.0, "no result"])
-                result.tcp[port] = TcpPortResult(
-                    port=port, state=state, seconds=float(seconds), detail=str(detail),
-                    confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
-        result.timings["tcp"] = round(time.monotonic() - t1, 4)
+            quiet = sorted(tcp_in_use)
 
-        # UDP: everything once, then re-probe what is missing.
+            def run_tcp() -> None:
+                assert sender is not None
+                tcp_raw.update(sender.tcp(address, tcp_ports, tcp_timeout, quiet))
+
+            if isinstance(sender, LocalSender):
+                tcp_thread = threading.Thread(target=run_tcp, name="wirecheck-tcp-probe", daemon=True)
+                tcp_thread.start()
+            else:
+                run_tcp()
+                result.timings["tcp"] = round(time.monotonic() - t1, 4)
+
+        # UDP: everything once, then re-probe what is missing. The wait after sending is at least
+        # pacing.settle and three control-channel round trips (a slow path to the target).
         t2 = time.monotonic()
+        ctl_rtt = time.monotonic()
+        listener.request({"cmd": "ping"}, start_timeout)
+        ctl_rtt = time.monotonic() - ctl_rtt
+        floor = max(pacing.settle, 3 * ctl_rtt)
+        result.timings["control_rtt"] = round(ctl_rtt, 4)
         missing = list(bound_udp)
         received: set[int] = set()
-        report: dict[str, Any] = {}
         round_no = 0
         while missing:
-            first = round_no == 0
             rt = time.monotonic()
-            sent = sender.udp(address, missing, pacing.burst if first else pacing.retry_burst,
-                              pacing.gap if first else pacing.retry_gap)
-            time.sleep(pacing.settle * (1 if first else 1.5 ** round_no))
-            report = listener.request({"cmd": "report"}, start_timeout)
+            if round_no == 0:
+                copies = 1
+                sent = sender.udp(address, missing, pacing.burst, pacing.gap)
+                if sent == 0:
+                    raise ProbeError(f"{result.prober} could not send a single datagram to {address}: "
+                                     + ", ".join(f"{t} (x{n})" for t, n in sender.send_errors.items()))
+            else:
+                copies = pacing.retry_copies
+                sent = 0
+                for copy in range(copies):
+                    if copy:
+                        time.sleep(floor / 2)
+                    sent += sender.udp(address, missing, pacing.retry_burst, pacing.retry_gap)
+            report = _await_arrivals(listener, floor * (1.5 ** round_no), pacing, start_timeout)
             now_received = set(agent.from_ranges(report.get("udp", [])))
             newly = len(now_received - received)
             received = now_received
             still = [p for p in missing if p not in received]
-            result.rounds.append({"round": round_no, "sent": sent, "arrived": newly,
+            result.rounds.append({"round": round_no, "copies": copies, "sent": sent, "arrived": newly,
                                   "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no > 0:
                 result.recovered_by_retry += newly
             missing = still
             round_no += 1
-            if not missing:
+            if not missing or round_no >= pacing.max_rounds:
                 break
-            if round_no > pacing.min_retries and (newly == 0 or round_no >= pacing.max_rounds):
+            if round_no > pacing.min_retry_rounds and newly == 0:
                 break
         result.timings["udp"] = round(time.monotonic() - t2, 4)
+        result.send_errors = dict(sender.send_errors)
         result.udp_passed = sorted(p for p in bound_udp if p in received)
         result.udp_blocked = sorted(missing)
+
+        if tcp_thread is not None:
+            tcp_thread.join(tcp_timeout + 5.0)
+            result.timings["tcp"] = round(time.monotonic() - t1, 4)
+        if tcp_ports:
+            confirmed = set(listener.request({"cmd": "report"}, start_timeout).get("tcp", []))
+            for port in tcp_ports:
+                state, seconds, detail = tcp_raw.get(port, ["error", 0.0, "no result"])
+                result.tcp[port] = TcpPortResult(
+                    port=port, state=state, seconds=float(seconds), detail=str(detail),
+                    confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
 
         if echo_udp:
             echo_ports = [p for p in sorted(set(echo_udp)) if p in set(bound_udp)]
@@ -447,22 +513,31 @@ def probe_ports(
         if mtu_port is not None and mtu_port in received:
             result.max_datagram = probe_max_datagram(sender, listener, address, mtu_port, start_timeout,
                                                      pacing.settle)
-            report = listener.request({"cmd": "report"}, start_timeout)
 
-        final = listener.request({"cmd": "report"}, start_timeout) if not report else report
+        final = listener.request({"cmd": "report"}, start_timeout)
         result.receiving_addresses = dict(final.get("dst", {}))
         result.sender_addresses = dict(final.get("src", {}))
         result.remapped = dict(final.get("remap", {}))
+
+        if classify and result.prober == "local":
+            # while the listener still holds its ports: an ICMP port-unreachable for a blocked
+            # port can then only come from a REJECT rule, silence only from a DROP
+            t3 = time.monotonic()
+            try:
+                classify_result(result)
+            except Exception as exc:  # noqa: BLE001 - raw sockets need root; the probe stands without it
+                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
+            result.timings["classify"] = round(time.monotonic() - t3, 4)
 
         done = listener.close()
         listener = None
         if done:
             result.listener_peak_rss_kib = int(done.get("peak_rss_kib", 0))
-
-        if classify and result.prober == "local":
-            t3 = time.monotonic()
-            classify_result(result)
-            result.timings["classify"] = round(time.monotonic() - t3, 4)
+            for port_s, owner in done.get("owners_udp", {}).items():
+                result.udp_in_use[int(port_s)] = owner
+            for port_s, owner in done.get("owners_tcp", {}).items():
+                if int(port_s) in result.tcp:
+                    result.tcp[int(port_s)].existing_service = owner
     finally:
         if listener is not None:
             listener.close(timeout=2.0)
@@ -502,11 +577,45 @@ def classify_result(result: PortProbeResult) -> None:
     verdicts = classify.classify_udp(result.probed_address, samples + in_use, timeout=1.0)
     for lo, hi in compress_ranges(result.udp_blocked)[:6]:
         key = f"{lo}" if lo == hi else f"{lo}-{hi}"
-        result.udp_classification[key] = f"{verdicts[lo]} (scapy probe of {lo})"
+        verdict = verdicts[lo]
+        if verdict.startswith(classify.CLOSED):
+            # our listener held this port at the time: the unreachable came from a REJECT rule
+            verdict = verdict.replace(classify.CLOSED, classify.FILTERED_REJECTED, 1)
+        elif verdict == classify.NO_REPLY:
+            verdict = classify.FILTERED_DROPPED
+        result.udp_classification[key] = f"{verdict} (scapy probe of {lo})"
     for port in in_use:
         result.udp_classification[f"{port} (in use)"] = verdicts[port]
     bad_tcp = [p for p, r in result.tcp.items() if not r.passed]
     if bad_tcp:
         tverdicts = classify.classify_tcp(result.probed_address, bad_tcp, timeout=1.5)
         for port in bad_tcp:
-            result.tcp[port].classification = tverdicts[port]
+            verdict = tverdicts[port]
+            if result.tcp[port].existing_service is None and verdict.startswith(classify.CLOSED):
+                # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
+                verdict = verdict.replace(classify.CLOSED, classify.FILTERED_REJECTED, 1)
+            result.tcp[port].classification = verdict
+
+
+def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 3.0, sender_spawn: Spawn | None = None,
+                  sender_name: str = "probe host") -> dict[int, TcpPortResult]:
+    """Plain TCP connects (no listener: the real services own the ports, as in acceptance).
+
+    Reads what a service says first (a banner) for up to a second; sends nothing.
+    """
+    ports = sorted(set(ports))
+    sender: LocalSender | RemoteSender
+    if sender_spawn is not None:
+        sender = RemoteSender(sender_spawn, secrets.token_hex(8), sender_name, 20.0, timeout + 60)
+    else:
+        sender = LocalSender(secrets.token_hex(8))
+    try:
+        raw = sender.tcp(address, ports, timeout, ports)
+    finally:
+        sender.close()
+    out = {}
+    for port in ports:
+        state, seconds, detail = raw.get(port, ["error", 0.0, "no result"])
+        out[port] = TcpPortResult(port=port, state=state, seconds=float(seconds), detail=str(detail),
+                                  confirmed=False, existing_service="the installed service")
+    return out

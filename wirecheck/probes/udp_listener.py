@@ -24,6 +24,7 @@ The same program has a ``send`` mode used on a probe host (``--probe-from``): it
 token-tagged datagrams and TCP connections on behalf of the prober.
 """
 
+import _socket
 import errno
 import json
 import os
@@ -31,6 +32,7 @@ import resource
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 
@@ -92,7 +94,7 @@ def parse_payload(data, token):
 
 
 def make_payload(token, port, size=0):
-    body = MAGIC + token + b":" + str(port).encode() + b":"
+    body = b"%s%s:%d:" % (MAGIC, token, port)
     if size > len(body):
         body += b"x" * (size - len(body))
     return body
@@ -108,11 +110,16 @@ class Worker:
         self.token = cfg["token"].encode()
         self.deadline = cfg["deadline_at"]
         self.echo = set(cfg.get("echo_udp", []))
+        # ports read as datagrams arrive (epoll), not by sweeps: echo ports and the path-MTU port
+        self.watch = set(cfg.get("watch_udp", [])) | self.echo
         self.bind = cfg.get("bind", "0.0.0.0")
         self.udp_ports = udp_ports
         self.tcp_ports = tcp_ports
         self.ep = select.epoll()
-        self.by_fd = {}  # fd -> (kind, port, sock)
+        self.by_fd = {}  # fd -> (kind, port, sock), for the sockets watched with epoll
+        self.udp_socks = []  # every bound UDP socket, held until the end
+        self.pending = {}  # port -> socket: range sockets on which nothing has arrived yet
+        self.pktinfo = set()  # sockets that report the destination address (IP_PKTINFO)
         self.bound_udp = []
         self.in_use_udp = []
         self.bound_tcp = []
@@ -128,8 +135,14 @@ class Worker:
         self.ctl_buf = b""
 
     def open_sockets(self):
-        for port in self.udp_ports:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Range sockets are not watched with epoll: reports sweep the ones still waiting (cheaper
+        # than an event per datagram, and it leaves the CPUs to the kernel while the prober sends).
+        # Only every 16th asks for IP_PKTINFO: the receiving address is sampled, not taken per port.
+        nonblock_dgram = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
+        # the C-level socket type: 16,000 of them are made here, without socket.socket's Python layer
+        make = getattr(_socket, "socket", socket.socket)
+        for i, port in enumerate(self.udp_ports):
+            s = make(socket.AF_INET, nonblock_dgram)
             try:
                 s.bind((self.bind, port))
             except OSError as exc:
@@ -139,11 +152,18 @@ class Worker:
                 else:
                     self.errors[f"udp/{port}"] = os.strerror(exc.errno or 0)
                 continue
-            s.setblocking(False)
-            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-            self.by_fd[s.fileno()] = ("udp", port, s)
-            self.ep.register(s.fileno(), select.EPOLLIN)
+            if not socket.SOCK_NONBLOCK:
+                s.setblocking(False)
+            if i % 16 == 0 or port in self.watch:
+                s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+                self.pktinfo.add(s)
+            self.udp_socks.append(s)
             self.bound_udp.append(port)
+            if port in self.watch:
+                self.by_fd[s.fileno()] = ("udp", port, s)
+                self.ep.register(s.fileno(), select.EPOLLIN)
+            else:
+                self.pending[port] = s
         for port in self.tcp_ports:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -184,6 +204,7 @@ class Worker:
                 self.foreign += 1
                 continue
             self.got_udp.add(meant)
+            self.pending.pop(port, None)
             if meant != port:
                 self.remap[str(meant)] = port
             if len(data) > self.max_len:
@@ -224,6 +245,8 @@ class Worker:
                 self.count(self.dst, conn.getsockname()[0])
                 self.count(self.src, conn.getpeername()[0])
                 conn.send(ACK + b"\n")
+                # wait for the prober to close first, so no TIME-WAIT socket stays on the target
+                return
             except OSError:
                 pass
         elif data:
@@ -250,8 +273,42 @@ class Worker:
                 self.on_conn(fd, port, s)
         return True
 
+    def sweep(self):
+        """Read every range socket still waiting for its datagram (one datagram per call is enough:
+        a foreign one leaves the socket waiting, and the next sweep reads on)."""
+        prefix = MAGIC + self.token + b":"
+        plen = len(prefix)
+        got = self.got_udp
+        src = self.src
+        pending = self.pending
+        pktinfo = self.pktinfo
+        for port, s in list(pending.items()):
+            if s in pktinfo:
+                self.on_udp(port, s)
+                continue
+            try:
+                data, addr = s.recvfrom(2048)
+            except OSError:  # BlockingIOError: nothing here yet
+                continue
+            if data[:plen] != prefix:
+                self.foreign += 1
+                continue
+            meant = parse_payload(data, self.token)
+            if meant is None:
+                self.foreign += 1
+                continue
+            got.add(meant)
+            del pending[port]
+            if meant != port:
+                self.remap[str(meant)] = port
+            if len(data) > self.max_len:
+                self.max_len = len(data)
+            host = addr[0]
+            src[host] = src.get(host, 0) + 1
+
     def drain(self):
         """Process everything already queued (bounded), so a report reflects what has arrived."""
+        self.sweep()
         stop = time.monotonic() + 0.5
         while time.monotonic() < stop:
             events = self.ep.poll(0)
@@ -311,24 +368,27 @@ class Worker:
                 break
             if not self.poll(min(left, 1.0)):
                 break
-        for _kind, _port, s in list(self.by_fd.values()):
-            s.close()
-        self.by_fd.clear()
         try:
             self.send_ctl({"ev": "done", "peak_rss_kib": peak_rss_kib()})
         except OSError:
             pass
+        # the sockets close when worker_main() ends the process (os._exit): the kernel closes
+        # every descriptor at once, faster than 16,000 Python close() calls
 
 
 def worker_main(ctl, cfg, udp_ports, tcp_ports):
     set_pdeathsig()
     code = 0
+    worker = None
     try:
-        Worker(ctl, cfg, udp_ports, tcp_ports).run()
+        # Held in a local until os._exit: were the Worker freed first, CPython would format an
+        # "unclosed socket" warning (getsockname + getpeername) for each of its 16,000 sockets.
+        worker = Worker(ctl, cfg, udp_ports, tcp_ports)
+        worker.run()
     except BaseException:  # noqa: BLE001 - a worker must never outlive an error
         code = 1
     finally:
-        os._exit(code)
+        os._exit(code if worker is not None or code else 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -338,6 +398,8 @@ def worker_main(ctl, cfg, udp_ports, tcp_ports):
 def socket_owners(ports, proto):
     """Map port -> "pid N (comm)" for sockets bound on ``ports`` (reads /proc, best effort)."""
     wanted = set(ports)
+    if not wanted:
+        return {}
     inodes = {}
     for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
         try:
@@ -412,7 +474,7 @@ def listen_main(cfg, buf=b""):
         pass
     udp = from_ranges(cfg.get("udp", []))
     tcp = [int(p) for p in cfg.get("tcp", [])]
-    per_worker = max(64, min(int(cfg.get("max_per_worker", 16384)), soft - 64))
+    per_worker = max(64, min(int(cfg.get("max_per_worker", 19000)), soft - 100))
     total = len(udp) + len(tcp)
     n = max(1, -(-total // per_worker))
     if total >= 4096:
@@ -483,8 +545,7 @@ def listen_main(cfg, buf=b""):
         "ev": "ready", "pid": os.getpid(), "workers": len(workers), "nofile": soft,
         "bound_udp": to_ranges(p for m in ready for p in from_ranges(m["bound_udp"])),
         "bound_tcp": sorted(p for m in ready for p in m["bound_tcp"]),
-        "in_use_udp": {str(k): v for k, v in socket_owners(in_use_udp, "udp").items()},
-        "in_use_tcp": {str(k): v for k, v in socket_owners(in_use_tcp, "tcp").items()},
+        "in_use_udp": in_use_udp, "in_use_tcp": in_use_tcp,
         "errors": errors, "addresses": local_addresses(),
     })
     code = 0
@@ -494,7 +555,9 @@ def listen_main(cfg, buf=b""):
             stop_workers()
             return 0
         cmd = json.loads(line).get("cmd")
-        if cmd == "report":
+        if cmd == "ping":  # the prober times the control channel with this
+            emit({"ev": "pong"})
+        elif cmd == "report":
             for _pid, s in workers:
                 s.sendall(b'{"cmd":"report"}\n')
             replies = gather("report")
@@ -519,8 +582,11 @@ def listen_main(cfg, buf=b""):
             emit(merged)
         elif cmd == "quit":
             done = stop_workers()
+            # Owners are looked up only now: /proc/net/udp is slow to read while our sockets exist.
             emit({"ev": "done", "peak_rss_kib": peak_rss_kib() + sum(m.get("peak_rss_kib", 0) for m in done),
-                  "workers": len(workers)})
+                  "workers": len(workers),
+                  "owners_udp": {str(k): v for k, v in socket_owners(in_use_udp, "udp").items()},
+                  "owners_tcp": {str(k): v for k, v in socket_owners(in_use_tcp, "tcp").items()}})
             return code
 
 
@@ -544,21 +610,37 @@ def local_addresses():
 # send mode: the probe host's side of --probe-from
 
 
+def sender_socket():
+    """A UDP socket bound below the usual ephemeral range: when the listener runs on this same host
+    it holds every port of 32768-65535, and an unbound socket would find no source port left."""
+    import random
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(64):
+        try:
+            s.bind(("0.0.0.0", random.randint(10000, 32000)))
+            return s
+        except OSError:
+            continue
+    return s
+
+
 def send_udp(address, ports, token, burst, gap, size=0, df=False):
     """One token-tagged datagram per port; ``size`` pads the payload, ``df`` forbids fragmentation."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = sender_socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     if df:
         s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10), getattr(socket, "IP_PMTUDISC_DO", 2))
     sent = 0
-    errors = 0
+    errors = {}
     try:
         for i, port in enumerate(ports):
             try:
                 s.sendto(make_payload(token, port, size), (address, port))
                 sent += 1
-            except OSError:
-                errors += 1
+            except OSError as exc:
+                text = os.strerror(exc.errno) if exc.errno else str(exc)
+                errors[text] = errors.get(text, 0) + 1
             if burst and (i + 1) % burst == 0:
                 time.sleep(gap)
     finally:
@@ -566,9 +648,34 @@ def send_udp(address, ports, token, burst, gap, size=0, df=False):
     return sent, errors
 
 
+def send_udp_parallel(address, ports, token, burst, gap, size=0, df=False, threads=2):
+    """send_udp from ``threads`` threads (the kernel's share of the work then uses several CPUs)."""
+    ports = list(ports)
+    if threads <= 1 or len(ports) < 4096:
+        return send_udp(address, ports, token, burst, gap, size, df)
+    import threading
+
+    step = -(-len(ports) // threads)
+    results = []
+
+    def run(chunk):
+        results.append(send_udp(address, chunk, token, burst, gap, size, df))
+
+    workers = [threading.Thread(target=run, args=(ports[i:i + step],)) for i in range(0, len(ports), step)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    errors = {}
+    for _sent, errs in results:
+        for text, count in errs.items():
+            errors[text] = errors.get(text, 0) + count
+    return sum(r[0] for r in results), errors
+
+
 def udp_echo(address, ports, token, timeout, tries=3):
     """Round trip to ports whose listener echoes: {port: True if the echo came back}."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = sender_socket()
     got = {p: False for p in ports}
     try:
         for _ in range(tries):
@@ -598,8 +705,12 @@ def udp_echo(address, ports, token, timeout, tries=3):
     return got
 
 
-def connect_tcp(address, ports, token, timeout):
-    """Non-blocking connects to every port at once; returns {port: [state, seconds, detail]}."""
+def connect_tcp(address, ports, token, timeout, quiet=(), banner_wait=1.0):
+    """Non-blocking connects to every port at once; returns {port: [state, seconds, detail]}.
+
+    The token goes to our listener's ports only; on ``quiet`` ports (an existing service) we just
+    read what the service says first (an SSH banner, say) for up to ``banner_wait`` seconds.
+    """
     import selectors
 
     sel = selectors.DefaultSelector()
@@ -618,9 +729,23 @@ def connect_tcp(address, ports, token, timeout):
         sel.register(s, selectors.EVENT_WRITE, port)
     deadline = started + timeout
     while pending:
-        left = deadline - time.monotonic()
-        if left <= 0:
+        now = time.monotonic()
+        for s in [s for s, ph in pending.items() if ph[0] == "connected" and ph[2] <= now]:
+            port = sel.get_key(s).data
+            result[port][2] = first_line(pending[s][1]) or "connected, no reply"
+            sel.unregister(s)
+            close_abortive(s)
+            del pending[s]
+        if now >= deadline:
             break
+        waits = [ph[2] for ph in pending.values() if ph[0] == "connected"]
+        if any(ph[0] == "connecting" for ph in pending.values()):
+            waits.append(deadline)
+        if not waits:
+            break
+        left = min(min(waits), deadline) - now
+        if left <= 0:
+            continue
         for key, _ev in sel.select(left):
             s = key.fileobj
             port = key.data
@@ -634,11 +759,13 @@ def connect_tcp(address, ports, token, timeout):
                     s.close()
                     del pending[s]
                     continue
-                try:
-                    s.send(make_payload(token, port))
-                except OSError:
-                    pass
+                if port not in quiet:
+                    try:
+                        s.send(make_payload(token, port))
+                    except OSError:
+                        pass
                 phase[0] = "connected"
+                phase.append(time.monotonic() + banner_wait)
                 sel.modify(s, selectors.EVENT_READ, port)
                 result[port] = ["open", took, "connected"]
             else:
@@ -652,7 +779,7 @@ def connect_tcp(address, ports, token, timeout):
                 if not data or b"\n" in phase[1] or len(phase[1]) >= 256:
                     result[port][2] = first_line(phase[1]) or "connected, no reply"
                     sel.unregister(s)
-                    s.close()
+                    close_abortive(s)
                     del pending[s]
     for s in list(pending):
         port = sel.get_key(s).data
@@ -661,9 +788,18 @@ def connect_tcp(address, ports, token, timeout):
         else:
             result[port][2] = first_line(pending[s][1]) or "connected, no reply"
         sel.unregister(s)
-        s.close()
+        close_abortive(s)
     sel.close()
     return result
+
+
+def close_abortive(s):
+    """Close with RST (SO_LINGER 0): the probe leaves no TIME-WAIT socket behind on either side."""
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    s.close()
 
 
 def first_line(data):
@@ -692,7 +828,7 @@ def send_main(cfg, buf=b""):
         cmd = msg.get("cmd")
         if cmd == "udp":
             t0 = time.monotonic()
-            sent, errors = send_udp(msg["address"], from_ranges(msg["ports"]), token,
+            sent, errors = send_udp_parallel(msg["address"], from_ranges(msg["ports"]), token,
                                     int(msg.get("burst", 0)), float(msg.get("gap", 0)), int(msg.get("size", 0)),
                                     bool(msg.get("df")))
             emit({"ev": "sent", "sent": sent, "errors": errors, "seconds": time.monotonic() - t0})
@@ -700,7 +836,8 @@ def send_main(cfg, buf=b""):
             res = udp_echo(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]))
             emit({"ev": "echo", "result": {str(k): v for k, v in res.items()}})
         elif cmd == "tcp":
-            res = connect_tcp(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]))
+            res = connect_tcp(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]),
+                              [int(p) for p in msg.get("quiet", [])])
             emit({"ev": "tcp", "result": {str(k): v for k, v in res.items()}})
         elif cmd == "quit":
             emit({"ev": "done", "peak_rss_kib": peak_rss_kib()})
@@ -710,7 +847,6 @@ def send_main(cfg, buf=b""):
 def main():
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, lambda *_: os._exit(3))
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     line, rest = read_line(0, CONFIG_PREFIX, time.monotonic() + 30)
     if line is None:
         return 2

@@ -1,0 +1,310 @@
+"""Client-facing ports, proven through every firewall and NAT on the way (planning.md › ports table).
+
+One cooperative probe per target (wirecheck.probes.ports): a temporary listener on the target,
+token-tagged datagrams and connections from this machine (or from --probe-from), to ``wire_ip``
+or the target's address. The checks below read that one measurement.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+from typing import Any
+
+from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
+from wirecheck.probes.ports import PortProbeResult, ProbeError, format_ranges, probe_ports
+
+#: used until the catalog carries these parameters (then spec.* wins)
+DEFAULT_UDP_RANGE = (32768, 65535)
+TURN_PORT = 3478
+INSTALLER_TCP_PORTS = (3478, 8080)  # DEMO-NET-LOCAL-PORTS-FREE: IP-check listener, asset server
+
+_PROBES: dict[tuple[str, str], PortProbeResult | ProbeError] = {}
+_PROBE_HOSTS: dict[str, Any] = {}
+
+
+def udp_range(site) -> tuple[int, int]:
+    """NET-PORT-UDP-RANGE's range (catalog param ``udp_range``, --param override), for every check."""
+    from wirecheck.catalog import default_catalog
+
+    rid = "NET-PORT-UDP-RANGE"
+    params = {**default_catalog()[rid].params, **site.overrides.get(rid, {})}
+    value = params.get("udp_range", DEFAULT_UDP_RANGE)
+    if isinstance(value, str):
+        value = value.replace(":", "-").split("-")
+    lo, hi = value
+    return int(lo), int(hi)
+
+
+def _own_address(target) -> str | None:
+    """The address of the interface holding the default route, else the first global IPv4 address."""
+    routes = target.facts.ip_json("-4 route show default")
+    dev = routes[0].get("dev") if routes else None
+    addrs = [(link.get("ifname"), a["local"]) for link in target.facts.ip_json("-4 addr show")
+             for a in link.get("addr_info", []) if a.get("scope") == "global"]
+    for ifname, addr in addrs:
+        if ifname == dev:
+            return addr
+    return addrs[0][1] if addrs else None
+
+
+def probed_address(target, site) -> str:
+    """wire_ip for the demo deploy node (the address clients use), else the target's own address
+    (for the local machine: its default-route interface address, not a loopback name)."""
+    if site.wire_ip and (site.profile == "demo" or "deploy_node" in target.roles):
+        return site.wire_ip
+    if getattr(target, "local", False):
+        address = _own_address(target)
+        if address:
+            return address
+    try:
+        return socket.gethostbyname(target.address)
+    except OSError:
+        cannot_measure(f"cannot resolve the target address {target.address!r}")
+        raise  # not reached
+
+
+def _probe_host(site):
+    spec = site.option("probe_from")
+    if not spec:
+        return None
+    if spec not in _PROBE_HOSTS:
+        from wirecheck.targets import target_from_spec
+
+        extra = site.option("ssh_extra_args")
+        _PROBE_HOSTS[spec] = target_from_spec(
+            spec, ["probe"], identity_file=site.option("ssh_identity_file"), ssh_config=site.option("ssh_config"),
+            extra_args=shlex.split(extra) if extra else [], connect_timeout=site.option("connect_timeout", 8))
+    return _PROBE_HOSTS[spec]
+
+
+def port_probe(target, site) -> PortProbeResult:
+    """The one probe of this target (cached for the session; every port check reads it)."""
+    address = probed_address(target, site)
+    key = (target.name, address)
+    if key not in _PROBES:
+        probe_host = _probe_host(site)
+        lo, hi = udp_range(site)
+        kwargs: dict[str, Any] = {
+            "udp": sorted(set(range(lo, hi + 1)) | {TURN_PORT}),
+            "tcp": sorted({22, 80, 443, TURN_PORT, *INSTALLER_TCP_PORTS}),
+            "echo_udp": [TURN_PORT],
+            "tcp_timeout": float(site.option("port_timeout") or 3.0),
+            "mtu_port": lo,
+            "classify": probe_host is None,
+        }
+        if probe_host is not None:
+            kwargs["sender_spawn"] = probe_host.popen
+            kwargs["sender_name"] = probe_host.name
+        try:
+            try:  # ports below 1024 need root on the target
+                _PROBES[key] = probe_ports(lambda argv: target.popen(argv, sudo=True), address, **kwargs)
+            except ProbeError as exc:
+                if "sudo" not in str(exc):
+                    raise
+                _PROBES[key] = probe_ports(target.popen, address, **kwargs)
+        except ProbeError as exc:
+            _PROBES[key] = exc
+    result = _PROBES[key]
+    if isinstance(result, ProbeError):
+        cannot_measure(f"port probe of {address} could not run: {result}")
+    assert isinstance(result, PortProbeResult)
+    return result
+
+
+def _method(r: PortProbeResult) -> str:
+    return (f"temporary listener on the target, token-tagged probes from {r.prober} to {r.probed_address}")
+
+
+def _record_path(r: PortProbeResult) -> None:
+    record(probed_address=r.probed_address, prober=r.prober,
+           received_on=sorted(r.receiving_addresses), seen_from=sorted(r.sender_addresses),
+           nat=sorted(r.receiving_addresses) not in ([], [r.probed_address]))
+
+
+def _check_tcp(r: PortProbeResult, port: int) -> None:
+    _record_path(r)
+    t = r.tcp.get(port)
+    if t is None:
+        cannot_measure(f"TCP {port} was not probed")
+        return
+    if f"tcp/{port}" in r.bind_errors:
+        cannot_measure(f"could not listen on TCP {port} on the target: {r.bind_errors[f'tcp/{port}']}")
+    record(tcp=r.tcp[port].__dict__, state=t.state)
+    if t.classification:
+        record(classification=t.classification)
+    expect(t.state, f"TCP {port}", method=_method(r)).satisfies(
+        lambda _s: t.passed, f"TCP {port} reaches the target", r.tcp_summary(port)
+        + (f"; {t.classification}" if t.classification else ""))
+
+
+@requirement("NET-PORT-TCP-22")
+def test_ssh_port_reachable(target, site):
+    r = port_probe(target, site)
+    t = r.tcp.get(22)
+    if t is not None and t.state == "open" and t.existing_service is not None:
+        record(banner=t.detail)
+        expect(t.detail, "SSH banner on TCP 22", method=_method(r)).satisfies(
+            lambda b: b.startswith("SSH-2.0-"), "a banner starting SSH-2.0-",
+            f"TCP 22 answers, but not with an SSH banner ({t.detail!r}); existing service {t.existing_service}")
+        _record_path(r)
+        return
+    _check_tcp(r, 22)
+
+
+@requirement("NET-PORT-TCP-80")
+def test_http_port_reachable(target, site):
+    _check_tcp(port_probe(target, site), 80)
+
+
+@requirement("NET-PORT-TCP-443")
+def test_https_port_reachable(target, site):
+    _check_tcp(port_probe(target, site), 443)
+
+
+@requirement("NET-PORT-TURN-3478")
+def test_turn_port_reachable(target, site):
+    r = port_probe(target, site)
+    _record_path(r)
+    problems = []
+    t = r.tcp.get(TURN_PORT)
+    if t is None or not t.passed:
+        problems.append(r.tcp_summary(TURN_PORT) if t else "TCP 3478 not probed")
+    if TURN_PORT in r.udp_in_use:
+        verdict = r.udp_classification.get(f"{TURN_PORT} (in use)", "not classified")
+        record(udp_in_use=r.udp_in_use[TURN_PORT], udp_classification=verdict)
+        if verdict.startswith("filtered") or verdict.startswith("closed"):
+            problems.append(f"UDP 3478 is in use by {r.udp_in_use[TURN_PORT]} and {verdict}")
+    elif TURN_PORT in r.udp_blocked:
+        problems.append("UDP 3478 blocked" + (f" ({r.udp_classification[str(TURN_PORT)]})"
+                                              if str(TURN_PORT) in r.udp_classification else ""))
+    else:
+        record(udp_echo=r.udp_echo.get(TURN_PORT))
+        if r.udp_echo.get(TURN_PORT) is False:
+            problems.append("UDP 3478 arrives, but the answer does not come back (return path / NAT)")
+    expect(problems, "TCP and UDP 3478", method=_method(r)).is_empty(
+        "TCP 3478 and UDP 3478 reach the target", "; ".join(problems))
+
+
+@requirement("NET-PORT-UDP-RANGE")
+def test_udp_range_reachable(target, site):
+    lo, hi = udp_range(site)
+    r = port_probe(target, site)
+    _record_path(r)
+    in_range = set(range(lo, hi + 1))
+    blocked = [p for p in r.udp_blocked if p in in_range]
+    in_use = {p: o for p, o in r.udp_in_use.items() if p in in_range}
+    record(range=f"{lo}-{hi}", probed=len([p for p in r.udp_probed if p in in_range]),
+           passed=len([p for p in r.udp_passed if p in in_range]), blocked=format_ranges(blocked, limit=100),
+           rounds=r.rounds, recovered_by_retry=r.recovered_by_retry, timings=r.timings,
+           listener_workers=r.listener_workers, listener_peak_rss_kib=r.listener_peak_rss_kib)
+    if in_use:
+        record(in_use=r.udp_in_use_summary(),
+               in_use_classification={k: v for k, v in r.udp_classification.items() if "in use" in k})
+    if r.udp_classification:
+        record(classification=r.udp_classification)
+    total = len(in_range) - len(in_use)
+    if blocked:
+        fail(f"{len(blocked):,} of {total:,} ports blocked: {format_ranges(blocked)}"
+             + (f" ({len(in_use):,} more in use on the target, not probed)" if in_use else ""),
+             observed=f"{len(blocked):,} blocked: {format_ranges(blocked)}",
+             expected=f"all of UDP {lo}-{hi} reach the target", method=_method(r))
+    expect(blocked, f"UDP {lo}-{hi}", method=_method(r)).is_empty(f"all of UDP {lo}-{hi} reach the target")
+
+
+@requirement("NET-LOCAL-PORT-RANGE")
+def test_local_port_range_gets_through(target, site):
+    """The kernel's ephemeral range, compared with what actually got through (not with a rule list)."""
+    raw = target.facts.sysctl("net.ipv4.ip_local_port_range")
+    if not raw:
+        cannot_measure("cannot read net.ipv4.ip_local_port_range")
+    lo, hi = (int(x) for x in raw.split())
+    r = port_probe(target, site)
+    probed = set(r.udp_requested)
+    outside = [p for p in range(lo, hi + 1) if p not in probed]
+    blocked = [p for p in r.udp_blocked if lo <= p <= hi]
+    record(ip_local_port_range=f"{lo}-{hi}", probed_range=format_ranges(r.udp_requested, limit=5))
+    problems = []
+    if outside:
+        problems.append(f"{len(outside):,} ports of ip_local_port_range {lo}-{hi} lie outside the probed "
+                        f"(required) range: {format_ranges(outside)}")
+    if blocked:
+        problems.append(f"{len(blocked):,} ports of ip_local_port_range {lo}-{hi} do not get through: "
+                        f"{format_ranges(blocked)}")
+    expect(problems, "ephemeral ports reaching the target",
+           method="/proc/sys/net/ipv4/ip_local_port_range; " + _method(r)).is_empty(
+        f"every port of {lo}-{hi} gets through", "; ".join(problems))
+
+
+@requirement("DEMO-NET-WIRE-IP")
+def test_wire_ip_usable(target, site):
+    r = port_probe(target, site)
+    t = r.tcp[TURN_PORT]
+    routes = target.facts.ip_json("-4 route show default")
+    dev = routes[0].get("dev") if routes else None
+    default_addrs = [a["local"] for link in target.facts.ip_json("-4 addr show")
+                     if link.get("ifname") == dev for a in link.get("addr_info", [])]
+    record(wire_ip=site.wire_ip or "not set (the play would ask api.ipify.org; wirecheck probes the target's address)",
+           probed_address=r.probed_address, received_on=sorted(r.receiving_addresses),
+           default_route_interface=dev, default_route_addresses=default_addrs, tcp_3478=t.__dict__)
+    if t.passed and r.probed_address not in default_addrs and not site.wire_ip:
+        record(recommendation="the probed address is not on the default-route interface (NAT): set wire_ip")
+    expect(t.passed, f"TCP 3478 from {r.prober} to {r.probed_address}", method=_method(r)).is_true(
+        f"the temporary listener on the node answers on {r.probed_address}:3478",
+        f"{r.probed_address} is not usable as wire_ip: {r.tcp_summary(TURN_PORT)}"
+        + ("" if site.wire_ip else "; set wire_ip in host.yml if the node is only reachable through NAT"))
+
+
+@requirement("DEMO-NET-LOCAL-PORTS-FREE")
+def test_installer_ports_free(target, site):
+    r = port_probe(target, site)
+    busy = {p: r.tcp[p].existing_service for p in INSTALLER_TCP_PORTS if r.tcp[p].existing_service}
+    rules = target.run("iptables -t nat -S PREROUTING", sudo=True)
+    leftovers = [ln for ln in rules.stdout.splitlines() if "Wire Iptables Rules" in ln] if rules.rc == 0 else []
+    record(tcp_in_use={str(p): o for p, o in busy.items()},
+           iptables_nat=("iptables -t nat -S PREROUTING" if rules.rc == 0 else f"not readable: {rules.stderr[:200]}"),
+           wire_rules_left=leftovers)
+    problems = [f"TCP {p} in use by {o}" for p, o in busy.items()]
+    if leftovers:
+        problems.append(f"{len(leftovers)} 'Wire Iptables Rules' NAT rules left from an earlier run")
+    expect(problems, "installer ports", method="bind() by the temporary listener; iptables -t nat -S").is_empty(
+        "TCP 3478 and 8080 free, no Wire NAT rules left", "; ".join(problems))
+
+
+@requirement("IMP-HOST-PORTS")
+def test_nothing_listening_on_wire_ports(target, site):
+    r = port_probe(target, site)
+    lo, hi = udp_range(site)
+    problems = [f"TCP {p} in use by {r.tcp[p].existing_service}" for p in (80, 443, TURN_PORT)
+                if r.tcp[p].existing_service]
+    udp_busy = {p: o for p, o in r.udp_in_use.items() if p == TURN_PORT or lo <= p <= hi}
+    if udp_busy:
+        problems.append(f"UDP in use: {r.udp_in_use_summary()}")
+    profile = target.run("test -d ~/.minikube/profiles/k8s-wire")
+    if profile.rc == 0:
+        problems.append("a minikube profile k8s-wire exists already (~/.minikube/profiles/k8s-wire)")
+    record(udp_in_use={str(p): o for p, o in udp_busy.items()})
+    expect(problems, "ports the DNAT rules will shadow",
+           method="bind() by the temporary listener; test -d ~/.minikube/profiles/k8s-wire").is_empty(
+        "nothing listening on 80, 443, 3478 or UDP 32768-65535; no k8s-wire profile", "; ".join(problems))
+
+
+@requirement("IMP-MTU")
+def test_mtu(target, site):
+    routes = target.facts.ip_json("-4 route show default")
+    if not routes:
+        not_applicable("the host has no IPv4 default route")
+    dev = routes[0].get("dev")
+    mtu = next((link.get("mtu") for link in target.facts.ip_json("link show") if link.get("ifname") == dev), None)
+    record(interface=dev, mtu=mtu)
+    try:
+        r = port_probe(target, site)
+    except Exception:  # noqa: BLE001 - the interface MTU is still worth a verdict
+        r = None
+    if r is not None and r.max_datagram:
+        record(path_max_packet=r.max_datagram, path_probe=f"DF-set UDP datagrams from {r.prober} to "
+               f"{r.probed_address}:{r.udp_requested[0] if r.udp_requested else '?'}")
+    expect(mtu, f"MTU of {dev}", method="ip -j link show").at_least(1500)
+    if r is not None and r.max_datagram:
+        expect(r.max_datagram, "largest packet through the path (DF set)",
+               method="DF-set UDP probe to the temporary listener").at_least(1500)

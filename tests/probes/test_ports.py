@@ -1,0 +1,292 @@
+"""The cooperative port prober against real namespace hosts with real firewalls.
+
+Hosts come from tests/lab (network namespaces on a bridge, no default route); the rules are real
+iptables, nftables and ufw rules inside them. Every test asserts the exact blocked set and that the
+listener left no process, socket or file on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.lab.core import Lab, LabHost
+from wirecheck.probes.ports import Pacing, ProbeError, probe_ports
+
+REPO = Path(__file__).resolve().parents[2]
+RANGE = range(32768, 65536)
+PIPES = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+
+
+def spawn_on(host: LabHost):
+    """The engine's target.popen for a lab host, as root (nsenter)."""
+    return lambda argv: host.popen(argv, **PIPES)
+
+
+def spawn_over_ssh(host: LabHost):
+    """Over the host's real sshd as its login user: the dropped-connection path is the real one."""
+    return lambda argv: subprocess.Popen(host.ssh_argv(shlex.join(argv)), **PIPES)
+
+
+def netns_pids(host: LabHost) -> set[int]:
+    out = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True, timeout=10)
+    return {int(tok) for tok in out.stdout.split() if tok.isdigit()}
+
+
+def footprint(host: LabHost) -> dict[str, object]:
+    """What the listener could leave behind: processes, UDP/TCP sockets, files in writable places."""
+    # netid, state, local, peer, process (queue sizes left out: a service's accept queue may hold
+    # the probe's connection until the service accepts it)
+    rows = [line.split() for line in host.exec("ss -Hauntp").stdout.splitlines()]
+    sockets = sorted(" ".join(row[:2] + row[4:]) for row in rows)
+    listing = host.exec("ls -A /tmp /var/tmp /dev/shm /home/wire /root 2>/dev/null").stdout.splitlines()
+    # lab hosts share /dev/shm with the runner, where other labs keep their working directories
+    files = sorted(name for name in listing if not name.startswith("wirecheck-lab"))
+    return {"pids": netns_pids(host), "sockets": sockets, "files": files}
+
+
+def assert_clean_after(host: LabHost, before: dict[str, object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        now = footprint(host)
+        if now == before or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert now["pids"] == before["pids"], "listener processes left on the target"
+    assert now["sockets"] == before["sockets"], "listener sockets left on the target"
+    assert now["files"] == before["files"], "files left on the target"
+
+
+FW_RULES = [
+    "iptables -A INPUT -p udp --dport 40000:40999 -j DROP",
+    "nft add table inet wcfilter",
+    "nft add chain inet wcfilter input '{ type filter hook input priority 0; }'",
+    "nft add rule inet wcfilter input udp dport 60000-60010 drop",
+    "iptables -A INPUT -p udp --dport 55555 -j REJECT --reject-with icmp-admin-prohibited",
+    "iptables -A INPUT -p tcp --dport 443 -j REJECT",
+    "iptables -A INPUT -p tcp --dport 80 -j DROP",
+]
+
+
+@pytest.fixture(scope="module")
+def hosts(lab_module: Lab) -> dict[str, LabHost]:
+    node, clean, fw, ufw = lab_module.add_hosts([
+        {"name": "node"},
+        {"name": "clean"},
+        {"name": "fw", "setup": FW_RULES},
+        {"name": "ufw", "private_dirs": ["/etc/ufw"], "setup": [
+            "ufw default allow incoming", "ufw deny 45000:45099/udp", "ufw deny 8443/tcp", "ufw --force enable"]},
+    ])
+    gw = lab_module.add_host("gw", sysctls={"net.ipv4.ip_forward": 1}, setup=[
+        f"iptables -t nat -A PREROUTING -p udp --dport 30000:65535 -j DNAT --to-destination {node.address}",
+        f"iptables -t nat -A PREROUTING -p tcp --dport 3478 -j DNAT --to-destination {node.address}",
+        f"iptables -t nat -A POSTROUTING -d {node.address} -j MASQUERADE",
+        # the NAT gateway forwards only part of the range: 50000-50099 is dropped on the way
+        "iptables -A FORWARD -p udp --dport 50000:50099 -j DROP",
+    ])
+    return {"node": node, "clean": clean, "fw": fw, "ufw": ufw, "gw": gw}
+
+
+def test_full_range_passes_on_an_open_host(hosts: dict[str, LabHost]) -> None:
+    h = hosts["clean"]
+    before = footprint(h)
+    r = probe_ports(spawn_on(h), h.address, udp=RANGE, tcp=[22, 80, 443, 3478], echo_udp=[33000])
+    assert r.udp_blocked == []
+    assert r.udp_passed == list(RANGE)
+    assert r.udp_blocked_summary() == "all 32,768 of 32,768 probed ports got through"
+    assert {p: (t.state, t.confirmed) for p, t in r.tcp.items() if p != 22} == {
+        80: ("open", True), 443: ("open", True), 3478: ("open", True)}
+    assert r.tcp[22].state == "open" and r.tcp[22].existing_service  # the host's own sshd holds 22
+    assert r.tcp[22].detail.startswith("SSH-2.0-") and r.tcp[22].passed
+    assert r.udp_echo == {33000: True}
+    assert r.probed_address == h.address and list(r.receiving_addresses) == [h.address]
+    assert h.address in r.target_addresses
+    assert r.listener_workers >= 2  # sharded: no process may hold 32,768 sockets here
+    assert 0 < r.listener_peak_rss_kib < 100 * 1024
+    assert_clean_after(h, before)
+
+
+def test_iptables_and_nft_rules_name_exactly_the_blocked_ports(hosts: dict[str, LabHost]) -> None:
+    h = hosts["fw"]
+    before = footprint(h)
+    r = probe_ports(spawn_on(h), h.address, udp=RANGE, tcp=[80, 443, 3478], tcp_timeout=2.0, classify=True)
+    expected = set(range(40000, 41000)) | set(range(60000, 60011)) | {55555}
+    assert set(r.udp_blocked) == expected
+    assert set(r.udp_passed) == set(RANGE) - expected
+    assert r.udp_blocked_summary() == "1,012 of 32,768 ports blocked: 40000-40999, 55555, 60000-60010"
+    assert sum(x["copies"] for x in r.rounds) >= 3  # blocked only after three datagrams per port
+    # refused vs timed out, in the evidence
+    assert r.tcp[443].state == "refused" and not r.tcp[443].passed
+    assert r.tcp[80].state == "timed out" and not r.tcp[80].passed
+    assert r.tcp[3478].passed
+    assert r.tcp_summary(443) == "TCP 443 refused (Connection refused)"
+    assert r.tcp_summary(80).startswith("TCP 80 timed out")
+    # scapy: DROP is silence, REJECT answers
+    assert r.udp_classification["40000-40999"].startswith("filtered (dropped")
+    assert r.udp_classification["60000-60010"].startswith("filtered (dropped")
+    assert r.udp_classification["55555"].startswith("filtered (rejected) (ICMP communication administratively")
+    assert r.tcp[80].classification == "filtered (dropped: no reply)"
+    assert r.tcp[443].classification == "filtered (rejected) (ICMP port unreachable)"
+    ev = json.loads(json.dumps(r.evidence()))
+    assert ev["udp_blocked"] == "40000-40999, 55555, 60000-60010"
+    assert ev["tcp"]["80"]["state"] == "timed out"
+    assert_clean_after(h, before)
+
+
+def test_ufw_deny_range_and_tcp(hosts: dict[str, LabHost]) -> None:
+    h = hosts["ufw"]
+    before = footprint(h)
+    r = probe_ports(spawn_on(h), h.address, udp=range(44000, 46001), tcp=[8443, 3478], tcp_timeout=2.0)
+    assert r.udp_blocked == list(range(45000, 45100))
+    assert r.tcp[8443].state == "timed out"  # ufw deny = DROP
+    assert r.tcp[3478].passed
+    assert_clean_after(h, before)
+
+
+def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, LabHost]) -> None:
+    h = hosts["clean"]
+    holder = h.popen(["python3", "-c", (
+        "import socket,sys,time\n"
+        "u=[socket.socket(socket.AF_INET,socket.SOCK_DGRAM) for _ in range(10)]\n"
+        "[s.bind(('0.0.0.0',50000+i)) for i,s in enumerate(u)]\n"
+        "t=socket.socket();t.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);t.bind(('0.0.0.0',3478));t.listen()\n"
+        "print('ok',flush=True)\n"
+        "sys.stdin.read()\n")], **PIPES)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        before = footprint(h)
+        r = probe_ports(spawn_on(h), h.address, udp=range(49990, 50020), tcp=[3478], tcp_timeout=2.0,
+                        classify=True)
+        assert sorted(r.udp_in_use) == list(range(50000, 50010))
+        assert set(r.udp_in_use.values()) == {f"pid {holder.pid} (python3)"}
+        assert r.udp_blocked == []
+        assert r.udp_passed == [p for p in range(49990, 50020) if not 50000 <= p < 50010]
+        assert r.tcp[3478].existing_service == f"pid {holder.pid} (python3)"
+        assert r.tcp[3478].state == "open" and not r.tcp[3478].confirmed and r.tcp[3478].passed
+        # the holder reads nothing: scapy hears no ICMP, which says "not closed", not "open"
+        assert r.udp_classification["50000 (in use)"].startswith("no reply")
+        assert_clean_after(h, before)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+
+def test_dnat_from_one_address_to_another(hosts: dict[str, LabHost]) -> None:
+    """Probe the gateway's address (the wire_ip) while the listener runs on the node behind it."""
+    gw, node = hosts["gw"], hosts["node"]
+    before = footprint(node)
+    r = probe_ports(spawn_on(node), gw.address, udp=range(49900, 50200), tcp=[3478], tcp_timeout=2.0)
+    assert r.probed_address == gw.address
+    assert list(r.receiving_addresses) == [node.address]  # arrived on the node, after the DNAT
+    assert list(r.sender_addresses) == [gw.address]  # masqueraded by the gateway
+    assert r.udp_blocked == list(range(50000, 50100))
+    assert r.tcp[3478].passed
+    assert_clean_after(node, before)
+
+
+def test_loss_is_not_a_blocked_port(hosts: dict[str, LabHost]) -> None:
+    """10 % random loss on the way in: re-probing recovers every port; nothing is reported blocked."""
+    h = hosts["clean"]
+    rule = "INPUT -p udp --dport 33000:34999 -m statistic --mode random --probability 0.1 -j DROP"
+    h.exec(f"iptables -A {rule}")
+    try:
+        r = probe_ports(spawn_on(h), h.address, udp=range(33000, 35000), pacing=Pacing(max_rounds=8))
+    finally:
+        h.exec(f"iptables -D {rule}")
+    assert r.udp_blocked == []
+    assert r.recovered_by_retry > 50
+    assert r.rounds[0]["missing"] > 50
+
+
+def test_over_real_ssh(hosts: dict[str, LabHost]) -> None:
+    h = hosts["fw"]
+    before = footprint(h)
+    r = probe_ports(spawn_over_ssh(h), h.address, udp=range(39990, 40010), tcp=[3478])
+    assert r.udp_blocked == list(range(40000, 40010))
+    assert r.tcp[3478].passed
+    assert_clean_after(h, before)
+
+
+def test_probe_from_another_host(hosts: dict[str, LabHost]) -> None:
+    """--probe-from: the datagrams and connections leave from a probe host, not from this machine."""
+    h, probe_host = hosts["fw"], hosts["clean"]
+    before, before_probe = footprint(h), footprint(probe_host)
+    r = probe_ports(spawn_on(h), h.address, udp=range(39995, 40005), tcp=[80, 3478], tcp_timeout=1.5,
+                    sender_spawn=spawn_on(probe_host), sender_name="clean")
+    assert r.prober == "clean"
+    assert list(r.sender_addresses) == [probe_host.address]
+    assert r.udp_blocked == list(range(40000, 40005))
+    assert r.tcp[80].state == "timed out" and r.tcp[3478].passed
+    assert_clean_after(h, before)
+    assert_clean_after(probe_host, before_probe)
+
+
+def test_listener_start_failure_is_a_probe_error(hosts: dict[str, LabHost]) -> None:
+    h = hosts["clean"]
+    before = footprint(h)
+    with pytest.raises(ProbeError):
+        probe_ports(lambda argv: h.popen(["python3-does-not-exist", *argv[1:]], **PIPES), h.address,
+                    udp=range(40000, 40010), start_timeout=5)
+    assert_clean_after(h, before)
+
+
+_CHILD = """
+import json, shlex, subprocess, sys
+sys.path.insert(0, {repo!r})
+from wirecheck.probes.ports import Pacing, probe_ports
+prefix = json.loads(sys.argv[1])
+def spawn(argv):
+    cmd = prefix + [shlex.join(argv)] if prefix[0] == "ssh" else prefix + argv
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+probe_ports(spawn, sys.argv[2], udp=range(32768, 65536), pacing=Pacing(settle=300), deadline=600)
+"""
+
+
+def _wait_for_listener(host: LabHost, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = int(host.exec("ss -Huan | wc -l").stdout.strip() or 0)
+        if count > 30000:
+            return
+        time.sleep(0.2)
+    raise AssertionError("listener did not come up")
+
+
+@pytest.mark.parametrize("how", ["pytest killed", "ssh dropped"])
+def test_listener_goes_away_when_the_prober_dies(hosts: dict[str, LabHost], how: str) -> None:
+    """Kill the probing process (or its SSH connection) mid-probe: the listener must vanish."""
+    h = hosts["clean"]
+    before = footprint(h)
+    if how == "pytest killed":
+        prefix = ["nsenter", "-t", str(h.holder.pid), "-n", "-m", "-u"] if h.holder else []
+    else:
+        prefix = [*h.ssh_argv(), "--"]  # ssh ... user@host -- <quoted argv>
+    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=str(REPO)), json.dumps(prefix), h.address],
+                             start_new_session=True)
+    try:
+        _wait_for_listener(h)
+        if how == "pytest killed":
+            child.send_signal(signal.SIGKILL)
+        else:
+            # drop the SSH connection under the running probe: kill the ssh client only
+            ssh_pids = subprocess.run(["pgrep", "-s", str(child.pid), "-x", "ssh"], capture_output=True,
+                                      text=True).stdout.split()
+            assert ssh_pids, "no ssh client found"
+            for pid in ssh_pids:
+                os.kill(int(pid), signal.SIGKILL)
+        assert_clean_after(h, before, timeout=15)
+    finally:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait(timeout=10)

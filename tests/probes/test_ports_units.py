@@ -1,0 +1,100 @@
+"""Port-probe helpers without a network: port sets, range formatting, messages, the agent's parsing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from wirecheck.probes import udp_listener as agent
+from wirecheck.probes.ports import AGENT_ARGV, AgentProcess, PortProbeResult, format_ranges, parse_ports
+
+
+def test_parse_ports_accepts_ranges_lists_and_colon_syntax() -> None:
+    assert parse_ports("32768-32770") == [32768, 32769, 32770]
+    assert parse_ports("22, 80,443") == [22, 80, 443]
+    assert parse_ports("40000:40002") == [40000, 40001, 40002]
+    assert parse_ports(3478) == [3478]
+    assert parse_ports(["80", 443, "1000-1001"]) == [80, 443, 1000, 1001]
+    assert len(parse_ports("32768-65535")) == 32768
+
+
+@pytest.mark.parametrize("bad", ["0", "70000", "5-3", "abc"])
+def test_parse_ports_rejects_nonsense(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_ports(bad)
+
+
+def test_format_ranges_compresses_and_limits() -> None:
+    ports = list(range(40000, 41000)) + [55555] + list(range(60000, 60011))
+    assert format_ranges(ports) == "40000-40999, 55555, 60000-60010"
+    assert format_ranges(range(1, 100, 2), limit=3) == "1, 3, 5, … (47 more ranges)"
+    assert format_ranges([]) == ""
+
+
+def test_blocked_summary_reads_like_the_issue() -> None:
+    requested = list(range(32768, 65536))
+    blocked = list(range(40000, 41000)) + [55555] + list(range(60000, 60011))
+    blocked_set = set(blocked)
+    r = PortProbeResult(probed_address="198.51.100.7", prober="local", udp_requested=requested,
+                        udp_blocked=blocked, udp_passed=[p for p in requested if p not in blocked_set])
+    assert r.udp_blocked_summary() == "1,012 of 32,768 ports blocked: 40000-40999, 55555, 60000-60010"
+    r.udp_blocked = []
+    assert r.udp_blocked_summary() == "all 32,768 of 32,768 probed ports got through"
+    r.udp_in_use = {50000: "pid 7 (coturn)", 50001: "pid 7 (coturn)"}
+    assert r.udp_probed == [p for p in requested if p not in (50000, 50001)]
+    assert r.udp_in_use_summary() == "50000-50001 (pid 7 (coturn))"
+    ev = r.evidence()
+    assert ev["udp_requested"] == "32768-65535"
+    assert ev["udp_in_use"] == {"50000": "pid 7 (coturn)", "50001": "pid 7 (coturn)"}
+
+
+def test_only_the_runs_token_counts() -> None:
+    token = b"0123456789abcdef"
+    assert agent.parse_payload(agent.make_payload(token, 40000), token) == 40000
+    assert agent.parse_payload(agent.make_payload(token, 40000, size=1400), token) == 40000
+    assert len(agent.make_payload(token, 40000, size=1400)) == 1400
+    assert agent.parse_payload(agent.make_payload(b"fedcba9876543210", 40000), token) is None
+    assert agent.parse_payload(b"hello", token) is None
+    assert agent.to_ranges([5, 1, 2, 3, 7]) == [[1, 3], [5, 5], [7, 7]]
+    assert agent.from_ranges([[1, 3], [7, 7]]) == [1, 2, 3, 7]
+
+
+def _local_spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    # the agent under the same interpreter, on this machine, binding only loopback ports below
+    return subprocess.Popen([sys.executable, *argv[1:]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def test_agent_bootstrap_runs_from_stdin_and_obeys_its_deadline() -> None:
+    """The agent exits on its own hard deadline even while stdin stays open."""
+    assert AGENT_ARGV[:2] == ["python3", "-c"]
+    proc_holder: list[subprocess.Popen[bytes]] = []
+
+    def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+        proc_holder.append(_local_spawn(argv))
+        return proc_holder[0]
+
+    ag = AgentProcess(spawn, {"token": "ab", "udp": [], "tcp": [], "deadline": 1.0, "bind": "127.0.0.1"}, 10)
+    try:
+        assert ag.ready["ev"] == "ready"
+        assert proc_holder[0].wait(timeout=10) == 0  # stdin still open: the deadline ended it
+    finally:
+        ag.kill()
+
+
+def test_agent_exits_on_stdin_eof() -> None:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+        procs.append(_local_spawn(argv))
+        return procs[-1]
+
+    ag = AgentProcess(spawn, {"token": "ab", "udp": [[47000, 47009]], "tcp": [], "deadline": 60,
+                              "bind": "127.0.0.1"}, 10)
+    assert agent.from_ranges(ag.ready["bound_udp"]) == list(range(47000, 47010)) or ag.ready["in_use_udp"]
+    assert procs[0].stdin is not None
+    procs[0].stdin.close()
+    assert procs[0].wait(timeout=10) == 0
+    ag.kill()
