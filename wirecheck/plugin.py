@@ -76,6 +76,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="send the port probes from this host instead of the machine running pytest")
     g.addoption("--port-timeout", type=float, default=3.0, help="TCP connect timeout of the port probes (default 3 s)")
     g.addoption("--kube-context", default=None, help="kubeconfig context to use")
+    g.addoption("--values-dir", default=None, metavar="DIR",
+                help="Helm values directory (values/<chart>/values.yaml + secrets.yaml; default: "
+                     "<--wire-server-deploy>/values) for the chart-values checks")
+    g.addoption("--turn-ip", action="append", default=[], metavar="IP",
+                help="public IP of a TURN server (coturn/restund) that brig must advertise (repeatable)")
     g.addoption("--helm-release", action="append", default=[], metavar="NAME[|ALT][@NAMESPACE]",
                 help="an extra Helm release that must be deployed (repeatable)")
     g.addoption("--sft-concurrent-users", type=int, default=None, metavar="N",
@@ -83,6 +88,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--max-run-time", type=float, default=None, metavar="SECONDS",
                 help="stop the run cleanly after this many seconds; checks not run are reported as not_evaluated")
     g.addoption("--catalog", default=None, help="an alternative catalog file (for testing the framework)")
+    g.addoption("--smtp-relay", default=None, metavar="HOST[:PORT]",
+                help="the mail server the installation sends through (IMP-SMTP-EGRESS connects to it from each host)")
+    g.addoption("--aws-region", default=None, help="region of the real AWS services (SQS/SNS) the site uses (NET-AWS-REACH)")
+    g.addoption("--allow-reboot", action="store_true", default=False,
+                help="allow IMP-REBOOT to reboot the demo node and check that it recovers")
 
 
 def _fail_usage(msg: str) -> None:

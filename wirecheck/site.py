@@ -51,6 +51,39 @@ def parse_nameserver(value: str) -> tuple[str, int]:
     return host, port
 
 
+def file_secrets(kubeconfig: str | None = None, tls_key: str | None = None) -> list[tuple[str, str]]:
+    """(field, value) of the secrets in the files the user hands over: a kubeconfig's tokens,
+    passwords and client keys, and the --tls-key private key.  None of them may reach a report."""
+    from .targets import secret_strings, secrets_in
+    found: list[tuple[str, str]] = []
+    if kubeconfig:
+        try:
+            import base64
+
+            import yaml
+            doc = yaml.safe_load(Path(kubeconfig).read_text(encoding="utf-8", errors="replace"))
+        except (OSError, ValueError, yaml.YAMLError):
+            doc = None
+        found += secrets_in(doc if isinstance(doc, dict) else {}, "kubeconfig")
+        for user in (doc or {}).get("users") or [] if isinstance(doc, dict) else []:
+            data = (user.get("user") or {}).get("client-key-data") if isinstance(user, dict) else None
+            if isinstance(data, str) and data:   # base64 of a PEM private key
+                name = f"kubeconfig.users.{user.get('name')}.client-key-data"
+                found.append((name, data))
+                try:
+                    found += [(name, s) for s in secret_strings(base64.b64decode(data).decode("ascii"))]
+                except (ValueError, UnicodeDecodeError):
+                    pass
+    if tls_key:
+        try:
+            text = Path(tls_key).read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            text = ""
+        if text:
+            found += [("--tls-key", s) for s in secret_strings(text)]
+    return [(n, v) for n, v in found if len(v) >= 4]
+
+
 @dataclass
 class Site:
     profile: str

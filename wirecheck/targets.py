@@ -21,9 +21,19 @@ SECRET_KEY = re.compile(r"(pass(word)?|secret|token|_key$|^key$|private_key(?!_f
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 
-# ssh options that make the ssh client run a local command: an inventory value must never do that.
+# ssh options that make the ssh client run a local command or load local code: an inventory value must
+# never do that.
 COMMAND_OPTIONS = {"proxycommand", "localcommand", "permitlocalcommand", "knownhostscommand", "remotecommand",
-                   "match"}
+                   "match", "pkcs11provider", "securitykeyprovider", "xauthlocation", "include"}
+
+
+def _ssh_option_key(opt: str) -> str:
+    """The keyword of an ``-o`` value as ssh reads it: leading blanks skipped, quotes removed, ended by
+    a blank or ``=`` (ssh accepts ``-o ' ProxyCommand=...'`` and ``-o '"ProxyCommand" ...'``)."""
+    opt = opt.lstrip(" \t\r\n\f\v")
+    if opt.startswith('"'):
+        return opt[1:].split('"', 1)[0].lower()
+    return re.split(r"[=\s]", opt, maxsplit=1)[0].lower()
 
 
 def safe_ssh_args(args: list[str], where: str) -> list[str]:
@@ -33,13 +43,13 @@ def safe_ssh_args(args: list[str], where: str) -> list[str]:
     for arg in it:
         if arg == "-o":
             opt = next(it, "")
-            key = re.split(r"[=\s]", opt, maxsplit=1)[0].lower()
+            key = _ssh_option_key(opt)
             if key in COMMAND_OPTIONS:
                 raise TargetError(f"{where}: ssh option {key} runs a local command; wirecheck refuses it "
                                   "(use ProxyJump for bastions)")
             out += ["-o", opt]
         elif arg.startswith("-o"):
-            key = re.split(r"[=\s]", arg[2:], maxsplit=1)[0].lower()
+            key = _ssh_option_key(arg[2:])
             if key in COMMAND_OPTIONS:
                 raise TargetError(f"{where}: ssh option {key} runs a local command; wirecheck refuses it")
             out.append(arg)
@@ -56,6 +66,42 @@ def is_secret_key(key: str) -> bool:
     return bool(SECRET_KEY.search(key))
 
 
+PRIVATE_KEY_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----(.*?)-----END \1PRIVATE KEY-----", re.S)
+
+
+def looks_secret(value: str) -> bool:
+    """A value that is a secret whatever its variable is called: a private key, a vault blob."""
+    return "PRIVATE KEY-----" in value or value.lstrip().startswith("$ANSIBLE_VAULT;")
+
+
+def secret_strings(value: str) -> list[str]:
+    """What to redact for one secret value: the value, and for a PEM private key also each line of
+    its body (a message that quotes one line of the key must not leak that line)."""
+    out = [value]
+    for m in PRIVATE_KEY_PEM.finditer(value):
+        out += [line.strip() for line in m.group(2).splitlines() if len(line.strip()) >= 16]
+    return out
+
+
+def secrets_in(variables: Any, path: str = "") -> list[tuple[str, str]]:
+    """(field, value) of every secret in inventory variables, nested dicts and lists included: values
+    under a secret-looking key (password, token, ...) and values that look like secrets themselves."""
+    found: list[tuple[str, str]] = []
+    if isinstance(variables, dict):
+        for k, v in variables.items():
+            name = f"{path}.{k}" if path else str(k)
+            if is_secret_key(str(k)) and isinstance(v, (str, int)) and not isinstance(v, bool) and str(v):
+                found += [(name, s) for s in secret_strings(str(v))]
+            else:
+                found += secrets_in(v, name)
+    elif isinstance(variables, list):
+        for i, v in enumerate(variables):
+            found += secrets_in(v, f"{path}[{i}]")
+    elif isinstance(variables, str) and looks_secret(variables):
+        found += [(path, s) for s in secret_strings(variables)]
+    return found
+
+
 def valid_address(value: str) -> bool:
     try:
         ipaddress.ip_address(value.strip("[]"))
@@ -69,8 +115,10 @@ class Target:
     name: str
     address: str
     roles: list[str]
-    transport: Transport
-    vars: dict[str, Any] = field(default_factory=dict)
+    # not in repr(): report tools (Allure's parameters, pytest's --showlocals) print a target with it,
+    # and the inventory variables hold passwords
+    transport: Transport = field(repr=False)
+    vars: dict[str, Any] = field(default_factory=dict, repr=False)
     local: bool = False
 
     def __post_init__(self) -> None:
@@ -133,7 +181,10 @@ def target_from_spec(spec: str, roles: list[str], identity_file: str | None = No
         return local_target(roles)
     if "://" not in spec:
         spec = "ssh://" + spec
-    parts = urlsplit(spec)
+    try:
+        parts = urlsplit(spec)
+    except ValueError as exc:           # "Invalid IPv6 URL" and friends: a user error, in one line
+        raise TargetError(f"--hosts {spec}: {exc}") from None
     if parts.scheme not in ("ssh", "paramiko", "safe-ssh"):
         raise TargetError(f"--hosts {spec}: unsupported connection {parts.scheme!r} (use ssh:// or local://)")
     try:

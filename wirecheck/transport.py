@@ -1,16 +1,26 @@
 """How commands reach a target: locally, or over one shared SSH connection per host.
 
-Every command has a timeout.  SSH uses one master connection per target (ControlMaster), started
+Every command has a timeout, on both ends: this process kills the client when it runs out, and the
+command itself runs under ``timeout`` on the target, so that it also ends when this process is killed
+and no one is left to stop it.  SSH uses one master connection per target (ControlMaster), started
 explicitly so that no background process holds our pipes, and closed with ``ssh -O exit``.
+
+The masters' control sockets live in one private directory per process (``/tmp/wc-ssh-*``).  A small
+reaper (``sh``, in its own session) holds the read end of a pipe whose write end only this process
+has: however this process ends (normal exit, Ctrl-C, SIGKILL), the reaper sees end-of-file, tells
+every master still there to exit and removes the directory.  So no master outlives the run by its
+ControlPersist time and no socket directory is left behind.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -47,6 +57,64 @@ def _decode(data: bytes | None) -> str:
     return (data or b"").decode("utf-8", errors="replace")
 
 
+def bounded(command: str, timeout: float) -> str:
+    """command, ended by the machine that runs it once timeout has passed (plus a grace second):
+    what still runs when nobody waits for it any more (this process was killed, the connection
+    dropped) does not run for ever.  Without coreutils' timeout the command runs as it is."""
+    limit = max(1, int(timeout + 0.999) + 1)
+    q = shlex.quote(command)
+    return (f"if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 {limit} /bin/sh -c {q}; "
+            f"else exec /bin/sh -c {q}; fi")
+
+
+_REAPER_SCRIPT = r"""
+cat >/dev/null 2>&1
+for s in "$1"/*; do
+  [ -S "$s" ] && ssh -F /dev/null -o ControlPath="$s" -O exit wirecheck >/dev/null 2>&1
+done
+rm -rf -- "$1"
+"""
+_RUN: dict[str, object] = {}
+_RUN_LOCK = threading.Lock()
+
+
+def run_dir() -> str:
+    """This process's private directory for control sockets, with its reaper (see the module text)."""
+    with _RUN_LOCK:
+        if _RUN.get("pid") != os.getpid():          # first use, or a forked child: a directory of its own
+            path = tempfile.mkdtemp(prefix="wc-ssh-")
+            reaper = subprocess.Popen(["/bin/sh", "-c", _REAPER_SCRIPT, "wirecheck-reaper", path],
+                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+            _RUN.update(pid=os.getpid(), dir=path, reaper=reaper, count=0)
+        return str(_RUN["dir"])
+
+
+def _socket_name() -> str:
+    with _RUN_LOCK:
+        _RUN["count"] = int(_RUN.get("count", 0)) + 1   # type: ignore[call-overload]
+        return str(_RUN["count"])
+
+
+def release_run_dir() -> None:
+    """Close the reaper's pipe and wait for it: masters told to exit, the directory gone (at exit)."""
+    with _RUN_LOCK:
+        reaper = _RUN.pop("reaper", None)
+        if _RUN.get("pid") != os.getpid():
+            return
+        _RUN.clear()
+    if isinstance(reaper, subprocess.Popen):
+        try:
+            if reaper.stdin:
+                reaper.stdin.close()
+            reaper.wait(timeout=15)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+
+atexit.register(release_run_dir)
+
+
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -79,7 +147,7 @@ class Transport:
     def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, sudo: bool = False,
             stdin: bytes | None = None) -> CommandResult:
         self.connect()
-        argv = self.argv_for(self.wrap(command, sudo))
+        argv = self.argv_for(bounded(self.wrap(command, sudo), timeout))
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=self.env(), start_new_session=True)
@@ -137,15 +205,15 @@ class SshTransport(Transport):
         self.connect_timeout, self.persist = connect_timeout, persist
         self.is_root = user == "root"
         self.description = f"ssh {user + '@' if user else ''}{host}{':' + str(port) if port else ''}"
-        self._dir: str | None = None
+        self._socket: str | None = None
         self._connected = False
         self._connect_error: str | None = None
 
     @property
     def control_path(self) -> str:
-        if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="wc-ssh-")
-        return os.path.join(self._dir, "cm")
+        if self._socket is None:
+            self._socket = os.path.join(run_dir(), _socket_name())
+        return self._socket
 
     def base_argv(self) -> list[str]:
         argv = ["sshpass", "-e", "ssh"] if self._password else ["ssh"]
@@ -173,8 +241,9 @@ class SshTransport(Transport):
         return env
 
     def connect(self) -> None:
-        if self._connected:
+        if self._connected and os.path.exists(self.control_path):
             return
+        self._connected = False      # the master is gone (idle past ControlPersist, or killed): a new one
         if self._connect_error:
             raise Unreachable(self._connect_error)
         if self._password and not shutil.which("sshpass"):
@@ -212,6 +281,9 @@ class SshTransport(Transport):
             subprocess.run(self.base_argv() + ["-O", "exit", "--", self.host], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=10, env=self.env(), check=False)
             self._connected = False
-        if self._dir:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        if self._socket:
+            try:
+                os.unlink(self._socket)
+            except OSError:
+                pass
+            self._socket = None
