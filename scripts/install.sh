@@ -13,7 +13,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 base_pkgs=(python3 python3-venv python3-pip openssh-client iproute2 procps curl git unzip netcat-openbsd sshpass)
 test_pkgs=(openssh-server sudo iptables nftables ufw dnsmasq-base nginx-light coturn nmap psmisc lsof
-           kmod util-linux chromium)
+           kmod util-linux chromium unattended-upgrades)
 pkgs=("${base_pkgs[@]}")
 if [ "$want_tests" = 1 ]; then
   pkgs+=("${test_pkgs[@]}")

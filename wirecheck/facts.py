@@ -228,3 +228,127 @@ class Facts:
             res = self._run(f"systemctl is-active -- {shlex.quote(unit)}")
             return res.stdout.strip() == "active"
         return self._cached(f"svc:{unit}", get)
+
+    # --- production hosts: one round trip for what the sizing and network checks read -----------
+    def host_snapshot(self, disk_paths: tuple[str, ...] = ()) -> dict[str, Any]:
+        """os-release, cores, memory, hostname, machine-id, addresses, routes, swaps, modules, a few
+        sysctls, gpg, architecture and the filesystems holding disk_paths, in one SSH command.
+
+        Fills the caches of os_release(), cpu_cores(), meminfo(), architecture(), ip_json("addr"),
+        ip_json("route") and disk(path), so checks that ask for those later cost nothing."""
+        paths = tuple(sorted(set(disk_paths)))
+
+        def get():
+            df = "".join(
+                f"p={shlex.quote(p)}; while [ ! -e \"$p\" ] && [ \"$p\" != / ]; do p=$(dirname -- \"$p\"); done; "
+                f"printf '%s ' {shlex.quote(p)}; df -B1 --output=source,fstype,size,avail,target -- \"$p\" "
+                "| tail -n 1; " for p in paths)
+            sysctls = " ".join(shlex.quote(s) for s in (
+                "vm.max_map_count", "fs.nr_open", "fs.file-max", "net.ipv4.ip_forward",
+                "net.bridge.bridge-nf-call-iptables", "vm.swappiness"))
+            script = (
+                "s() { printf '\\n@@%s\\n' \"$1\"; }; "
+                "s os; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; "
+                "s nproc; nproc; cat /sys/fs/cgroup/cpu.max 2>/dev/null; "
+                "s meminfo; cat /proc/meminfo; "
+                "s hostname; hostname; hostname -f 2>/dev/null || echo; "
+                "s hosts; getent hosts \"$(hostname)\" || true; "
+                "s machineid; cat /etc/machine-id 2>/dev/null; "
+                "s uuid; cat /sys/class/dmi/id/product_uuid 2>/dev/null; "
+                "s addr; ip -j addr; "
+                "s route; ip -j route; "
+                "s swaps; cat /proc/swaps; "
+                "s modules; ls /sys/module; "
+                f"s sysctl; for k in {sysctls}; do f=/proc/sys/$(echo \"$k\" | tr . /); "
+                "[ -r \"$f\" ] && printf '%s=%s\\n' \"$k\" \"$(cat \"$f\")\"; done; "
+                "s gpg; gpg --version 2>/dev/null | head -n 1; "
+                "s arch; dpkg --print-architecture 2>/dev/null || uname -m; "
+                "s netplan; grep -HnE 'dhcp4:|^ *[A-Za-z0-9_.-]+:$' /etc/netplan/*.yaml 2>/dev/null; "
+                f"s df; {df}"
+                "s end")
+            out = self._need(script, "host snapshot")
+            parts: dict[str, str] = {}
+            name = None
+            for line in out.split("\n"):
+                if line.startswith("@@"):
+                    name = line[2:].strip()
+                    parts[name] = ""
+                elif name is not None:
+                    parts[name] += line + "\n"
+            if "end" not in parts:
+                raise CannotMeasure(f"host snapshot on {self.t.name} ended early")
+            snap: dict[str, Any] = {"raw": parts}
+            snap["os_release"] = parse_os_release(parts.get("os", ""))
+            lines = parts.get("nproc", "").strip().splitlines()
+            cores, method = int(lines[0]), "nproc"
+            if len(lines) > 1:
+                quota, _, period = lines[1].strip().partition(" ")
+                if quota.isdigit() and period.isdigit() and int(period):
+                    limit = max(1, -(-int(quota) // int(period)))
+                    if limit < cores:
+                        cores, method = limit, f"nproc, cgroup cpu.max {lines[1].strip()}"
+            snap["cpu"] = Measured(cores, method)
+            snap["meminfo"] = parse_meminfo(parts.get("meminfo", ""))
+            names = parts.get("hostname", "").strip().splitlines()
+            snap["hostname"] = names[0].strip() if names else ""
+            snap["fqdn"] = names[1].strip() if len(names) > 1 else ""
+            snap["hosts_entry"] = parts.get("hosts", "").strip()
+            snap["machine_id"] = parts.get("machineid", "").strip()
+            snap["product_uuid"] = parts.get("uuid", "").strip()
+            for key in ("addr", "route"):
+                try:
+                    snap[key] = json.loads(parts.get(key, "").strip() or "[]")
+                except json.JSONDecodeError:
+                    raise CannotMeasure(f"`ip -j {key}` on {self.t.name} printed no JSON") from None
+            snap["ip_missing"] = not parts.get("addr", "").strip()
+            snap["swaps"] = [ln.split() for ln in parts.get("swaps", "").strip().splitlines()[1:] if ln.strip()]
+            snap["modules"] = set(parts.get("modules", "").split())
+            snap["sysctl"] = dict(ln.split("=", 1) for ln in parts.get("sysctl", "").splitlines() if "=" in ln)
+            snap["gpg"] = parts.get("gpg", "").strip() or None
+            arch = parts.get("arch", "").strip()
+            snap["arch"] = Measured({"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch),
+                                    "dpkg --print-architecture (uname -m without dpkg)")
+            snap["netplan"] = parts.get("netplan", "").strip().splitlines()
+            disks: dict[str, DiskUsage] = {}
+            for line in parts.get("df", "").splitlines():
+                f = line.split()
+                if len(f) >= 6 and f[3].isdigit() and f[4].isdigit():
+                    disks[f[0]] = DiskUsage(path=f[0], source=f[1], fstype=f[2], size=int(f[3]), avail=int(f[4]),
+                                            mount=" ".join(f[5:]))
+            snap["disks"] = disks
+            self._cache.setdefault("os_release", snap["os_release"])
+            self._cache.setdefault("cpu", snap["cpu"])
+            self._cache.setdefault("meminfo", snap["meminfo"])
+            self._cache.setdefault("arch", snap["arch"])
+            self._cache.setdefault("ip:addr", snap["addr"])
+            self._cache.setdefault("ip:route", snap["route"])
+            for p, du in disks.items():
+                self._cache.setdefault(f"disk:{p}", du)
+            for k, v in snap["sysctl"].items():
+                self._cache.setdefault(f"sysctl:{k}", " ".join(v.split()))
+            return snap
+        return self._cached(f"snapshot:{','.join(paths)}", get)
+
+    def host_addresses(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(interface, address/prefix, addr_info) for every address of the host but loopback's."""
+        out = []
+        for link in self.ip_json("addr"):
+            for a in link.get("addr_info", []):
+                if a.get("family") in ("inet", "inet6") and a.get("scope") != "host":
+                    out.append((link.get("ifname", "?"), f"{a['local']}/{a['prefixlen']}", a))
+        return out
+
+    def identity(self) -> dict[str, str]:
+        """hostname, its /etc/hosts or DNS entry, machine-id and DMI product_uuid: from a host snapshot
+        already taken, else one light command (fleet checks ask every host for these)."""
+        for key, snap in list(self._cache.items()):
+            if key.startswith("snapshot:"):
+                return {k: snap[k] for k in ("hostname", "hosts_entry", "machine_id", "product_uuid")}
+
+        def get():
+            out = self._need("hostname; echo @@; getent hosts \"$(hostname)\"; echo @@; cat /etc/machine-id 2>/dev/null; "
+                             "echo @@; cat /sys/class/dmi/id/product_uuid 2>/dev/null; echo @@", "host identity")
+            parts = [p.strip() for p in out.split("@@")]
+            parts += [""] * (4 - len(parts))
+            return dict(zip(("hostname", "hosts_entry", "machine_id", "product_uuid"), parts[:4], strict=True))
+        return self._cached("identity", get)

@@ -66,10 +66,15 @@ def _overlaps(net: ipaddress.IPv4Network, used: list[tuple[str, ipaddress.IPv4Ne
 
 @requirement("DEMO-NET-SUBNET-CONFLICT")
 def test_subnets_free(target, spec, site):
-    node_net = ipaddress.ip_network(str(target.vars.get("minikube_node_subnet") or site.vars.get(
-        "minikube_node_subnet") or spec.minikube_node_subnet))
-    pod_net = ipaddress.ip_network(str(target.vars.get("pod_network_cidr") or site.vars.get(
-        "pod_network_cidr") or spec.pod_network_cidr))
+    nets = {}
+    for key in ("minikube_node_subnet", "pod_network_cidr"):
+        raw = str(target.vars.get(key) or site.vars.get(key) or spec.get(key))
+        try:
+            nets[key] = ipaddress.ip_network(raw, strict=False)
+        except ValueError:
+            fail(f"{key} {raw!r} (inventory) is not a network in CIDR form; the playbook cannot create it",
+                 observed=raw, expected="a CIDR network such as 192.168.99.0/24", method="inventory")
+    node_net, pod_net = nets["minikube_node_subnet"], nets["pod_network_cidr"]
     used: list[tuple[str, ipaddress.IPv4Network]] = []
     for link in target.facts.ip_json("addr"):
         for a in link.get("addr_info", []):

@@ -1,0 +1,104 @@
+"""Chart values before install (helm-prod.md › How to install wire-server itself, SMTP, secrets;
+configure-federation.md › Choose/Set your backend domain, CA certificates).
+
+The values are read from the Helm values directory a site installs from: `--values-dir`, or the
+wire-server-deploy checkout's `values/` (`--wire-server-deploy`). Each chart's `values.yaml` and
+`secrets.yaml` are merged as `helm install -f values.yaml -f secrets.yaml` does. After install the
+same judges run on the values of the deployed releases (suites/acceptance/test_federation.py,
+test_calling.py).
+
+This module also holds the helpers the acceptance suites share (loaded there by path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
+from wirecheck.probes import k8s_config as kc
+from wirecheck.probes.k8s import Judgement
+
+
+def has_values_files(site) -> bool:
+    return bool(site.option("values_dir") or site.option("wire_server_deploy"))
+
+
+def values_from_files(site) -> kc.ValuesSource:
+    """The values directory from --values-dir or <--wire-server-deploy>/values, or not_evaluated."""
+    path = site.option("values_dir")
+    if not path and site.option("wire_server_deploy"):
+        path = str(Path(site.option("wire_server_deploy")).expanduser() / "values")
+    if not path:
+        not_evaluated("no Helm values directory was named",
+                      option="--values-dir (or --wire-server-deploy with its values/)")
+    root = Path(str(path)).expanduser()
+    if not root.is_dir():
+        cannot_measure(f"values directory {root} does not exist")
+    src = kc.values_dir(root)
+    if src.problems:
+        record(values_problems=list(src.problems))
+    return src
+
+
+def federating(site, src: kc.ValuesSource | None = None) -> bool:
+    """Federation is intended: --federation, federation_enabled/federation in the inventory, or the values say so."""
+    v = site.vars
+    return bool(site.option("federation")) or kc.truthy(v.get("federation_enabled", False)) or \
+        kc.truthy(v.get("federation", False)) or (src is not None and kc.federation_in_values(src))
+
+
+def infra_domain(site) -> str | None:
+    if site.vars.get("federator_domain"):
+        return str(site.vars["federator_domain"])
+    return f"federator.{site.domain}" if site.domain else None
+
+
+def conclude(j: Judgement, what: str) -> None:
+    """A judgement becomes the verdict (fail for MUST, warn for SHOULD: the engine decides by level)."""
+    record(**j.evidence)
+    if not j.applicable:
+        record(observed=j.observed)
+        not_applicable(j.message or j.observed)
+    if not j.measurable:
+        cannot_measure(j.message or j.observed)
+    expect(j.observed, what, method=j.method).satisfies(lambda _: j.ok, j.expected, message=j.message or None)
+
+
+def check_federation_domain(site, src: kc.ValuesSource) -> None:
+    conclude(kc.judge_federation_domain(src, federating(site, src), infra_domain(site), site.domain),
+             "federation domain")
+
+
+def check_federation_ca_trust(site, src: kc.ValuesSource) -> None:
+    if not federating(site, src):
+        not_applicable("federation is not enabled (--federation, federation_enabled, or the chart values)")
+    conclude(kc.judge_federation_ca_trust(src), "federation CA trust")
+
+
+def rabbitmq_used(site, src: kc.ValuesSource) -> bool:
+    ws = src.get("wire-server") or {}
+    return src.has("rabbitmq") or src.has("rabbitmq-external") or bool(site.targets_with_role("rmq-cluster")) or \
+        kc.dig(ws, "brig.config.rabbitmq") is not None or federating(site, src)
+
+
+@requirement("FED-DOMAIN")
+def test_federation_domain(site, spec):
+    check_federation_domain(site, values_from_files(site))
+
+
+@requirement("FED-CA-TRUST")
+def test_federation_ca_trust(site, spec):
+    if not federating(site) and not has_values_files(site):
+        not_applicable("federation is not enabled (--federation or federation_enabled), and no values to say so")
+    check_federation_ca_trust(site, values_from_files(site))
+
+
+@requirement("PROD-ACC-SMTP")
+def test_smtp(site, spec):
+    conclude(kc.judge_smtp(values_from_files(site)), "SMTP configuration")
+
+
+@requirement("PROD-ACC-SECRETS")
+def test_secrets(site, spec):
+    src = values_from_files(site)
+    conclude(kc.judge_secrets(src, rabbitmq_used(site, src)), "wire-server secrets")
