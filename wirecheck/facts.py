@@ -329,15 +329,6 @@ class Facts:
             return snap
         return self._cached(f"snapshot:{','.join(paths)}", get)
 
-    def host_addresses(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """(interface, address/prefix, addr_info) for every address of the host but loopback's."""
-        out = []
-        for link in self.ip_json("addr"):
-            for a in link.get("addr_info", []):
-                if a.get("family") in ("inet", "inet6") and a.get("scope") != "host":
-                    out.append((link.get("ifname", "?"), f"{a['local']}/{a['prefixlen']}", a))
-        return out
-
     def identity(self) -> dict[str, str]:
         """hostname, its /etc/hosts or DNS entry, machine-id and DMI product_uuid: from a host snapshot
         already taken, else one light command (fleet checks ask every host for these)."""

@@ -1,0 +1,480 @@
+"""Production topology at scale (issue 5): a wire-server-deploy style INI inventory over 17 namespace
+test hosts with their own sshd. Some hosts are undersized, one sits on 10.x, one runs the wrong
+Ubuntu release; the run must name exactly those, with observed vs required figures, and pass the rest.
+
+What the hosts report is varied the way the lab allows: cores (fake_cpus: nproc and /proc/cpuinfo
+report the figure), memory (a private /proc/meminfo), disks (tmpfs mounts of a given size, which df
+shows), files (/etc/os-release, /etc/machine-id) and global sysctls (private proc files).
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import subprocess
+
+import pytest
+
+from suites.preflight import test_production as prod
+from tests.support.wc import run_suite
+
+GIB_KIB = 1024 * 1024
+JAMMY = ('PRETTY_NAME="Ubuntu 22.04.4 LTS"\nNAME="Ubuntu"\nVERSION_ID="22.04"\n'
+         'VERSION="22.04.4 LTS (Jammy Jellyfish)"\nVERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\n')
+BIONIC = ('PRETTY_NAME="Ubuntu 18.04.6 LTS"\nNAME="Ubuntu"\nVERSION_ID="18.04"\n'
+          'VERSION="18.04.6 LTS (Bionic Beaver)"\nVERSION_CODENAME=bionic\nID=ubuntu\nID_LIKE=debian\n')
+# (cores, GiB as the table says, data path, disk); MemTotal is reported 4 % below the nominal size,
+# as on a real VM (kernel reservations)
+SIZES = {"kubenode": (6, 8, "/var/lib/containerd", "40G"), "cassandra": (2, 4, "/var/lib/cassandra", "80G"),
+         "elasticsearch": (1, 2, "/var/lib/elasticsearch", "60G"), "minio": (1, 2, "/var/lib/minio", "400G"),
+         "restund": (1, 2, None, None), "postgresql": (1, 2, "/var/lib/postgresql", "50G"),
+         "assethost": (1, 4, "/opt/assets", "100G"), "admin": (1, 4, None, None)}
+NAMES = (["kubenode1", "kubenode2", "kubenode3", "cassandra1", "cassandra2", "cassandra3", "elasticsearch1",
+          "elasticsearch2", "elasticsearch3", "minio1", "minio2", "minio3", "restund1", "restund2", "postgresql1",
+          "assethost", "admin"])
+# the deliberate defects
+UNDERSIZED = {"cassandra2": {"cores": 1, "mem": 2}, "minio3": {"disk": "200G"}, "kubenode3": {"mem": 6}}
+ON_10NET = "elasticsearch2"
+WRONG_RELEASE = "restund2"
+
+
+def kind(name: str) -> str:
+    return name.rstrip("0123456789")
+
+
+def spec_for(i: int, name: str) -> dict:
+    cores, gib, path, disk = SIZES[kind(name)]
+    bad = UNDERSIZED.get(name, {})
+    files = {"/etc/os-release": BIONIC if name == WRONG_RELEASE else JAMMY,
+             "/etc/machine-id": f"{i + 1:032x}\n"}
+    if kind(name) == "assethost":
+        files.update({"/opt/assets/debs-jammy/public/gpg": "key\n", "/opt/assets/binaries/README": "bin\n"})
+    spec = {"name": name, "user": "wire", "sudo": True, "fake_cpus": bad.get("cores", cores),
+            "meminfo_kib": int(bad.get("mem", gib) * GIB_KIB * 0.96), "files": files,
+            "sysctls": {"net.ipv4.ip_forward": "1"}}
+    if path:
+        spec["tmpfs"] = {path: bad.get("disk", disk)}
+    if kind(name) == "cassandra":
+        spec["sysctls"]["vm.max_map_count"] = "1048575"
+    if kind(name) == "elasticsearch":
+        spec["sysctls"]["vm.max_map_count"] = "262144"
+    if name == ON_10NET:
+        spec["extra_addresses"] = ["10.9.8.7/24"]
+    return spec
+
+
+def write_inventory(lab, hosts, path, *, physical: bool = True, extra_groups: dict | None = None,
+                    all_vars: dict | None = None, placement: dict | None = None):
+    """The layout of wire-server-deploy's ansible/inventory/offline/99-static (plus postgresql, admin)."""
+    by = {h.name: h for h in hosts}
+
+    def g(*names):
+        return [by[n] for n in names]
+    groups = {
+        "kube-master": g("kubenode1", "kubenode2", "kubenode3"),
+        "etcd": g("kubenode1", "kubenode2", "kubenode3"),
+        "kube-node": g("kubenode1", "kubenode2", "kubenode3"),
+        "cassandra": g("cassandra1", "cassandra2", "cassandra3"), "cassandra_seed": g("cassandra1"),
+        "elasticsearch": g("elasticsearch1", "elasticsearch2", "elasticsearch3"),
+        "minio": g("minio1", "minio2", "minio3"), "restund": g("restund1", "restund2"),
+        "postgresql": g("postgresql1"), "assethost": g("assethost"), "admin": g("admin"),
+        **(extra_groups or {}),
+    }
+    lab.inventory_ini(path, groups, vars={"target_domain": "wire.example.test", **(all_vars or {})},
+                      group_vars={"cassandra": {"cassandra_network_interface": "eth0"},
+                                  "elasticsearch": {"elasticsearch_network_interface": "eth0"},
+                                  "minio": {"minio_network_interface": "eth0"}}, hosts=hosts)
+    text = path.read_text().replace("[kube-node]", "[k8s-cluster:children]\nkube-master\nkube-node\n\n[kube-node]", 1)
+    text = text.replace("[elasticsearch]", "[elasticsearch_master:children]\nelasticsearch\n\n[elasticsearch]", 1)
+    if physical:   # three servers, each group spread over them
+        lines = []
+        for line in text.splitlines():
+            name = line.split(" ", 1)[0]
+            if name in by and " ansible_host=" in line:
+                n = int(name[-1]) if name[-1].isdigit() else 1
+                line += f" physical_host={(placement or {}).get(name, f'server{(n - 1) % 3 + 1}')}"
+            lines.append(line)
+        text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fleet(lab_module):
+    hosts = lab_module.add_hosts([spec_for(i, n) for i, n in enumerate(NAMES)])
+    asset = lab_module.host("assethost")
+    server = asset.popen(["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", "/opt/assets"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        if asset.exec("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8080), 1)'",
+                      check=False).returncode == 0:
+            break
+        select.select([], [], [], 0.1)
+    yield hosts
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def fleet_run(fleet, lab_module, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fleet")
+    inv = write_inventory(lab_module, fleet, tmp / "hosts.ini")
+    return run_suite(["--ansible-inventory", str(inv), "-n", "auto"], tmp / "report",
+                     suite="suites/preflight/test_production.py")
+
+
+def results(run, rid):
+    return {x["target"]: x for x in run.requirement(rid)["results"]}
+
+
+SIZE_IDS = {"kubenode": "PROD-VM-KUBERNETES", "cassandra": "PROD-VM-CASSANDRA", "elasticsearch": "PROD-VM-ELASTICSEARCH",
+            "minio": "PROD-VM-MINIO", "restund": "PROD-VM-RESTUND", "postgresql": "PROD-VM-POSTGRESQL",
+            "assethost": "PROD-VM-ASSET", "admin": "PROD-VM-ADMIN"}
+HOST_IDS = ["PROD-OS", "PROD-NET-AVOID-10NET", "PROD-NET-STATIC-IP", "PROD-NET-IFACES", "PROD-NET-PRIVATE",
+            "PROD-GPG", "IMP-SWAP-OFF", "IMP-KMOD-SYSCTL", "IMP-ES-LIMITS", "IMP-CASSANDRA-LIMITS", "IMP-ARCH-PROD",
+            *SIZE_IDS.values()]
+
+
+def test_run_names_exactly_the_broken_hosts(fleet_run):
+    run = fleet_run
+    assert "INTERNALERROR" not in run.stdout + run.stderr, run.stdout[-3000:]
+    assert run.compliance["profile"] == "production"
+    broken = {}
+    for rid in HOST_IDS:
+        for target, r in results(run, rid).items():
+            if r["status"] not in ("pass", "not_applicable"):
+                broken.setdefault(target, {})[rid] = r["status"]
+    assert broken == {
+        "cassandra2": {"PROD-VM-CASSANDRA": "fail"},
+        "minio3": {"PROD-VM-MINIO": "fail"},
+        "kubenode3": {"PROD-VM-KUBERNETES": "fail"},
+        ON_10NET: {"PROD-NET-AVOID-10NET": "warn"},
+        WRONG_RELEASE: {"PROD-OS": "fail"},
+    }, run.stdout[-4000:]
+    # every host got its sizing check, the admin host included
+    for name in NAMES:
+        assert results(run, SIZE_IDS[kind(name)])[name]["status"] in ("pass", "fail")
+
+
+def test_undersized_hosts_show_observed_and_required(fleet_run):
+    cass = results(fleet_run, "PROD-VM-CASSANDRA")["cassandra2"]["message"]
+    assert "CPU cores for cassandra: 1, need >= 2;" in cass and cass.endswith("(nproc; /proc/meminfo MemTotal; df -B1)")
+    assert "memory: 1.92 GiB MemTotal, need 4 GiB for cassandra (>= 3.72 GiB with the 7% kernel allowance)" in cass
+    assert "disk" not in cass.split("(nproc)")[-1]            # the disk is fine: not named
+    minio = results(fleet_run, "PROD-VM-MINIO")["minio3"]
+    assert ("disk: file system /var/lib/minio holding minio /var/lib/minio is 200 GiB, need 400 GiB "
+            "(>= 380 GiB with the 5% file-system allowance)") in minio["message"]
+    assert minio["evidence"]["filesystems"]["/var/lib/minio"]["size_GiB"] == 200.0
+    kube = results(fleet_run, "PROD-VM-KUBERNETES")["kubenode3"]["message"]
+    assert "memory: 5.76 GiB MemTotal, need 8 GiB for kubernetes" in kube and "CPU" not in kube
+    ok = results(fleet_run, "PROD-VM-CASSANDRA")["cassandra1"]
+    assert ok["status"] == "pass" and "GiB" in ok["evidence"]["units"]
+    assert "memory: 3.84 GiB (need >= 4 GiB for cassandra (MemTotal >= 3.72 GiB))" in ok["message"]
+
+
+def test_10net_and_release_named(fleet_run):
+    ten = results(fleet_run, "PROD-NET-AVOID-10NET")[ON_10NET]
+    assert "10.9.8.7/24 is in 10.0.0.0/8" in ten["message"] and "no overlap" in ten["message"]
+    rel = results(fleet_run, "PROD-OS")[WRONG_RELEASE]
+    assert "Ubuntu 18.04.6 LTS (ID=ubuntu, VERSION_ID=18.04), need ubuntu 22.04" in rel["message"]
+    assert "past its end of standard support (2023-05-31)" in rel["message"]
+    assert rel["evidence"]["accepted_from"].startswith("catalog default")
+
+
+def test_fleet_checks_pass_on_the_good_topology(fleet_run):
+    count = fleet_run.result("PROD-VM-COUNT")      # info level: a warning naming the short group only
+    assert count["status"] == "warn" and "[postgresql] has 1, need 3" in count["message"]
+    assert count["message"].count(" has ") == 1
+    assert count["evidence"]["per_group"]["cassandra"] == 3 and count["evidence"]["hosts"] == 17
+    for rid in ("PROD-PHYS-SERVERS", "PROD-HOSTS-DISJOINT", "IMP-HOSTNAME-UNIQUE", "IMP-SSH-HOSTKEYS",
+                "PROD-NET-DB-PORTS"):
+        r = fleet_run.result(rid)
+        assert r["status"] == "pass", (rid, r["message"])
+    db = fleet_run.result("PROD-NET-DB-PORTS")
+    # 3 kube nodes x (3 cassandra x 2 + 3 es x 2 + 3 minio + 1 postgresql) + peers 3x2x(1+1+1)
+    assert db["evidence"]["connections"] == 3 * (6 + 6 + 3 + 1) + 18 == db["evidence"]["open"]
+    # the wrong release asks the assethost for debs-bionic, which the bundle does not have
+    asset = fleet_run.result("PROD-NET-ASSETHOST")
+    assert asset["status"] == "fail" and "restund2: http://" in asset["message"] and "debs-bionic" in asset["message"]
+    assert asset["message"].count("→") == 1
+
+
+def test_what_a_namespace_cannot_show_is_not_a_pass(fleet_run):
+    # no NTP client runs in a test host: an error naming what was tried, never a pass
+    for name in NAMES:
+        r = results(fleet_run, "TIME-NTP-SYNC")[name]
+        assert r["status"] == "error" and "no time-synchronisation client answered" in r["message"]
+    # docker client without daemon, no helm on the admin host: real failures
+    assert fleet_run.result("CTRL-DOCKER")["status"] == "fail"
+    assert fleet_run.status("IMP-ADMIN-DISK") == "not_evaluated"
+
+
+def test_serial_run_agrees(fleet, fleet_run, lab_module, tmp_path):
+    inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini")
+    serial = run_suite(["--ansible-inventory", str(inv)], tmp_path / "r", suite="suites/preflight/test_production.py")
+
+    def statuses(run):
+        return {(r["id"], x["target"]): x["status"] for r in run.compliance["requirements"] for x in r["results"]}
+    assert statuses(serial) == statuses(fleet_run)
+
+
+def test_bad_topology_fails_the_fleet_checks(fleet, lab_module, tmp_path):
+    by = {h.name: h for h in fleet}
+    # cassandra3 also a kube node (renamed by two playbooks); no physical map; too few minio
+    inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini", physical=False,
+                          extra_groups={"kube-node": [by["kubenode1"], by["kubenode2"], by["kubenode3"],
+                                                      by["cassandra3"]],
+                                        "minio": [by["minio1"]]},
+                          all_vars={"kube_pods_subnet": "10.9.0.0/16"})
+    run = run_suite(["--ansible-inventory", str(inv), "-n", "2", "-k",
+                     "renaming or count or physical or 10net or vm_size_cassandra"], tmp_path / "r",
+                    suite="suites/preflight/test_production.py")
+    dis = run.result("PROD-HOSTS-DISJOINT")
+    assert dis["status"] == "fail" and f"cassandra and kubernetes playbooks both rename {by['cassandra3'].address}" \
+        in dis["message"]
+    assert run.status("PROD-PHYS-SERVERS") == "not_evaluated"
+    assert "physical_host=<server>" in run.result("PROD-PHYS-SERVERS")["message"]
+    count = run.result("PROD-VM-COUNT")
+    assert count["status"] == "warn" and "[minio] has 1, need 3" in count["message"]
+    # kube_pods_subnet set to 10.9.0.0/16: the 10.x host now collides with the cluster: fail, not warn
+    ten = results(run, "PROD-NET-AVOID-10NET")[ON_10NET]
+    assert ten["status"] == "fail" and "10.9.8.7/24 on extra0 overlaps kube_pods_subnet 10.9.0.0/16" in ten["message"]
+    # cassandra3 is now cassandra + kubernetes: held to the sum of both rows
+    c3 = results(run, "PROD-VM-CASSANDRA")["cassandra3"]
+    assert c3["status"] == "fail" and "CPU cores for cassandra+kubernetes: 2, need >= 8" in c3["message"]
+    assert "sum" in c3["evidence"]["colocation_rule"]
+
+
+def test_physical_servers_shared(fleet, lab_module, tmp_path):
+    inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini", placement={"cassandra2": "server1"},
+                          all_vars={"wirecheck_offline_artifact": "/etc/os-release"})
+    run = run_suite(["--ansible-inventory", str(inv), "-k", "physical or admin_disk"], tmp_path / "r",
+                    suite="suites/preflight/test_production.py")
+    r = run.result("PROD-PHYS-SERVERS")
+    assert r["status"] == "fail" and "[cassandra] cassandra1, cassandra2 share server server1" in r["message"]
+    # the artifact's size read on the [admin] host; three times a few hundred bytes fit anywhere
+    disk = run.result("IMP-ADMIN-DISK")
+    assert disk["status"] == "pass" and disk["evidence"]["admin_machine"] == "the [admin] host admin"
+    assert disk["evidence"]["artifact_from"] == "size of /etc/os-release" and disk["evidence"]["path"] == "/etc"
+
+
+# --- hosts with one defect each, for the checks the 17-host fleet passes -----------------------------------
+
+SWAPS = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t2097148\t\t0\t\t-2\n"
+PUBLIC = "100.128.0.7"      # a globally routed address, on an unrouted dummy device: classified, never contacted
+DYNAMIC = ("a=$(ip -4 -o addr show dev eth0 | awk '{print $4}') && "
+           "ip addr change \"$a\" dev eth0 valid_lft 3600 preferred_lft 3600")
+
+
+@pytest.fixture(scope="module")
+def odd(lab_module):
+    return lab_module.add_hosts([
+        {"name": "odd1", "files": {"/etc/os-release": JAMMY, "/proc/swaps": SWAPS, "/etc/machine-id": "a" * 32 + "\n"},
+         "sysctls": {"net.ipv4.ip_forward": "0"}, "setup": [DYNAMIC, "rm -f /usr/bin/gpg"]},
+        {"name": "odd2", "files": {"/etc/os-release": BIONIC, "/etc/machine-id": "a" * 32 + "\n"},
+         "extra_addresses": [f"{PUBLIC}/32"]},
+    ])
+
+
+@pytest.fixture(scope="module")
+def odd_run(odd, lab_module, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("odd")
+    o1, o2 = odd
+    inv = lab_module.inventory_ini(
+        tmp / "hosts.ini", {"kube-node": [o1], "cassandra": [o1], "elasticsearch": [o2]},
+        vars={"wirecheck_os_releases": "18.04,22.04"}, group_vars={"cassandra": {"cassandra_network_interface": "ens3"}},
+        hosts=odd)
+    lines = []
+    for line in inv.read_text().splitlines():
+        if line.startswith("odd2 "):   # the shipped demo settings: host keys neither pinned nor checked
+            line = line.replace("StrictHostKeyChecking=yes", "StrictHostKeyChecking=no")
+            line = re.sub(r"UserKnownHostsFile=\S+?(?=[ '\"])", "UserKnownHostsFile=/dev/null", line)
+            line += f" ip={PUBLIC}"
+        lines.append(line)
+    inv.write_text("\n".join(lines) + "\n")
+    # no fleet check that opens connections: odd2's ip= is a public address
+    return run_suite(["--ansible-inventory", str(inv), "--param", "IMP-ARCH-PROD.arch=arm64",
+                      "--param", "PROD-VM-ADMIN.cores=64", "--param", "IMP-ADMIN-DISK.artifact_gib=1000000", "-k",
+                      "not database_ports and not assethost and not renaming"], tmp / "r",
+                     suite="suites/preflight/test_production.py")
+
+
+def test_odd_hosts_fail_where_broken(odd_run):
+    r = odd_run
+    assert "INTERNALERROR" not in r.stdout + r.stderr, r.stdout[-3000:]
+    swap = results(r, "IMP-SWAP-OFF")["odd1"]
+    assert swap["status"] == "warn" and "swap is on: /swapfile (file, 2047 MiB)" in swap["message"]
+    gpg = results(r, "PROD-GPG")
+    assert gpg["odd1"]["status"] == "fail" and "gpg is not installed" in gpg["odd1"]["message"]
+    assert gpg["odd2"]["status"] == "pass"
+    static = results(r, "PROD-NET-STATIC-IP")
+    assert static["odd1"]["status"] == "fail" and "on eth0 is a dynamic lease (valid_lft" in static["odd1"]["message"]
+    assert static["odd2"]["status"] == "pass"        # ip= is on the host, permanent
+    kmod = results(r, "IMP-KMOD-SYSCTL")["odd1"]
+    assert kmod["status"] == "warn" and "net.ipv4.ip_forward: 0, need 1" in kmod["message"]
+    ifaces = results(r, "PROD-NET-IFACES")
+    assert "cassandra_network_interface=ens3: no such interface on the host" in ifaces["odd1"]["message"]
+    assert "elasticsearch_network_interface is not set in the inventory" in ifaces["odd2"]["message"]
+    priv = results(r, "PROD-NET-PRIVATE")
+    assert priv["odd2"]["status"] == "warn" and PUBLIC in priv["odd2"]["message"]
+    assert priv["odd1"]["status"] == "pass"
+    lim = results(r, "IMP-CASSANDRA-LIMITS")["odd1"]
+    assert lim["status"] == "warn" and "vm.max_map_count" in lim["message"] and "active swap" in lim["message"]
+    arch = results(r, "IMP-ARCH-PROD")["odd1"]
+    assert (arch["status"], arch["observed"], arch["expected"]) == ("warn", "amd64", "arm64")   # a SHOULD
+
+
+def test_odd_fleet_checks(odd_run):
+    keys = odd_run.result("IMP-SSH-HOSTKEYS")
+    assert keys["status"] == "warn"
+    assert "odd2: StrictHostKeyChecking=false" in keys["message"] or "odd2: StrictHostKeyChecking=no" in keys["message"]
+    assert "odd2: host key not in any known_hosts file" in keys["message"] and "odd1" not in keys["message"]
+    uniq = odd_run.result("IMP-HOSTNAME-UNIQUE")
+    assert uniq["status"] == "warn" and f"machine_id {'a' * 32!r} shared by odd1, odd2" in uniq["message"]
+
+
+def test_os_releases_are_a_site_setting(odd_run):
+    os2 = results(odd_run, "PROD-OS")["odd2"]
+    assert os2["status"] == "pass" and os2["evidence"]["accepted_from"] == "inventory wirecheck_os_releases"
+    assert os2["evidence"]["end_of_standard_support"] == "Ubuntu 18.04: standard support ended 2023-05-31"
+
+
+def test_admin_disk_too_small_for_the_artifact(odd_run):
+    r = odd_run.result("IMP-ADMIN-DISK")
+    assert r["status"] == "warn" and r["target"] == "control" and "need >= 3,000,000.00 GiB" in r["message"]
+    assert r["evidence"]["admin_machine"] == "the control machine"
+
+
+def test_control_machine_is_the_admin_host_without_admin_group(odd_run, fleet_run):
+    admin = [x for x in odd_run.requirement("PROD-VM-ADMIN")["results"] if x["target"] == "control"][0]
+    assert admin["status"] == "fail" and "CPU cores for admin: " in admin["message"] and "need >= 64" in admin["message"]
+    in_fleet = [x for x in fleet_run.requirement("PROD-VM-ADMIN")["results"] if x["target"] == "control"][0]
+    assert in_fleet["status"] == "not_applicable" and "[admin] host" in in_fleet["message"]
+
+
+def test_blocked_database_port_is_named(fleet, lab_module, tmp_path):
+    c1 = lab_module.host("cassandra1")
+    rule = "INPUT -p tcp --dport 9042 -j DROP"
+    c1.exec(f"iptables -I {rule}")
+    try:
+        inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini")
+        run = run_suite(["--ansible-inventory", str(inv), "-k", "database_ports"], tmp_path / "r",
+                        suite="suites/preflight/test_production.py")
+    finally:
+        c1.exec(f"iptables -D {rule}")
+    r = run.result("PROD-NET-DB-PORTS")
+    assert r["status"] == "fail" and r["message"].count("timed out") == 3
+    assert f"kubenode1 → cassandra1 ({c1.address}:9042): timed out" in r["message"]
+    assert "3 of 66 connections fail" in r["message"]
+
+
+LISTEN = "import socket,sys,time\nss=[]\nfor p in sys.argv[1:]:\n s=socket.socket(); s.bind(('0.0.0.0',int(p))); " \
+         "s.listen(8); ss.append(s)\nprint('up',flush=True)\nsys.stdin.read()\n"
+
+
+def test_acceptance_internode_ports_and_ntpd(fleet, lab_module, tmp_path):
+    # stand-ins for kube-apiserver, etcd and kubelet: plain listeners on kubenode1 and kubenode2 only
+    procs = []
+    try:
+        for name in ("kubenode1", "kubenode2"):
+            p = lab_module.host(name).popen(["python3", "-c", LISTEN, "6443", "2379", "2380", "10250"],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert p.stdout.readline().strip() == b"up"
+            procs.append(p)
+        inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini")
+        run = run_suite(["--ansible-inventory", str(inv), "-k", "internode or ntpd"], tmp_path / "r",
+                        suite="suites/acceptance/test_production.py")
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=10)
+    r = run.result("K8S-INTERNODE-PORTS")
+    assert r["status"] == "warn" and "8 of 24 connections fail" in r["message"]
+    assert "kubenode1 → kubenode3" in r["message"] and "kubenode3 → kubenode1" not in r["message"]
+    assert "Connection refused" in r["message"]
+    ntp = results(run, "TIME-CASSANDRA-NTPD")
+    assert set(ntp) == {"cassandra1", "cassandra2", "cassandra3"}
+    for x in ntp.values():
+        assert x["status"] == "fail" and "ntpd is not running (running: no time daemon)" in x["message"]
+        # one kernel clock for all test hosts: whatever is measured lies within the measuring uncertainty
+        ev = x["evidence"]
+        assert ev["clock_offset_to_control_ms"] <= ev["uncertainty_ms"] + 5 and "clock offset" not in x["message"]
+
+
+# --- the judging code on recorded tool output (both ways) -----------------------------------------------------
+
+CHRONY_OK = ("Reference ID    : C0A80001 (192.168.0.1)\nStratum         : 3\nSystem time     : 0.000012345 seconds "
+             "fast of NTP time\nLeap status     : Normal\n")
+CHRONY_BAD = "Reference ID    : 00000000 ()\nStratum         : 0\nSystem time     : 0.000000000 seconds slow of NTP time\n" \
+             "Leap status     : Not synchronised\n"
+NTPQ_OK = ("     remote           refid      st t when poll reach   delay   offset  jitter\n"
+           "==============================================================================\n"
+           " 0.ubuntu.pool.ntp.org .POOL.  16 p    -   64    0    0.000   +0.000   0.000\n"
+           "*192.0.2.10      .GPS.            1 u   33   64  377    0.512   -0.213   0.044\n")
+
+
+@pytest.mark.parametrize("text, synced, source", [
+    ("no\n@rc=0\nbash: chronyc: command not found\n@rc=127\nbash: ntpq: command not found\n@rc=127\n", False,
+     "timedatectl show -p NTPSynchronized"),
+    ("yes\n@rc=0\nx\n@rc=127\nx\n@rc=127\n", True, "timedatectl show -p NTPSynchronized"),
+    ("Failed to connect to bus\n@rc=1\n" + CHRONY_OK + "@rc=0\nx\n@rc=127\n", True, "chronyc tracking"),
+    ("Failed to connect to bus\n@rc=1\n" + CHRONY_BAD + "@rc=0\nx\n@rc=127\n", False, "chronyc tracking"),
+    ("Failed\n@rc=1\nx\n@rc=127\n" + NTPQ_OK + "@rc=0\n", True, "ntpq -pn"),
+    ("Failed\n@rc=1\nx\n@rc=127\n" + NTPQ_OK.replace("*192", " 192") + "@rc=0\n", False, "ntpq -pn"),
+])
+def test_judge_time(text, synced, source):
+    j = prod.judge_time(text)
+    assert (j["synced"], j["source"]) == (synced, source)
+
+
+def test_judge_time_nothing_answers():
+    j = prod.judge_time("System has not been booted with systemd\n@rc=1\nnot found\n@rc=127\nnot found\n@rc=127\n")
+    assert j["synced"] is None and j["detail"]["timedatectl"].startswith("System has not been booted")
+
+
+def test_judge_time_offset():
+    assert prod.judge_time("x\n@rc=1\n" + CHRONY_OK + "@rc=0\nx\n@rc=127\n")["offset_ms"] == pytest.approx(0.012345)
+    assert prod.judge_time("x\n@rc=1\nx\n@rc=127\n" + NTPQ_OK + "@rc=0\n")["offset_ms"] == pytest.approx(0.213)
+
+
+@pytest.mark.parametrize("out, rc, ok, what", [
+    ("24.0.7 24.0.7\n", 0, True, "Docker 24.0.7"),
+    ("20.10.14 20.10.14\n", 0, True, "Docker 20.10.14"),
+    ("20.10.13 20.10.5\n", 0, False, "Docker 20.10.5, need >= 20.10.14"),
+    ("24.0.7 Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n", 1, False,
+     "the docker daemon does not answer"),
+    ("sh: 1: docker: not found\n", 127, False, "docker is not installed"),
+])
+def test_judge_docker(out, rc, ok, what):
+    got_ok, got = prod.judge_docker(out, rc, "20.10.14")
+    assert got_ok is ok and got.startswith(what)
+
+
+def test_judge_helm_kubectl():
+    assert prod.judge_helm_kubectl("v3.14.2+gc309b6f\n", 0, "{}", 0, 3) == []
+    assert prod.judge_helm_kubectl("v2.17.0+ga690bad\n", 0, "{}", 0, 3) == ["helm v2.17.0+ga690bad, need v3"]
+    assert prod.judge_helm_kubectl("", 127, "", 127, 3) == ["helm is not installed", "kubectl is not installed"]
+
+
+def test_judge_ntpd():
+    from suites.acceptance.test_production import judge_ntpd
+    good = "run ntpd\n@ntpq\n" + NTPQ_OK + "@rc=0\n@clock\n1.0\n"
+    assert judge_ntpd(good, ["ntpd", "ntpsec"])["problems"] == []
+    chrony = "run chronyd\n@ntpq\nntpq: not found\n@rc=127\n@clock\n1.0\n"
+    assert judge_ntpd(chrony, ["ntpd"])["problems"] == [
+        "ntpd is not running (running: chronyd)", "chronyd runs beside/instead of ntpd (the docs: ntpd and nothing else)"]
+    unreached = "run ntpd\n@ntpq\n" + NTPQ_OK.replace("*192", " 192") + "@rc=0\n"
+    assert judge_ntpd(unreached, ["ntpd"])["problems"] == ["ntpq -pn shows no selected (*) peer with non-zero reach"]
+
+
+def test_dhcp_interfaces_from_netplan():
+    lines = ["/etc/netplan/50-cloud-init.yaml:3:    ethernets:", "/etc/netplan/50-cloud-init.yaml:4:        ens3:",
+             "/etc/netplan/50-cloud-init.yaml:5:            dhcp4: true", "/etc/netplan/50-cloud-init.yaml:7:        ens4:",
+             "/etc/netplan/50-cloud-init.yaml:8:            dhcp4: false"]
+    assert prod._dhcp_ifaces(lines) == {"ens3"}
+
+
+def test_private_classification():
+    assert all(prod.is_private(a) for a in ("10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1",
+                                            "198.18.0.5"))
+    assert not any(prod.is_private(a) for a in ("100.128.0.7", "8.8.8.8", "2a00:1450::1", "127.0.0.1"))
