@@ -483,9 +483,26 @@ def _message(req: Requirement, target_name: str, status: str, text: str, method:
     return f"{req.id} on {target_name}: {text}{how}"
 
 
+def _cheap_excinfo(exc: BaseException) -> pytest.ExceptionInfo:
+    """A stand-in for pytest's report building: a verdict's text, without a traceback to render."""
+    try:
+        raise pytest.fail.Exception(str(exc), pytrace=False)
+    except pytest.fail.Exception:
+        return pytest.ExceptionInfo.from_current()
+
+
 @pytest.hookimpl(wrapper=True, trylast=True)   # innermost: report tools (Allure) see our outcome
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
+    original = call.excinfo
+    if original is not None and isinstance(original.value, (Outcome, TransportError)) \
+            and requirement_of(item) is not None:
+        # pytest would render a full traceback for the report (0.1 s and more per verdict) only for us
+        # to replace it; let it render the message. Outer hooks (Allure) see the real exception again.
+        call.excinfo = _cheap_excinfo(original.value)
+    try:
+        report = yield
+    finally:
+        call.excinfo = original
     req = requirement_of(item)
     if req is None:
         return report
