@@ -374,7 +374,10 @@ def test_close_removes_everything() -> None:
         while "sleep 300" not in hosts[0].exec("ps -eo args").stdout and time.monotonic() < deadline:
             time.sleep(0.05)
         pids = [h.sshd.pid for h in hosts if h.sshd] + [h.holder.pid for h in hosts if h.holder]
-        remote_sleep = [int(p) for p in hosts[0].exec("pgrep -x sleep").stdout.split()]
+        # only the sleeps inside this host's network namespace (hosts share the machine's PID space)
+        in_ns = subprocess.run(["ip", "netns", "pids", hosts[0].netns], capture_output=True, text=True).stdout.split()
+        remote_sleep = [int(p) for p in in_ns if Path(f"/proc/{p}/comm").exists()
+                        and Path(f"/proc/{p}/comm").read_text().strip() == "sleep"]
         assert remote_sleep
         directory = lab.dir
         inodes = {_netns_inode(h.netns) for h in hosts}

@@ -131,7 +131,9 @@ def test_unreachable_host_is_an_error_within_bounds(tmp_path):
     run = run_suite(["--hosts", "ssh://wire@198.18.255.254", "--connect-timeout", "2"], tmp_path / "r")
     elapsed = time.monotonic() - start
     host_results = [x for r in run.compliance["requirements"] for x in r["results"] if x["target"] == "198.18.255.254"]
-    assert host_results and all(x["status"] in ("error", "not_applicable") for x in host_results)
+    # nothing about the host is judged: no pass, fail or warn (inputs missing for some checks say so)
+    assert host_results and not [x for x in host_results if x["status"] in ("pass", "fail", "warn")]
+    assert sum(x["status"] == "error" for x in host_results) >= 10
     assert any("cannot connect" in x["message"] for x in host_results)
     assert run.status("CTRL-FETCH-TOOLS") in ("pass", "fail")       # control checks still ran
     assert elapsed < 60
