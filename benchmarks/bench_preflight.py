@@ -26,9 +26,11 @@ from tests.lab import Lab  # noqa: E402
 from tests.support.wc import QUIET_PLUGINS  # noqa: E402
 
 
-def run(inventory: Path, report: Path, parallel: bool, url: str) -> tuple[float, int, int]:
+def run(inventory: Path, report: Path, parallel: bool, url: str, without_ports: bool) -> tuple[float, int, int]:
     cmd = [sys.executable, "-m", "pytest", "suites/preflight", "-q", *QUIET_PLUGINS,
            "--ansible-inventory", str(inventory), "--report-dir", str(report), "--internet-url", url]
+    if without_ports:
+        cmd += ["-k", "not test_ports"]
     if parallel:
         cmd += ["-n", "auto"]
     start = time.perf_counter()
@@ -43,15 +45,24 @@ def run(inventory: Path, report: Path, parallel: bool, url: str) -> tuple[float,
     return elapsed, results, errors
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", default="1,17", help="comma-separated host counts (default 1,17)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is printed")
+    ap.add_argument("--modes", default="full,without-ports",
+                    help="full (every check, including the probe of all 32,768 UDP ports per host) and/or "
+                         "without-ports (-k 'not test_ports')")
     args = ap.parse_args()
     counts = [int(x) for x in args.hosts.split(",")]
-    print(f"{'hosts':>5}  {'mode':<9} {'median s':>9} {'min s':>7} {'per host s':>10} {'results':>8} {'errors':>6}")
+    print(f"{'hosts':>5}  {'checks':<14} {'mode':<9} {'median s':>9} {'min s':>7} {'per host s':>10} "
+          f"{'results':>8} {'errors':>6}")
     with Lab() as lab:
-        srv = http.server.ThreadingHTTPServer((lab.gateway, 0), http.server.SimpleHTTPRequestHandler)
+        srv = http.server.ThreadingHTTPServer((lab.gateway, 0), _Quiet)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         url = f"http://{lab.gateway}:{srv.server_address[1]}/"
         hosts = lab.add_hosts([{"name": f"n{i}", "user": "wire", "sudo": True} for i in range(max(counts))])
@@ -59,14 +70,15 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 inv = Path(tmp) / "hosts.yml"
                 _write_inventory(inv, hosts[:n])
-                for parallel in (False, True):
-                    times, res, errs = [], 0, 0
-                    for i in range(args.repeat):
-                        t, res, errs = run(inv, Path(tmp) / f"r{i}", parallel, url)
-                        times.append(t)
-                    med = statistics.median(times)
-                    print(f"{n:>5}  {'-n auto' if parallel else 'serial':<9} {med:>9.2f} {min(times):>7.2f} "
-                          f"{med / n:>10.2f} {res:>8} {errs:>6}", flush=True)
+                for mode in args.modes.split(","):
+                    for parallel in (False, True):
+                        times, res, errs = [], 0, 0
+                        for i in range(args.repeat):
+                            t, res, errs = run(inv, Path(tmp) / f"r{i}", parallel, url, mode == "without-ports")
+                            times.append(t)
+                        med = statistics.median(times)
+                        print(f"{n:>5}  {mode:<14} {'-n auto' if parallel else 'serial':<9} {med:>9.2f} "
+                              f"{min(times):>7.2f} {med / n:>10.2f} {res:>8} {errs:>6}", flush=True)
         srv.shutdown()
         srv.server_close()
 

@@ -54,6 +54,11 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
+#: programs whose location the host snapshot looks up at once (facts.which() then costs nothing)
+WHICH_PRIMED = ("ufw", "iptables", "nft", "systemctl", "curl", "chronyc", "timedatectl", "fuser", "lsof",
+                "python3", "docker", "minikube", "gpg", "nc", "sshd")
+
+
 class Facts:
     def __init__(self, target: Target):
         self.t = target
@@ -194,6 +199,55 @@ class Facts:
             raise CannotMeasure(f"{what}: `{cmd}` needs root (sudo -n) on {self.t.name}: {err}")
         return res.stdout, cmd
 
+    def firewall_snapshot(self) -> None:
+        """ufw status, iptables -S (filter and nat) and the nft ruleset in one privileged command; fills
+        the caches of ufw_status(), iptables_rules() and nft_ruleset(). Where this cannot run (no sudo)
+        or one tool fails, those facts are measured one by one and report their own errors."""
+        if "fwsnap" in self._cache:
+            return
+        self._cache["fwsnap"] = True
+        script = ("s() { printf '\\n@@%s\\n' \"$1\"; }; "
+                  "s ufw; if command -v ufw >/dev/null; then ufw status verbose || echo '@@fail'; else echo '@@absent'; fi; "
+                  "s iptables; if command -v iptables >/dev/null; then { iptables -S && echo '#nat' && "
+                  "iptables -t nat -S; } || echo '@@fail'; else echo '@@absent'; fi; "
+                  "s nft; if command -v nft >/dev/null; then nft -j list ruleset || echo '@@fail'; else echo '@@absent'; fi; "
+                  "s end")
+        res = self._run(script, sudo=True)
+        if res.rc != 0 or "\n@@end" not in res.stdout:
+            return
+        parts: dict[str, str] = {}
+        name = None
+        for line in res.stdout.split("\n"):
+            if line.startswith("@@") and line[2:].strip() in ("ufw", "iptables", "nft", "end"):
+                name = line[2:].strip()
+                parts[name] = ""
+            elif name is not None:
+                parts[name] += line + "\n"
+
+        def state(text: str) -> str | None:
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            if lines and lines[-1] in ("@@absent", "@@fail"):
+                return lines[-1][2:]
+            return None
+        ufw = parts.get("ufw", "")
+        if state(ufw) == "absent":
+            self._cache["ufw"] = (None, "ufw not installed")
+        elif state(ufw) is None:
+            self._cache["ufw"] = (ufw, "ufw status verbose")
+        ipt = parts.get("iptables", "")
+        if state(ipt) == "absent":
+            self._cache["rules:iptables"] = (None, "iptables not installed")
+        elif state(ipt) is None:
+            self._cache["rules:iptables"] = (ipt, "iptables -S")
+        nft = parts.get("nft", "")
+        if state(nft) == "absent":
+            self._cache["nft"] = (None, "nft not installed")
+        elif state(nft) is None:
+            try:
+                self._cache["nft"] = (json.loads(nft.strip() or "{}"), "nft -j list ruleset")
+            except json.JSONDecodeError:
+                pass
+
     def iptables_rules(self, family: str = "iptables") -> tuple[str | None, str]:
         def get():
             if not self.which(family):
@@ -245,7 +299,9 @@ class Facts:
                 "| tail -n 1; " for p in paths)
             sysctls = " ".join(shlex.quote(s) for s in (
                 "vm.max_map_count", "fs.nr_open", "fs.file-max", "net.ipv4.ip_forward",
-                "net.bridge.bridge-nf-call-iptables", "vm.swappiness"))
+                "net.bridge.bridge-nf-call-iptables", "vm.swappiness", "net.ipv4.ip_local_port_range",
+                "fs.inotify.max_user_instances", "fs.inotify.max_user_watches",
+                "net.ipv4.ip_unprivileged_port_start"))
             script = (
                 "s() { printf '\\n@@%s\\n' \"$1\"; }; "
                 "s os; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; "
@@ -264,6 +320,7 @@ class Facts:
                 "s gpg; gpg --version 2>/dev/null | head -n 1; "
                 "s arch; dpkg --print-architecture 2>/dev/null || uname -m; "
                 "s netplan; grep -HnE 'dhcp4:|^ *[A-Za-z0-9_.-]+:$' /etc/netplan/*.yaml 2>/dev/null; "
+                f"s which; for c in {' '.join(WHICH_PRIMED)}; do printf '%s=%s\\n' \"$c\" \"$(command -v -- \"$c\")\"; done; "
                 f"s df; {df}"
                 "s end")
             out = self._need(script, "host snapshot")
@@ -326,6 +383,11 @@ class Facts:
                 self._cache.setdefault(f"disk:{p}", du)
             for k, v in snap["sysctl"].items():
                 self._cache.setdefault(f"sysctl:{k}", " ".join(v.split()))
+            if "which" in parts:
+                for line in parts["which"].splitlines():
+                    prog, sep, path = line.partition("=")
+                    if sep and prog in WHICH_PRIMED:
+                        self._cache.setdefault(f"which:{prog}", path.strip() or None)
             return snap
         return self._cached(f"snapshot:{','.join(paths)}", get)
 

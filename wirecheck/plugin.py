@@ -426,6 +426,7 @@ def pytest_runtest_call(item: pytest.Item):
         reason = _applicability(req, site, item)
         if reason:
             raise NotApplicableMarker(reason)
+        _prime(item, site)
         try:
             with _Alarm(item):
                 result = yield
@@ -442,6 +443,44 @@ def pytest_runtest_call(item: pytest.Item):
         return result
     finally:
         end(token)
+
+
+def _prime_one(target: Any, site: Site) -> None:
+    if getattr(target, "_wc_primed", False):
+        return
+    target._wc_primed = True
+    paths = ["/"]
+    if site.profile == "demo":
+        user = target.user or getattr(target.transport, "user", None)
+        paths = [p.format(user=user) for p in default_catalog()["DEMO-SYS-DISK"].params.get("paths", ["/"])
+                 if user or "{user}" not in p]
+    try:
+        target.facts.host_snapshot(tuple(paths))
+    except Exception:  # noqa: BLE001 - priming only; the checks themselves report what fails
+        pass
+
+
+_PRIMED_ALL = [False]
+
+
+def _prime(item: pytest.Item, site: Site) -> None:
+    """Before a target's first check: one SSH command that fills most fact caches (os-release, cores,
+    memory, addresses, routes, sysctls, the filesystems the disk checks ask about), instead of one round
+    trip per fact. Best effort: a check whose fact is missing measures it itself and reports errors.
+
+    In a serial run every target is connected and primed at once, in threads (still one connection per
+    host); under xdist a worker learns its hosts one group at a time and primes them as they come."""
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get("target") if callspec else None
+    if target is None:
+        return
+    serial = not hasattr(item.config, "workerinput") and not getattr(item.config.option, "numprocesses", None)
+    if serial and not _PRIMED_ALL[0] and len(site.targets) > 1:
+        _PRIMED_ALL[0] = True
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=min(16, len(site.targets))) as pool:
+            list(pool.map(lambda t: _prime_one(t, site), site.targets))
+    _prime_one(target, site)
 
 
 class NotApplicableMarker(Outcome):

@@ -124,6 +124,17 @@ def _kill(proc: subprocess.Popen) -> None:
         pass
 
 
+def _trace(where: str, command: str, sudo: bool, result: CommandResult) -> None:
+    """With WIRECHECK_COMMAND_LOG=FILE, every command run on a target is appended to FILE (for an
+    operator who wants to know exactly what wirecheck ran on a machine, and for profiling)."""
+    path = os.environ.get("WIRECHECK_COMMAND_LOG")
+    if not path:
+        return
+    line = f"{where}\t{'sudo ' if sudo else ''}{' '.join(command.split())}\trc={result.rc}\t{result.duration:.3f}s\n"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+
+
 class Transport:
     """Base: runs shell commands on a target."""
 
@@ -157,6 +168,7 @@ class Transport:
             _kill(proc)
             raise CommandTimeout(f"{self.description}: no answer to {command!r} within {timeout:g} s") from None
         result = CommandResult(command, proc.returncode, _decode(out), _decode(err), time.monotonic() - start)
+        _trace(self.description, command, sudo, result)
         self.check_transport(result)
         return result
 

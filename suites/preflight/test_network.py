@@ -19,6 +19,7 @@ def _required(spec) -> list[tuple[str, int, int]]:
 def test_no_interfering_firewall(target, spec):
     problems: list[str] = []
     methods = []
+    target.facts.firewall_snapshot()      # one privileged round trip for ufw, iptables and nft
     ufw, how = target.facts.ufw_status()
     methods.append(how)
     if ufw is not None:
