@@ -11,10 +11,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# one DNS answer cache for the whole run, shared with the DNS checks
+from suites.preflight.test_dns import _lookup, _truthy
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
 from wirecheck.probes.dns import (
     Assessment,
-    DnsLookup,
     assess_caa,
     assess_points_to,
     caa_policies,
@@ -25,20 +26,6 @@ from wirecheck.probes.tls import assess_federation_cert, assess_pem, inspect_pem
 # Used until the catalog carries these parameters (keys as proposed for catalog.yaml).
 DEMO_NAMES = ["nginz-https", "nginz-ssl", "assets", "webapp", "account", "teams", "sftd"]
 PROD_CORE_NAMES = ["nginz-https", "nginz-ssl", "webapp", "assets", "account"]
-_LOOKUPS: dict[tuple, DnsLookup] = {}
-
-
-def _truthy(value: object) -> bool:
-    return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "1", "on")
-
-
-def _lookup(site) -> DnsLookup:
-    timeout = float(site.option("dns_timeout") or 2.0)
-    tries = int(site.option("dns_tries") or 2)
-    key = (tuple(site.nameservers), timeout, tries)
-    if key not in _LOOKUPS:
-        _LOOKUPS[key] = DnsLookup(site.nameservers or None, timeout=timeout, tries=tries)
-    return _LOOKUPS[key]
 
 
 def _domain(site) -> str:
