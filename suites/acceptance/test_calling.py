@@ -8,25 +8,14 @@ from the machine running pytest to the API server address(es).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
+import importlib
 
 from wirecheck import not_applicable, not_evaluated, record, requirement
 from wirecheck.probes import k8s_config as kc
 
-
-def _load(rel: str, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / rel)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-K = _load("acceptance/test_kubernetes.py", "_wirecheck_acc_k8s_calling")
-C = _load("preflight/test_configuration.py", "_wirecheck_pre_config_calling")
-F = _load("acceptance/test_federation.py", "_wirecheck_acc_fed_calling")
+K = importlib.import_module("suites.acceptance.test_kubernetes")
+C = importlib.import_module("suites.preflight.test_configuration")
+F = importlib.import_module("suites.acceptance.test_federation")
 
 
 def _domain(site) -> str:

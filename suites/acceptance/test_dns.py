@@ -3,16 +3,11 @@ them; they run here again as acceptance gates), plus DMARC, which only matters o
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+import importlib
 
 from wirecheck import requirement
 
-_PATH = Path(__file__).resolve().parents[1] / "preflight" / "test_dns.py"
-_SPEC = importlib.util.spec_from_file_location("_wirecheck_preflight_dns", _PATH)
-assert _SPEC and _SPEC.loader
-pre = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(pre)
+pre = importlib.import_module("suites.preflight.test_dns")
 
 
 @requirement("DNS-DEMO-RECORDS")

@@ -9,26 +9,15 @@ install too. The judges live in wirecheck.probes.k8s_config.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
+import importlib
 
 from wirecheck import cannot_measure, fail, not_applicable, not_evaluated, record, requirement
 from wirecheck.probes import k8s_config as kc
 from wirecheck.probes import tls
 from wirecheck.probes.dns import DnsLookup
 
-
-def _load(rel: str, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / rel)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-K = _load("acceptance/test_kubernetes.py", "_wirecheck_acc_k8s_fed")
-C = _load("preflight/test_configuration.py", "_wirecheck_pre_config_fed")
+K = importlib.import_module("suites.acceptance.test_kubernetes")
+C = importlib.import_module("suites.preflight.test_configuration")
 
 
 def cluster_values(site, spec) -> kc.ValuesSource:

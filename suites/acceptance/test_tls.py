@@ -7,9 +7,8 @@ runs from there again here.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from wirecheck import cannot_measure, not_evaluated, record, requirement
 from wirecheck.outcome import FAIL, Outcome, current
@@ -24,11 +23,7 @@ from wirecheck.probes.tls import (
     offered_versions,
 )
 
-_PATH = Path(__file__).resolve().parents[1] / "preflight" / "test_tls.py"
-_SPEC = importlib.util.spec_from_file_location("_wirecheck_preflight_tls", _PATH)
-assert _SPEC and _SPEC.loader
-pre = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(pre)
+pre = importlib.import_module("suites.preflight.test_tls")
 
 # Used until the catalog carries these parameters (tls.md's table of recommended suites).
 RECOMMENDED_VERSIONS = ["TLSv1.2", "TLSv1.3"]

@@ -12,10 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # one DNS answer cache for the whole run, shared with the DNS checks
-from suites.preflight.test_dns import _lookup, _truthy
-from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
+from suites.preflight.test_dns import _conclude, _lookup, _truthy
+from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
 from wirecheck.probes.dns import (
-    Assessment,
     assess_caa,
     assess_points_to,
     caa_policies,
@@ -60,18 +59,6 @@ def _wire_names(site, domain: str) -> list[str]:
     return [f"{label}.{domain}" for label in labels]
 
 
-def _conclude(result: Assessment, what: str, method: str) -> None:
-    record(details=result.evidence)
-    if result.notes:
-        record(notes=result.notes)
-    if result.problems:
-        text = "; ".join(result.problems)
-        if result.unmeasured:
-            text += "; also unmeasured: " + "; ".join(result.unmeasured)
-        fail(text, observed=result.observed, expected=result.expected, method=method)
-    if result.unmeasured:
-        cannot_measure("; ".join(result.unmeasured), method=method)
-    expect(result.observed, what, method=method).satisfies(lambda _observed: True, result.expected)
 
 
 def _read(path: str | None, option: str) -> bytes:
