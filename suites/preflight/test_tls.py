@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # one DNS answer cache for the whole run, shared with the DNS checks
-from suites.preflight.test_dns import _conclude, _lookup, _truthy
+from suites.preflight.test_dns import _conclude, _domain, _federation, _lookup, _wire_names
 from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
 from wirecheck.probes.dns import (
     assess_caa,
@@ -21,44 +21,6 @@ from wirecheck.probes.dns import (
     tcp_reachable,
 )
 from wirecheck.probes.tls import assess_federation_cert, assess_pem, inspect_pem
-
-# Used until the catalog carries these parameters (keys as proposed for catalog.yaml).
-DEMO_NAMES = ["nginz-https", "nginz-ssl", "assets", "webapp", "account", "teams", "sftd"]
-PROD_CORE_NAMES = ["nginz-https", "nginz-ssl", "webapp", "assets", "account"]
-
-
-def _domain(site) -> str:
-    if not site.domain:
-        not_evaluated("the Wire domain is not known", option="--domain (or target_domain in the inventory)")
-    return site.domain
-
-
-def _federation(site) -> tuple[str, str] | None:
-    vars_ = site.vars
-    enabled = site.option("federation") or _truthy(vars_.get("federation_enabled", False)) or _truthy(
-        vars_.get("federation", False)
-    )
-    if not enabled:
-        return None
-    domain = _domain(site)
-    return (str(vars_.get("federation_domain") or vars_.get("backend_domain") or domain),
-            str(vars_.get("federator_domain") or f"federator.{domain}"))
-
-
-def _wire_names(site, domain: str) -> list[str]:
-    if site.profile == "demo":
-        labels = list(DEMO_NAMES)
-    else:
-        labels = list(PROD_CORE_NAMES)
-        if _truthy(site.vars.get("teams_enabled", False)):
-            labels.append("teams")
-        if _truthy(site.vars.get("sft_enabled", False)):
-            labels.append("sftd")
-        if _federation(site):
-            labels.append("federator")
-    return [f"{label}.{domain}" for label in labels]
-
-
 
 
 def _read(path: str | None, option: str) -> bytes:
