@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .outcome import CannotMeasure
+from .transport import file_lock, shared_dir
 
 if TYPE_CHECKING:
     from .targets import Target
@@ -71,6 +75,28 @@ class Facts:
 
     def _run(self, cmd: str, sudo: bool = False, timeout: float = 20):
         return self.t.run(cmd, sudo=sudo, timeout=timeout)
+
+    def _shared_output(self, cmd: str, what: str) -> str:
+        """_need(cmd), measured once per run: with processes sharing a run directory (pytest-xdist), the
+        first to need it runs it and leaves its output there; the others read that.  A failure is not
+        kept: each process then tries for itself and reports what it sees."""
+        store = shared_dir()
+        if store is None:
+            return self._need(cmd, what)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.t.name)[:80]
+        path = os.path.join(store, f"{name}.{hashlib.sha256(cmd.encode()).hexdigest()[:16]}.out")
+        with file_lock(path + ".lock"):
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    return fh.read()
+            except FileNotFoundError:
+                pass
+            out = self._need(cmd, what)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(out)
+            os.replace(tmp, path)
+            return out
 
     def _need(self, cmd: str, what: str, sudo: bool = False) -> str:
         res = self._run(cmd, sudo=sudo)
@@ -289,8 +315,13 @@ class Facts:
         sysctls, gpg, architecture and the filesystems holding disk_paths, in one SSH command.
 
         Fills the caches of os_release(), cpu_cores(), meminfo(), architecture(), ip_json("addr"),
-        ip_json("route") and disk(path), so checks that ask for those later cost nothing."""
+        ip_json("route") and disk(path), so checks that ask for those later cost nothing.  A snapshot
+        already taken that covers disk_paths answers; under pytest-xdist the first process of the run
+        to take a host's snapshot leaves its output for the others (``transport.shared_dir``)."""
         paths = tuple(sorted(set(disk_paths)))
+        for key, snap in self._cache.items():
+            if key.startswith("snapshot:") and set(paths) <= set(snap["paths"]):
+                return snap
 
         def get():
             df = "".join(
@@ -323,7 +354,7 @@ class Facts:
                 f"s which; for c in {' '.join(WHICH_PRIMED)}; do printf '%s=%s\\n' \"$c\" \"$(command -v -- \"$c\")\"; done; "
                 f"s df; {df}"
                 "s end")
-            out = self._need(script, "host snapshot")
+            out = self._shared_output(script, "host snapshot")
             parts: dict[str, str] = {}
             name = None
             for line in out.split("\n"):
@@ -334,7 +365,7 @@ class Facts:
                     parts[name] += line + "\n"
             if "end" not in parts:
                 raise CannotMeasure(f"host snapshot on {self.t.name} ended early")
-            snap: dict[str, Any] = {"raw": parts}
+            snap: dict[str, Any] = {"raw": parts, "paths": paths}
             snap["os_release"] = parse_os_release(parts.get("os", ""))
             lines = parts.get("nproc", "").strip().splitlines()
             cores, method = int(lines[0]), "nproc"

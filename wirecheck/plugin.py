@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -17,6 +18,7 @@ from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Bro
 from .report_json import build_compliance, jsonable, write_compliance
 from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
 from .targets import (
+    Inventory,
     TargetError,
     infer_profile,
     is_secret_key,
@@ -26,11 +28,12 @@ from .targets import (
     target_from_spec,
     targets_from_inventory,
 )
-from .transport import TransportError
+from .transport import TransportError, enable_sharing, share_run_dir
 
 SITE_KEY = pytest.StashKey[Site]()
 RESULTS_KEY = pytest.StashKey[list]()
 STARTED_KEY = pytest.StashKey[str]()
+SHARED_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -136,7 +139,8 @@ def build_site(config: pytest.Config) -> Site:
     if inv_path and hosts_opt:
         raise SiteError("give either --hosts or --ansible-inventory, not both")
     if inv_path:
-        inv = load_inventory(inv_path)
+        inv = _inventory_from_controller(config) or load_inventory(inv_path)
+        config._wc_inventory = inv  # type: ignore[attr-defined]
         profile = profile or infer_profile(inv)
         targets = targets_from_inventory(inv, profile, connect_timeout=opt.connect_timeout)
         site_vars = dict(inv.all_vars)
@@ -210,11 +214,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id): the catalog requirement a check verifies")
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
         config.option.dist = "loadgroup"   # one host's checks on one worker: one SSH connection per host
-    if config.option.help or config.option.collectonly and not getattr(config.option, "hosts", None) \
-            and not getattr(config.option, "ansible_inventory", None):
-        pass
     if getattr(config.option, "help", False):
         return
+    winput = getattr(config, "workerinput", None)
+    if winput and winput.get("wirecheck_run_dir"):
+        share_run_dir(winput["wirecheck_run_dir"])   # the controller's SSH masters and host snapshots
     try:
         site = build_site(config)
     except (SiteError, TargetError, CatalogError) as exc:
@@ -231,6 +235,16 @@ def pytest_configure(config: pytest.Config) -> None:
         for name in ("integrity.json", "integrity.sig"):
             (site.report_dir / name).unlink(missing_ok=True)
     config.stash[STARTED_KEY] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if _xdist_controller(config) and not config.option.collectonly:
+        # While the workers start (two seconds and more), this process connects to every host and
+        # takes its snapshot; the workers then use its connections and read what it measured.
+        config.stash[SHARED_KEY] = enable_sharing()
+        _PRIMER.start(site)
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return (not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+            and getattr(config.option, "dist", "no") != "no")
 
 
 class RunTimeLimit(Outcome):  # noqa: N818
@@ -250,10 +264,32 @@ def _deadline(config: pytest.Config) -> float | None:
     return config._wc_deadline  # type: ignore[attr-defined]
 
 
+def _inventory_from_controller(config: pytest.Config) -> Inventory | None:
+    """In an xdist worker: the inventory as the controller parsed it (Ansible's parser is not loaded
+    again in every worker: that costs a third of a second of CPU each)."""
+    text = (getattr(config, "workerinput", None) or {}).get("wirecheck_inventory")
+    if not text:
+        return None
+    data = json.loads(text)
+    return Inventory(hosts=data["hosts"], groups=data["groups"], all_vars=data["all_vars"])
+
+
 def pytest_configure_node(node) -> None:  # xdist hook (controller side)
     deadline = _deadline(node.config)
     if deadline:
         node.workerinput["wirecheck_deadline"] = deadline
+    inv = getattr(node.config, "_wc_inventory", None)
+    if inv is not None:
+        data = {"hosts": inv.hosts, "groups": inv.groups, "all_vars": inv.all_vars}
+        try:
+            text = json.dumps(data)
+            if json.loads(text) == data:     # else a value JSON cannot carry as it is (a date, an int key)
+                node.workerinput["wirecheck_inventory"] = text
+        except (TypeError, ValueError):
+            pass     # the worker reads the inventory itself
+    shared = node.config.stash.get(SHARED_KEY, None)
+    if shared:
+        node.workerinput["wirecheck_run_dir"] = shared
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -320,13 +356,25 @@ def _allure_active(config: pytest.Config) -> bool:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    _PRIMER.stop()
     site = config.stash.get(SITE_KEY, None)
     if site:
-        for t in site.targets:
-            try:
-                t.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
+        _close_all(site.targets)
+
+
+def _close_all(targets) -> None:
+    def close(t):
+        try:
+            t.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+    if len(targets) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
+            list(pool.map(close, targets))
+    else:
+        for t in targets:
+            close(t)
 
 
 def requirement_of(item: pytest.Item | Any) -> Requirement | None:
@@ -369,11 +417,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """xdist groups: a host's checks go together to one worker (its facts are measured once there);
+    each fleet or site check (no target of its own) is a group of one, so the slow ones (probes from
+    every host to every other) run side by side on different workers.  Under xdist those come first,
+    to overlap with the host checks instead of trailing after them."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         target = callspec.params.get("target") if callspec else None
-        group = target.name if target is not None else "site"
+        group = target.name if target is not None else f"site:{item.nodeid.split('::', 1)[0]}:{item.name}"
         item.add_marker(pytest.mark.xdist_group(name=group))
+    if getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"):
+        config.option.loadscopereorder = False      # keep the order below: fleet checks first
+        items.sort(key=lambda i: not i.get_closest_marker("xdist_group").kwargs["name"].startswith("site:"))
 
 
 @pytest.fixture
@@ -445,21 +500,60 @@ def pytest_runtest_call(item: pytest.Item):
         end(token)
 
 
+def prime_paths(site: Site, target: Any) -> tuple[str, ...]:
+    """The file systems a host snapshot includes: every path a disk or sizing check of the profile asks
+    about (DEMO-SYS-DISK's paths; the data paths of the production sizing rows), with --param applied."""
+    paths = {"/"}
+    user = target.user or getattr(target.transport, "user", None)
+    for req in default_catalog():
+        if site.profile not in req.profiles:
+            continue
+        params = {**req.params, **site.overrides.get(req.id, {})}
+        if req.id == "DEMO-SYS-DISK":
+            paths.update(str(p).format(user=user) for p in params.get("paths", ["/"]) if user or "{user}" not in str(p))
+        if params.get("data_path"):
+            paths.add(str(params["data_path"]))
+    return tuple(sorted(paths))
+
+
 def _prime_one(target: Any, site: Site) -> None:
     if getattr(target, "_wc_primed", False):
         return
     target._wc_primed = True
-    paths = ["/"]
-    if site.profile == "demo":
-        user = target.user or getattr(target.transport, "user", None)
-        paths = [p.format(user=user) for p in default_catalog()["DEMO-SYS-DISK"].params.get("paths", ["/"])
-                 if user or "{user}" not in p]
+    paths = prime_paths(site, target)
     try:
-        target.facts.host_snapshot(tuple(paths))
+        target.facts.host_snapshot(paths)
     except Exception:  # noqa: BLE001 - priming only; the checks themselves report what fails
         pass
 
 
+def _prime_all(site: Site) -> None:
+    if len(site.targets) == 1:
+        _prime_one(site.targets[0], site)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=min(16, len(site.targets))) as pool:
+        list(pool.map(lambda t: _prime_one(t, site), site.targets))
+
+
+class _Primer:
+    """An xdist controller's priming of every target, in the background while the workers start."""
+
+    def __init__(self) -> None:
+        self.thread: Any = None
+
+    def start(self, site: Site) -> None:
+        import threading
+        self.thread = threading.Thread(target=_prime_all, args=(site,), name="wirecheck-prime", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=60)     # every command has its own time limit; this is a backstop
+            self.thread = None
+
+
+_PRIMER = _Primer()
 _PRIMED_ALL = [False]
 
 
@@ -469,17 +563,20 @@ def _prime(item: pytest.Item, site: Site) -> None:
     trip per fact. Best effort: a check whose fact is missing measures it itself and reports errors.
 
     In a serial run every target is connected and primed at once, in threads (still one connection per
-    host); under xdist a worker learns its hosts one group at a time and primes them as they come."""
+    host).  Under xdist the controller has done that while the workers started: a worker finds the
+    host's master connection and reads its snapshot from the run directory.  A fleet check (no target
+    of its own) reads every host's."""
     callspec = getattr(item, "callspec", None)
     target = callspec.params.get("target") if callspec else None
     if target is None:
+        if hasattr(item.config, "workerinput") and not _PRIMED_ALL[0] and site.targets:
+            _PRIMED_ALL[0] = True
+            _prime_all(site)
         return
     serial = not hasattr(item.config, "workerinput") and not getattr(item.config.option, "numprocesses", None)
     if serial and not _PRIMED_ALL[0] and len(site.targets) > 1:
         _PRIMED_ALL[0] = True
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max_workers=min(16, len(site.targets))) as pool:
-            list(pool.map(lambda t: _prime_one(t, site), site.targets))
+        _prime_all(site)
     _prime_one(target, site)
 
 

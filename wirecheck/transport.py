@@ -5,16 +5,27 @@ command itself runs under ``timeout`` on the target, so that it also ends when t
 and no one is left to stop it.  SSH uses one master connection per target (ControlMaster), started
 explicitly so that no background process holds our pipes, and closed with ``ssh -O exit``.
 
-The masters' control sockets live in one private directory per process (``/tmp/wc-ssh-*``).  A small
+The masters' control sockets live in one private directory per run (``/tmp/wc-ssh-*``).  A small
 reaper (``sh``, in its own session) holds the read end of a pipe whose write end only this process
 has: however this process ends (normal exit, Ctrl-C, SIGKILL), the reaper sees end-of-file, tells
 every master still there to exit and removes the directory.  So no master outlives the run by its
 ControlPersist time and no socket directory is left behind.
+
+Under pytest-xdist the workers share the controlling process's directory (``share_run_dir``): a
+socket is named after the connection's parameters, so every process of the run finds the same master
+and a host has one SSH connection for the whole run, whichever worker runs its checks.  A lock file
+per socket makes the first process to need a host start its master while the others wait for it; a
+host that cannot be reached is recorded beside the socket, so the others report the same error
+instead of each waiting for their own connect timeout.  ``shared_dir`` is where processes of one run
+leave each other what they measured (the host snapshots of ``facts``).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
+import hashlib
 import os
 import shlex
 import shutil
@@ -86,14 +97,53 @@ def run_dir() -> str:
             reaper = subprocess.Popen(["/bin/sh", "-c", _REAPER_SCRIPT, "wirecheck-reaper", path],
                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, start_new_session=True)
-            _RUN.update(pid=os.getpid(), dir=path, reaper=reaper, count=0)
+            _RUN.clear()
+            _RUN.update(pid=os.getpid(), dir=path, reaper=reaper)
         return str(_RUN["dir"])
 
 
-def _socket_name() -> str:
+def enable_sharing() -> str:
+    """In the process that owns the run directory (an xdist controller): let other processes of the
+    run use it (``share_run_dir``) and keep what is measured there (``shared_dir``).  Returns it."""
+    path = run_dir()
     with _RUN_LOCK:
-        _RUN["count"] = int(_RUN.get("count", 0)) + 1   # type: ignore[call-overload]
-        return str(_RUN["count"])
+        _RUN["sharing"] = True
+    return path
+
+
+def share_run_dir(path: str) -> None:
+    """In an xdist worker: use the run directory of the controlling process (its masters, its reaper,
+    what it measured) instead of one of its own.  The controller's reaper cleans it up."""
+    if not os.path.isdir(path):
+        return
+    with _RUN_LOCK:
+        _RUN.clear()
+        _RUN.update(pid=os.getpid(), dir=path, sharing=True, guest=True)
+
+
+def shared_dir() -> str | None:
+    """The run directory when several processes share it, else None (nothing to share with)."""
+    with _RUN_LOCK:
+        if _RUN.get("sharing") and _RUN.get("pid") == os.getpid():
+            return str(_RUN["dir"])
+    return None
+
+
+def is_guest() -> bool:
+    """True in a process that uses another process's run directory (its masters are not ours to end)."""
+    with _RUN_LOCK:
+        return bool(_RUN.get("guest")) and _RUN.get("pid") == os.getpid()
+
+
+@contextlib.contextmanager
+def file_lock(path: str):
+    """An exclusive lock on path (created if need be), between threads and processes alike."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def release_run_dir() -> None:
@@ -223,8 +273,12 @@ class SshTransport(Transport):
 
     @property
     def control_path(self) -> str:
+        """The master's socket, named after what the connection is (user, host, port, key, options):
+        the same in every process of a run, so they all find one master per host."""
         if self._socket is None:
-            self._socket = os.path.join(run_dir(), _socket_name())
+            what = repr((self.user, self.host, self.port, self.identity_file, self.ssh_config, self.extra_args,
+                         bool(self._password)))
+            self._socket = os.path.join(run_dir(), hashlib.sha256(what.encode()).hexdigest()[:20])
         return self._socket
 
     def base_argv(self) -> list[str]:
@@ -261,6 +315,28 @@ class SshTransport(Transport):
         if self._password and not shutil.which("sshpass"):
             self._connect_error = f"{self.description}: password login needs sshpass on this machine"
             raise Unreachable(self._connect_error)
+        with file_lock(self.control_path + ".lock"):     # one process of the run connects, the others wait
+            self._connect_locked()
+
+    def _master_alive(self) -> bool:
+        try:
+            return subprocess.run(self.base_argv() + ["-O", "check", "--", self.host], stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=10, env=self.env(), check=False).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+    def _connect_locked(self) -> None:
+        failed = self.control_path + ".unreachable" if shared_dir() else None
+        if failed and os.path.exists(failed):            # another process of this run could not connect
+            with open(failed, encoding="utf-8") as fh:
+                self._connect_error = fh.read()
+            raise Unreachable(self._connect_error)
+        if os.path.exists(self.control_path):
+            if self._master_alive():                     # started by another process of this run
+                self._connected = True
+                return
+            with contextlib.suppress(OSError):           # a dead master's socket: ssh would not replace it
+                os.unlink(self.control_path)
         argv = self.base_argv() + ["-M", "-N", "-f", "-o", "ControlMaster=yes",
                                    "-o", f"ControlPersist={self.persist}", "--", self.host]
         with tempfile.TemporaryFile() as err:
@@ -276,6 +352,9 @@ class SshTransport(Transport):
         if rc != 0:
             why = text[-1] if text else ("timed out" if rc is None else f"ssh exit {rc}")
             self._connect_error = f"{self.description}: cannot connect: {why}"
+            if failed:
+                with contextlib.suppress(OSError), open(failed, "w", encoding="utf-8") as fh:
+                    fh.write(self._connect_error)
             raise Unreachable(self._connect_error)
         self._connected = True
 
@@ -289,6 +368,9 @@ class SshTransport(Transport):
             raise Unreachable(f"{self.description}: connection lost: {last[-1] if last else 'ssh exit 255'}")
 
     def close(self) -> None:
+        if is_guest():               # the master belongs to the run's controlling process, which ends it
+            self._connected = False
+            return
         if self._connected:
             subprocess.run(self.base_argv() + ["-O", "exit", "--", self.host], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=10, env=self.env(), check=False)

@@ -30,12 +30,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
-
 from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
 from wirecheck.catalog import default_catalog
 from wirecheck.outcome import Outcome
-from wirecheck.plugin import SITE_KEY
 from wirecheck.transport import TransportError
 
 GIB = 1024**3
@@ -127,20 +124,6 @@ def release_list(value: Any) -> list[str]:
     for v in items:
         out.append(f"{v:.2f}" if isinstance(v, float) else str(v).strip())
     return [v for v in out if v]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _connect_hosts_in_parallel(request):
-    """Without xdist, open every production host's SSH connection and read its snapshot in parallel
-    before the first check (each host still gets exactly one connection; later checks hit the cache).
-    Under xdist each worker only learns its hosts one group at a time, so there it connects lazily."""
-    site = request.config.stash[SITE_KEY]
-    if site.profile != "production" or hasattr(request.config, "workerinput") or \
-            getattr(request.config.option, "numprocesses", None):
-        return
-    wanted = {id(t): t for item in request.session.items if item.module is request.module
-              for t in [getattr(getattr(item, "callspec", None), "params", {}).get("target")] if t is not None}
-    fan_out(list(wanted.values()), lambda t: snapshot(t, site))
 
 
 # --- PROD-VM-*: sizing per role ----------------------------------------------------------------------

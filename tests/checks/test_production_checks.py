@@ -117,10 +117,17 @@ def fleet(lab_module):
 
 @pytest.fixture(scope="module")
 def fleet_run(fleet, lab_module, tmp_path_factory):
+    """The production suite over the 17 hosts with -n auto; beside the report, the SSH logins each
+    host's sshd accepted during the run and every command wirecheck ran (WIRECHECK_COMMAND_LOG)."""
     tmp = tmp_path_factory.mktemp("fleet")
     inv = write_inventory(lab_module, fleet, tmp / "hosts.ini")
-    return run_suite(["--ansible-inventory", str(inv), "-n", "auto"], tmp / "report",
-                     suite="suites/preflight/test_production.py")
+    before = {h.name: h.logins() for h in fleet}
+    run = run_suite(["--ansible-inventory", str(inv), "-n", "auto"], tmp / "report",
+                    suite="suites/preflight/test_production.py",
+                    env={"WIRECHECK_COMMAND_LOG": str(tmp / "commands.log")})
+    run.logins = {h.name: h.logins() - before[h.name] for h in fleet}
+    run.commands = (tmp / "commands.log").read_text().splitlines()
+    return run
 
 
 def results(run, rid):
@@ -207,6 +214,19 @@ def test_what_a_namespace_cannot_show_is_not_a_pass(fleet_run):
     # docker client without daemon, no helm on the admin host: real failures
     assert fleet_run.result("CTRL-DOCKER")["status"] == "fail"
     assert fleet_run.status("IMP-ADMIN-DISK") == "not_evaluated"
+
+
+def test_one_connection_and_one_snapshot_per_host_across_workers(fleet, fleet_run):
+    """Under xdist the workers share the controller's SSH master per host and the snapshot it took:
+    whichever worker runs a host's checks, and the fleet checks that touch every host, the host's sshd
+    sees exactly one login and the snapshot command runs on it once."""
+    assert fleet_run.logins == {h.name: 1 for h in fleet}, fleet_run.logins
+    snapshots = {}
+    for line in fleet_run.commands:
+        where, command = line.split("\t")[:2]
+        if "@@%s" in command and "s meminfo" in command:
+            snapshots[where] = snapshots.get(where, 0) + 1
+    assert snapshots == {f"ssh wire@{h.address}:{h.port}": 1 for h in fleet}, snapshots
 
 
 def test_serial_run_agrees(fleet, fleet_run, lab_module, tmp_path):

@@ -384,6 +384,10 @@ class LabHost:
         path = self.workdir / "sshd.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def logins(self) -> int:
+        """SSH logins this host's sshd has accepted so far (from its log)."""
+        return self.sshd_log().count("Accepted publickey for ")
+
     # -- teardown ------------------------------------------------------------------------------
 
     def _stop(self) -> None:
@@ -1032,7 +1036,7 @@ class _HostBuilder:
             "MaxSessions 100",
             "AcceptEnv LANG LC_*",
             f"SetEnv PATH={self.session_path}",
-            "LogLevel ERROR",
+            "LogLevel INFO",     # one "Accepted publickey" line per login: tests count connections
             # the default post-quantum hybrid KEX costs ~150 ms per login on small test machines
             "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256",
         ]
