@@ -213,7 +213,7 @@ def build_site(config: pytest.Config) -> Site:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id): the catalog requirement a check verifies")
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
-        config.option.dist = "loadgroup"   # one host's checks on one worker: one SSH connection per host
+        config.option.dist = "loadgroup"   # a host's checks on one worker: its facts are measured once
     if getattr(config.option, "help", False):
         return
     winput = getattr(config, "workerinput", None)
@@ -419,16 +419,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """xdist groups: a host's checks go together to one worker (its facts are measured once there);
     each fleet or site check (no target of its own) is a group of one, so the slow ones (probes from
-    every host to every other) run side by side on different workers.  Under xdist those come first,
-    to overlap with the host checks instead of trailing after them."""
+    every host to every other) can run side by side on different workers."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         target = callspec.params.get("target") if callspec else None
         group = target.name if target is not None else f"site:{item.nodeid.split('::', 1)[0]}:{item.name}"
         item.add_marker(pytest.mark.xdist_group(name=group))
-    if getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"):
-        config.option.loadscopereorder = False      # keep the order below: fleet checks first
-        items.sort(key=lambda i: not i.get_closest_marker("xdist_group").kwargs["name"].startswith("site:"))
 
 
 @pytest.fixture
@@ -540,17 +536,23 @@ class _Primer:
     """An xdist controller's priming of every target, in the background while the workers start."""
 
     def __init__(self) -> None:
-        self.thread: Any = None
+        self.pool: Any = None
+        self.futures: list[Any] = []
 
     def start(self, site: Site) -> None:
-        import threading
-        self.thread = threading.Thread(target=_prime_all, args=(site,), name="wirecheck-prime", daemon=True)
-        self.thread.start()
+        from concurrent.futures import ThreadPoolExecutor
+        self.pool = ThreadPoolExecutor(max_workers=min(16, len(site.targets)), thread_name_prefix="wirecheck-prime")
+        self.futures = [self.pool.submit(_prime_one, t, site) for t in site.targets]
 
     def stop(self) -> None:
-        if self.thread is not None:
-            self.thread.join(timeout=60)     # every command has its own time limit; this is a backstop
-            self.thread = None
+        """Before the targets are closed: drop what has not started (a run stopped early), wait for what
+        has (each command has its own time limit; 30 s is a backstop)."""
+        if self.pool is None:
+            return
+        from concurrent.futures import wait
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        wait(self.futures, timeout=30)
+        self.pool, self.futures = None, []
 
 
 _PRIMER = _Primer()
