@@ -34,6 +34,7 @@ SITE_KEY = pytest.StashKey[Site]()
 RESULTS_KEY = pytest.StashKey[list]()
 STARTED_KEY = pytest.StashKey[str]()
 SHARED_KEY = pytest.StashKey[str]()
+GROUP_OF: dict[str, str] = {}     # nodeid -> xdist group (this process's collection)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -219,6 +220,7 @@ def pytest_configure(config: pytest.Config) -> None:
     winput = getattr(config, "workerinput", None)
     if winput and winput.get("wirecheck_run_dir"):
         share_run_dir(winput["wirecheck_run_dir"])   # the controller's SSH masters and host snapshots
+        config.stash[SHARED_KEY] = winput["wirecheck_run_dir"]
     try:
         site = build_site(config)
     except (SiteError, TargetError, CatalogError) as exc:
@@ -274,6 +276,34 @@ def _inventory_from_controller(config: pytest.Config) -> Inventory | None:
     return Inventory(hosts=data["hosts"], groups=data["groups"], all_vars=data["all_vars"])
 
 
+GROUPS_FILE = "xdist-groups.json"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # xdist hook (controller side)
+    """--dist loadgroup (what wirecheck sets for -n) by wirecheck's own groups: see HostScheduling."""
+    if config.getvalue("dist") != "loadgroup" or not config.stash.get(SHARED_KEY, None):
+        return None
+    from .xdist_scheduling import HostScheduling
+    return HostScheduling(config, log, Path(config.stash[SHARED_KEY]) / GROUPS_FILE)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """In an xdist worker, before it reports its collection: every item's group, for the controller's
+    scheduler (the workers collect alike; the first to get here writes the file)."""
+    if not hasattr(session.config, "workerinput") or not session.config.stash.get(SHARED_KEY, None):
+        return
+    path = Path(session.config.stash[SHARED_KEY]) / GROUPS_FILE
+    if path.exists():
+        return
+    groups = {item.nodeid: GROUP_OF.get(item.nodeid) for item in session.items}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(groups))
+    os.replace(tmp, path)
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:  # xdist hook (controller side)
     deadline = _deadline(node.config)
     if deadline:
@@ -417,14 +447,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """xdist groups: a host's checks go together to one worker (its facts are measured once there);
-    each fleet or site check (no target of its own) is a group of one, so the slow ones (probes from
-    every host to every other) can run side by side on different workers."""
+    """xdist groups: a host's checks go together to one worker (its facts are measured once there, and
+    its port probe runs once: two listeners on one host would fight over its ports); each fleet or
+    site check (no target of its own) is a group of one, so the slow ones (probes from every host to
+    every other) can run side by side on different workers.  The groups reach the controller's
+    scheduler through the run directory (see pytest_collection_finish)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         target = callspec.params.get("target") if callspec else None
-        group = target.name if target is not None else f"site:{item.nodeid.split('::', 1)[0]}:{item.name}"
-        item.add_marker(pytest.mark.xdist_group(name=group))
+        GROUP_OF[item.nodeid] = f"host:{target.name}" if target is not None else f"check:{item.nodeid}"
 
 
 @pytest.fixture

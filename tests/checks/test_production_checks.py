@@ -122,7 +122,7 @@ def fleet_run(fleet, lab_module, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fleet")
     inv = write_inventory(lab_module, fleet, tmp / "hosts.ini")
     before = {h.name: h.logins() for h in fleet}
-    run = run_suite(["--ansible-inventory", str(inv), "-n", "auto"], tmp / "report",
+    run = run_suite(["--ansible-inventory", str(inv), "-n", "auto", "-vv"], tmp / "report",
                     suite="suites/preflight/test_production.py",
                     env={"WIRECHECK_COMMAND_LOG": str(tmp / "commands.log")})
     run.logins = {h.name: h.logins() - before[h.name] for h in fleet}
@@ -227,6 +227,16 @@ def test_one_connection_and_one_snapshot_per_host_across_workers(fleet, fleet_ru
         if "@@%s" in command and "s meminfo" in command:
             snapshots[where] = snapshots.get(where, 0) + 1
     assert snapshots == {f"ssh wire@{h.address}:{h.port}": 1 for h in fleet}, snapshots
+
+
+def test_each_host_on_one_worker(fleet, fleet_run):
+    """Every check of a host runs on the same xdist worker (xdist's own loadgroup loses its groups on
+    pytest 9.2; wirecheck's scheduler must not)."""
+    workers: dict[str, set[str]] = {}
+    for m in re.finditer(r"^\[(gw\d+)\] .*::\w+\[([\w-]+)\]\s*$", fleet_run.stdout, re.M):
+        workers.setdefault(m.group(2), set()).add(m.group(1))
+    assert set(workers) == {h.name for h in fleet}, fleet_run.stdout[-2000:]
+    assert all(len(w) == 1 for w in workers.values()), workers
 
 
 def test_serial_run_agrees(fleet, fleet_run, lab_module, tmp_path):
