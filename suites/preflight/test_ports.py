@@ -78,19 +78,52 @@ def _probe_host(site):
     return _PROBE_HOSTS[spec]
 
 
+def probe_plan(target, site) -> dict[str, list[int]]:
+    """The ports the port checks that apply to this target (its roles, the profile and the phase) read:
+    a database VM needs TCP 22 and one UDP port for the path-MTU probe, not 32,768 UDP ports."""
+    from wirecheck.catalog import default_catalog
+
+    catalog = default_catalog()
+
+    def wanted(*rids: str) -> bool:
+        return any(site.profile in catalog[r].profiles and site.phase in catalog[r].phases
+                   and catalog[r].applies_to_roles(target.roles) for r in rids)
+
+    lo, hi = udp_range(site)
+    tcp: set[int] = set()
+    udp: set[int] = set()
+    if wanted("NET-PORT-TCP-22"):
+        tcp.add(22)
+    if wanted("NET-PORT-TCP-80", "IMP-HOST-PORTS"):
+        tcp.add(80)
+    if wanted("NET-PORT-TCP-443", "IMP-HOST-PORTS"):
+        tcp.add(443)
+    if wanted("NET-PORT-TURN-3478", "IMP-HOST-PORTS", "DEMO-NET-WIRE-IP", "DEMO-NET-LOCAL-PORTS-FREE"):
+        tcp.add(TURN_PORT)
+    if wanted("DEMO-NET-LOCAL-PORTS-FREE"):
+        tcp.update(INSTALLER_TCP_PORTS)
+    if wanted("NET-PORT-UDP-RANGE", "NET-LOCAL-PORT-RANGE", "IMP-HOST-PORTS"):
+        udp.update(range(lo, hi + 1))
+    if wanted("NET-PORT-TURN-3478", "IMP-HOST-PORTS"):
+        udp.add(TURN_PORT)
+    if wanted("IMP-MTU"):
+        udp.add(lo)
+    return {"tcp": sorted(tcp), "udp": sorted(udp),
+            "echo_udp": [TURN_PORT] if wanted("NET-PORT-TURN-3478") else []}
+
+
 def port_probe(target, site) -> PortProbeResult:
     """The one probe of this target (cached for the session; every port check reads it)."""
     address = probed_address(target, site)
     key = (target.name, address)
     if key not in _PROBES:
         probe_host = _probe_host(site)
-        lo, hi = udp_range(site)
+        lo, _hi = udp_range(site)
+        plan = probe_plan(target, site)
         kwargs: dict[str, Any] = {
-            "udp": sorted(set(range(lo, hi + 1)) | {TURN_PORT}),
-            "tcp": sorted({22, 80, 443, TURN_PORT, *INSTALLER_TCP_PORTS}),
-            "echo_udp": [TURN_PORT],
+            **plan,
             "tcp_timeout": float(site.option("port_timeout") or 3.0),
-            "mtu_port": lo,
+            "mtu_port": lo if lo in plan["udp"] else None,
             "classify": probe_host is None,
         }
         if probe_host is not None:
@@ -117,7 +150,8 @@ def _method(r: PortProbeResult) -> str:
 
 
 def _record_path(r: PortProbeResult) -> None:
-    record(probed_address=r.probed_address, prober=r.prober,
+    record(probed_address=r.probed_address, prober=r.prober, probed_tcp=sorted(r.tcp),
+           probed_udp=format_ranges(r.udp_requested, limit=10),
            received_on=sorted(r.receiving_addresses), seen_from=sorted(r.sender_addresses),
            nat=sorted(r.receiving_addresses) not in ([], [r.probed_address]))
 
