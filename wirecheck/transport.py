@@ -146,6 +146,34 @@ def file_lock(path: str):
         os.close(fd)
 
 
+#: commands one run has open at once over one host's shared master (sshd's MaxSessions, sessions per
+#: connection, is 10 by default; the long-lived port-probe listener and a little headroom stay outside)
+SESSION_SLOTS = 6
+
+
+@contextlib.contextmanager
+def session_slot(base: str, slots: int):
+    """One of ``slots`` places for a command over a shared master, between threads and processes: a
+    free one if there is, else wait for one (which, by the process id, spreads the waiters)."""
+    fd = -1
+    for i in range(slots):
+        fd = os.open(f"{base}.slot{i}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            os.close(fd)
+            fd = -1
+    if fd < 0:
+        fd = os.open(f"{base}.slot{(os.getpid() + threading.get_ident()) % slots}",
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 def release_run_dir() -> None:
     """Close the reaper's pipe and wait for it: masters told to exit, the directory gone (at exit)."""
     with _RUN_LOCK:
@@ -208,6 +236,14 @@ class Transport:
     def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, sudo: bool = False,
             stdin: bytes | None = None) -> CommandResult:
         self.connect()
+        with self.slot():
+            return self._run(command, timeout, sudo, stdin)
+
+    def slot(self):
+        """Where the transport limits how many commands run at once (see SshTransport.slot)."""
+        return contextlib.nullcontext()
+
+    def _run(self, command: str, timeout: float, sudo: bool, stdin: bytes | None) -> CommandResult:
         argv = self.argv_for(bounded(self.wrap(command, sudo), timeout))
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -360,6 +396,12 @@ class SshTransport(Transport):
 
     def argv_for(self, command: str) -> list[str]:
         return self.base_argv() + ["-o", "ControlMaster=no", "--", self.host, command]
+
+    def slot(self):
+        """At most SESSION_SLOTS commands at once over this host's master, counted across every process
+        of the run (pytest-xdist workers share the master): beyond sshd's MaxSessions the server
+        refuses the session and the command would fail as if the host had gone."""
+        return session_slot(self.control_path, SESSION_SLOTS)
 
     def check_transport(self, result: CommandResult) -> None:
         if result.rc == 255:

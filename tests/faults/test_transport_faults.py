@@ -151,3 +151,30 @@ def test_huge_binary_and_non_utf8_output_is_data(good):
         assert res.rc == 7 and res.stdout == "caf\ufffd\n" and res.stderr == "\ufffd"
     finally:
         t.close()
+
+
+@pytest.mark.parametrize("slots, one_connection", [(6, True), (64, False)])
+def test_concurrent_commands_stay_within_the_servers_max_sessions(lab, monkeypatch, slots, one_connection):
+    """sshd refuses sessions beyond MaxSessions on one connection, and OpenSSH then opens a new
+    connection per refused command (a login each, "Session open refused" on stderr). wirecheck's
+    workers and threads share one master per host, so they queue for one of SESSION_SLOTS places
+    instead: one login for the lot. With the limit lifted (the control case) the same load logs in
+    again and again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wirecheck import transport
+
+    host = lab.add_host("narrow", user="wire", sudo=False, max_sessions=6)
+    monkeypatch.setattr(transport, "SESSION_SLOTS", slots)
+    t = target_for(host)
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(lambda i: t.run(f"sleep 0.4; echo {i}", timeout=20), range(16)))
+    finally:
+        t.close()
+    assert [r.stdout.strip() for r in results] == [str(i) for i in range(16)]
+    refused = [r.stderr for r in results if "refused" in r.stderr]
+    if one_connection:
+        assert host.logins() == 1 and not refused, (host.logins(), refused)
+    else:
+        assert host.logins() > 1 and refused

@@ -554,7 +554,8 @@ class Lab:
         private_dirs=[dir] (copy-on-write overlays: the host sees the runner's content, its own
         writes and locks stay private, e.g. "/var/lib/dpkg" for apt-lock tests),
         session_path=UBUNTU_PATH (PATH of SSH sessions), root_login=False (allow root
-        logins with the lab key), private_tmp=True (a tmpfs /tmp and /dev/shm of the host's own; the
+        logins with the lab key), max_sessions=100 (sshd's MaxSessions: sessions per connection;
+        OpenSSH's default is 10), private_tmp=True (a tmpfs /tmp and /dev/shm of the host's own; the
         runner's /tmp, e.g. pytest's tmp_path, is then not visible inside the host: pass content
         via files=).
         """
@@ -610,7 +611,8 @@ class Lab:
                    fake_cpus: int | None = None, session_path: str = UBUNTU_PATH,
                    private_dirs: Sequence[str] = (),
                    tmpfs: Mapping[str, str] | None = None, extra_addresses: Sequence[str] = (),
-                   root_login: bool = False, private_tmp: bool = True) -> tuple[LabHost, str]:
+                   root_login: bool = False, private_tmp: bool = True,
+                   max_sessions: int = 100) -> tuple[LabHost, str]:
         if not _NAME_RE.match(name):
             raise ValueError(f"bad host name {name!r}")
         if not _USER_RE.match(user) or user == "root":
@@ -637,7 +639,7 @@ class Lab:
         script = _HostBuilder(self, host, files=files or {}, sysctls=sysctls or {}, setup=setup,
                               meminfo_kib=meminfo_kib, tmpfs=tmpfs or {}, root_login=root_login,
                               fake_cpus=fake_cpus, session_path=session_path, private_dirs=private_dirs,
-                              private_tmp=private_tmp).script()
+                              private_tmp=private_tmp, max_sessions=max_sessions).script()
         (workdir / "setup.sh").write_text(script)
         return host, script
 
@@ -805,8 +807,10 @@ class _HostBuilder:
     def __init__(self, lab: Lab, host: LabHost, *, files: Mapping[str, FileContent],
                  fake_cpus: int | None, session_path: str, private_dirs: Sequence[str],
                  sysctls: Mapping[str, str | int], setup: Sequence[str], meminfo_kib: int | None,
-                 tmpfs: Mapping[str, str], root_login: bool, private_tmp: bool) -> None:
+                 tmpfs: Mapping[str, str], root_login: bool, private_tmp: bool,
+                 max_sessions: int = 100) -> None:
         self.lab, self.host = lab, host
+        self.max_sessions = max_sessions
         self.files, self.sysctls, self.setup = files, sysctls, setup
         self.meminfo_kib, self.tmpfs, self.root_login = meminfo_kib, tmpfs, root_login
         self.private_tmp = private_tmp
@@ -1033,7 +1037,7 @@ class _HostBuilder:
             "PrintMotd no",
             "PrintLastLog no",
             "MaxStartups 200",
-            "MaxSessions 100",
+            f"MaxSessions {self.max_sessions}",
             "AcceptEnv LANG LC_*",
             f"SetEnv PATH={self.session_path}",
             "LogLevel INFO",     # one "Accepted publickey" line per login: tests count connections
