@@ -222,11 +222,15 @@ def test_local_target_without_hosts(lab_module: Lab, tmp_path: Path) -> None:
     assert results["NET-PORT-TCP-22"]["status"] == "pass"  # the lab host's own sshd
 
 
-def test_killed_pytest_leaves_nothing_on_the_target(hosts: dict[str, LabHost], tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_killed_pytest_leaves_nothing_on_the_target(hosts: dict[str, LabHost], tmp_path: Path,
+                                                    parallel: list[str]) -> None:
+    """SIGKILL to pytest while the listener runs: nothing of ours stays on the target, also under
+    xdist, where the workers use the master connections of the killed controller."""
     h = hosts["fw"]
     before = footprint(h)
     cmd = [sys.executable, "-m", "pytest", "suites/preflight", "-q", *QUIET_PLUGINS, "--report-dir",
-           str(tmp_path / "report"), "-k", "test_udp_range_reachable", *host_args(h)]
+           str(tmp_path / "report"), "-k", "test_udp_range_reachable", *host_args(h), *parallel]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
