@@ -175,3 +175,23 @@ def test_run_interrupted_while_the_listener_is_up_leaves_nothing(lab, tmp_path, 
     else:
         assert proc.returncode == -signal.SIGKILL
     assert not [p for p in os.listdir(tmp_path / "r") if p.endswith(".tmp")]
+
+
+def test_unreachable_host_is_tried_once_per_run_under_xdist(lab, tmp_path):
+    """With -n 2 the controller's connect attempt is the run's only one: the workers and the fleet
+    checks read its error ("cannot connect") instead of each waiting out their own connect timeout.
+    The silent listener holds every connection it accepts, so the count on the host is the count of
+    attempts."""
+    good, mute = lab.add_hosts([{"name": n, "user": "wire", "sudo": True} for n in ("fine", "silent")])
+    mute.stop_sshd()
+    inv = tmp_path / "hosts.yml"
+    lab.inventory_yaml(inv, vars={"target_domain": DOMAIN, "wire_ip": "127.0.0.1"}, group="deploy_node")
+    with SilentTcp(mute.address, 22, host=mute):
+        run = run_suite(["--ansible-inventory", str(inv), "-k", "not port and not dns and not tls", "-n", "2",
+                         *FAST], tmp_path / "r", timeout=240)
+        attempts = int(mute.exec("ss -Htn '( sport = :22 )' | wc -l").stdout.strip())
+    results = by_target(run.compliance)
+    errors = [r for r in results["silent"].values() if transport_error(r)]
+    assert len(errors) >= 10 and all("cannot connect" in r["message"] for r in errors), errors
+    assert not [r for r in results["fine"].values() if transport_error(r)]
+    assert attempts == 1, attempts
