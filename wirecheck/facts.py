@@ -73,7 +73,7 @@ class Facts:
             self._cache[key] = fn()
         return self._cache[key]
 
-    def _run(self, cmd: str, sudo: bool = False, timeout: float = 20):
+    def _run(self, cmd: str, sudo: bool = False, timeout: float | None = None):
         return self.t.run(cmd, sudo=sudo, timeout=timeout)
 
     def _shared_output(self, cmd: str, what: str) -> str:

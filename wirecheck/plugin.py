@@ -54,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--param", action="append", default=[], metavar="ID.NAME=VALUE",
                 help="override a catalog threshold (recorded in the report), e.g. DEMO-SYS-CPU.min_cores=8")
     g.addoption("--connect-timeout", type=int, default=8, help="SSH connect timeout in seconds (default 8)")
+    g.addoption("--command-timeout", type=float, default=20.0,
+                help="time limit in seconds of a command on a target, where a check sets none of its own "
+                     "(default 20); it also ends the command on the target")
     g.addoption("--wire-server-deploy", default=None,
                 help="path of the wire-server-deploy checkout (for CTRL-WSD-CHECKOUT and friends)")
     g.addoption("--internet-url", action="append", default=[],
@@ -174,6 +177,10 @@ def build_site(config: pytest.Config) -> Site:
         else:
             targets = [local_target(roles)]
             targets[0].name = "deploy_node" if profile == "demo" else "localhost"
+    if not 0 < opt.command_timeout <= 3600:
+        raise SiteError(f"--command-timeout {opt.command_timeout:g}: give seconds between 0 and 3600")
+    for t in targets:
+        t.command_timeout = opt.command_timeout
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise SiteError(f"the same host is given twice: {sorted({n for n in names if names.count(n) > 1})}")
@@ -475,11 +482,12 @@ _CONTROL: dict[str, Any] = {}
 
 
 @pytest.fixture
-def control():
+def control(request: pytest.FixtureRequest):
     """The machine running pytest (the Ansible control machine in Wire's docs)."""
     if "t" not in _CONTROL:
         t = local_target(["control"])
         t.name = "control"
+        t.command_timeout = request.config.option.command_timeout
         _CONTROL["t"] = t
     return _CONTROL["t"]
 

@@ -120,19 +120,22 @@ class Target:
     transport: Transport = field(repr=False)
     vars: dict[str, Any] = field(default_factory=dict, repr=False)
     local: bool = False
+    #: time limit of a command that does not set its own (--command-timeout)
+    command_timeout: float = field(default=DEFAULT_TIMEOUT, repr=False)
 
     def __post_init__(self) -> None:
         self.facts = Facts(self)
         self._host = None
 
-    def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, sudo: bool = False,
+    def run(self, command: str, timeout: float | None = None, sudo: bool = False,
             stdin: bytes | None = None) -> CommandResult:
-        return self.transport.run(command, timeout=timeout, sudo=sudo, stdin=stdin)
+        return self.transport.run(command, timeout=self.command_timeout if timeout is None else timeout,
+                                  sudo=sudo, stdin=stdin)
 
     def popen(self, argv: list[str], sudo: bool = False):
         return self.transport.popen(argv, sudo=sudo)
 
-    def read_file(self, path: str, timeout: float = DEFAULT_TIMEOUT, sudo: bool = False) -> str | None:
+    def read_file(self, path: str, timeout: float | None = None, sudo: bool = False) -> str | None:
         import shlex
         res = self.run(f"cat -- {shlex.quote(path)}", timeout=timeout, sudo=sudo)
         return res.stdout if res.rc == 0 else None

@@ -117,6 +117,7 @@ def test_bad_inventories_end_in_one_clear_line(tmp_path, inventory, needle):
     (["--nameserver", "dns.example:53"], "is not an IP address"),
     (["--param", "DEMO-SYS-CPU.cores=2"], "DEMO-SYS-CPU has no parameter 'cores'"),
     (["--hosts", "ftp://x"], "unsupported connection 'ftp'"),
+    (["--command-timeout", "0"], "--command-timeout 0: give seconds between 0 and 3600"),
 ])
 def test_bad_options_end_in_one_clear_line(tmp_path, args, needle):
     run = run_suite(args, tmp_path / "r")

@@ -195,3 +195,19 @@ def test_unreachable_host_is_tried_once_per_run_under_xdist(lab, tmp_path):
     assert len(errors) >= 10 and all("cannot connect" in r["message"] for r in errors), errors
     assert not [r for r in results["fine"].values() if transport_error(r)]
     assert attempts == 1, attempts
+
+
+@pytest.mark.parametrize("limit, status", [("1", "error"), ("20", None)])
+def test_command_timeout_bounds_each_command(lab, tmp_path, limit, status):
+    """A host whose nproc takes 3 s: with --command-timeout 1 the CPU check is an error that names the
+    limit (and the run goes on); with the default limit it is measured."""
+    h = lab.add_host("sluggish", user="wire", sudo=True,
+                     files={"/usr/bin/nproc": ("#!/bin/sh\nsleep 3\necho 2\n", 0o755)})
+    run = run_suite([*host_args(h), "-k", "test_cpu_cores or test_os_release", "--command-timeout", limit],
+                    tmp_path / "r", timeout=120)
+    cpu = run.result("DEMO-SYS-CPU")
+    if status == "error":
+        assert cpu["status"] == "error" and "within 1 s" in cpu["message"], cpu
+    else:
+        assert cpu["status"] == "fail" and "2" in str(cpu["observed"]), cpu     # 2 cores, 16 needed
+    assert run.status("DEMO-SYS-OS") in ("pass", "fail")                          # the run went on
