@@ -36,27 +36,43 @@ def _ssh_option_key(opt: str) -> str:
     return re.split(r"[=\s]", opt, maxsplit=1)[0].lower()
 
 
+# ssh options wirecheck leaves out of an inventory's arguments: it manages the connection sharing
+# itself, needs no forwarding (forwardings open listeners on this machine, agent and X11 forwarding
+# hand this machine's credentials to the target), and a TTY, a session type or a closed stdin break
+# how commands and the port-probe agent talk over the connection. Ansible inventories set some of
+# these for Ansible's sake; dropping them changes no verdict.
+IGNORED_OPTIONS = {"controlmaster", "controlpath", "controlpersist", "localforward", "remoteforward",
+                   "dynamicforward", "forwardagent", "forwardx11", "forwardx11trusted", "gatewayports",
+                   "tunnel", "tunneldevice", "permitremoteopen", "requesttty", "sessiontype", "stdinnull",
+                   "forkafterauthentication"}
+# single-letter flags kept (IPv4/6, compression, quiet, no pty, no X11/agent/GSSAPI delegation, syslog,
+# verbose); the others of the same family (-A -X -Y -g -K -t -n -N -f -s -V) are left out, as above
+KEPT_FLAGS = set("46CqTxakyv")
+
+
 def safe_ssh_args(args: list[str], where: str) -> list[str]:
-    """Keep ssh arguments that configure the connection; refuse those that run commands."""
+    """Keep ssh arguments that configure the connection; refuse those that run commands; leave out
+    those that change what the connection does (IGNORED_OPTIONS)."""
     out: list[str] = []
     it = iter(args)
     for arg in it:
-        if arg == "-o":
-            opt = next(it, "")
+        if arg == "-o" or arg.startswith("-o"):
+            opt = next(it, "") if arg == "-o" else arg[2:]
             key = _ssh_option_key(opt)
             if key in COMMAND_OPTIONS:
                 raise TargetError(f"{where}: ssh option {key} runs a local command; wirecheck refuses it "
                                   "(use ProxyJump for bastions)")
-            out += ["-o", opt]
-        elif arg.startswith("-o"):
-            key = _ssh_option_key(arg[2:])
-            if key in COMMAND_OPTIONS:
-                raise TargetError(f"{where}: ssh option {key} runs a local command; wirecheck refuses it")
-            out.append(arg)
-        elif arg in ("-J", "-p", "-l", "-i", "-F"):
+            if key not in IGNORED_OPTIONS:
+                out += ["-o", opt]
+        elif arg == "-F":
+            raise TargetError(f"{where}: an ssh config file (-F) can run local commands (ProxyCommand, "
+                              "Match exec); give it with --ssh-config instead")
+        elif arg in ("-J", "-p", "-l", "-i"):
             out += [arg, next(it, "")]
         elif re.fullmatch(r"-[46AaCgKkNnqsTtVvXxYy]+", arg):
-            out.append(arg)
+            kept = "".join(c for c in arg[1:] if c in KEPT_FLAGS)
+            if kept:
+                out.append("-" + kept)
         else:
             raise TargetError(f"{where}: unsupported ssh argument {arg!r}")
     return out

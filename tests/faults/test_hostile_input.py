@@ -271,3 +271,20 @@ def test_hostile_remote_output_is_data(lab, tmp_path):
     assert not crashed, crashed
     assert not h.exec(f"ls -d {MARK}* 2>/dev/null; true").stdout.strip()
     Path(tmp_path / "r" / "compliance.json").read_text(encoding="utf-8")   # valid UTF-8 JSON
+
+
+def test_ssh_args_that_change_the_connection_are_left_out():
+    """What Ansible inventories set for Ansible's sake (connection sharing, agent forwarding) and what
+    would change the session (forwardings, a TTY, no stdin) is dropped; connection settings stay."""
+    args = ["-o", "ControlMaster=auto", "-o", "ControlPersist=60s", "-oControlPath=/tmp/x", "-A", "-o",
+            "ForwardAgent=yes", "-L", "8080:localhost:80"]
+    with pytest.raises(TargetError, match="unsupported ssh argument '-L'"):
+        safe_ssh_args(args, "w")
+    kept = safe_ssh_args(args[:-2] + ["-o", "LocalForward=8080 localhost:80", "-tN4C", "-o", "RequestTTY=yes",
+                                      "-o", "StrictHostKeyChecking=yes", "-J", "bastion", "-p", "2222"], "w")
+    assert kept == ["-4C", "-o", "StrictHostKeyChecking=yes", "-J", "bastion", "-p", "2222"]
+
+
+def test_ssh_config_file_from_the_inventory_is_refused():
+    with pytest.raises(TargetError, match=r"ssh config file \(-F\) can run local commands.*--ssh-config"):
+        safe_ssh_args(["-F", "/home/op/.ssh/wire.conf"], "host n1: ansible_ssh_common_args")
