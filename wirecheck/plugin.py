@@ -396,22 +396,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _PRIMER.stop()
     site = config.stash.get(SITE_KEY, None)
     if site:
-        _close_all(site.targets)
+        _each_target(site.targets, _close)
 
 
-def _close_all(targets) -> None:
-    def close(t):
-        try:
-            t.close()
-        except Exception:  # noqa: BLE001 - closing is best effort
-            pass
-    if len(targets) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
-            list(pool.map(close, targets))
-    else:
-        for t in targets:
-            close(t)
+def _close(target: Any) -> None:
+    try:
+        target.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
+
+
+def _each_target(targets, fn) -> None:
+    """fn(target) for every target: in threads when there are several (each host has its own
+    connection, so they do not wait on one another)."""
+    if len(targets) == 1:
+        fn(targets[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+        list(pool.map(fn, targets))
 
 
 def requirement_of(item: pytest.Item | Any) -> Requirement | None:
@@ -563,12 +566,7 @@ def _prime_one(target: Any, site: Site) -> None:
 
 
 def _prime_all(site: Site) -> None:
-    if len(site.targets) == 1:
-        _prime_one(site.targets[0], site)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(max_workers=min(16, len(site.targets))) as pool:
-        list(pool.map(lambda t: _prime_one(t, site), site.targets))
+    _each_target(site.targets, lambda t: _prime_one(t, site))
 
 
 class _Primer:

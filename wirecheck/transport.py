@@ -146,32 +146,29 @@ def file_lock(path: str):
         os.close(fd)
 
 
-#: commands one run has open at once over one host's shared master (sshd's MaxSessions, sessions per
+#: commands one run has open at once over one host's master (sshd's MaxSessions, sessions per
 #: connection, is 10 by default; the long-lived port-probe listener and a little headroom stay outside)
 SESSION_SLOTS = 6
 
 
 @contextlib.contextmanager
 def session_slot(base: str, slots: int):
-    """One of ``slots`` places for a command over a shared master, between threads and processes: a
-    free one if there is, else wait for one (which, by the process id, spreads the waiters)."""
-    fd = -1
+    """One of ``slots`` places for a command over a master, between threads and processes: a free one
+    if there is, else wait for one (chosen by process and thread, which spreads the waiters)."""
     for i in range(slots):
         fd = os.open(f"{base}.slot{i}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
         except BlockingIOError:
             os.close(fd)
-            fd = -1
-    if fd < 0:
-        fd = os.open(f"{base}.slot{(os.getpid() + threading.get_ident()) % slots}",
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
+            continue
+        try:
+            yield
+        finally:
+            os.close(fd)
+        return
+    with file_lock(f"{base}.slot{(os.getpid() + threading.get_ident()) % slots}"):
         yield
-    finally:
-        os.close(fd)
 
 
 def release_run_dir() -> None:
@@ -400,7 +397,7 @@ class SshTransport(Transport):
     def slot(self):
         """At most SESSION_SLOTS commands at once over this host's master, counted across every process
         of the run (pytest-xdist workers share the master): beyond sshd's MaxSessions the server
-        refuses the session and the command would fail as if the host had gone."""
+        refuses the session, and OpenSSH then opens a new connection (a login) for the command."""
         return session_slot(self.control_path, SESSION_SLOTS)
 
     def check_transport(self, result: CommandResult) -> None:
