@@ -12,7 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
+from suites.preflight.test_kubernetes import conclude
+from wirecheck import cannot_measure, not_evaluated, record, requirement
 from wirecheck.probes import k8s
 
 T = TypeVar("T")
@@ -62,17 +63,6 @@ def measure(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         problem = f"Kubernetes API: {exc}"
     cannot_measure(problem)
     raise AssertionError("unreachable: cannot_measure raises")
-
-
-def conclude(j: k8s.Judgement, what: str) -> None:
-    """Turn a probe's judgement into the verdict (level-aware: fail for MUST, warn otherwise)."""
-    record(**j.evidence)
-    if not j.applicable:
-        record(observed=j.observed)
-        not_applicable(j.message or j.observed)
-    if not j.measurable:
-        cannot_measure(j.message or j.observed)
-    expect(j.observed, what, method=j.method).satisfies(lambda _: j.ok, j.expected, message=j.message or None)
 
 
 # ---------------------------------------------------------------------------- cluster shape

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
+from suites.preflight.test_kubernetes import conclude
+from wirecheck import cannot_measure, not_applicable, not_evaluated, record, requirement
 from wirecheck.probes import k8s_config as kc
-from wirecheck.probes.k8s import Judgement
 
 
 def has_values_files(site) -> bool:
@@ -51,17 +51,6 @@ def infra_domain(site) -> str | None:
     if site.vars.get("federator_domain"):
         return str(site.vars["federator_domain"])
     return f"federator.{site.domain}" if site.domain else None
-
-
-def conclude(j: Judgement, what: str) -> None:
-    """A judgement becomes the verdict (fail for MUST, warn for SHOULD: the engine decides by level)."""
-    record(**j.evidence)
-    if not j.applicable:
-        record(observed=j.observed)
-        not_applicable(j.message or j.observed)
-    if not j.measurable:
-        cannot_measure(j.message or j.observed)
-    expect(j.observed, what, method=j.method).satisfies(lambda _: j.ok, j.expected, message=j.message or None)
 
 
 def check_federation_domain(site, src: kc.ValuesSource) -> None:

@@ -17,9 +17,11 @@ ETCD_GROUPS = ("etcd",)
 
 
 def conclude(j: k8s.Judgement, what: str) -> None:
-    """Turn a probe's judgement into the verdict (level-aware: fail for MUST, warn otherwise)."""
+    """Turn a probe's judgement into the verdict (level-aware: fail for MUST, warn otherwise). The
+    Kubernetes and configuration checks of both suites use this one."""
     record(**j.evidence)
     if not j.applicable:
+        record(observed=j.observed)
         not_applicable(j.message or j.observed)
     if not j.measurable:
         cannot_measure(j.message or j.observed)
