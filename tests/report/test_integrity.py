@@ -213,3 +213,91 @@ def test_encrypted_key_needs_passphrase(tmp_path, report, monkeypatch):
     monkeypatch.setenv(integrity.PASSPHRASE_ENV, "s3cret-pass")
     integrity.sign(report, path)
     assert integrity.verify(report, path).ok  # a private key file is accepted as --key too
+
+
+# --- what verify-report walks: exactly the sealed files, no links, every recorded digest ---------------
+
+
+def _fails_naming(report: Path, *parts: str) -> list[str]:
+    problems = integrity.verify(report).problems
+    cp = run_cli("verify-report", str(report))
+    assert cp.returncode == 1 and cp.stdout.startswith(f"FAILED: {report}"), cp.stdout
+    for part in parts:
+        assert part in cp.stdout, (part, cp.stdout)
+    return problems
+
+
+def test_untouched_sealed_report_verifies_also_through_a_link_to_its_directory(tmp_path, report):
+    cp = run_cli("verify-report", str(report))
+    assert cp.returncode == 0 and cp.stdout.startswith(f"OK: {report}"), cp.stdout
+    latest = tmp_path / "latest"  # reports/latest -> reports/<run>: the directory given may be a link
+    latest.symlink_to(report, target_is_directory=True)
+    assert run_cli("verify-report", str(latest)).returncode == 0
+
+
+def test_file_added_under_evidence_fails(report):
+    (report / "evidence" / "wiab-1" / "extra.txt").write_text("added\n")
+    problems = _fails_naming(report, "evidence/wiab-1/extra.txt: not in the manifest (added after the run)")
+    assert len(problems) == 1
+
+
+def test_files_added_through_a_symlinked_directory_fail(tmp_path, report):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "planted.txt").write_text("planted\n")
+    (report / "evidence" / "more").symlink_to(outside, target_is_directory=True)
+    problems = _fails_naming(report, f"evidence/more: is a symbolic link (to {outside})")
+    assert len(problems) == 1
+    # replacing a sealed directory by a link to a copy of it is refused as well
+    copy = tmp_path / "copy"
+    shutil.copytree(report / "evidence" / "wiab-1", copy)
+    shutil.rmtree(report / "evidence" / "wiab-1")
+    (report / "evidence" / "wiab-1").symlink_to(copy, target_is_directory=True)
+    _fails_naming(report, "evidence/wiab-1: is a symbolic link", "evidence/wiab-1/df.txt: missing")
+
+
+def test_symlink_file_fails_even_to_identical_content(tmp_path, report):
+    copy = tmp_path / "df.txt"
+    sealed = report / "evidence" / "wiab-1" / "df.txt"
+    copy.write_bytes(sealed.read_bytes())
+    sealed.unlink()
+    sealed.symlink_to(copy)
+    problems = _fails_naming(report, "evidence/wiab-1/df.txt: is a symbolic link")
+    assert len(problems) == 1  # the link is named once, not also as missing
+
+
+def test_evidence_edited_and_file_removed_fail(report):
+    (report / "evidence" / "wiab-1" / "lscpu.txt").write_text("CPU(s): 64\n")
+    (report / "evidence" / "wiab-1" / "df.txt").unlink()
+    _fails_naming(report, "evidence/wiab-1/lscpu.txt: content changed", "evidence/wiab-1/df.txt: missing")
+
+
+def test_per_requirement_digest_mismatch_fails(report):
+    manifest = json.loads((report / "integrity.json").read_text())
+    manifest["compliance"]["requirements"]["DEMO-SYS-CPU"] = "0" * 64
+    (report / "integrity.json").write_text(json.dumps(manifest))
+    problems = _fails_naming(report, "integrity.json: the digest recorded for requirement DEMO-SYS-CPU")
+    assert len(problems) == 1
+    manifest["compliance"]["requirements"].pop("DEMO-SYS-CPU")
+    manifest["compliance"]["header"]["summary"] = "1" * 64
+    (report / "integrity.json").write_text(json.dumps(manifest))
+    _fails_naming(report, "records no digest for requirement DEMO-SYS-CPU",
+                  "the digest recorded for top-level key summary")
+
+
+def test_manifest_naming_a_path_outside_the_report_is_not_read(report):
+    manifest = json.loads((report / "integrity.json").read_text())
+    manifest["files"]["evidence/../../../etc/passwd"] = "0" * 64
+    manifest["digest"] = integrity.run_digest(manifest["files"])
+    (report / "integrity.json").write_text(json.dumps(manifest))
+    _fails_naming(report, "integrity.json: lists 'evidence/../../../etc/passwd', which is outside")
+
+
+def test_sealing_refuses_links(tmp_path, demo_new):
+    d = tmp_path / "r"
+    (d / "evidence").mkdir(parents=True)
+    (d / "evidence" / "passwd").symlink_to("/etc/passwd")
+    with pytest.raises(ReportError, match=r"refusing to seal: evidence/passwd is a symbolic link \(to /etc/passwd\)"):
+        write_all(d, demo_new, today=TODAY)
+    assert not (d / "integrity.json").exists()
+    assert not integrity.verify(d).ok

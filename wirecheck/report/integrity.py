@@ -6,6 +6,11 @@ top-level key of compliance.json, so that a later check can say *what* was edite
 something was.  ``digest`` is the SHA-256 over the ``sha256sum``-style lines of all files, sorted
 by path: one value that identifies the run's results and evidence.
 
+Only regular files are sealed.  Sealing refuses a report holding symbolic links (or pipes, devices)
+in what it covers, and ``verify`` walks compliance.json, compliance.html and evidence/ without
+following links: a link, a file not in the manifest, a missing or changed file, and a recorded
+per-requirement or per-key digest that is not that of compliance.json each fail verification.
+
 ``integrity.sig`` (optional) is a detached signature over the exact bytes of integrity.json, made
 with a private key the user provides (Ed25519, ECDSA or RSA; PEM/PKCS#8 or OpenSSH format).  It
 carries the public key and its fingerprint; ``verify`` checks the signature and, when given the
@@ -19,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +41,9 @@ PASSPHRASE_ENV = "WIRECHECK_SIGNING_PASSPHRASE"
 
 
 def sha256_file(path: Path) -> str:
+    """SHA-256 of a regular file; a symbolic link is not followed (OSError ELOOP)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -50,16 +57,85 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@dataclass
+class Tree:
+    """What lies in the part of a report directory a seal covers, read without following links."""
+
+    files: list[str] = field(default_factory=list)  # regular files, relative POSIX paths, sorted
+    refused: dict[str, str] = field(default_factory=dict)  # path -> why it cannot be sealed
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _refusal(path: Path, mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"a symbolic link (to {target}); a report holds only regular files and links are never followed"
+    return f"{_kind(mode)}, not a regular file"
+
+
+def scan(report_dir: Path) -> Tree:
+    """compliance.json, compliance.html and everything under evidence/, without following symbolic links:
+    regular files are listed, anything else (links, pipes, devices) is refused with the reason."""
+    report_dir = Path(report_dir)
+    tree = Tree()
+    for name in (COMPLIANCE_FILE, HTML_FILE):
+        try:
+            mode = os.lstat(report_dir / name).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(mode):
+            tree.files.append(name)
+        else:
+            tree.refused[name] = _refusal(report_dir / name, mode)
+    evidence = report_dir / EVIDENCE_DIR
+    try:
+        mode = os.lstat(evidence).st_mode
+    except FileNotFoundError:
+        return _sorted(tree)
+    if not stat.S_ISDIR(mode):
+        tree.refused[EVIDENCE_DIR] = _refusal(evidence, mode)
+        return _sorted(tree)
+    pending = [evidence]
+    while pending:
+        directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = Path(entry.path).relative_to(report_dir).as_posix()
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    tree.files.append(rel)
+                else:
+                    tree.refused[rel] = _refusal(Path(entry.path), entry.stat(follow_symlinks=False).st_mode)
+    return _sorted(tree)
+
+
+def _sorted(tree: Tree) -> Tree:
+    tree.files.sort()
+    tree.refused = dict(sorted(tree.refused.items()))
+    return tree
+
+
 def sealed_files(report_dir: Path) -> list[str]:
-    """Relative POSIX paths of the files a manifest covers, sorted."""
-    names = [n for n in (COMPLIANCE_FILE, HTML_FILE) if (report_dir / n).is_file()]
-    ev = report_dir / EVIDENCE_DIR
-    if ev.is_dir():
-        for root, dirs, files in os.walk(ev):
-            dirs.sort()
-            for f in files:
-                names.append((Path(root) / f).relative_to(report_dir).as_posix())
-    return sorted(names)
+    """Relative POSIX paths of the regular files a manifest covers, sorted (links are not among them)."""
+    return scan(report_dir).files
+
+
+def _in_scope(name: str) -> bool:
+    parts = name.split("/")
+    if name in (COMPLIANCE_FILE, HTML_FILE):
+        return True
+    return parts[0] == EVIDENCE_DIR and len(parts) > 1 and all(p not in ("", ".", "..") for p in parts)
 
 
 def _structure(compliance: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -78,9 +154,14 @@ def run_digest(files: dict[str, str]) -> str:
 
 def build_manifest(report_dir: Path, *, created: str | None = None) -> dict[str, Any]:
     report_dir = Path(report_dir)
-    if not (report_dir / COMPLIANCE_FILE).is_file():
+    tree = scan(report_dir)
+    if tree.refused:
+        name, why = next(iter(tree.refused.items()))
+        more = f" (and {len(tree.refused) - 1} more)" if len(tree.refused) > 1 else ""
+        raise ReportError(f"{report_dir}: refusing to seal: {name} is {why}{more}")
+    if COMPLIANCE_FILE not in tree.files:
         raise ReportError(f"{report_dir}: no {COMPLIANCE_FILE} to seal")
-    files = {name: sha256_file(report_dir / name) for name in sealed_files(report_dir)}
+    files = {name: sha256_file(report_dir / name) for name in tree.files}
     compliance = json.loads((report_dir / COMPLIANCE_FILE).read_text(encoding="utf-8"))
     header, reqs = _structure(compliance)
     return {"schema": SCHEMA, "algorithm": "sha256",
@@ -249,8 +330,36 @@ def _explain_compliance_change(report_dir: Path, sealed: dict[str, Any]) -> list
     return out
 
 
+def _check_recorded_structure(report_dir: Path, sealed: Any) -> list[str]:
+    """compliance.json is byte-identical to what was sealed: every per-requirement and per-key digest that
+    integrity.json records must then be the digest of that part (else integrity.json was edited)."""
+    if not isinstance(sealed, dict) or not isinstance(sealed.get("header"), dict) \
+            or not isinstance(sealed.get("requirements"), dict):
+        return [f"{MANIFEST}: the per-requirement digests of {COMPLIANCE_FILE} are missing or malformed"]
+    try:
+        current = json.loads((report_dir / COMPLIANCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"{COMPLIANCE_FILE}: not valid JSON ({exc})"]
+    if not isinstance(current, dict):
+        return [f"{COMPLIANCE_FILE}: not a JSON object"]
+    header, reqs = _structure(current)
+    out = []
+    for label, recorded, actual in (("top-level key", sealed["header"], header),
+                                    ("requirement", sealed["requirements"], reqs)):
+        for key in sorted(set(recorded) | set(actual)):
+            if key not in recorded:
+                out.append(f"{MANIFEST}: records no digest for {label} {key} of {COMPLIANCE_FILE}")
+            elif key not in actual:
+                out.append(f"{MANIFEST}: records a digest for {label} {key}, which {COMPLIANCE_FILE} does not have")
+            elif recorded[key] != actual[key]:
+                out.append(f"{MANIFEST}: the digest recorded for {label} {key} ({str(recorded[key])[:16]}…) is not "
+                           f"that of {COMPLIANCE_FILE}'s {key} ({actual[key][:16]}…): the manifest was edited")
+    return out
+
+
 def verify(report_dir: Path, key_path: Path | None = None, *, check_signature: bool = True) -> Verification:
-    """Check every digest in integrity.json (and the signature); list what differs."""
+    """Check every digest in integrity.json (and the signature); list what differs: files changed, missing,
+    added or not regular (links are named, never followed), and per-requirement digests that do not match."""
     report_dir = Path(report_dir)
     if report_dir.is_file() and report_dir.name in (COMPLIANCE_FILE, MANIFEST):
         report_dir = report_dir.parent
@@ -272,20 +381,31 @@ def verify(report_dir: Path, key_path: Path | None = None, *, check_signature: b
     result.digest = manifest.get("digest")
     if run_digest(files) != manifest.get("digest"):
         result.problems.append(f"{MANIFEST}: its digest does not match its own file list (manifest edited)")
-    present = set(sealed_files(report_dir))
+    tree = scan(report_dir)
+    for name, why in tree.refused.items():
+        result.problems.append(f"{name}: is {why}; it was not sealed")
+    present = set(tree.files)
+    compliance_changed = False
     for name in sorted(files):
-        path = report_dir / name
-        if not path.is_file():
-            result.problems.append(f"{name}: missing (was sealed with sha256 {files[name][:16]}…)")
+        if not _in_scope(name):
+            result.problems.append(f"{MANIFEST}: lists {name!r}, which is outside what a report seals "
+                                   f"({COMPLIANCE_FILE}, {HTML_FILE}, {EVIDENCE_DIR}/); it was not read")
             continue
-        actual = sha256_file(path)
+        if name not in present:
+            if name not in tree.refused:
+                result.problems.append(f"{name}: missing (was sealed with sha256 {files[name][:16]}…)")
+            continue
+        actual = sha256_file(report_dir / name)
         if actual != files[name]:
             result.problems.append(f"{name}: content changed (sha256 {files[name][:16]}… sealed, "
                                    f"{actual[:16]}… now)")
             if name == COMPLIANCE_FILE:
+                compliance_changed = True
                 result.problems.extend(_explain_compliance_change(report_dir, manifest.get("compliance", {})))
     for name in sorted(present - set(files)):
         result.problems.append(f"{name}: not in the manifest (added after the run)")
+    if not compliance_changed and COMPLIANCE_FILE in present:
+        result.problems.extend(_check_recorded_structure(report_dir, manifest.get("compliance")))
 
     if not check_signature:
         return result
