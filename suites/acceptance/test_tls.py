@@ -1,5 +1,6 @@
 """TLS after install: the certificates the ingress serves on wire_ip, one handshake per name with SNI
-(so this works before public DNS does), verified against the system store or --ca-bundle.
+(so this works before public DNS does), each chain verified for its name as a client does at the time of
+the run (cryptography's X.509 path validation) against the system store or --ca-bundle.
 
 The before-install checks of supplied certificates live in suites/preflight/test_tls.py; TLS-FED-CERT
 runs from there again here.
@@ -19,8 +20,11 @@ from wirecheck.probes.tls import (
     assess_ciphers,
     assess_expiry,
     assess_served,
+    ciphers_summary,
+    expiry_summary,
     inspect_tls,
     offered_versions,
+    served_summary,
 )
 
 pre = importlib.import_module("suites.preflight.test_tls")
@@ -63,15 +67,17 @@ def _served(site) -> tuple[dict[str, TlsReport], str]:
         with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
             reports = pool.map(lambda name: inspect_tls(address, port, name, site.ca_bundle, timeout), names)
             _REPORTS[key] = dict(zip(names, reports, strict=True))
-    method = (f"TLS handshake with SNI per name to {address}:{port} (pyOpenSSL, timeout {timeout:g}s), chain "
-              f"verified against {site.ca_bundle or 'the system trust store'}, names matched per RFC 6125")
+    method = (f"TLS handshake with SNI per name to {address}:{port} (pyOpenSSL, timeout {timeout:g}s); the chain "
+              "verified for the name with cryptography's X.509 path validation (Web PKI profile) against "
+              f"{site.ca_bundle or 'the system trust store'} at the time of the run")
     return _REPORTS[key], method
 
 
 @requirement("TLS-SAN")
 def test_certificates_cover_names(site, spec):
     reports, method = _served(site)
-    pre._conclude(assess_served(reports), "served certificates", method)
+    pre.conclude(assess_served(reports), "served certificates", method, served_summary(reports),
+                 "a chain clients accept for every name")
 
 
 @requirement("TLS-EXPIRY")
@@ -83,7 +89,8 @@ def test_certificate_expiry(site, spec):
         evidence.observed, evidence.expected, evidence.method = result.observed, result.expected, method
         record(details=result.evidence)
         raise CertificateDown("; ".join(result.problems))
-    pre._conclude(result, "days to expiry", method)
+    pre.conclude(result, "days to expiry", method + "; notAfter of every certificate in the served chain",
+                 expiry_summary(result), f">= {float(spec.get('warn_days', 30)):g} days for every certificate")
 
 
 @requirement("TLS-CIPHERS")
@@ -106,7 +113,8 @@ def test_protocols_and_ciphers(site, spec):
     )  # fmt: skip
     method = (f"handshakes pinned to each protocol version to {address}:{port} (SNI {sni}); suites enumerated by "
               "offering all but those already accepted (pyOpenSSL, @SECLEVEL=0 so weak setups are seen)")
-    pre._conclude(result, "TLS versions and suites", method)
+    pre.conclude(result, "TLS versions and suites", method, ciphers_summary(versions, accepted),
+                 "only recommended versions and suites")
 
 
 # preflight checks run again as acceptance gates: the same function, requirement and evidence

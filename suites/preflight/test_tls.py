@@ -12,15 +12,40 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # one DNS answer cache for the whole run, shared with the DNS checks
-from suites.preflight.test_dns import _conclude, _domain, _federation, _lookup, _wire_names
-from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
+from suites.preflight.test_dns import _domain, _federation, _lookup, _wire_names
+from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
+from wirecheck.outcome import current
 from wirecheck.probes.dns import (
+    Assessment,
     assess_caa,
     assess_points_to,
     caa_policies,
     tcp_reachable,
 )
-from wirecheck.probes.tls import assess_federation_cert, assess_pem, inspect_pem
+from wirecheck.probes.tls import (
+    assess_federation_cert,
+    assess_pem,
+    federation_summary,
+    inspect_pem,
+    pem_summary,
+)
+
+
+def conclude(result: Assessment, what: str, method: str, summary: str, expected: str) -> None:
+    """The verdict of a TLS check: problems -> fail, unmeasured -> error, else pass with `summary`, a
+    sentence; the structured observations go to the result's observed field and the evidence."""
+    record(details=result.evidence)
+    if result.notes:
+        record(notes=result.notes)
+    if result.problems:
+        text = "; ".join(result.problems)
+        if result.unmeasured:
+            text += "; also unmeasured: " + "; ".join(result.unmeasured)
+        fail(text, observed=result.observed, expected=result.expected, method=method)
+    if result.unmeasured:
+        cannot_measure("; ".join(result.unmeasured), method=method)
+    expect(summary, what, method=method).satisfies(lambda _summary: True, expected)
+    current().observed = result.observed
 
 
 def _read(path: str | None, option: str) -> bytes:
@@ -49,13 +74,17 @@ def test_own_certificate(site, spec):
     domain = _domain(site)
     cert_pem = _read(cert_path, "--tls-cert")
     key_pem = _read(key_path, "--tls-key") if key_path else None
-    report = inspect_pem(cert_pem, key_pem, site.ca_bundle)
-    result = assess_pem(report, _wire_names(site, domain), site.ca_bundle)
+    names = _wire_names(site, domain)
+    report = inspect_pem(cert_pem, key_pem, site.ca_bundle, names)
+    result = assess_pem(report, names, site.ca_bundle)
     if key_pem is None:
         result.problems.append("no private key given (--tls-key): the key cannot be matched to the certificate")
     record(certificate=cert_path, key=key_path, key_type=report.key_type or None)
-    _conclude(result, "certificate bundle", f"cryptography/pyOpenSSL on {cert_path}"
-              + (f" and {key_path}" if key_path else "") + f"; trust store {site.ca_bundle or 'system'}")
+    method = (f"{cert_path}" + (f" and {key_path}" if key_path else "") + " read with cryptography; the chain "
+              "verified per name with cryptography's X.509 path validation (Web PKI profile) against "
+              f"{site.ca_bundle or 'the system trust store'} at the time of the run")
+    conclude(result, "own certificate", method, pem_summary(report, names) if report.leaf else "",
+             "the key matching the leaf and a chain clients accept for every name")
 
 
 @requirement("IMP-CERT-HORIZON")
@@ -68,13 +97,16 @@ def test_certificate_horizon(site, spec):
     report = inspect_pem(_read(cert_path, "--tls-cert"))
     if report.error or report.leaf is None:
         cannot_measure(f"--tls-cert {cert_path}: {report.error}")
-    leaf = report.leaf
+    first = min(report.chain, key=lambda cert: cert.not_after)  # the leaf or an intermediate in the file
     min_days = float(spec.get("min_days", 30))
-    days = round(leaf.days_left(), 1)
-    record(subject=leaf.subject, not_after=leaf.not_after.isoformat(),
+    days = round(first.days_left(), 1)
+    record(subject=first.subject, not_after=first.not_after.isoformat(),
+           chain=[{"subject": cert.subject, "not_after": cert.not_after.isoformat()} for cert in report.chain],
            note="renewal is manual with own certificates: plan it before the date above")
-    expect(days, f"days left on {leaf.subject} (until {leaf.not_after:%Y-%m-%d %H:%M} UTC)",
-           method=f"notAfter of {cert_path}", unit="days").at_least(min_days)
+    position = "the leaf" if first is report.chain[0] else "an intermediate in the file"
+    expect(days, f"days left on {first.subject} ({position}, the first certificate of the file to expire, "
+           f"on {first.not_after:%Y-%m-%d %H:%M} UTC)", method=f"notAfter of every certificate in {cert_path}",
+           unit="days").at_least(min_days)
 
 
 @requirement("TLS-ACME-PREREQ")
@@ -108,7 +140,11 @@ def test_acme_prerequisites(site, spec):
     result.expected = {"names": f"all resolve to {site.wire_ip}", "caa": caa.expected,
                        f"tcp/{port}": "reachable (connected, or refused before install)"}
     lookups = f"dnspython A and CAA lookups via {lookup.resolvers_text}"
-    _conclude(result, "Let's Encrypt prerequisites", f"{lookups}; TCP connect {site.wire_ip}:{port}")
+    summary = (f"all {len(names)} names resolve to {site.wire_ip}, CAA lets {spec.get('issuer', 'letsencrypt.org')} "
+               f"issue, and TCP {site.wire_ip}:{port} "
+               + ("accepts connections" if how == "connected" else "refuses connections (nothing listens yet)"))
+    conclude(result, "Let's Encrypt prerequisites", f"{lookups}; TCP connect {site.wire_ip}:{port}", summary,
+             "the names on the ingress IP, CAA allowing the issuer, the HTTP-01 port reachable")
 
 
 @requirement("TLS-FED-CERT")
@@ -129,4 +165,5 @@ def test_federation_certificate(site, spec):
         rsa_recommended_bits=int(spec.get("rsa_recommended_bits", 3000)),
     )  # fmt: skip
     record(certificate=path)
-    _conclude(result, "federation certificate", f"cryptography on {path}")
+    conclude(result, "federation certificate", f"cryptography on {path}", federation_summary(report.leaf, infra),
+             "EKU serverAuth and clientAuth, the infrastructure domain in the SAN, a supported key, not expiring")

@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import hashlib
 import ipaddress
+import re
 import select
 import socket
 import ssl
@@ -21,10 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from OpenSSL import SSL, crypto
+from cryptography.x509.verification import (
+    DNSName,
+    IPAddress,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+from OpenSSL import SSL
 
 from wirecheck.probes.dns import Assessment
 
@@ -234,55 +242,217 @@ EKU_CLIENT = ExtendedKeyUsageOID.CLIENT_AUTH._name
 
 
 # --------------------------------------------------------------------------------------------------
-# Chain verification
+# Chain verification: cryptography's X.509 path validation, as a TLS client does it
+
+
+MIN_RSA_BITS = 2048  # OpenSSL security level 2 (Debian/Ubuntu default) and the CA/B Forum refuse less
+WEAK_HASHES = ("md5", "sha1")
+
+
+class TrustStoreError(Exception):
+    """The trust store could not be read: nothing can be verified (an error, not a verdict)."""
+
+
+def _read_pem_certificates(path: Path) -> list[x509.Certificate]:
+    data = path.read_bytes()
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        # one unreadable block must not hide the rest: read block by block
+        blocks = data.split(b"-----END CERTIFICATE-----")
+        certs = []
+        for block in blocks:
+            if b"-----BEGIN CERTIFICATE-----" in block:
+                try:
+                    certs.append(x509.load_pem_x509_certificate(block + b"-----END CERTIFICATE-----\n"))
+                except ValueError:
+                    continue
+        return certs
 
 
 @functools.lru_cache(maxsize=8)
-def _trust_store_paths(ca_bundle: str | None) -> tuple[str | None, str | None]:
+def trust_store(ca_bundle: str | None) -> tuple[Store, int, str]:
+    """(cryptography Store, number of roots, where they came from) for --ca-bundle or the system store."""
     if ca_bundle:
-        path = Path(ca_bundle)
-        return (None, str(path)) if path.is_dir() else (str(path), None)
-    paths = ssl.get_default_verify_paths()
-    return paths.cafile, paths.capath
-
-
-def verify_chain(
-    leaf: x509.Certificate,
-    intermediates: Sequence[x509.Certificate],
-    ca_bundle: str | None = None,
-    at: dt.datetime | None = None,
-) -> tuple[bool, str]:
-    """Does `leaf` chain to a trusted root through `intermediates`? -> (ok, OpenSSL's reason)."""
-    store = crypto.X509Store()
-    cafile, capath = _trust_store_paths(ca_bundle)
+        sources = [Path(ca_bundle)]
+    else:
+        paths = ssl.get_default_verify_paths()
+        sources = [Path(p) for p in (paths.cafile, paths.openssl_cafile) if p and Path(p).is_file()][:1]
+        if not sources and paths.capath and Path(paths.capath).is_dir():
+            sources = [Path(paths.capath)]
+    certs: dict[bytes, x509.Certificate] = {}
     try:
-        store.load_locations(cafile, capath)
-    except crypto.Error as exc:
-        return False, f"cannot load trust store {ca_bundle or cafile or capath}: {exc}"
-    if at is not None:
-        store.set_time(at.replace(tzinfo=None))
-    context = crypto.X509StoreContext(
-        store,
-        crypto.X509.from_cryptography(leaf),
-        [crypto.X509.from_cryptography(cert) for cert in intermediates],
-    )
+        for source in sources:
+            files = sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else [source]
+            for file in files:
+                for cert in _read_pem_certificates(file):
+                    certs[cert.fingerprint(hashes.SHA256())] = cert
+    except OSError as exc:
+        raise TrustStoreError(f"cannot read the trust store {ca_bundle or sources[0]}: {exc.strerror or exc}") from exc
+    where = ca_bundle or (str(sources[0]) if sources else "the system trust store")
+    if not certs:
+        raise TrustStoreError(f"no certificate could be read from the trust store {where}")
+    return Store(list(certs.values())), len(certs), where
+
+
+def _role(index: int, total: int) -> str:
+    if index == 0:
+        return "the leaf"
+    if index == total - 1 and total > 2:
+        return f"the last certificate sent (#{index + 1})"
+    return f"intermediate #{index}" if total > 2 else "the intermediate"
+
+
+def _named(chain: Sequence[x509.Certificate], index: int) -> str:
+    return f"{_role(index, len(chain))} ({chain[index].subject.rfc4514_string()})"
+
+
+def _date(moment: dt.datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _out_of_date(cert: x509.Certificate, now: dt.datetime) -> str:
+    """'' when `now` is within the certificate's validity, else what is wrong, as a phrase."""
+    if now < cert.not_valid_before_utc:
+        return f"is not valid before {_date(cert.not_valid_before_utc)}"
+    if now > cert.not_valid_after_utc:
+        return f"expired on {_date(cert.not_valid_after_utc)}"
+    return ""
+
+
+def weak_keys(chain: Sequence[x509.Certificate], roles: Sequence[str] | None = None) -> list[str]:
+    """Keys a TLS client refuses, one sentence each (cryptography's path validation checks the key's
+    algorithm and curve, not the RSA modulus size)."""
+    problems = []
+    for index, cert in enumerate(chain):
+        role = roles[index] if roles else _named(chain, index)
+        key = cert.public_key()
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+            problems.append(
+                f"{role} has an RSA {key.key_size}-bit key; clients refuse RSA keys under {MIN_RSA_BITS} bits "
+                "(OpenSSL security level 2, the default on Debian and Ubuntu; CA/Browser Forum baseline "
+                f"requirements §6.1.5): reissue it with an RSA {MIN_RSA_BITS}+ or EC P-256 key"
+            )
+        elif isinstance(key, dsa.DSAPublicKey):
+            problems.append(f"{role} has a DSA key, which TLS clients no longer accept: reissue it with RSA or EC")
+    return problems
+
+
+def _library_reason(error: str) -> tuple[str, str | None]:
+    """cryptography's message -> (the reason, the subject of the certificate it names, if any)."""
+    match = re.search(r" \(encountered processing <Certificate\(subject=<Name\((.*)\)>, \.\.\.\)>\)$", error)
+    core = error[: match.start()] if match else error
+    core = core.removeprefix("validation failed: ")
+    return core, (match.group(1) if match else None)
+
+
+def _explain(error: str, chain: Sequence[x509.Certificate], name: str, now: dt.datetime, store: str) -> str:
+    """One sentence: which certificate cryptography refused and why, with the fix."""
+    core, subject = _library_reason(error)
+    leaf = chain[0]
+    culprit = next((i for i, cert in enumerate(chain) if cert.subject.rfc4514_string() == subject), None)
+    who = _named(chain, culprit) if culprit is not None else _named(chain, 0)
+    if "not valid at validation time" in core:
+        dated = [f"{_named(chain, i)} {_out_of_date(cert, now)}" for i, cert in enumerate(chain) if _out_of_date(cert, now)]
+        if dated:
+            fix = "renew it" if len(dated) == 1 else "renew them"
+            return f"{'; '.join(dated)} (at {_date(now)}), so clients refuse the chain: {fix} and serve the current chain"
+        return (f"a certificate of the trust path from {store} is outside its validity period at {_date(now)}: "
+                "serve a chain that ends at a current root")
+    if "no subjectAltName" in core:
+        cn = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        where = f"only in its subject CN ({cn[0].value})" if cn else "nowhere"
+        return (f"{who} has no subjectAltName extension, so {name} is {where}; clients read names only from the "
+                f"SAN (RFC 6125 §6.4.4, CA/Browser Forum): reissue it with {name} in the SAN")
+    if "no matching subjectAltName" in core:
+        info = cert_info(leaf)
+        return (f"{who} does not cover {name}: its SANs are {', '.join(info.sans) or 'none'} (RFC 6125: a wildcard "
+                f"covers exactly one left-most label): reissue it with {name} (or a wildcard for its parent) in the SAN")
+    if "EKU" in core:
+        usages = cert_info(leaf).extended_key_usage
+        return (f"{who} is not for TLS servers: its extended key usage is {', '.join(usages) or 'none'}, without "
+                "serverAuth (TLS Web Server Authentication): reissue it with serverAuth")
+    if "signature algorithm" in core.lower():
+        weak = [i for i, cert in enumerate(chain) if (cert.signature_hash_algorithm or hashes.SHA256()).name in WEAK_HASHES]
+        if weak:
+            parts = [f"{_named(chain, i)} is signed with {chain[i].signature_hash_algorithm.name.upper()}"  # type: ignore[union-attr]
+                     for i in weak]  # fmt: skip
+            return (f"{'; '.join(parts)}, a signature algorithm clients refuse (SHA-1 since 2017): "
+                    "have it reissued with SHA-256")
+        return f"a signature algorithm in the chain is refused ({core}): have the certificates reissued with SHA-256"
+    if "no interior errors" in core or "candidates exhausted" in core:
+        top = chain[-1]
+        if len(chain) == 1 and leaf.subject == leaf.issuer:
+            return f"{who} is self-signed and not in {store}: use a certificate from a CA the clients trust"
+        if len(chain) == 1:
+            return (f"the leaf's issuer ({leaf.issuer.rfc4514_string()}) is neither sent nor in {store}; the server "
+                    "sends only the leaf: serve the full chain (leaf + intermediates)")
+        return (f"the chain sent ends at {_named(chain, len(chain) - 1)}, issued by {top.issuer.rfc4514_string()}, "
+                f"which is not in {store}: serve a chain that builds to a root the clients trust")
+    return f"{who} is refused: {core}"
+
+
+@dataclass
+class ChainCheck:
+    """cryptography's verdict on a served chain for one name at one moment, explained."""
+
+    name: str
+    at: dt.datetime
+    store: str = ""
+    ok: bool = False
+    problems: list[str] = field(default_factory=list)  # sentences: which certificate, why, the fix
+    library_reason: str = ""  # cryptography's VerificationError text, unchanged
+    path: list[str] = field(default_factory=list)  # subjects from leaf to trust anchor, when built
+    unmeasured: str = ""  # the trust store could not be read
+
+    @property
+    def refused(self) -> bool:
+        return not self.unmeasured and bool(self.problems)
+
+    def evidence(self) -> dict[str, object]:
+        data: dict[str, object] = {"name": self.name, "verified_at": self.at.isoformat(), "trust_store": self.store,
+                                   "verified": self.ok and not self.problems}  # fmt: skip
+        if self.library_reason:
+            data["cryptography"] = self.library_reason
+        if self.path:
+            data["path"] = self.path
+        if self.unmeasured:
+            data["error"] = self.unmeasured
+        return data
+
+
+def verify_for_name(
+    chain: Sequence[x509.Certificate], name: str, ca_bundle: str | None = None, now: dt.datetime | None = None
+) -> ChainCheck:
+    """Verify `chain` (leaf first, as sent) for `name` at `now` with cryptography's X.509 path validation
+    (the Web PKI profile: every certificate's dates, signature algorithms, key types, basic constraints,
+    serverAuth usage, the name in the SAN), then the key sizes clients refuse."""
+    now = now or dt.datetime.now(dt.UTC)
+    check = ChainCheck(name=name, at=now)
     try:
-        context.verify_certificate()
-    except crypto.X509StoreContextError as exc:
-        return False, f"{exc} (at depth {exc.errors[1] if len(exc.errors) > 1 else '?'})"
-    return True, ""
-
-
-def verify_trust_path(
-    leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], ca_bundle: str | None
-) -> tuple[bool, str, bool, str]:
-    """(ok now, error now, trust path ok ignoring the leaf's dates, error of that second check)."""
-    ok, error = verify_chain(leaf, intermediates, ca_bundle)
-    if ok or ("expired" not in error and "not yet valid" not in error):
-        return ok, error, ok, error
-    middle = leaf.not_valid_before_utc + (leaf.not_valid_after_utc - leaf.not_valid_before_utc) / 2
-    path_ok, path_error = verify_chain(leaf, intermediates, ca_bundle, at=middle)
-    return ok, error, path_ok, path_error
+        store, _, check.store = trust_store(ca_bundle)
+    except TrustStoreError as exc:
+        check.unmeasured = str(exc)
+        return check
+    try:
+        subject: DNSName | IPAddress = IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        subject = DNSName(name)
+    verifier = PolicyBuilder().store(store).time(now).build_server_verifier(subject)
+    try:
+        built = verifier.verify(chain[0], list(chain[1:]))
+    except VerificationError as exc:
+        check.library_reason = str(exc)
+        check.problems.append(_explain(str(exc), chain, name, now, check.store))
+        check.problems += weak_keys(chain)
+        return check
+    check.ok = True
+    check.path = [cert.subject.rfc4514_string() for cert in built]
+    roles = [_named(chain, i) for i in range(len(chain))] + [
+        f"the root ({cert.subject.rfc4514_string()})" for cert in built[len(chain):]
+    ]  # fmt: skip
+    check.problems += weak_keys(list(chain) + list(built[len(chain):]), roles)
+    return check
 
 
 # --------------------------------------------------------------------------------------------------
@@ -393,31 +563,21 @@ class TlsReport:
     cipher: str = ""
     leaf: CertInfo | None = None
     chain_sent: list[CertInfo] = field(default_factory=list)  # as the server sent it, leaf first
-    chain_ok: bool = False  # verifies now against the trust store
-    chain_error: str = ""
-    trust_path_ok: bool = False  # verifies when the leaf's dates are ignored
-    trust_path_error: str = ""
+    certificates: list[x509.Certificate] = field(default_factory=list)  # the same, parsed
+    check: ChainCheck | None = None  # cryptography's verification for the SNI name, at the time of the run
     ca_bundle: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.error
 
-    def covers(self, name: str) -> bool:
-        return bool(self.leaf and self.leaf.covers(name))
+    @property
+    def verified(self) -> bool:
+        return bool(self.check and self.check.ok and not self.check.problems)
 
-    def describe(self) -> str:
-        target = f"{self.address}:{self.port} (SNI {self.sni})"
-        if self.error:
-            return f"{target}: {self.error}"
-        assert self.leaf is not None
-        chain = "chain ok" if self.chain_ok else f"chain NOT ok: {self.chain_error}"
-        return (
-            f"{target}: {self.protocol} {self.cipher}; subject {self.leaf.subject}; "
-            f"SANs {', '.join(self.leaf.sans) or 'none'}; issuer {self.leaf.issuer}; "
-            f"valid {self.leaf.not_before:%Y-%m-%d %H:%M} .. {self.leaf.not_after:%Y-%m-%d %H:%M} UTC; "
-            f"key {self.leaf.key_text}; {chain}"
-        )
+    def covers(self, name: str) -> bool:
+        """By the SANs (RFC 6125), to explain a verdict; the verdict itself is cryptography's."""
+        return bool(self.leaf and self.leaf.covers(name))
 
     def evidence(self) -> dict[str, object]:
         data: dict[str, object] = {"address": f"{self.address}:{self.port}", "sni": self.sni}
@@ -429,13 +589,19 @@ class TlsReport:
         data.update(
             protocol=self.protocol,
             cipher=self.cipher,
-            chain_sent=[cert.subject for cert in self.chain_sent],
-            chain_ok=self.chain_ok,
-            chain_error=self.chain_error,
+            chain_sent=chain_evidence(self.chain_sent),
             trust_store=self.ca_bundle or "system",
             days_left=round(self.leaf.days_left(), 1),
         )
+        if self.check:
+            data["verification"] = self.check.evidence()
         return data
+
+
+def chain_evidence(chain: Sequence[CertInfo], now: dt.datetime | None = None) -> list[dict[str, object]]:
+    total = len(chain)
+    return [{"position": _role(i, total), **cert.evidence(), "validity": cert.validity(now),
+             "extended_key_usage": cert.extended_key_usage} for i, cert in enumerate(chain)]  # fmt: skip
 
 
 def inspect_tls(
@@ -444,8 +610,10 @@ def inspect_tls(
     sni: str | None = None,
     ca_bundle: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    now: dt.datetime | None = None,
 ) -> TlsReport:
-    """Handshake with SNI `sni` at address:port and describe the certificate the server sends."""
+    """Handshake with SNI `sni` at address:port, describe the chain the server sends and verify it for
+    `sni` as a client would at `now` (default: the time of the handshake)."""
     report = TlsReport(address=address, port=port, sni=sni, ca_bundle=ca_bundle)
     try:
         result = handshake(address, port, sni, timeout, ciphers=CERTIFICATE_CIPHERS)
@@ -456,11 +624,11 @@ def inspect_tls(
         report.error = "server sent no certificate"
         return report
     report.protocol, report.cipher = result.protocol, result.cipher
+    report.certificates = list(result.chain)
     report.leaf = cert_info(result.chain[0])
     report.chain_sent = [cert_info(cert) for cert in result.chain]
-    ok, error, path_ok, path_error = verify_trust_path(result.chain[0], result.chain[1:], ca_bundle)
-    report.chain_ok, report.chain_error = ok, error
-    report.trust_path_ok, report.trust_path_error = path_ok, path_error
+    if sni:
+        report.check = verify_for_name(result.chain, sni, ca_bundle, now)
     return report
 
 
@@ -519,13 +687,11 @@ def accepted_ciphers(
 class PemBundleReport:
     leaf: CertInfo | None = None
     chain: list[CertInfo] = field(default_factory=list)  # everything in the file, in file order
+    certificates: list[x509.Certificate] = field(default_factory=list)  # the same, parsed
     key_type: str = ""
     key_matches: bool = False
     key_error: str = ""
-    chain_ok: bool = False
-    chain_error: str = ""
-    trust_path_ok: bool = False
-    trust_path_error: str = ""
+    checks: dict[str, ChainCheck] = field(default_factory=dict)  # per name: verified as a client would
     order_ok: bool = True  # each certificate is issued by the next one
     error: str = ""  # the certificate file itself could not be read
 
@@ -537,14 +703,22 @@ def _key_kind(key: object) -> str:
     return type(key).__name__
 
 
-def inspect_pem(cert_pem: bytes, key_pem: bytes | None = None, ca_bundle: str | None = None) -> PemBundleReport:
-    """Parse a PEM certificate bundle (leaf first) and its private key; verify key match and chain."""
+def inspect_pem(
+    cert_pem: bytes,
+    key_pem: bytes | None = None,
+    ca_bundle: str | None = None,
+    names: Sequence[str] = (),
+    now: dt.datetime | None = None,
+) -> PemBundleReport:
+    """Parse a PEM certificate bundle (leaf first) and its private key; check the key matches and verify
+    the chain for each of `names` as a client would at `now`."""
     report = PemBundleReport()
     try:
         certs = x509.load_pem_x509_certificates(cert_pem)
     except ValueError as exc:
         report.error = f"no PEM certificate could be read: {exc}"
         return report
+    report.certificates = certs
     report.chain = [cert_info(cert) for cert in certs]
     report.leaf = report.chain[0]
     for child, parent in zip(certs, certs[1:], strict=False):
@@ -563,9 +737,8 @@ def inspect_pem(cert_pem: bytes, key_pem: bytes | None = None, ca_bundle: str | 
             report.key_matches = mine == theirs
             if not report.key_matches:
                 report.key_error = "the private key does not belong to the certificate's public key"
-    ok, error, path_ok, path_error = verify_trust_path(certs[0], certs[1:], ca_bundle)
-    report.chain_ok, report.chain_error = ok, error
-    report.trust_path_ok, report.trust_path_error = path_ok, path_error
+    now = now or dt.datetime.now(dt.UTC)
+    report.checks = {name: verify_for_name(certs, name, ca_bundle, now) for name in names}
     return report
 
 
@@ -573,93 +746,115 @@ def inspect_pem(cert_pem: bytes, key_pem: bytes | None = None, ca_bundle: str | 
 # Assessments: what a check needs for a verdict (problems name the certificate to change)
 
 
-def _store(ca_bundle: str | None) -> str:
-    return ca_bundle or "the system trust store"
+def merge_by_names(per_name: dict[str, list[str]], every: Sequence[str]) -> list[str]:
+    """Sentences that hold for several names once, prefixed by the names (none when it is every name)."""
+    holders: dict[str, list[str]] = {}
+    for name, sentences in per_name.items():
+        for sentence in sentences:
+            holders.setdefault(sentence, []).append(name)
+    merged = []
+    for sentence, names in holders.items():
+        if len(every) > 1 and sorted(names) == sorted(every):
+            merged.append(f"for every name: {sentence}")
+        else:
+            merged.append(f"{', '.join(names)}: {sentence}")
+    return merged
 
 
-def _chain_advice(sent: list[CertInfo], error: str) -> str:
-    if len(sent) == 1 and not sent[0].self_signed and "local issuer" in error:
-        return "the server sends only the leaf; serve the full chain (leaf + intermediates)"
-    if sent and sent[0].self_signed:
-        return "the certificate is self-signed; use one from a CA clients trust"
-    return "serve a chain that builds to a trusted root"
+def _coverage_note(check: ChainCheck, leaf: CertInfo, name: str) -> list[str]:
+    """When cryptography refused the chain for another reason first, whether the SANs would cover the name
+    (RFC 6125), so that one run names every fix."""
+    if not check.refused or "subjectAltName" in check.library_reason or leaf.covers(name):
+        return []
+    return [f"besides, the leaf's SANs ({', '.join(leaf.sans) or 'none'}) do not cover {name}: reissue it with {name}"]
+
+
+def _verification_outcome(
+    checks: dict[str, ChainCheck], per_name: dict[str, list[str]], result: Assessment, every: Sequence[str]
+) -> None:
+    refused: dict[str, list[str]] = {}
+    for name, check in checks.items():
+        if check.unmeasured:
+            result.unmeasured.append(f"{name}: {check.unmeasured}")
+        elif per_name.get(name):
+            refused[name] = per_name[name]
+    result.problems += merge_by_names(refused, every)
 
 
 def assess_served(reports: dict[str, TlsReport]) -> Assessment:
-    """TLS-SAN: for each name, the certificate served with that SNI covers it, verifies and is current."""
-    result = Assessment(expected={name: "certificate covering the name, chain verified, currently valid" for name in reports})
-    observed: dict[str, object] = {}
+    """TLS-SAN: for each name, the chain served with that SNI verifies for the name as a client's would."""
+    result = Assessment(expected="for each name, the chain served with its SNI verified for the name (cryptography's "
+                                 "X.509 path validation at the time of the run) with keys clients accept")  # fmt: skip
+    observed: dict[str, str] = {}
+    checks: dict[str, ChainCheck] = {}
+    per_name: dict[str, list[str]] = {}
     for name, report in reports.items():
         result.evidence[name] = report.evidence()
         if report.error:
-            observed[name] = f"no certificate: {report.error}"
+            observed[name] = "no certificate"
             result.unmeasured.append(f"{name}: TLS handshake with {report.address}:{report.port} failed: {report.error}")
             continue
+        assert report.check is not None
+        checks[name] = report.check
+        observed[name] = "verified" if report.verified else "refused" if report.check.refused else "not verified"
         assert report.leaf is not None
-        leaf = report.leaf
-        covered = leaf.covers(name)
-        observed[name] = {"sans": leaf.sans, "chain_ok": report.chain_ok, "validity": leaf.validity()}
-        if not covered:
-            result.problems.append(
-                f"{name}: the certificate served for SNI {name} (subject {leaf.subject}, issuer {leaf.issuer}) "
-                f"does not cover {name}; its SANs are {', '.join(leaf.sans) or 'none'}: reissue it with {name} "
-                f"(or *.{name.split('.', 1)[1]}) in the SAN"
-            )
-        if leaf.validity() != "valid":
-            result.problems.append(
-                f"{name}: certificate {leaf.validity()} (valid {leaf.not_before:%Y-%m-%d %H:%M} .. "
-                f"{leaf.not_after:%Y-%m-%d %H:%M} UTC): renew it"
-            )
-        if not report.trust_path_ok:
-            result.problems.append(
-                f"{name}: chain does not verify against {_store(report.ca_bundle)}: {report.trust_path_error}; "
-                f"{_chain_advice(report.chain_sent, report.trust_path_error)}"
-            )
+        per_name[name] = report.check.problems + _coverage_note(report.check, report.leaf, name)
+    _verification_outcome(checks, per_name, result, list(reports))
     result.observed = observed
     return result
+
+
+def _chain_expiry(chain: Sequence[CertInfo], now: dt.datetime) -> tuple[int, CertInfo]:
+    """(position, certificate) of the certificate that expires first."""
+    index = min(range(len(chain)), key=lambda i: chain[i].not_after)
+    return index, chain[index]
 
 
 def assess_expiry(
     reports: dict[str, TlsReport], warn_days: float, critical_days: float, now: dt.datetime | None = None
 ) -> tuple[Assessment, bool]:
-    """TLS-EXPIRY: days left per distinct served certificate -> (assessment, down: expired/not yet valid)."""
+    """TLS-EXPIRY: days left per distinct served chain, for every certificate in it (the leaf and the
+    intermediates sent) -> (assessment, down: a certificate in the chain expired or not yet valid)."""
     now = now or dt.datetime.now(dt.UTC)
-    result = Assessment(expected=f">= {warn_days:g} days before expiry")
+    result = Assessment(expected=f"every certificate of the served chain valid for >= {warn_days:g} more days")
     down = False
-    seen: dict[str, list[str]] = {}
-    leaves: dict[str, CertInfo] = {}
+    seen: dict[tuple[str, ...], list[str]] = {}
+    chains: dict[tuple[str, ...], list[CertInfo]] = {}
     for name, report in reports.items():
         if report.error:
             result.unmeasured.append(f"{name}: TLS handshake with {report.address}:{report.port} failed: {report.error}")
             continue
-        assert report.leaf is not None
-        seen.setdefault(report.leaf.sha256, []).append(name)
-        leaves[report.leaf.sha256] = report.leaf
+        key = tuple(cert.sha256 for cert in report.chain_sent)
+        seen.setdefault(key, []).append(name)
+        chains[key] = report.chain_sent
     observed: dict[str, object] = {}
-    for fingerprint, leaf in leaves.items():
-        names = ", ".join(seen[fingerprint])
-        days = leaf.days_left(now)
-        observed[names] = {"not_after": leaf.not_after.isoformat(), "days_left": round(days, 1)}
-        result.evidence[names] = {"subject": leaf.subject, "not_before": leaf.not_before.isoformat(),
-                                  "not_after": leaf.not_after.isoformat(), "days_left": round(days, 1)}  # fmt: skip
-        validity = leaf.validity(now)
-        if validity == "expired":
+    for key, chain in chains.items():
+        names = ", ".join(seen[key])
+        index, first = _chain_expiry(chain, now)
+        days = first.days_left(now)
+        who = f"{_role(index, len(chain))} ({first.subject})"
+        observed[names] = round(days, 1)
+        result.evidence[names] = {
+            "earliest_expiry": {"position": _role(index, len(chain)), "subject": first.subject,
+                                "not_after": first.not_after.isoformat(), "days_left": round(days, 1)},
+            "chain_sent": chain_evidence(chain, now),
+        }  # fmt: skip
+        dated = [(i, cert) for i, cert in enumerate(chain) if cert.validity(now) != "valid"]
+        for i, cert in dated:
             down = True
+            state = (f"expired on {_date(cert.not_after)} ({-cert.days_left(now):.1f} days ago)"
+                     if cert.validity(now) == "expired" else f"is not valid before {_date(cert.not_before)}")  # fmt: skip
             result.problems.append(
-                f"certificate for {names} (subject {leaf.subject}) expired on {leaf.not_after:%Y-%m-%d %H:%M} UTC "
-                f"({-days:.1f} days ago): renew it"
+                f"in the chain served for {names}, {_role(i, len(chain))} ({cert.subject}) {state}, so clients refuse "
+                f"it: {'renew it' if i == 0 else 'serve the current intermediate from your CA'}"
             )
-        elif validity == "not yet valid":
-            down = True
-            result.problems.append(
-                f"certificate for {names} (subject {leaf.subject}) is not valid before "
-                f"{leaf.not_before:%Y-%m-%d %H:%M} UTC: check the issuer's clock or serve the current certificate"
-            )
-        elif days < warn_days:
+        if not dated and days < warn_days:
             level = "critical" if days < critical_days else "warning"
+            limit = critical_days if days < critical_days else warn_days
+            fix = "renew it" if index == 0 else "serve the CA's current intermediate (or renew so that it is sent)"
             result.problems.append(
-                f"certificate for {names} (subject {leaf.subject}) expires on {leaf.not_after:%Y-%m-%d %H:%M} UTC, "
-                f"in {days:.1f} days ({level}: under {critical_days if days < critical_days else warn_days:g} days): renew it"
+                f"in the chain served for {names}, {who} expires first, on {_date(first.not_after)}, in {days:.1f} "
+                f"days ({level}: under {limit:g} days): {fix}"
             )
     result.observed = observed
     return result, down
@@ -697,46 +892,31 @@ def assess_ciphers(
 
 
 def assess_pem(report: PemBundleReport, names: Sequence[str], ca_bundle: str | None) -> Assessment:
-    """TLS-BYO-CERT: key matches, chain complete, every name covered, currently valid."""
-    result = Assessment(expected="key matching the leaf, complete chain, every name in the SAN, currently valid")
+    """TLS-BYO-CERT: the key matches and, for every name, the bundle verifies as a client would verify it."""
+    result = Assessment(expected="the key matching the leaf; for every name, the chain in the file verified for it "
+                                 "(cryptography's X.509 path validation at the time of the run) with keys clients "
+                                 "accept; certificates in order")  # fmt: skip
     if report.error:
         result.problems.append(report.error)
         return result
     assert report.leaf is not None
     leaf = report.leaf
-    result.evidence.update(leaf.evidence())
-    result.evidence["chain_in_file"] = [cert.subject for cert in report.chain]
-    result.evidence["chain_error"] = report.chain_error
+    result.evidence["chain_in_file"] = chain_evidence(report.chain)
+    result.evidence["verification"] = {name: check.evidence() for name, check in report.checks.items()}
     missing = [name for name in names if not leaf.covers(name)]
+    verified = [name for name, check in report.checks.items() if check.ok and not check.problems]
     result.observed = {
-        "sans": leaf.sans,
         "key_matches": report.key_matches,
-        "chain_ok": report.trust_path_ok,
-        "validity": leaf.validity(),
+        "verified": verified,
+        "refused": [name for name, check in report.checks.items() if check.refused],
         "not_covered": missing,
     }
     if report.key_error:
         result.problems.append(f"private key: {report.key_error}")
-    if missing:
-        result.problems.append(
-            f"the certificate (subject {leaf.subject}) does not cover {', '.join(missing)}; its SANs are "
-            f"{', '.join(leaf.sans) or 'none'}: reissue it as *.<domain> or with every name in the SAN"
-        )
-    if not report.trust_path_ok:
-        advice = (
-            "append the intermediate certificate(s) after the leaf in the PEM file"
-            if "local issuer" in report.trust_path_error and not leaf.self_signed
-            else "use a certificate from a CA the clients trust"
-        )
-        result.problems.append(
-            f"chain does not verify against {_store(ca_bundle)}: {report.trust_path_error}: {advice}"
-        )
+    per_name = {name: check.problems + _coverage_note(check, leaf, name) for name, check in report.checks.items()}
+    _verification_outcome(report.checks, per_name, result, names)
     if not report.order_ok:
         result.problems.append("certificates in the file are not in order (leaf first, each followed by its issuer)")
-    if leaf.validity() != "valid":
-        result.problems.append(
-            f"the certificate is {leaf.validity()} (valid {leaf.not_before:%Y-%m-%d} .. {leaf.not_after:%Y-%m-%d}): renew it"
-        )
     return result
 
 
@@ -773,3 +953,54 @@ def assess_federation_cert(
     elif days < warn_days:
         result.notes.append(f"the certificate expires in {days:.1f} days (warning under {warn_days:g})")
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Pass sentences: what was measured, said once (the structured data stays in the evidence)
+
+
+def _names_text(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"all {len(names)} names ({', '.join(names)})"
+
+
+def served_summary(reports: dict[str, TlsReport]) -> str:
+    checks = [report.check for report in reports.values() if report.check]
+    store = checks[0].store if checks else "the trust store"
+    at = _date(checks[0].at) if checks else "the time of the run"
+    protocols = sorted({report.protocol for report in reports.values() if report.protocol})
+    return (f"the chain served with the SNI of each name verifies for that name, for {_names_text(list(reports))}, "
+            f"against {store} at {at} (cryptography's X.509 path validation: dates of every certificate, signature "
+            f"algorithms, serverAuth usage, the name in the SAN), with keys clients accept, over {', '.join(protocols)}")
+
+
+def expiry_summary(result: Assessment) -> str:
+    parts = []
+    for names, data in result.evidence.items():
+        first = data["earliest_expiry"]  # type: ignore[index]
+        parts.append(f"the chain served for {names} is valid for {first['days_left']:.1f} more days (the first "  # type: ignore[index]
+                     f"certificate to expire is {first['position']}, {first['subject']}, on "  # type: ignore[index]
+                     f"{dt.datetime.fromisoformat(first['not_after']):%Y-%m-%d})")  # type: ignore[index]
+    return "; ".join(parts)
+
+
+def ciphers_summary(versions: dict[str, str], accepted: dict[str, list[str]]) -> str:
+    offered = [version for version, outcome in versions.items() if not outcome.startswith("rejected")]
+    suites = sorted({suite for found in accepted.values() for suite in found})
+    return (f"the server accepts {', '.join(offered) or 'no version'} with the suites {', '.join(suites) or 'none'}, "
+            "all of them recommended")
+
+
+def pem_summary(report: PemBundleReport, names: Sequence[str]) -> str:
+    assert report.leaf is not None
+    checks = list(report.checks.values())
+    store = checks[0].store if checks else "the trust store"
+    key = "the private key matches it and " if report.key_matches else ""
+    return (f"the certificate {report.leaf.subject} ({report.leaf.key_text}, valid until "
+            f"{_date(report.leaf.not_after)}): {key}its chain in the file verifies for {_names_text(list(names))} "
+            f"against {store} at {_date(checks[0].at) if checks else 'the time of the run'}")
+
+
+def federation_summary(leaf: CertInfo, infra_domain: str) -> str:
+    return (f"the certificate {leaf.subject} has extended key usage {', '.join(leaf.extended_key_usage)}, covers "
+            f"{infra_domain} by its SAN, has a {leaf.key_text} key and is valid until {_date(leaf.not_after)} "
+            f"({leaf.days_left():.1f} days)")
