@@ -1,4 +1,4 @@
-"""The TLS probe against real TLS servers (Python ssl in a subprocess) with trustme certificates."""
+"""The TLS probe against real TLS servers (Python ssl in a subprocess) serving chains of a test CA."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-import trustme
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.testca import TestCA, write_chain
 from tests.support.tlsserver import TlsServer, issue
 from wirecheck.probes.tls import (
     accepted_ciphers,
@@ -19,6 +20,8 @@ from wirecheck.probes.tls import (
     inspect_tls,
     matching_san,
     offered_versions,
+    trust_store,
+    verify_for_name,
 )
 
 DOMAIN = "wire.example.test"
@@ -54,40 +57,34 @@ def test_ip_names_match_ip_sans_only():
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    """A root, an intermediate, and certificate files for every case."""
+    """A root, an intermediate, and certificate files for every case (tests/support/testca.py)."""
     base: Path = tmp_path_factory.mktemp("pki")
-    root = trustme.CA()
-    intermediate = root.create_child_ca()
-    (base / "root.pem").write_bytes(root.cert_pem.bytes())
-    inter_pem = intermediate.cert_pem.bytes()
-    inter_key = intermediate.private_key_pem.bytes()
-
-    def write(name: str, cert: bytes, key: bytes, chain: bytes = b"") -> tuple[Path, Path]:
-        (base / f"{name}.crt").write_bytes(cert + chain)
-        (base / f"{name}.key").write_bytes(key)
-        return base / f"{name}.crt", base / f"{name}.key"
-
+    ca = TestCA()
+    inter = ca.intermediate()
+    (base / "root.pem").write_bytes(ca.root.pem)
     names = [f"{label}.{DOMAIN}" for label in ("nginz-https", "nginz-ssl", "webapp", "assets", "account", "teams", "sftd")]
+
+    def write(name: str, leaf, chain=(inter,)) -> tuple[Path, Path]:
+        return write_chain(base, name, leaf, chain)
+
+    self_signed = base / "self-signed"
+    self_signed.mkdir()
+    (self_signed / "s.crt").write_bytes((signed := issue(names))[0])
+    (self_signed / "s.key").write_bytes(signed[1])
     files = {
-        "valid": write("valid", *issue(names, inter_pem, inter_key), inter_pem),
-        "wildcard": write("wildcard", *issue([f"*.{DOMAIN}"], inter_pem, inter_key), inter_pem),
-        "no-teams": write("no-teams", *issue([n for n in names if not n.startswith("teams")], inter_pem, inter_key), inter_pem),
-        "expired": write(
-            "expired",
-            *issue(names, inter_pem, inter_key, not_before=NOW - dt.timedelta(days=90), not_after=NOW - dt.timedelta(days=3)),
-            inter_pem,
-        ),
-        "future": write(
-            "future",
-            *issue(names, inter_pem, inter_key, not_before=NOW + dt.timedelta(days=2), not_after=NOW + dt.timedelta(days=90)),
-            inter_pem,
-        ),
-        "ten-days": write("ten-days", *issue(names, inter_pem, inter_key, not_after=NOW + dt.timedelta(days=10)), inter_pem),
-        "self-signed": write("self-signed", *issue(names)),
-        "no-intermediate": write("no-intermediate", *issue(names, inter_pem, inter_key)),
-        "rsa1024": write("rsa1024", *issue(names, inter_pem, inter_key, key="rsa1024"), inter_pem),
+        "valid": write("valid", ca.leaf(names, inter)),
+        "wildcard": write("wildcard", ca.leaf([f"*.{DOMAIN}"], inter)),
+        "no-teams": write("no-teams", ca.leaf([n for n in names if not n.startswith("teams")], inter)),
+        "expired": write("expired", ca.leaf(names, inter, not_before=NOW - dt.timedelta(days=90),
+                                            not_after=NOW - dt.timedelta(days=3))),
+        "future": write("future", ca.leaf(names, inter, not_before=NOW + dt.timedelta(days=2),
+                                          not_after=NOW + dt.timedelta(days=90))),
+        "ten-days": write("ten-days", ca.leaf(names, inter, not_after=NOW + dt.timedelta(days=10))),
+        "self-signed": (self_signed / "s.crt", self_signed / "s.key"),
+        "no-intermediate": write("no-intermediate", ca.leaf(names, inter), chain=()),
+        "rsa1024": write("rsa1024", ca.leaf(names, inter, key="rsa1024")),
     }
-    return {"root": str(base / "root.pem"), "files": files, "intermediate": inter_pem, "names": names}
+    return {"root": str(base / "root.pem"), "files": files, "names": names, "ca": ca, "inter": inter}
 
 
 def serve(pki, case: str, **options) -> TlsServer:
@@ -99,77 +96,87 @@ def test_valid_certificate_report(pki):
     with serve(pki, "valid") as server:
         report = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
     assert report.ok, report.error
-    assert report.chain_ok, report.chain_error
+    assert report.verified, report.check
+    assert report.check.path == [report.leaf.subject, pki["inter"].subject, pki["ca"].root.subject]
     assert all(report.covers(name) for name in pki["names"])
     assert report.leaf.key_type == "EC" and report.leaf.curve == "secp256r1"
     assert report.protocol == "TLSv1.3"
     assert len(report.chain_sent) == 2
     assert report.leaf.validity() == "valid"
-    assert 364 < report.leaf.days_left() < 366
-    assert "chain ok" in report.describe()
+    assert 89 < report.leaf.days_left() < 91
+    evidence = report.evidence()
+    assert [c["position"] for c in evidence["chain_sent"]] == ["the leaf", "the intermediate"]
+    assert evidence["verification"]["verified"] is True and evidence["verification"]["trust_store"] == pki["root"]
 
 
 def test_system_store_does_not_trust_a_private_root(pki):
     with serve(pki, "valid") as server:
         report = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", None, timeout=3)
-    assert not report.chain_ok
-    assert "unable to get" in report.chain_error
+    assert report.check.refused and not report.verified
+    assert report.check.store == trust_store(None)[2]
+    assert f"which is not in {report.check.store}" in report.check.problems[0]
 
 
-def test_wrong_san_is_visible(pki):
+def test_wrong_san_is_refused_for_that_name_only(pki):
     with serve(pki, "no-teams") as server:
-        report = inspect_tls(ADDRESS, server.port, f"teams.{DOMAIN}", pki["root"], timeout=3)
-    assert report.chain_ok
-    assert not report.covers(f"teams.{DOMAIN}")
-    assert report.covers(f"webapp.{DOMAIN}")
-    assert f"DNS:teams.{DOMAIN}" not in report.leaf.sans
+        teams = inspect_tls(ADDRESS, server.port, f"teams.{DOMAIN}", pki["root"], timeout=3)
+        webapp = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
+    assert teams.check.refused and webapp.verified
+    assert "no matching subjectAltName" in teams.check.library_reason
+    assert f"does not cover teams.{DOMAIN}: its SANs are DNS:nginz-https.{DOMAIN}" in teams.check.problems[0]
 
 
 def test_wildcard_covers_one_label_only(pki):
     with serve(pki, "wildcard") as server:
         report = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
-    assert report.covers(f"webapp.{DOMAIN}")
-    assert not report.covers(f"deep.webapp.{DOMAIN}")
-    assert not report.covers(DOMAIN)
+    assert report.verified
+    chain = x509.load_pem_x509_certificates(pki["files"]["wildcard"][0].read_bytes())
+    assert verify_for_name(chain, f"deep.webapp.{DOMAIN}", pki["root"]).refused
+    assert verify_for_name(chain, DOMAIN, pki["root"]).refused
 
 
-def test_expired_and_not_yet_valid(pki):
+def test_expired_and_not_yet_valid_leaf(pki):
     with serve(pki, "expired") as server:
         expired = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
-    assert expired.leaf.validity() == "expired"
-    assert expired.leaf.days_left() < -2
-    assert not expired.chain_ok and "expired" in expired.chain_error
-    assert expired.trust_path_ok  # only the dates are wrong
+    assert expired.leaf.validity() == "expired" and expired.leaf.days_left() < -2
+    assert expired.check.refused
+    day = (NOW - dt.timedelta(days=3)).strftime("%Y-%m-%d")
+    assert f"the leaf ({expired.leaf.subject}) expired on {day}" in expired.check.problems[0]
     with serve(pki, "future") as server:
         future = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
     assert future.leaf.validity() == "not yet valid"
-    assert "not yet valid" in future.chain_error
+    assert f"the leaf ({future.leaf.subject}) is not valid before" in future.check.problems[0]
 
 
-def test_expiring_in_ten_days(pki):
+def test_expiring_in_ten_days_still_verifies(pki):
     with serve(pki, "ten-days") as server:
         report = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
-    assert report.chain_ok
+    assert report.verified
     assert 9.9 < report.leaf.days_left() < 10.1
 
 
 def test_self_signed_and_missing_intermediate(pki):
     with serve(pki, "self-signed") as server:
         selfsigned = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
-    assert selfsigned.leaf.self_signed
-    assert not selfsigned.chain_ok and "self-signed" in selfsigned.chain_error
+    assert selfsigned.leaf.self_signed and selfsigned.check.refused
     with serve(pki, "no-intermediate") as server:
         partial = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
     assert len(partial.chain_sent) == 1
-    assert not partial.chain_ok and "unable to get local issuer certificate" in partial.chain_error
+    assert partial.check.refused
+    assert "the server sends only the leaf: serve the full chain" in partial.check.problems[0]
 
 
-def test_weak_rsa_key_is_reported_not_refused(pki):
+def test_weak_rsa_key_is_seen_and_refused(pki):
     with serve(pki, "rsa1024") as server:
         report = inspect_tls(ADDRESS, server.port, f"webapp.{DOMAIN}", pki["root"], timeout=3)
     assert report.ok, report.error
     assert (report.leaf.key_type, report.leaf.key_bits) == ("RSA", 1024)
-    assert report.leaf.key_text == "RSA 1024"
+    assert report.check.ok and not report.verified  # cryptography builds the path; the key size refuses it
+    assert report.check.problems == [
+        f"the leaf ({report.leaf.subject}) has an RSA 1024-bit key; clients refuse RSA keys under 2048 bits "
+        "(OpenSSL security level 2, the default on Debian and Ubuntu; CA/Browser Forum baseline requirements "
+        "§6.1.5): reissue it with an RSA 2048+ or EC P-256 key"
+    ]
 
 
 def test_tls10_only_server_is_seen(pki):
@@ -208,14 +215,15 @@ def test_refused_and_silent_servers_are_errors_within_the_timeout():
 
 def test_pem_bundle_key_match_and_chain(pki):
     cert, key = pki["files"]["valid"]
-    good = inspect_pem(cert.read_bytes(), key.read_bytes(), pki["root"])
-    assert good.key_matches and good.chain_ok and good.order_ok
+    good = inspect_pem(cert.read_bytes(), key.read_bytes(), pki["root"], pki["names"])
+    assert good.key_matches and good.order_ok
+    assert all(check.ok and not check.problems for check in good.checks.values())
     assert len(good.chain) == 2
     other_key = pki["files"]["wildcard"][1].read_bytes()
     mismatch = inspect_pem(cert.read_bytes(), other_key, pki["root"])
     assert not mismatch.key_matches and "does not belong" in mismatch.key_error
-    leaf_only = inspect_pem(pki["files"]["no-intermediate"][0].read_bytes(), None, pki["root"])
-    assert not leaf_only.chain_ok and "unable to get local issuer" in leaf_only.chain_error
+    leaf_only = inspect_pem(pki["files"]["no-intermediate"][0].read_bytes(), None, pki["root"], [f"webapp.{DOMAIN}"])
+    assert leaf_only.checks[f"webapp.{DOMAIN}"].refused
     assert inspect_pem(b"not a pem", None).error
 
 
@@ -234,3 +242,69 @@ def test_pem_accepts_every_key_form(pki):
     )
     assert sec1.startswith(b"-----BEGIN EC PRIVATE KEY-----")
     assert inspect_pem(ec_cert.read_bytes(), sec1, pki["root"]).key_matches
+
+
+# --- crafted chains: each refused for its one defect, its good twin verified -----------------------------
+
+
+@pytest.fixture(scope="module")
+def crafted(pki):
+    ca, inter, name = pki["ca"], pki["inter"], f"webapp.{DOMAIN}"
+    expired = ca.intermediate("expired intermediate", NOW - dt.timedelta(days=400), NOW - dt.timedelta(days=2))
+    future = ca.intermediate("future intermediate", NOW + dt.timedelta(days=2), NOW + dt.timedelta(days=400))
+    return {
+        "expired-intermediate": [ca.leaf([name], expired, not_before=NOW - dt.timedelta(days=30)).cert, expired.cert],
+        "future-intermediate": [ca.leaf([name], future).cert, future.cert],
+        "rsa1024": [ca.leaf([name], inter, key="rsa1024").cert, inter.cert],
+        "rsa2047": [ca.leaf([name], inter, key="rsa2047").cert, inter.cert],
+        "sha1": [ca.leaf([name], inter, signature_hash="sha1").cert, inter.cert],
+        "client-auth-only": [ca.leaf([name], inter, usages=("clientAuth",)).cert, inter.cert],
+        "cn-only": [ca.leaf([name], inter, san=False).cert, inter.cert],
+        # the good twins: the same leaf but for the one property
+        "current-intermediate": [ca.leaf([name], inter).cert, inter.cert],
+        "rsa2048": [ca.leaf([name], inter, key="rsa2048").cert, inter.cert],
+        "sha256": [ca.leaf([name], inter, signature_hash="sha256").cert, inter.cert],
+        "server-and-client-auth": [ca.leaf([name], inter, usages=("serverAuth", "clientAuth")).cert, inter.cert],
+        "no-eku": [ca.leaf([name], inter, usages=()).cert, inter.cert],  # no EKU: any usage (RFC 5280)
+        "san": [ca.leaf([name], inter, san=True).cert, inter.cert],
+    }
+
+
+@pytest.mark.parametrize(("case", "explanation"), [
+    ("expired-intermediate", "the intermediate (CN=expired intermediate,O=wirecheck tests) expired on"),
+    ("future-intermediate", "the intermediate (CN=future intermediate,O=wirecheck tests) is not valid before"),
+    ("rsa1024", "has an RSA 1024-bit key; clients refuse RSA keys under 2048 bits"),
+    ("rsa2047", "has an RSA 2047-bit key"),
+    ("sha1", "the leaf (CN=webapp.wire.example.test,O=wirecheck tests) is signed with SHA1, a signature algorithm "
+             "clients refuse"),
+    ("client-auth-only", "its extended key usage is clientAuth, without serverAuth"),
+    ("cn-only", "has no subjectAltName extension, so webapp.wire.example.test is only in its subject CN"),
+])  # fmt: skip
+def test_crafted_chain_is_refused_naming_the_certificate(pki, crafted, case, explanation):
+    check = verify_for_name(crafted[case], f"webapp.{DOMAIN}", pki["root"])
+    assert check.refused and len(check.problems) == 1, check
+    assert explanation in check.problems[0]
+
+
+@pytest.mark.parametrize("case", ["current-intermediate", "rsa2048", "sha256", "server-and-client-auth", "no-eku", "san"])
+def test_good_twin_verifies(pki, crafted, case):
+    check = verify_for_name(crafted[case], f"webapp.{DOMAIN}", pki["root"])
+    assert check.ok and not check.problems, check
+    assert len(check.path) == 3
+
+
+def test_verification_happens_at_the_time_given(pki, crafted):
+    """The dates of every certificate are judged at the moment of the run, not at the leaf's midpoint."""
+    chain = crafted["expired-intermediate"]
+    assert verify_for_name(chain, f"webapp.{DOMAIN}", pki["root"], now=NOW - dt.timedelta(days=10)).ok
+    assert verify_for_name(chain, f"webapp.{DOMAIN}", pki["root"], now=NOW).refused
+
+
+def test_unreadable_trust_store_is_unmeasured_not_refused(tmp_path, crafted):
+    empty = tmp_path / "empty.pem"
+    empty.write_text("no certificates here\n")
+    check = verify_for_name(crafted["san"], f"webapp.{DOMAIN}", str(empty))
+    assert check.unmeasured == f"no certificate could be read from the trust store {empty}"
+    assert not check.refused and not check.ok
+    missing = verify_for_name(crafted["san"], f"webapp.{DOMAIN}", str(tmp_path / "absent.pem"))
+    assert "cannot read the trust store" in missing.unmeasured

@@ -17,6 +17,7 @@ import select
 import socket
 import ssl
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
     DNSName,
@@ -256,7 +258,9 @@ class TrustStoreError(Exception):
 def _read_pem_certificates(path: Path) -> list[x509.Certificate]:
     data = path.read_bytes()
     try:
-        return x509.load_pem_x509_certificates(data)
+        with warnings.catch_warnings():  # old roots with negative serial numbers: still roots
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return x509.load_pem_x509_certificates(data)
     except ValueError:
         # one unreadable block must not hide the rest: read block by block
         blocks = data.split(b"-----END CERTIFICATE-----")
@@ -347,16 +351,22 @@ def _library_reason(error: str) -> tuple[str, str | None]:
 
 
 def _explain(error: str, chain: Sequence[x509.Certificate], name: str, now: dt.datetime, store: str) -> str:
-    """One sentence: which certificate cryptography refused and why, with the fix."""
+    """One sentence: which certificate cryptography refused and why, with the fix and the library's words."""
+    core = _library_reason(error)[0].split(": AlgorithmIdentifier")[0]
+    return f"{_explanation(error, chain, name, now, store)} (cryptography's verifier: {core})"
+
+
+def _explanation(error: str, chain: Sequence[x509.Certificate], name: str, now: dt.datetime, store: str) -> str:
     core, subject = _library_reason(error)
     leaf = chain[0]
     culprit = next((i for i, cert in enumerate(chain) if cert.subject.rfc4514_string() == subject), None)
     who = _named(chain, culprit) if culprit is not None else _named(chain, 0)
     if "not valid at validation time" in core:
-        dated = [f"{_named(chain, i)} {_out_of_date(cert, now)}" for i, cert in enumerate(chain) if _out_of_date(cert, now)]
+        dated = [i for i, cert in enumerate(chain) if _out_of_date(cert, now)]
         if dated:
-            fix = "renew it" if len(dated) == 1 else "renew them"
-            return f"{'; '.join(dated)} (at {_date(now)}), so clients refuse the chain: {fix} and serve the current chain"
+            text = "; ".join(f"{_named(chain, i)} {_out_of_date(chain[i], now)}" for i in dated)
+            fix = "renew the certificate" if dated == [0] else "serve your CA's current intermediate with the leaf"
+            return f"{text} (checked at {_date(now)}), so clients refuse the chain: {fix}"
         return (f"a certificate of the trust path from {store} is outside its validity period at {_date(now)}: "
                 "serve a chain that ends at a current root")
     if "no subjectAltName" in core:
