@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-import trustme
 
 from tests.support.dnsmasq import DnsmasqServer, SilentResolver, Zone, wire_zone
-from tests.support.tlsserver import TlsServer, issue
+from tests.support.testca import TestCA, write_chain
+from tests.support.tlsserver import TlsServer
 from tests.support.wc import QUIET_PLUGINS, host_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,87 +220,203 @@ def test_production_core_names_and_restund(tmp_path):
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     base = tmp_path_factory.mktemp("pki")
-    root = trustme.CA()
-    intermediate = root.create_child_ca()
-    (base / "root.pem").write_bytes(root.cert_pem.bytes())
-    inter = (intermediate.cert_pem.bytes(), intermediate.private_key_pem.bytes())
+    ca = TestCA()
+    inter = ca.intermediate()
+    (base / "root.pem").write_bytes(ca.root.pem)
+    expired = ca.intermediate("expired intermediate", NOW - dt.timedelta(days=400), NOW - dt.timedelta(days=2))
+    future = ca.intermediate("future intermediate", NOW + dt.timedelta(days=2), NOW + dt.timedelta(days=400))
+    short = ca.intermediate("short-lived intermediate", NOW - dt.timedelta(days=30), NOW + dt.timedelta(days=10))
+    no_teams = [n for n in NAMES if not n.startswith("teams.")]
 
-    def make(name: str, names=NAMES, with_chain=True, **options) -> tuple[Path, Path]:
-        cert, key = issue(names, *inter, **options)
-        (base / f"{name}.crt").write_bytes(cert + (inter[0] if with_chain else b""))
-        (base / f"{name}.key").write_bytes(key)
-        return base / f"{name}.crt", base / f"{name}.key"
+    def make(name: str, names=NAMES, issuer=inter, with_chain=True, **options) -> tuple[Path, Path]:
+        return write_chain(base, name, ca.leaf(names, issuer, **options), [issuer] if with_chain else [])
 
     return {
         "root": str(base / "root.pem"),
         "valid": make("valid"),
-        "no-teams": make("no-teams", [n for n in NAMES if not n.startswith("teams.")]),
+        "no-teams": make("no-teams", no_teams),
         "expired": make("expired", not_before=NOW - dt.timedelta(days=120), not_after=NOW - dt.timedelta(days=5)),
         "ten-days": make("ten-days", not_after=NOW + dt.timedelta(days=10)),
         "leaf-only": make("leaf-only", with_chain=False),
-        "leaf-only-no-teams": make("leaf-only-no-teams", [n for n in NAMES if not n.startswith("teams.")], with_chain=False),
+        "leaf-only-no-teams": make("leaf-only-no-teams", no_teams, with_chain=False),
         "wildcard": make("wildcard", [f"*.{DOMAIN}"]),
-        "fed-good": make("fed-good", [f"federator.{DOMAIN}"], client_auth=True),
+        "fed-good": make("fed-good", [f"federator.{DOMAIN}"], usages=("serverAuth", "clientAuth")),
         "fed-bad": make("fed-bad", [f"other.{DOMAIN}"], key="ec384"),
+        # crafted chains, each wrong in one property (tests/support/testca.py)
+        "expired-intermediate": make("expired-intermediate", issuer=expired, not_before=NOW - dt.timedelta(days=30)),
+        "future-intermediate": make("future-intermediate", issuer=future),
+        "rsa1024": make("rsa1024", key="rsa1024"),
+        "sha1": make("sha1", signature_hash="sha1"),
+        "client-auth-only": make("client-auth-only", usages=("clientAuth",)),
+        "cn-only": make("cn-only", san=False),
+        "short-intermediate": make("short-intermediate", issuer=short),
+        # ... and their good twins ("valid" is the twin of the intermediates, SHA-1 and CN-only cases)
+        "rsa2048": make("rsa2048", key="rsa2048"),
+        "server-and-client-auth": make("server-and-client-auth", usages=("serverAuth", "clientAuth")),
     }
 
 
-def acceptance_tls(tmp_path: Path, pki, case: str, **server_options) -> dict:
+CERT_KEYWORDS = "certificates_cover_names or certificate_expiry"
+
+
+def acceptance_tls(tmp_path: Path, pki, case: str, keywords: str = TLS_KEYWORDS, **server_options) -> dict:
+    """The acceptance TLS checks against a real TLS server on <loopback>:443 serving pki[case] (and, with
+    sni={name: (cert, key)}, another chain to the clients asking for that name)."""
     wire_ip = loopback()
     cert, key = pki[case]
     # Port 443 of a loopback address of its own: the port the checks use by default.
     with TlsServer(cert, key, address=wire_ip, port=443, **server_options):
-        return run_suite("acceptance", TLS_KEYWORDS, tmp_path / "report", "--domain", DOMAIN, "--wire-ip", wire_ip,
+        return run_suite("acceptance", keywords, tmp_path / "report", "--domain", DOMAIN, "--wire-ip", wire_ip,
                          "--ca-bundle", pki["root"])  # fmt: skip
 
 
 def test_valid_certificate_passes_and_is_described(tmp_path, pki):
-    report = acceptance_tls(tmp_path, pki, "valid")
+    """Served with the good twins of the crafted chains below: an RSA 2048-bit leaf for assets, a
+    serverAuth+clientAuth leaf for account (the others are twins of the valid chain)."""
+    twins = {f"assets.{DOMAIN}": pki["rsa2048"], f"account.{DOMAIN}": pki["server-and-client-auth"]}
+    report = acceptance_tls(tmp_path, pki, "valid", sni=twins)
     san = result(report, "TLS-SAN")
     assert san["status"] == "pass", san
+    assert san["message"].startswith(
+        f"TLS-SAN on {DOMAIN}: served certificates: the chain served with the SNI of each name verifies for that "
+        f"name, for all 7 names (nginz-https.{DOMAIN}, "
+    ), san["message"]
+    assert "{" not in san["message"] and "[" not in san["message"]  # a sentence, not a Python repr
+    assert san["observed"] == {name: "verified" for name in NAMES}
     evidence = san["evidence"]["details"][f"teams.{DOMAIN}"]
     assert f"DNS:teams.{DOMAIN}" in evidence["sans"]
-    assert evidence["chain_ok"] is True and evidence["key"] == "EC secp256r1"
-    assert evidence["issuer"].startswith("OU=Testing CA") and evidence["protocol"] == "TLSv1.3"
-    assert result(report, "TLS-EXPIRY")["status"] == "pass"
-    assert result(report, "TLS-CIPHERS")["status"] == "pass"
+    assert evidence["verification"]["verified"] is True and evidence["key"] == "EC secp256r1"
+    assert evidence["verification"]["path"][-1] == "CN=wirecheck test root,O=wirecheck tests"
+    assert [c["position"] for c in evidence["chain_sent"]] == ["the leaf", "the intermediate"]
+    assert san["evidence"]["details"][f"assets.{DOMAIN}"]["key"] == "RSA 2048"  # the twins were served
+    assert san["evidence"]["details"][f"account.{DOMAIN}"]["chain_sent"][0]["extended_key_usage"] == [
+        "serverAuth", "clientAuth"]
+    assert evidence["issuer"] == "CN=wirecheck test intermediate,O=wirecheck tests" and evidence["protocol"] == "TLSv1.3"
+    expiry = result(report, "TLS-EXPIRY")
+    assert expiry["status"] == "pass"
+    assert "the first certificate to expire is the leaf" in expiry["message"] and "{" not in expiry["message"]
+    ciphers = result(report, "TLS-CIPHERS")
+    assert ciphers["status"] == "pass"
+    assert "the server accepts TLSv1.2, TLSv1.3 with the suites " in ciphers["message"]
+    assert "{" not in ciphers["message"]
     assert result(report, "TLS-FED-CERT")["status"] == "not_applicable"
 
 
 def test_certificate_without_teams_fails_naming_teams(tmp_path, pki):
-    san = result(acceptance_tls(tmp_path, pki, "no-teams"), "TLS-SAN")
+    san = result(acceptance_tls(tmp_path, pki, "no-teams", CERT_KEYWORDS), "TLS-SAN")
     assert san["status"] == "fail"
-    assert f"teams.{DOMAIN}: the certificate served for SNI teams.{DOMAIN}" in san["message"]
-    assert f"does not cover teams.{DOMAIN}" in san["message"]
+    assert f"teams.{DOMAIN}: the leaf (CN=nginz-https.{DOMAIN},O=wirecheck tests) does not cover teams.{DOMAIN}: " \
+           f"its SANs are DNS:nginz-https.{DOMAIN}" in san["message"]
+    assert "no matching subjectAltName" in san["message"]
     assert f"webapp.{DOMAIN}:" not in san["message"]
+    assert san["observed"][f"teams.{DOMAIN}"] == "refused" and san["observed"][f"webapp.{DOMAIN}"] == "verified"
 
 
 def test_expired_certificate_fails_with_the_date(tmp_path, pki):
-    report = acceptance_tls(tmp_path, pki, "expired")
+    report = acceptance_tls(tmp_path, pki, "expired", CERT_KEYWORDS)
     expiry = result(report, "TLS-EXPIRY")
     assert expiry["status"] == "fail"  # a SHOULD, but an expired certificate is down
     not_after = (NOW - dt.timedelta(days=5)).strftime("%Y-%m-%d")
-    assert f"expired on {not_after}" in expiry["message"]
+    assert f"the leaf (CN=nginz-https.{DOMAIN},O=wirecheck tests) expired on {not_after}" in expiry["message"]
     san = result(report, "TLS-SAN")
-    assert san["status"] == "fail" and "certificate expired" in san["message"]
+    assert san["status"] == "fail"
+    assert f"for every name: the leaf (CN=nginz-https.{DOMAIN},O=wirecheck tests) expired on {not_after}" in san["message"]
 
 
 def test_certificate_expiring_in_ten_days_warns(tmp_path, pki):
-    expiry = result(acceptance_tls(tmp_path, pki, "ten-days"), "TLS-EXPIRY")
+    expiry = result(acceptance_tls(tmp_path, pki, "ten-days", CERT_KEYWORDS), "TLS-EXPIRY")
     assert expiry["status"] == "warn"
+    assert "the leaf" in expiry["message"]
     assert "in 10.0 days" in expiry["message"] or "in 9.9 days" in expiry["message"]
     assert "critical: under 14 days" in expiry["message"]
 
 
+def test_intermediate_expiring_first_is_named_by_tls_expiry(tmp_path, pki):
+    """The leaf is good for 90 days, the intermediate sent with it for 10: the chain lasts 10."""
+    report = acceptance_tls(tmp_path, pki, "short-intermediate", CERT_KEYWORDS)
+    expiry = result(report, "TLS-EXPIRY")
+    assert expiry["status"] == "warn", expiry
+    assert "the intermediate (CN=short-lived intermediate,O=wirecheck tests) expires first" in expiry["message"]
+    assert "critical: under 14 days" in expiry["message"]
+    assert result(report, "TLS-SAN")["status"] == "pass"  # valid today
+
+
 def test_missing_intermediate_fails_tls_san(tmp_path, pki):
-    san = result(acceptance_tls(tmp_path, pki, "leaf-only"), "TLS-SAN")
+    san = result(acceptance_tls(tmp_path, pki, "leaf-only", CERT_KEYWORDS), "TLS-SAN")
     assert san["status"] == "fail"
-    assert "unable to get local issuer certificate" in san["message"]
+    assert "the leaf's issuer (CN=wirecheck test intermediate,O=wirecheck tests) is neither sent nor in" in san["message"]
     assert "serve the full chain" in san["message"]
 
 
 def test_wildcard_certificate_covers_the_names(tmp_path, pki):
-    assert result(acceptance_tls(tmp_path, pki, "wildcard"), "TLS-SAN")["status"] == "pass"
+    assert result(acceptance_tls(tmp_path, pki, "wildcard", CERT_KEYWORDS), "TLS-SAN")["status"] == "pass"
+
+
+# Crafted chains, each wrong in one property. One ingress serves them at once, a chain per host name (SNI):
+# TLS-SAN must refuse each name's chain naming the certificate and the reason; sftd gets a good chain.
+def crafted_message(case: str, name: str) -> str:
+    leaf = f"the leaf (CN=nginz-https.{DOMAIN},O=wirecheck tests)"
+    return {
+        "expired-intermediate": "the intermediate (CN=expired intermediate,O=wirecheck tests) expired on",
+        "future-intermediate": "the intermediate (CN=future intermediate,O=wirecheck tests) is not valid before",
+        "rsa1024": f"{leaf} has an RSA 1024-bit key; clients refuse RSA keys under 2048 bits",
+        "sha1": f"{leaf} is signed with SHA1, a signature algorithm clients refuse",
+        "client-auth-only": f"{leaf} is not for TLS servers: its extended key usage is clientAuth, without serverAuth",
+        "cn-only": f"{leaf} has no subjectAltName extension, so {name} is only in its subject CN (nginz-https.{DOMAIN})",
+    }[case]
+
+
+SERVED_CRAFTED = {
+    f"nginz-https.{DOMAIN}": "expired-intermediate",
+    f"nginz-ssl.{DOMAIN}": "future-intermediate",
+    f"assets.{DOMAIN}": "rsa1024",
+    f"webapp.{DOMAIN}": "sha1",
+    f"account.{DOMAIN}": "client-auth-only",
+    f"teams.{DOMAIN}": "cn-only",
+}
+
+
+def test_crafted_chains_served_per_name_fail_tls_san_naming_each(tmp_path, pki):
+    sni = {name: pki[case] for name, case in SERVED_CRAFTED.items()}
+    report = acceptance_tls(tmp_path, pki, "valid", CERT_KEYWORDS, sni=sni)
+    san = result(report, "TLS-SAN")
+    assert san["status"] == "fail", san
+    for name, case in SERVED_CRAFTED.items():
+        assert f"{name}: {crafted_message(case, name)}" in san["message"], (case, san["message"])
+        assert san["observed"][name] == "refused"
+        details = san["evidence"]["details"][name]
+        assert [c["position"] for c in details["chain_sent"]] == ["the leaf", "the intermediate"]
+        if case != "rsa1024":  # cryptography builds the path for the 1024-bit key; the key size refuses it
+            assert details["verification"]["cryptography"].startswith("validation failed: ")
+    assert san["observed"][f"sftd.{DOMAIN}"] == "verified" and f"sftd.{DOMAIN}:" not in san["message"]
+    expiry = result(report, "TLS-EXPIRY")  # the chains with an out-of-date intermediate are down
+    assert expiry["status"] == "fail", expiry
+    assert f"in the chain served for nginz-https.{DOMAIN}, the intermediate (CN=expired intermediate" in expiry["message"]
+    assert f"in the chain served for nginz-ssl.{DOMAIN}, the intermediate (CN=future intermediate" in expiry["message"]
+    assert f"webapp.{DOMAIN}" not in expiry["message"]  # SHA-1 is not a date problem
+
+
+@pytest.mark.parametrize("case", ["expired-intermediate", "future-intermediate", "rsa1024", "sha1",
+                                  "client-auth-only", "cn-only"])  # fmt: skip
+def test_crafted_own_certificate_fails_tls_byo_cert(tmp_path, pki, case):
+    byo = result(run_suite("preflight", "own_certificate", tmp_path / "byo", "--ansible-inventory",
+                           str(_byo_inventory(tmp_path, *pki[case])), "--ca-bundle", pki["root"]), "TLS-BYO-CERT")
+    assert byo["status"] == "fail", byo
+    expected = crafted_message(case, f"webapp.{DOMAIN}")
+    if case != "cn-only":  # the same reason for every name: said once
+        expected = f"for every name: {expected}"
+    assert expected in byo["message"], byo["message"]
+    assert byo["observed"]["verified"] == [] and len(byo["observed"]["refused"]) == len(NAMES)
+
+
+def test_good_twin_own_certificate_passes_tls_byo_cert(tmp_path, pki):
+    """The twin of the 1024-bit case: an RSA 2048-bit leaf, the boundary."""
+    byo = result(run_suite("preflight", "own_certificate", tmp_path / "byo", "--ansible-inventory",
+                           str(_byo_inventory(tmp_path, *pki["rsa2048"])), "--ca-bundle", pki["root"]), "TLS-BYO-CERT")
+    assert byo["status"] == "pass", byo
+    assert "(RSA 2048, valid until" in byo["message"]
+    assert f"its chain in the file verifies for all 7 names (nginz-https.{DOMAIN}," in byo["message"]
+    assert "{" not in byo["message"]
 
 
 def test_tls10_only_ingress_warns_on_ciphers(tmp_path, pki):
@@ -345,8 +461,12 @@ def test_own_certificate_before_install(tmp_path, pki):
     byo = result(bad, "TLS-BYO-CERT")
     assert byo["status"] == "fail"
     assert "the private key does not belong to the certificate" in byo["message"]
-    assert "append the intermediate certificate(s) after the leaf" in byo["message"]
-    assert f"does not cover teams.{DOMAIN}" in byo["message"]
+    # the library stops at the first reason (for teams: the name); both are named, the chain once for all
+    assert "for every name: the leaf's issuer (CN=wirecheck test intermediate,O=wirecheck tests) is neither in the " \
+           "file nor in" in byo["message"]
+    assert "append the intermediate certificate(s) after the leaf in the PEM file" in byo["message"]
+    assert f"teams.{DOMAIN}: the leaf (CN=nginz-https.{DOMAIN},O=wirecheck tests) does not cover teams.{DOMAIN}" \
+           in byo["message"]
     assert byo["observed"]["not_covered"] == [f"teams.{DOMAIN}"]
 
     soon = run_suite("preflight", TLS_KEYWORDS, tmp_path / "soon", "--ansible-inventory",

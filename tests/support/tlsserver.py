@@ -1,7 +1,8 @@
 """Real TLS servers for the tests: Python's ssl module in a subprocess, plus certificate helpers.
 
-Run as a program it serves one certificate chain on --address/--port (0 = pick one) and prints
-"READY <port>" once listening; every connection gets a handshake and a tiny HTTP response.
+Run as a program it serves one certificate chain on --address/--port (0 = pick one), or with
+--sni NAME=CERT,KEY another chain to clients asking for NAME (as an ingress with one certificate per
+host does), and prints "READY <port>" once listening; every connection gets a handshake and a tiny HTTP response.
 `TlsServer` starts it with subprocess.Popen and stops and reaps it on exit.  `issue()` builds leaf
 certificates with any key, validity window and names, signed by a trustme CA (trustme itself cannot
 make 1024-bit keys, expired or self-signed certificates).
@@ -53,13 +54,29 @@ def _main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--min-version", choices=VERSIONS, default="TLSv1.2")
     parser.add_argument("--max-version", choices=VERSIONS, default="TLSv1.3")
     parser.add_argument("--ciphers", default="ECDHE+AESGCM:ECDHE+CHACHA20:@SECLEVEL=0")
+    parser.add_argument("--sni", action="append", default=[], metavar="NAME=CERT,KEY",
+                        help="serve this chain to clients asking for NAME")
     args = parser.parse_args(argv)
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.set_ciphers(args.ciphers)  # before loading: SECLEVEL decides whether weak keys load
-    context.minimum_version = VERSIONS[args.min_version]
-    context.maximum_version = VERSIONS[args.max_version]
-    context.load_cert_chain(args.cert, args.key)
+    def make_context(cert: str, key: str) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.set_ciphers(args.ciphers)  # before loading: SECLEVEL decides whether weak keys load
+        context.minimum_version = VERSIONS[args.min_version]
+        context.maximum_version = VERSIONS[args.max_version]
+        context.load_cert_chain(cert, key)
+        return context
+
+    context = make_context(args.cert, args.key)
+    by_name = {}
+    for item in args.sni:
+        name, files = item.split("=", 1)
+        by_name[name.lower()] = make_context(*files.split(",", 1))
+    if by_name:
+        def pick(conn: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext) -> None:
+            if server_name and server_name.lower() in by_name:
+                conn.context = by_name[server_name.lower()]
+
+        context.sni_callback = pick
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,6 +100,7 @@ class TlsServer:
         max_version: str = "TLSv1.3",
         ciphers: str | None = None,
         port: int = 0,
+        sni: dict[str, tuple[Path, Path]] | None = None,
     ) -> None:
         self.address = address
         self.port = port
@@ -94,6 +112,8 @@ class TlsServer:
         ]  # fmt: skip
         if ciphers:
             self.argv += ["--ciphers", ciphers]
+        for name, (name_cert, name_key) in (sni or {}).items():
+            self.argv += ["--sni", f"{name}={name_cert},{name_key}"]
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 10) -> TlsServer:

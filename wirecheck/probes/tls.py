@@ -350,13 +350,18 @@ def _library_reason(error: str) -> tuple[str, str | None]:
     return core, (match.group(1) if match else None)
 
 
-def _explain(error: str, chain: Sequence[x509.Certificate], name: str, now: dt.datetime, store: str) -> str:
-    """One sentence: which certificate cryptography refused and why, with the fix and the library's words."""
+def _explain(
+    error: str, chain: Sequence[x509.Certificate], name: str, now: dt.datetime, store: str, holder: str
+) -> str:
+    """One sentence: which certificate cryptography refused and why, with the fix and the library's words.
+    `holder` is "server" (a served chain) or "file" (a PEM bundle before install)."""
     core = _library_reason(error)[0].split(": AlgorithmIdentifier")[0]
-    return f"{_explanation(error, chain, name, now, store)} (cryptography's verifier: {core})"
+    return f"{_explanation(error, chain, name, now, store, holder)} (cryptography's verifier: {core})"
 
 
-def _explanation(error: str, chain: Sequence[x509.Certificate], name: str, now: dt.datetime, store: str) -> str:
+def _explanation(
+    error: str, chain: Sequence[x509.Certificate], name: str, now: dt.datetime, store: str, holder: str
+) -> str:
     core, subject = _library_reason(error)
     leaf = chain[0]
     culprit = next((i for i, cert in enumerate(chain) if cert.subject.rfc4514_string() == subject), None)
@@ -394,11 +399,15 @@ def _explanation(error: str, chain: Sequence[x509.Certificate], name: str, now: 
         top = chain[-1]
         if len(chain) == 1 and leaf.subject == leaf.issuer:
             return f"{who} is self-signed and not in {store}: use a certificate from a CA the clients trust"
+        if len(chain) == 1 and holder == "file":
+            return (f"the leaf's issuer ({leaf.issuer.rfc4514_string()}) is neither in the file nor in {store}; the "
+                    "file holds only the leaf: append the intermediate certificate(s) after the leaf in the PEM file")
         if len(chain) == 1:
             return (f"the leaf's issuer ({leaf.issuer.rfc4514_string()}) is neither sent nor in {store}; the server "
                     "sends only the leaf: serve the full chain (leaf + intermediates)")
-        return (f"the chain sent ends at {_named(chain, len(chain) - 1)}, issued by {top.issuer.rfc4514_string()}, "
-                f"which is not in {store}: serve a chain that builds to a root the clients trust")
+        where = "sent" if holder == "server" else "in the file"
+        return (f"the chain {where} ends at {_named(chain, len(chain) - 1)}, issued by {top.issuer.rfc4514_string()}, "
+                f"which is not in {store}: use a chain that builds to a root the clients trust")
     return f"{who} is refused: {core}"
 
 
@@ -431,12 +440,36 @@ class ChainCheck:
         return data
 
 
+def _covered_name(leaf: x509.Certificate) -> DNSName | IPAddress | None:
+    """A name the leaf's SAN does cover (its first entry; a wildcard filled in), to verify the rest of the
+    chain when the name asked for is not covered: the library stops at the first reason."""
+    info = cert_info(leaf)
+    if info.dns_names:
+        first = info.dns_names[0]
+        try:
+            return DNSName("wirecheck" + first[1:] if first.startswith("*.") else first)
+        except ValueError:
+            return None
+    if info.ip_addresses:
+        return IPAddress(ipaddress.ip_address(info.ip_addresses[0]))
+    return None
+
+
+def _verify(store: Store, now: dt.datetime, subject: DNSName | IPAddress, chain: Sequence[x509.Certificate]) -> list:
+    return PolicyBuilder().store(store).time(now).build_server_verifier(subject).verify(chain[0], list(chain[1:]))
+
+
 def verify_for_name(
-    chain: Sequence[x509.Certificate], name: str, ca_bundle: str | None = None, now: dt.datetime | None = None
+    chain: Sequence[x509.Certificate],
+    name: str,
+    ca_bundle: str | None = None,
+    now: dt.datetime | None = None,
+    holder: str = "server",
 ) -> ChainCheck:
     """Verify `chain` (leaf first, as sent) for `name` at `now` with cryptography's X.509 path validation
     (the Web PKI profile: every certificate's dates, signature algorithms, key types, basic constraints,
-    serverAuth usage, the name in the SAN), then the key sizes clients refuse."""
+    serverAuth usage, the name in the SAN), then the key sizes clients refuse.  `holder` ("server" or
+    "file") only words the advice."""
     now = now or dt.datetime.now(dt.UTC)
     check = ChainCheck(name=name, at=now)
     try:
@@ -448,12 +481,17 @@ def verify_for_name(
         subject: DNSName | IPAddress = IPAddress(ipaddress.ip_address(name))
     except ValueError:
         subject = DNSName(name)
-    verifier = PolicyBuilder().store(store).time(now).build_server_verifier(subject)
     try:
-        built = verifier.verify(chain[0], list(chain[1:]))
+        built = _verify(store, now, subject, chain)
     except VerificationError as exc:
         check.library_reason = str(exc)
-        check.problems.append(_explain(str(exc), chain, name, now, check.store))
+        check.problems.append(_explain(str(exc), chain, name, now, check.store, holder))
+        covered = _covered_name(chain[0]) if "no matching subjectAltName" in str(exc) else None
+        if covered is not None:
+            try:
+                _verify(store, now, covered, chain)
+            except VerificationError as other:  # what else a client would refuse once the name is right
+                check.problems.append(_explain(str(other), chain, name, now, check.store, holder))
         check.problems += weak_keys(chain)
         return check
     check.ok = True
@@ -748,7 +786,7 @@ def inspect_pem(
             if not report.key_matches:
                 report.key_error = "the private key does not belong to the certificate's public key"
     now = now or dt.datetime.now(dt.UTC)
-    report.checks = {name: verify_for_name(certs, name, ca_bundle, now) for name in names}
+    report.checks = {name: verify_for_name(certs, name, ca_bundle, now, holder="file") for name in names}
     return report
 
 
