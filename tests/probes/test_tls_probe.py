@@ -15,6 +15,7 @@ from tests.support.testca import TestCA, write_chain
 from tests.support.tlsserver import TlsServer, issue
 from wirecheck.probes.tls import (
     accepted_ciphers,
+    cert_info,
     hostname_matches,
     inspect_pem,
     inspect_tls,
@@ -308,3 +309,11 @@ def test_unreadable_trust_store_is_unmeasured_not_refused(tmp_path, crafted):
     assert not check.refused and not check.ok
     missing = verify_for_name(crafted["san"], f"webapp.{DOMAIN}", str(tmp_path / "absent.pem"))
     assert "cannot read the trust store" in missing.unmeasured
+
+
+def test_a_name_only_in_the_cn_is_not_covered(crafted):
+    """Issue 12's surviving mutant: a certificate with the name only in its CN passed."""
+    leaf = cert_info(crafted["cn-only"][0])
+    assert leaf.common_name == f"webapp.{DOMAIN}" and leaf.dns_names == []
+    assert not leaf.covers(f"webapp.{DOMAIN}")
+    assert cert_info(crafted["san"][0]).covers(f"webapp.{DOMAIN}")

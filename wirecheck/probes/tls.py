@@ -1,9 +1,12 @@
-"""TLS probe: handshakes with SNI, certificate facts, chain verification, RFC 6125 name matching.
+"""TLS probe: handshakes with SNI, certificate facts, chain verification as a client does it.
 
 Everything works against an address rather than a name, so a certificate on `wire_ip`:443 can be
 inspected before public DNS exists.  The handshake itself never verifies (weak keys, old protocols and
-broken chains must be *reported*, not crash the probe); verification is done afterwards against the
-system store or a CA bundle, and the host name is matched against the SANs here (pyOpenSSL does not).
+broken chains must be *reported*, not crash the probe); verification is done afterwards, per name and
+at the time of the run, with cryptography's X.509 path validation (the Web PKI profile) against the
+system store or a CA bundle, plus the RSA key size clients refuse.  When the library refuses a chain,
+its reason is turned into a sentence naming the certificate; the RFC 6125 matching kept here only
+explains a refusal (which SANs the leaf has) and judges the federation certificate.
 """
 
 from __future__ import annotations
