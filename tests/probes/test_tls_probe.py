@@ -317,3 +317,19 @@ def test_a_name_only_in_the_cn_is_not_covered(crafted):
     assert leaf.common_name == f"webapp.{DOMAIN}" and leaf.dns_names == []
     assert not leaf.covers(f"webapp.{DOMAIN}")
     assert cert_info(crafted["san"][0]).covers(f"webapp.{DOMAIN}")
+
+
+def test_name_that_cannot_be_verified_is_unmeasured(pki, crafted):
+    check = verify_for_name(crafted["san"], "not a name!", pki["root"])
+    assert check.unmeasured.startswith("'not a name!' is not a name a certificate can be verified for")
+    assert not check.refused
+
+
+def test_wildcard_mismatch_explains_the_one_label_rule(pki):
+    chain = x509.load_pem_x509_certificates(pki["files"]["wildcard"][0].read_bytes())
+    check = verify_for_name(chain, f"deep.webapp.{DOMAIN}", pki["root"])
+    assert check.problems == [
+        f"the leaf (CN=*.{DOMAIN},O=wirecheck tests) does not cover deep.webapp.{DOMAIN}: its SANs are DNS:*.{DOMAIN} "
+        f"(RFC 6125: a wildcard covers exactly one left-most label): reissue it with deep.webapp.{DOMAIN} (or a "
+        "wildcard for its parent) in the SAN (cryptography's verifier: leaf certificate has no matching subjectAltName)"
+    ]

@@ -34,6 +34,7 @@ from cryptography.x509.verification import (
     DNSName,
     IPAddress,
     PolicyBuilder,
+    ServerVerifier,
     Store,
     VerificationError,
 )
@@ -384,8 +385,15 @@ def _explanation(
                 f"SAN (RFC 6125 §6.4.4, CA/Browser Forum): reissue it with {name} in the SAN")
     if "no matching subjectAltName" in core:
         info = cert_info(leaf)
-        return (f"{who} does not cover {name}: its SANs are {', '.join(info.sans) or 'none'} (RFC 6125: a wildcard "
-                f"covers exactly one left-most label): reissue it with {name} (or a wildcard for its parent) in the SAN")
+        wildcard = " (RFC 6125: a wildcard covers exactly one left-most label)" if any(
+            san.startswith("*.") for san in info.dns_names) else ""
+        try:
+            ipaddress.ip_address(name)
+            entry = f"IP:{name}"
+        except ValueError:
+            entry = f"{name} (or a wildcard for its parent)"
+        return (f"{who} does not cover {name}: its SANs are {', '.join(info.sans) or 'none'}{wildcard}: reissue it "
+                f"with {entry} in the SAN")
     if "EKU" in core:
         usages = cert_info(leaf).extended_key_usage
         return (f"{who} is not for TLS servers: its extended key usage is {', '.join(usages) or 'none'}, without "
@@ -458,8 +466,8 @@ def _covered_name(leaf: x509.Certificate) -> DNSName | IPAddress | None:
     return None
 
 
-def _verify(store: Store, now: dt.datetime, subject: DNSName | IPAddress, chain: Sequence[x509.Certificate]) -> list:
-    return PolicyBuilder().store(store).time(now).build_server_verifier(subject).verify(chain[0], list(chain[1:]))
+def _verifier(store: Store, now: dt.datetime, subject: DNSName | IPAddress) -> ServerVerifier:
+    return PolicyBuilder().store(store).time(now).build_server_verifier(subject)
 
 
 def verify_for_name(
@@ -481,19 +489,24 @@ def verify_for_name(
         check.unmeasured = str(exc)
         return check
     try:
-        subject: DNSName | IPAddress = IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        subject = DNSName(name)
+        try:
+            subject: DNSName | IPAddress = IPAddress(ipaddress.ip_address(name))
+        except ValueError:
+            subject = DNSName(name)
+        verifier = _verifier(store, now, subject)
+    except ValueError as exc:
+        check.unmeasured = f"{name!r} is not a name a certificate can be verified for: {exc}"
+        return check
     try:
-        built = _verify(store, now, subject, chain)
+        built = verifier.verify(chain[0], list(chain[1:]))
     except VerificationError as exc:
         check.library_reason = str(exc)
         check.problems.append(_explain(str(exc), chain, name, now, check.store, holder))
         covered = _covered_name(chain[0]) if "no matching subjectAltName" in str(exc) else None
         if covered is not None:
             try:
-                _verify(store, now, covered, chain)
-            except VerificationError as other:  # what else a client would refuse once the name is right
+                _verifier(store, now, covered).verify(chain[0], list(chain[1:]))
+            except (VerificationError, ValueError) as other:  # what else a client would refuse once the name is right
                 check.problems.append(_explain(str(other), chain, name, now, check.store, holder))
         check.problems += weak_keys(chain)
         return check
@@ -855,7 +868,7 @@ def assess_served(reports: dict[str, TlsReport]) -> Assessment:
     return result
 
 
-def _chain_expiry(chain: Sequence[CertInfo], now: dt.datetime) -> tuple[int, CertInfo]:
+def _chain_expiry(chain: Sequence[CertInfo]) -> tuple[int, CertInfo]:
     """(position, certificate) of the certificate that expires first."""
     index = min(range(len(chain)), key=lambda i: chain[i].not_after)
     return index, chain[index]
@@ -881,7 +894,7 @@ def assess_expiry(
     observed: dict[str, object] = {}
     for key, chain in chains.items():
         names = ", ".join(seen[key])
-        index, first = _chain_expiry(chain, now)
+        index, first = _chain_expiry(chain)
         days = first.days_left(now)
         who = f"{_role(index, len(chain))} ({first.subject})"
         observed[names] = round(days, 1)
