@@ -76,6 +76,10 @@ def test_correct_zone_passes_with_resolver_in_the_evidence(tmp_path):
     assert "ingress" in result(report, "DNS-SFTD")["evidence"]["placement"]
     for rid in ("DNS-PROD-CORE", "DNS-FED-SRV", "DNS-FED-A", "DNS-RESTUND"):
         assert result(report, rid)["status"] == "not_applicable"
+    acme = result(report, "TLS-ACME-PREREQ")  # a pass is a sentence, the data is in observed/evidence
+    assert acme["status"] == "pass", acme
+    assert f"all 7 names resolve to {wire_ip}, CAA lets letsencrypt.org issue, and TCP {wire_ip}:80 " in acme["message"]
+    assert "{" not in acme["message"]
 
 
 def test_wrong_address_and_lookalike_spf_fail_naming_record_found_and_expected(tmp_path):
