@@ -156,14 +156,19 @@ def test_federation_certificate(site, spec):
     path = site.option("federation_cert") or site.vars.get("federation_cert_file")
     if not path:
         not_evaluated("the federator's client/server certificate is not given", option="--federation-cert")
-    report = inspect_pem(_read(path, "--federation-cert"))
+    # Other backends verify it as a server certificate for the infrastructure domain (and as a client one)
+    report = inspect_pem(_read(path, "--federation-cert"), None, site.ca_bundle, [infra])
     if report.error or report.leaf is None:
         cannot_measure(f"--federation-cert {path}: {report.error}")
+    check = report.checks[infra]
     result = assess_federation_cert(
         report.leaf, infra, curve=spec.get("ec_curve", "secp256r1"),
         critical_days=float(spec.get("critical_days", 7)), warn_days=float(spec.get("warn_days", 30)),
-        rsa_recommended_bits=int(spec.get("rsa_recommended_bits", 3000)),
+        rsa_recommended_bits=int(spec.get("rsa_recommended_bits", 3000)), check=check,
     )  # fmt: skip
     record(certificate=path)
-    conclude(result, "federation certificate", f"cryptography on {path}", federation_summary(report.leaf, infra),
-             "EKU serverAuth and clientAuth, the infrastructure domain in the SAN, a supported key, not expiring")
+    method = (f"cryptography on {path}; the chain in the file verified for {infra} with cryptography's X.509 path "
+              f"validation against {site.ca_bundle or 'the system trust store'} at the time of the run")
+    conclude(result, "federation certificate", method, federation_summary(report.leaf, infra, check),
+             "EKU serverAuth and clientAuth, the infrastructure domain in the SAN, a supported key, a chain "
+             "clients accept, not expiring")

@@ -246,6 +246,8 @@ def pki(tmp_path_factory):
         "wildcard": make("wildcard", [f"*.{DOMAIN}"]),
         "fed-good": make("fed-good", [f"federator.{DOMAIN}"], usages=("serverAuth", "clientAuth")),
         "fed-bad": make("fed-bad", [f"other.{DOMAIN}"], key="ec384"),
+        "fed-leaf-only": make("fed-leaf-only", [f"federator.{DOMAIN}"], usages=("serverAuth", "clientAuth"),
+                              with_chain=False),
         # crafted chains, each wrong in one property (tests/support/testca.py)
         "expired-intermediate": make("expired-intermediate", issuer=expired, not_before=NOW - dt.timedelta(days=30)),
         "future-intermediate": make("future-intermediate", issuer=future),
@@ -486,12 +488,18 @@ def test_federation_certificate(tmp_path, pki):
         return run_suite("preflight", TLS_KEYWORDS, tmp_path / case, "--ansible-inventory",
                          str(_byo_inventory(tmp_path, *pki["valid"], extra=extra)), "--ca-bundle", pki["root"])  # fmt: skip
 
-    assert result(run("fed-good"), "TLS-FED-CERT")["status"] == "pass"
+    good = result(run("fed-good"), "TLS-FED-CERT")
+    assert good["status"] == "pass", good
+    assert f"and the chain in the file verifies for federator.{DOMAIN} against {pki['root']}" in good["message"]
     bad = result(run("fed-bad"), "TLS-FED-CERT")
     assert bad["status"] == "fail"
     assert "lacks clientAuth" in bad["message"]
-    assert f"does not cover the infrastructure domain federator.{DOMAIN}" in bad["message"]
+    assert f"the leaf (CN=other.{DOMAIN},O=wirecheck tests) does not cover federator.{DOMAIN}" in bad["message"]
     assert "secp384r1" in bad["message"]
+    leaf_only = result(run("fed-leaf-only"), "TLS-FED-CERT")  # right name and usages, no intermediate
+    assert leaf_only["status"] == "fail", leaf_only
+    assert "append the intermediate certificate(s) after the leaf in the PEM file" in leaf_only["message"]
+    assert "lacks" not in leaf_only["message"] and "does not cover" not in leaf_only["message"]
 
 
 # --- IMP-RESOLVER on lab hosts ----------------------------------------------------------------------

@@ -986,21 +986,31 @@ def assess_pem(report: PemBundleReport, names: Sequence[str], ca_bundle: str | N
 
 def assess_federation_cert(
     leaf: CertInfo, infra_domain: str, curve: str, critical_days: float, warn_days: float,
-    rsa_recommended_bits: int, now: dt.datetime | None = None,
+    rsa_recommended_bits: int, now: dt.datetime | None = None, check: ChainCheck | None = None,
 ) -> Assessment:  # fmt: skip
-    """TLS-FED-CERT: EKU server+client auth, infra domain in the SAN, P-256 for EC, not about to expire."""
-    result = Assessment(expected=f"EKU serverAuth+clientAuth, SAN covering {infra_domain}, EC {curve} or RSA")
+    """TLS-FED-CERT: EKU server+client auth, infra domain in the SAN, P-256 for EC, not about to expire; with
+    `check` (the file's chain verified for the infrastructure domain) also a chain other backends accept."""
+    result = Assessment(expected=f"EKU serverAuth+clientAuth, SAN covering {infra_domain}, EC {curve} or RSA"
+                                 + (", a chain clients accept" if check else ""))  # fmt: skip
     result.evidence.update(leaf.evidence())
     result.evidence["extended_key_usage"] = leaf.extended_key_usage
     days = leaf.days_left(now)
     result.observed = {"eku": leaf.extended_key_usage, "sans": leaf.sans, "key": leaf.key_text, "days_left": round(days, 1)}
-    missing_eku = [usage for usage in (EKU_SERVER, EKU_CLIENT) if usage not in leaf.extended_key_usage]
+    reason = check.library_reason if check else ""
+    if check is not None:
+        result.evidence["verification"] = check.evidence()
+        result.observed["chain"] = "verified" if check.ok and not check.problems else "refused" if check.refused else "not verified"  # type: ignore[index]
+        if check.unmeasured:
+            result.unmeasured.append(check.unmeasured)
+        result.problems += check.problems
+    needed = (EKU_CLIENT,) if "EKU" in reason else (EKU_SERVER, EKU_CLIENT)  # serverAuth named by the library
+    missing_eku = [usage for usage in needed if usage not in leaf.extended_key_usage]
     if missing_eku:
         result.problems.append(
             f"extended key usage lacks {', '.join(missing_eku)} (has: {', '.join(leaf.extended_key_usage) or 'none'}): "
             "reissue with TLS Web Server and Client Authentication"
         )
-    if not leaf.covers(infra_domain):
+    if "subjectAltName" not in reason and not leaf.covers(infra_domain):
         result.problems.append(
             f"the SAN ({', '.join(leaf.sans) or 'none'}) does not cover the infrastructure domain {infra_domain}: reissue"
         )
@@ -1011,7 +1021,8 @@ def assess_federation_cert(
     elif leaf.key_type not in ("EC", "RSA"):
         result.problems.append(f"{leaf.key_type} key: federation supports EC {curve} or RSA")
     if leaf.validity(now) != "valid":
-        result.problems.append(f"the certificate is {leaf.validity(now)} (until {leaf.not_after:%Y-%m-%d %H:%M} UTC): renew it")
+        if "not valid at validation time" not in reason:
+            result.problems.append(f"the certificate is {leaf.validity(now)} (until {leaf.not_after:%Y-%m-%d %H:%M} UTC): renew it")
     elif days < critical_days:
         result.problems.append(f"the certificate expires in {days:.1f} days ({leaf.not_after:%Y-%m-%d}; critical under {critical_days:g}): renew it")
     elif days < warn_days:
@@ -1064,7 +1075,8 @@ def pem_summary(report: PemBundleReport, names: Sequence[str]) -> str:
             f"against {store} at {_date(checks[0].at) if checks else 'the time of the run'}")
 
 
-def federation_summary(leaf: CertInfo, infra_domain: str) -> str:
+def federation_summary(leaf: CertInfo, infra_domain: str, check: ChainCheck | None = None) -> str:
+    chain = f", and the chain in the file verifies for {infra_domain} against {check.store}" if check else ""
     return (f"the certificate {leaf.subject} has extended key usage {', '.join(leaf.extended_key_usage)}, covers "
             f"{infra_domain} by its SAN, has a {leaf.key_text} key and is valid until {_date(leaf.not_after)} "
-            f"({leaf.days_left():.1f} days)")
+            f"({leaf.days_left():.1f} days){chain}")
