@@ -14,12 +14,15 @@ from cryptography.hazmat.primitives import serialization
 from tests.support.testca import TestCA, write_chain
 from tests.support.tlsserver import TlsServer, issue
 from wirecheck.probes.tls import (
+    TlsReport,
     accepted_ciphers,
+    assess_expiry,
     cert_info,
     hostname_matches,
     inspect_pem,
     inspect_tls,
     matching_san,
+    merge_by_names,
     offered_versions,
     trust_store,
     verify_for_name,
@@ -333,3 +336,34 @@ def test_wildcard_mismatch_explains_the_one_label_rule(pki):
         f"(RFC 6125: a wildcard covers exactly one left-most label): reissue it with deep.webapp.{DOMAIN} (or a "
         "wildcard for its parent) in the SAN (cryptography's verifier: leaf certificate has no matching subjectAltName)"
     ]
+
+
+def test_same_reason_for_several_names_is_said_once():
+    merged = merge_by_names({"a.test": ["chain refused", "a.test not covered"], "b.test": ["chain refused"]},
+                            ["a.test", "b.test"])
+    assert merged == ["for every name: chain refused", "a.test: a.test not covered"]
+    assert merge_by_names({"a.test": ["x"]}, ["a.test", "b.test"]) == ["a.test: x"]
+    assert merge_by_names({"a.test": ["x"]}, ["a.test"]) == ["a.test: x"]
+
+
+def test_expiry_looks_at_every_certificate_of_the_chain_at_the_boundary(pki):
+    """The intermediate expires before the leaf: its date decides, and exactly 30 days left is enough."""
+    ca = pki["ca"]
+    inter = ca.intermediate("short intermediate", NOW - dt.timedelta(days=10), NOW + dt.timedelta(days=30))
+    leaf = ca.leaf([f"webapp.{DOMAIN}"], inter)  # valid for 90 days
+    chain = [cert_info(leaf.cert), cert_info(inter.cert)]
+    report = TlsReport(ADDRESS, 443, f"webapp.{DOMAIN}", leaf=chain[0], chain_sent=chain)
+    at_limit = inter.cert.not_valid_after_utc - dt.timedelta(days=30)
+    result, down = assess_expiry({f"webapp.{DOMAIN}": report}, 30, 14, now=at_limit)
+    assert not result.problems and not down
+    assert result.observed == {f"webapp.{DOMAIN}": 30.0}
+    assert result.evidence[f"webapp.{DOMAIN}"]["earliest_expiry"]["position"] == "the intermediate"
+    result, down = assess_expiry({f"webapp.{DOMAIN}": report}, 30, 14, now=at_limit + dt.timedelta(seconds=1))
+    assert not down and result.problems == [
+        f"in the chain served for webapp.{DOMAIN}, the intermediate (CN=short intermediate,O=wirecheck tests) "
+        f"expires first, on {inter.cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, in 30.0 days (warning: under 30 "
+        "days): serve the CA's current intermediate (or renew so that it is sent)"
+    ]
+    result, down = assess_expiry({f"webapp.{DOMAIN}": report}, 30, 14,
+                                 now=inter.cert.not_valid_after_utc + dt.timedelta(seconds=1))
+    assert down and "the intermediate (CN=short intermediate,O=wirecheck tests) expired on" in result.problems[0]

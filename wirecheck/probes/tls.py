@@ -811,7 +811,7 @@ def inspect_pem(
 
 
 def merge_by_names(per_name: dict[str, list[str]], every: Sequence[str]) -> list[str]:
-    """Sentences that hold for several names once, prefixed by the names (none when it is every name)."""
+    """Sentences that hold for several names said once, prefixed by those names ("for every name" when all)."""
     holders: dict[str, list[str]] = {}
     for name, sentences in per_name.items():
         for sentence in sentences:
