@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify-report", help="check a report's digests and signature; name what changed",
                        description="Recompute the SHA-256 of compliance.json, compliance.html and every "
-                       "evidence file, compare with integrity.json, and check integrity.sig if present.")
+                       "evidence file, compare with integrity.json (also its per-requirement digests), and check "
+                       "integrity.sig if present. Fails on any file added, removed or changed, and on symbolic "
+                       "links (never followed), naming each.")
     p.add_argument("dir", metavar="DIR", help="report directory")
     p.add_argument("--key", metavar="KEY", help="public (or private) key the signature must be made with; "
                    "without it a valid signature by any key is reported with its fingerprint")
