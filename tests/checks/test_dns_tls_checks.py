@@ -481,6 +481,17 @@ def test_own_certificate_before_install(tmp_path, pki):
     assert horizon["status"] == "warn" and "need >= 30" in horizon["message"]
 
 
+def test_certificate_horizon_counts_the_intermediate_in_the_file(tmp_path, pki):
+    """The leaf has 90 days, the intermediate in the file 10: renewal is due in 10."""
+    run = run_suite("preflight", "certificate_horizon", tmp_path / "r", "--ansible-inventory",
+                    str(_byo_inventory(tmp_path, *pki["short-intermediate"])))  # fmt: skip
+    horizon = result(run, "IMP-CERT-HORIZON")
+    assert horizon["status"] == "warn", horizon
+    assert "days left on CN=short-lived intermediate,O=wirecheck tests (an intermediate in the file, the first " \
+           "certificate of the file to expire" in horizon["message"]
+    assert horizon["observed"] < 10.1
+
+
 def test_federation_certificate(tmp_path, pki):
     def run(case: str) -> dict:
         cert, key = pki[case]
