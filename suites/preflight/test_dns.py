@@ -110,8 +110,9 @@ def test_demo_records(site, spec):
 def test_spf(site, spec):
     domain, wire_ip = _domain(site), _wire_ip(site)
     lookup = _lookup(site)
-    result = assess_spf(domain, wire_ip, lookup, all_qualifier=spec.get("all_qualifier", "-"))
-    _conclude(result, "SPF", _method(lookup, "TXT lookup and RFC 7208 evaluation"))
+    result = assess_spf(domain, wire_ip, lookup, all_qualifier=spec.get("all_qualifier", "-"),
+                        sender_local=spec.get("sender_local", "postmaster"))
+    _conclude(result, "SPF", _method(lookup, "TXT lookup and RFC 7208 check_host by pyspf"))
 
 
 @requirement("DNS-PROD-CORE")
