@@ -589,6 +589,8 @@ def assess_caa(policies: dict[str, CaaPolicy], issuer: str, challenge: str = "ht
     be compared is unmeasured (with the input that would decide it), never a pass."""
     result = Assessment(expected=f"no CAA record, or one allowing {issuer} with {challenge}")
     observed: dict[str, object] = {}
+    refused: dict[tuple[str, str | None], list[str]] = {}  # names sharing one decision are told once
+    undecided: dict[str, list[str]] = {}
     for name, policy in policies.items():
         result.evidence[name] = {"caa_owner": policy.owner, "records": policy.records}
         if policy.unmeasured:
@@ -600,13 +602,15 @@ def assess_caa(policies: dict[str, CaaPolicy], issuer: str, challenge: str = "ht
         result.evidence[name]["decision"] = decision.why  # type: ignore[index]
         observed[name] = policy.records if policy.owner else "no CAA"
         if decision.allowed is None:
-            result.unmeasured.append(f"{name}: {decision.why}: give the account URI as {ACME_ACCOUNT_INPUT} in the "
-                                     "inventory (the ClusterIssuer's status.acme.uri)")
+            undecided.setdefault(decision.why, []).append(name)
         elif not decision.allowed:
-            result.problems.append(
-                f"{name}: {decision.why}: add `{policy.owner}. IN CAA 0 issue \"{issuer}\"` (or remove the "
-                "restriction)"
-            )
+            refused.setdefault((decision.why, policy.owner), []).append(name)
+    for why, names in undecided.items():
+        result.unmeasured.append(f"{', '.join(names)}: {why}: give the account URI as {ACME_ACCOUNT_INPUT} in the "
+                                 "inventory (the ClusterIssuer's status.acme.uri)")
+    for (why, owner), names in refused.items():
+        result.problems.append(f"{', '.join(names)}: {why}: add `{owner}. IN CAA 0 issue \"{issuer}\"` (or remove "
+                               "the restriction)")
     result.observed = observed
     return result
 
