@@ -77,7 +77,8 @@ def test_turn_port_answers(target, site):
     if not stun.ok:
         problems.append(stun.describe())
     expect(problems, f"TURN port 3478 at {address} ({why})", method="TCP connect; STUN Binding request over UDP").is_empty(
-        "TCP 3478 open and a STUN Binding success on UDP 3478", "; ".join(problems))
+        "TCP 3478 open and a STUN Binding success on UDP 3478",
+        f"the TURN port at {address} ({why}) does not answer: " + "; ".join(problems))
 
 
 def _dnat_udp_ranges(target) -> list[tuple[int, int]] | None:

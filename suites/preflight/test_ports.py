@@ -235,7 +235,8 @@ def test_turn_port_reachable(target, site):
         if r.udp_echo.get(TURN_PORT) is False:
             problems.append("UDP 3478 arrives, but the answer does not come back (return path / NAT)")
     expect(problems, f"TCP and UDP 3478 at {address} ({why})", method=_method(r)).is_empty(
-        f"TCP 3478 and UDP 3478 sent to {address} reach {target.name}", "; ".join(problems))
+        f"TCP 3478 and UDP 3478 sent to {address} reach {target.name}",
+        f"TCP and UDP 3478 sent to {address} ({why}) do not all reach {target.name}: " + "; ".join(problems))
 
 
 @requirement("NET-PORT-UDP-RANGE")
