@@ -303,8 +303,10 @@ def assess_spf(domain: str, wire_ip: str, lookup: DnsLookup, all_qualifier: str 
                                  f"({verdict.result}): {verdict.why}")
         return result
     if verdict.result == "permerror":
-        result.problems.append(f"the {quoted} is broken: RFC 7208 evaluation ends in permerror ({verdict.why}), "
-                               f"so receivers cannot use it for {wire_ip} or any other sender: {publish}")
+        counts = (f"{verdict.dns_terms} DNS-querying terms counted (limit {MAX_DNS_TERMS}), {verdict.void_lookups} "
+                  f"void lookups (limit {pyspf.MAX_VOID_LOOKUPS})")
+        result.problems.append(f"the {quoted} is broken: RFC 7208 evaluation ends in permerror ({verdict.why}; "
+                               f"{counts}), so receivers cannot use it for {wire_ip} or any other sender: {publish}")
         return result
     if not verdict.authorized:
         lookalikes = [
