@@ -95,6 +95,7 @@ def lookup():
     zone.a["mx-other"] = ["127.0.0.3"]
     # exists:%{ir}._spf.%{d}: a per-address allow list the receiver builds from the client IP
     zone.a[f"1.0.0.127._spf.{DOMAIN}."] = ["127.0.0.2"]
+    zone.a[f"{WIRE_IP}.allow.{DOMAIN}."] = ["127.0.0.2"]  # exists:%{i}.allow.%{d}
     with DnsmasqServer(zone, address="127.0.0.56") as server:
         yield DnsLookup([parse_nameserver(server.nameserver)], timeout=1, tries=1)
 
@@ -153,6 +154,14 @@ def test_exists_expands_the_client_address_macro(lookup):
     unlisted = spf_authorizes(parse_spf(record), "127.0.0.9", DOMAIN, lookup)
     assert unlisted.result == "fail"
     assert f"9.0.0.127._spf.{DOMAIN} A: nxdomain (void)" in unlisted.steps
+
+
+def test_exists_with_the_plain_address_macro(lookup):
+    record = "v=spf1 exists:%{i}.allow.%{d} -all"
+    listed = spf_authorizes(parse_spf(record), WIRE_IP, DOMAIN, lookup)
+    assert listed.authorized and f"{WIRE_IP}.allow.{DOMAIN} A: 127.0.0.2" in listed.steps
+    other = spf_authorizes(parse_spf(record), "127.0.0.9", DOMAIN, lookup)
+    assert other.result == "fail" and f"127.0.0.9.allow.{DOMAIN} A: nxdomain (void)" in other.steps
 
 
 def test_loops_duplicates_and_missing_includes_are_permerrors(lookup):
