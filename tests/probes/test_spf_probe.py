@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.dnsmasq import DnsmasqServer, SilentResolver, wire_zone
@@ -144,6 +144,13 @@ def test_include_ending_in_all_is_no_match_never_authorisation(lookup, target):
                           lookup).mechanism == f"ip4:{WIRE_IP}"
     # the mirror case: an included +all does authorise every address
     assert spf_authorizes(parse_spf(f"v=spf1 include:plus.{DOMAIN} -all"), "192.0.2.7", DOMAIN, lookup).authorized
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sender=st.ip_addresses(v=4))
+def test_an_included_softfail_authorises_no_address(lookup, sender):
+    verdict = spf_authorizes(parse_spf(f"v=spf1 include:soft.{DOMAIN} -all"), str(sender), DOMAIN, lookup)
+    assert verdict.result == "fail" and verdict.mechanism == "-all"
 
 
 def test_exists_expands_the_client_address_macro(lookup):
