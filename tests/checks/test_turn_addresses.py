@@ -55,10 +55,22 @@ def acceptance(hosts, tmp_path: Path, *extra: str, **host_vars: str):
     return run.result("ACC-TURN-STUN")
 
 
+def acceptance_port(hosts, tmp_path: Path, **host_vars: str):
+    inv = inventory(hosts, tmp_path / "hosts.ini", **host_vars)
+    run = run_suite(["-k", "turn_port_answers", "--ansible-inventory", str(inv), "--profile", "production"],
+                    tmp_path / "report", suite="suites/acceptance/test_ports.py")
+    assert "INTERNALERROR" not in run.stdout + run.stderr, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.result("NET-PORT-TURN-3478", "restund01")
+
+
 def test_stun_probes_restund_public_ip_where_coturn_answers(hosts, tmp_path):
     public = hosts["public"]
     with Coturn(public, 3478, tmp_path / "coturn", host=hosts["restund"]):
         res = acceptance(hosts, tmp_path, restund_public_ip=public)
+        port = acceptance_port(hosts, tmp_path / "port", restund_public_ip=public)
+    assert port["status"] == "pass", port
+    assert port["evidence"]["probed_address"] == public
+    assert port["evidence"]["turn_address_source"] == "restund_public_ip of restund01"
     assert res["status"] == "pass", res
     assert res["evidence"]["turn_addresses"] == [{"address": public, "source": "restund_public_ip of restund01"}]
     assert set(res["evidence"]["stun"]) == {f"udp://{public}:3478", f"tcp://{public}:3478"}
@@ -70,6 +82,9 @@ def test_stun_fails_when_only_the_login_address_answers(hosts, tmp_path):
         res = acceptance(hosts, tmp_path, restund_public_ip=public)
         # the twin, proving the decoy answers: with --turn-ip naming it, the operator's address wins
         chosen = acceptance(hosts, tmp_path / "turn-ip", "--turn-ip", login, restund_public_ip=public)
+        port = acceptance_port(hosts, tmp_path / "port", restund_public_ip=public)
+    assert port["status"] == "fail", port
+    assert f"the TURN port at {public} (restund_public_ip of restund01) does not answer" in port["message"]
     assert res["status"] == "fail", res
     assert f"probed: {public} (restund_public_ip of restund01)" in res["message"]
     assert all(f"{public}:3478" in problem for problem in res["observed"])
