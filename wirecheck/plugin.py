@@ -87,7 +87,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="Helm values directory (values/<chart>/values.yaml + secrets.yaml; default: "
                      "<--wire-server-deploy>/values) for the chart-values checks")
     g.addoption("--turn-ip", action="append", default=[], metavar="IP",
-                help="public IP of a TURN server (coturn/restund) that brig must advertise (repeatable)")
+                help="public IP of a TURN server (coturn/restund): the TURN checks probe it and brig must "
+                     "advertise it (repeatable; default: restund_public_ip, else ansible_host)")
     g.addoption("--helm-release", action="append", default=[], metavar="NAME[|ALT][@NAMESPACE]",
                 help="an extra Helm release that must be deployed (repeatable)")
     g.addoption("--sft-concurrent-users", type=int, default=None, metavar="N",

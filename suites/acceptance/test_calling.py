@@ -12,6 +12,7 @@ import importlib
 
 from wirecheck import not_applicable, not_evaluated, record, requirement
 from wirecheck.probes import k8s_config as kc
+from wirecheck.turn import turn_addresses
 
 K = importlib.import_module("suites.acceptance.test_kubernetes")
 C = importlib.import_module("suites.preflight.test_configuration")
@@ -33,15 +34,12 @@ def test_sft_config(site, spec):
 
 
 def _turn_ips(site) -> list[str]:
-    ips = list(site.option("turn_ip") or [])
-    if not ips and site.profile == "demo" and site.wire_ip:
-        ips = [site.wire_ip]
-    if not ips:
-        for t in site.targets_with_role("restund", "coturn"):
-            ip = t.vars.get("public_ip") or t.vars.get("restund_network_interface_ip") or t.address
-            if ip:
-                ips.append(str(ip))
-    return ips
+    """The TURN addresses clients must be given (wirecheck.turn: --turn-ip, turn_servers, restund_public_ip,
+    ansible_host; the demo's wire_ip), recorded with the reason for each."""
+    chosen = turn_addresses(site)
+    if chosen:
+        record(turn_addresses=[entry.evidence() for entry in chosen])
+    return [entry.address for entry in chosen]
 
 
 @requirement("CALL-TURN-URIS")

@@ -16,6 +16,7 @@ from suites.preflight.test_ports import (
     _record_path,
     port_probe,
     probed_address,
+    turn_probe_address,
     udp_range,
 )
 from wirecheck import cannot_measure, expect, fail, not_evaluated, record, requirement
@@ -26,8 +27,8 @@ from wirecheck.probes.stun import stun_binding_udp
 _CONNECTS: dict[tuple[str, int], TcpPortResult] = {}
 
 
-def _connect(target, site, port: int) -> TcpPortResult:
-    address = probed_address(target, site)
+def _connect(target, site, port: int, address: str | None = None) -> TcpPortResult:
+    address = address or probed_address(target, site)
     key = (address, port)
     if key not in _CONNECTS:
         probe_host = _probe_host(site)
@@ -66,17 +67,18 @@ def test_https_port_open(target, site):
 
 @requirement("NET-PORT-TURN-3478")
 def test_turn_port_answers(target, site):
-    address = probed_address(target, site)
-    t = _connect(target, site, 3478)
+    address, why = turn_probe_address(target, site)  # the address clients are given, with the reason
+    t = _connect(target, site, 3478, address)
     stun = stun_binding_udp(address, 3478, timeout=3.0, attempts=3)
-    record(probed_address=address, tcp=t.__dict__, stun_udp=stun.evidence())
+    record(probed_address=address, turn_address_source=why, tcp=t.__dict__, stun_udp=stun.evidence())
     problems = []
     if t.state != "open":
         problems.append(f"TCP 3478 {t.state} ({t.detail})")
     if not stun.ok:
         problems.append(stun.describe())
-    expect(problems, "TURN port 3478", method="TCP connect; STUN Binding request over UDP").is_empty(
-        "TCP 3478 open and a STUN Binding success on UDP 3478", "; ".join(problems))
+    expect(problems, f"TURN port 3478 at {address} ({why})", method="TCP connect; STUN Binding request over UDP").is_empty(
+        "TCP 3478 open and a STUN Binding success on UDP 3478",
+        f"the TURN port at {address} ({why}) does not answer: " + "; ".join(problems))
 
 
 def _dnat_udp_ranges(target) -> list[tuple[int, int]] | None:

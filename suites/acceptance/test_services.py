@@ -10,6 +10,7 @@ from __future__ import annotations
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
 from wirecheck.probes.http import csp_allows, http_get, parse_csp, websocket_upgrade
 from wirecheck.probes.stun import stun_binding_tcp, stun_binding_udp
+from wirecheck.turn import turn_addresses
 
 INTERNAL_PATHS = ["/i/status", "/i/users", "/i/teams", "/i/connections", "/i/clients", "/i/provider",
                   "/i/legalhold", "/i/billing"]
@@ -111,23 +112,43 @@ def test_websocket(site, spec):
         lambda _: res.reachable and res.status < 500, "an HTTP answer below 500 (101 accepted; 401/426 without credentials)")
 
 
-def _turn_servers(site) -> list[str]:
-    configured = site.vars.get("turn_servers")
-    if isinstance(configured, list) and configured:
-        return [str(x) for x in configured]
-    restund = [t.address for t in site.targets_with_role("restund", "coturn")]
-    if restund:
-        return restund
-    return [site.wire_ip] if site.wire_ip else []
+def _values_turn_hosts(site, spec) -> tuple[list[str] | None, str]:
+    """Hosts of brig.turnStatic.v2 in the deployed values (--kubeconfig) or the values files; (None, why not)."""
+    import importlib
+
+    from wirecheck.outcome import CannotMeasure, NotEvaluated
+    from wirecheck.probes import k8s_config as kc
+
+    C = importlib.import_module("suites.preflight.test_configuration")
+    F = importlib.import_module("suites.acceptance.test_federation")
+    if not site.kubeconfig and not C.has_values_files(site):
+        return None, "no --kubeconfig or --values-dir to read brig's TURN URIs from"
+    try:
+        src = F.values(site, spec)
+    except (CannotMeasure, NotEvaluated) as exc:
+        return None, f"brig's values could not be read: {exc}"
+    uris = kc.dig(src.get("wire-server") or {}, "brig.turnStatic.v2")
+    hosts = [m["host"] for u in (uris if isinstance(uris, list) else [])
+             if (m := kc.TURN_URI.match(str(u).strip()))]
+    return list(dict.fromkeys(hosts)) or None, f"brig.turnStatic.v2 from {src.method}"
 
 
 @requirement("ACC-TURN-STUN")
 def test_turn_stun(site, spec):
     if _flag(site, "calling_enabled") is False:
         not_applicable("calling is disabled at this site (calling_enabled: false)")
-    servers = _turn_servers(site)
-    if not servers:
-        not_evaluated("no TURN address: no [restund] hosts, turn_servers or wire_ip", option="--wire-ip")
+    chosen = turn_addresses(site)
+    if any(entry.source.startswith("ansible_host of") for entry in chosen) or not chosen:
+        values_hosts, values_source = _values_turn_hosts(site, spec)
+        record(brig_turn_uris=values_source)
+        if values_hosts:
+            chosen = turn_addresses(site, values_hosts, values_source)
+    record(turn_addresses=[entry.evidence() for entry in chosen])
+    if not chosen:
+        not_evaluated("no TURN address: no --turn-ip, no [restund]/[coturn] hosts, no wire_ip and no brig values",
+                      option="--turn-ip")
+    servers = [entry.address for entry in chosen]
+    why = "; ".join(f"{entry.address} ({entry.source})" for entry in chosen)
     port = int(spec.get("port", 3478))
     timeout = float(spec.get("stun_timeout_s", 3))
     problems, seen = [], {}
@@ -148,7 +169,7 @@ def test_turn_stun(site, spec):
     record(stun=seen)
     mapped = sorted({f"{e['mapped_address']}:{e['mapped_port']}" for e in seen.values() if e.get("mapped_address")})
     record(mapped_addresses=mapped)
-    expect(problems, "TURN endpoints without a valid STUN Binding success response",
+    expect(problems, f"TURN endpoints without a valid STUN Binding success response (probed: {why})",
            method="RFC 5389 Binding request over UDP and TCP, XOR-MAPPED-ADDRESS decoded").is_empty(
         f"Binding success (0x0101, magic cookie, our transaction id, XOR-MAPPED-ADDRESS) on UDP and TCP {port}")
 

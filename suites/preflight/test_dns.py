@@ -12,6 +12,7 @@ import shlex
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
 from wirecheck.probes.dns import (
+    ACME_ACCOUNT_INPUT,
     UNMEASURED,
     Assessment,
     DnsLookup,
@@ -110,8 +111,9 @@ def test_demo_records(site, spec):
 def test_spf(site, spec):
     domain, wire_ip = _domain(site), _wire_ip(site)
     lookup = _lookup(site)
-    result = assess_spf(domain, wire_ip, lookup, all_qualifier=spec.get("all_qualifier", "-"))
-    _conclude(result, "SPF", _method(lookup, "TXT lookup and RFC 7208 evaluation"))
+    result = assess_spf(domain, wire_ip, lookup, all_qualifier=spec.get("all_qualifier", "-"),
+                        sender_local=spec.get("sender_local", "postmaster"))
+    _conclude(result, "SPF", _method(lookup, "TXT lookup and RFC 7208 check_host by pyspf"))
 
 
 @requirement("DNS-PROD-CORE")
@@ -281,9 +283,19 @@ def test_caa_allows_letsencrypt(site, spec):
     domain = _domain(site)
     lookup = _lookup(site)
     issuer = spec.get("issuer", "letsencrypt.org")
+    # cert-manager's ClusterIssuer in Wire's charts solves HTTP-01; its ACME account exists only once it ran
+    challenge = str(site.vars.get("acme_challenge") or spec.get("challenge", "http-01"))
+    account = site.vars.get("acme_account_uri") or spec.get("acme_account_uri")
     names = _wire_names(site, domain)
     policies = caa_policies(names, lookup)
-    _conclude(assess_caa(policies, issuer), "CAA", _method(lookup, "CAA lookups climbing to the top-level domain"))
+    result = assess_caa(policies, issuer, challenge, str(account) if account else None)
+    method = _method(lookup, f"CAA lookups climbing to the top-level domain, RFC 8659/8657 as {issuer} applies them")
+    record(challenge=challenge, acme_account_uri=account)
+    if not result.problems and result.unmeasured and all(
+            ACME_ACCOUNT_INPUT in text for text in result.unmeasured):
+        record(details=result.evidence)
+        not_evaluated("; ".join(result.unmeasured), option=f"{ACME_ACCOUNT_INPUT} in the inventory")
+    _conclude(result, "CAA", method)
 
 
 @requirement("IMP-AAAA")

@@ -13,6 +13,7 @@ from typing import Any
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
 from wirecheck.probes.ports import PortProbeResult, ProbeError, format_ranges, probe_ports
+from wirecheck.turn import target_turn_address
 
 #: used until the catalog carries these parameters (then spec.* wins)
 DEFAULT_UDP_RANGE = (32768, 65535)
@@ -112,14 +113,29 @@ def probe_plan(target, site) -> dict[str, list[int]]:
             "echo_udp": [TURN_PORT] if wanted("NET-PORT-TURN-3478") else []}
 
 
-def port_probe(target, site) -> PortProbeResult:
-    """The one probe of this target (cached for the session; every port check reads it)."""
-    address = probed_address(target, site)
+def turn_probe_address(target, site) -> tuple[str, str]:
+    """(address, why) of the TURN port on this host: the address clients are given (wirecheck.turn), else
+    the host's probed address."""
+    chosen = target_turn_address(target, site)
+    if chosen is not None:
+        return chosen.address, chosen.source
+    return probed_address(target, site), "the host's own address (no restund_public_ip, --turn-ip or wire_ip for it)"
+
+
+def port_probe(target, site, address: str | None = None) -> PortProbeResult:
+    """The one probe of this target (cached for the session; every port check reads it).  With `address`
+    different from the host's probed address (a TURN host's public IP), a second small probe sends only
+    the TURN port there, with the listener still on this host."""
+    own = probed_address(target, site)
+    turn_only = address is not None and address != own
+    address = address if turn_only else own
     key = (target.name, address)
     if key not in _PROBES:
         probe_host = _probe_host(site)
         lo, _hi = udp_range(site)
         plan = probe_plan(target, site)
+        if turn_only:
+            plan = {"tcp": [TURN_PORT], "udp": [TURN_PORT], "echo_udp": [TURN_PORT]}
         kwargs: dict[str, Any] = {
             **plan,
             "tcp_timeout": float(site.option("port_timeout") or 3.0),
@@ -198,8 +214,10 @@ def test_https_port_reachable(target, site):
 
 @requirement("NET-PORT-TURN-3478")
 def test_turn_port_reachable(target, site):
-    r = port_probe(target, site)
+    address, why = turn_probe_address(target, site)
+    r = port_probe(target, site, address)
     _record_path(r)
+    record(turn_address=address, turn_address_source=why)
     problems = []
     t = r.tcp.get(TURN_PORT)
     if t is None or not t.passed:
@@ -216,8 +234,9 @@ def test_turn_port_reachable(target, site):
         record(udp_echo=r.udp_echo.get(TURN_PORT))
         if r.udp_echo.get(TURN_PORT) is False:
             problems.append("UDP 3478 arrives, but the answer does not come back (return path / NAT)")
-    expect(problems, "TCP and UDP 3478", method=_method(r)).is_empty(
-        "TCP 3478 and UDP 3478 reach the target", "; ".join(problems))
+    expect(problems, f"TCP and UDP 3478 at {address} ({why})", method=_method(r)).is_empty(
+        f"TCP 3478 and UDP 3478 sent to {address} reach {target.name}",
+        f"TCP and UDP 3478 sent to {address} ({why}) do not all reach {target.name}: " + "; ".join(problems))
 
 
 @requirement("NET-PORT-UDP-RANGE")

@@ -122,7 +122,9 @@ def test_acme_prerequisites(site, spec):
         addresses = pool.submit(lookup.many, names, "A")
         policies = pool.submit(caa_policies, names, lookup)
         result = assess_points_to(addresses.result(), {site.wire_ip})
-        caa = assess_caa(policies.result(), spec.get("issuer", "letsencrypt.org"))
+        account = site.vars.get("acme_account_uri")
+        caa = assess_caa(policies.result(), spec.get("issuer", "letsencrypt.org"),
+                         str(site.vars.get("acme_challenge") or "http-01"), str(account) if account else None)
     result.problems += caa.problems
     result.unmeasured += caa.unmeasured
     result.evidence = {"dns": result.evidence, "caa": caa.evidence}

@@ -135,7 +135,8 @@ def test_caa_forbidding_letsencrypt_and_stale_aaaa(tmp_path):
     report = preflight_dns(tmp_path, zone, wire_ip)
     caa = result(report, "IMP-CAA")
     assert caa["status"] == "warn"
-    assert f'CAA at {DOMAIN} allows only: issue "pki.goog"' in caa["message"]
+    assert f"CAA at {DOMAIN} does not let letsencrypt.org issue with http-01" in caa["message"]
+    assert """'0 issue "pki.goog"' names pki.goog""" in caa["message"]
     assert f'add `{DOMAIN}. IN CAA 0 issue "letsencrypt.org"`' in caa["message"]
     aaaa = result(report, "IMP-AAAA")
     assert aaaa["status"] == "warn"

@@ -16,6 +16,7 @@ No pytest in here; `wirecheck.probes.spf` builds on `DnsLookup`.
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,7 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
@@ -396,7 +398,67 @@ def assess_points_to(answers: dict[str, Answer], expected: set[str], rdtype: str
     return result
 
 
-KNOWN_CAA_TAGS = {"issue", "issuewild", "iodef", "issuemail", "contactemail", "contactphone", "issuevmc"}
+# CAA (RFC 8659, with RFC 8657's accounturi/validationmethods), judged as the issuing CA judges it.
+# Let's Encrypt (Boulder, va/caa.go) knows the tags below; any other tag with the critical flag (128, and
+# Let's Encrypt also reads flag 1 as critical) forbids issuance.  Unknown parameters are ignored; a
+# parameter list that does not parse makes the record authorise nothing; issuer names compare exactly.
+CA_KNOWN_CAA_TAGS = {"issue", "issuewild", "iodef"}
+ACME_ACCOUNT_INPUT = "acme_account_uri"  # the inventory variable naming cert-manager's ACME account URI
+CAA_CRITICAL_FLAGS = 128 | 1
+_CAA_PARAM_TAG = re.compile(r"^[A-Za-z0-9](?:-*[A-Za-z0-9])*$")
+_CAA_PARAM_VALUE = re.compile(r"^[\x21-\x3a\x3c-\x7e]*$")
+_ACME_METHOD = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+@dataclass(frozen=True)
+class CaaEntry:
+    flags: int
+    tag: str  # as published (case kept)
+    value: str
+    text: str  # presentation format, as in the evidence
+
+    @classmethod
+    def parse(cls, text: str) -> CaaEntry:
+        rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.CAA, text)
+        return cls(rdata.flags, rdata.tag.decode("ascii", "replace"),  # type: ignore[attr-defined]
+                   rdata.value.decode("utf-8", "replace"), text)  # type: ignore[attr-defined]
+
+
+@dataclass
+class IssueValue:
+    """An issue/issuewild value (RFC 8659 §4.2): issuer domain name ("" = nobody) and parameters."""
+
+    issuer: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    malformed: str = ""  # why the parameters do not parse (the record then authorises nothing)
+
+
+def parse_issue_value(value: str) -> IssueValue:
+    parts = value.split(";")  # ';' cannot occur in a parameter tag or value
+    parsed = IssueValue(parts[0].strip(" \t"))
+    rest = parts[1:]
+    if len(rest) == 1 and not rest[0].strip(" \t"):
+        return parsed
+    for parameter in rest:
+        tag, equals, text = parameter.partition("=")
+        tag, text = tag.strip(" \t"), text.strip(" \t")
+        if not equals:
+            parsed.malformed = f"parameter {parameter.strip()!r} is not tag=value"
+        elif not _CAA_PARAM_TAG.match(tag):
+            parsed.malformed = f"parameter tag {tag!r} has characters RFC 8659 does not allow"
+        elif not _CAA_PARAM_VALUE.match(text):
+            parsed.malformed = f"parameter value {text!r} has characters RFC 8659 does not allow"
+        if parsed.malformed:
+            return parsed
+        parsed.parameters[tag] = text
+    return parsed
+
+
+@dataclass
+class CaaDecision:
+    allowed: bool | None  # None: depends on the ACME account, which is not known
+    why: str
+    record: str | None = None  # the record that decided (allowed) or the closest candidate
 
 
 @dataclass
@@ -408,28 +470,73 @@ class CaaPolicy:
     records: list[str]
     unmeasured: str = ""  # a lookup on the way failed
 
-    def allows(self, issuer: str, wildcard: bool = False) -> tuple[bool, str]:
-        """May `issuer` (e.g. letsencrypt.org) issue for the name? -> (allowed, why)."""
+    def decide(self, issuer: str, wildcard: bool = False, challenge: str = "http-01",
+               account_uri: str | None = None) -> CaaDecision:
+        """May `issuer` issue for the name, validating with `challenge` for the ACME account `account_uri`
+        (None: not known)?  RFC 8659 §4 and RFC 8657, as Let's Encrypt applies them."""
         if self.owner is None:
-            return True, f"no CAA record on {self.name} or its parents (any CA may issue)"
+            return CaaDecision(True, f"no CAA record on {self.name} or its parents (any CA may issue)")
         entries = []
         for text in self.records:
-            flags, tag, value = text.split(" ", 2)
-            entries.append((int(flags), tag.lower(), value.strip('"')))
-        for flags, tag, _value in entries:
-            if flags & 128 and tag not in KNOWN_CAA_TAGS:
-                return False, f"critical unknown CAA tag {tag!r} at {self.owner} forbids all issuance"
-        tags = ("issuewild", "issue") if wildcard else ("issue",)
-        for tag in tags:
-            values = [value for _flags, entry_tag, value in entries if entry_tag == tag]
-            if not values:
+            try:
+                entries.append(CaaEntry.parse(text))
+            except (dns.exception.DNSException, ValueError) as exc:
+                return CaaDecision(False, f"CAA record '{text}' at {self.owner} cannot be parsed ({exc})")
+        for entry in entries:
+            if entry.tag.lower() not in CA_KNOWN_CAA_TAGS and entry.flags & CAA_CRITICAL_FLAGS:
+                return CaaDecision(False, f"CAA record '{entry.text}' at {self.owner} carries the critical flag on "
+                                          f"tag {entry.tag!r}, which {issuer} does not know, so it refuses to issue",
+                                   entry.text)
+        issue = [entry for entry in entries if entry.tag.lower() == "issue"]
+        wild = [entry for entry in entries if entry.tag.lower() == "issuewild"]
+        relevant, tag = (wild, "issuewild") if wildcard and wild else (issue, "issue")
+        if not relevant:
+            return CaaDecision(True, f"CAA at {self.owner} has no {tag} property (no restriction on issuance)")
+        refusals: list[str] = []
+        needs_account: CaaEntry | None = None
+        for entry in relevant:
+            value = parse_issue_value(entry.value)
+            if value.issuer != issuer:
+                refusals.append(f"'{entry.text}' names {value.issuer or 'no CA'}")
                 continue
-            allowed = [value for value in values if value.split(";")[0].strip().lower() == issuer.lower()]
-            shown = "; ".join(f'{tag} "{value}"' for value in values)
-            if allowed:
-                return True, f"CAA at {self.owner} allows {issuer} ({shown})"
-            return False, f"CAA at {self.owner} allows only: {shown}"
-        return True, f"CAA at {self.owner} has no issue property (no restriction on issuance)"
+            if value.malformed:
+                refusals.append(f"'{entry.text}' names {issuer} but {value.malformed}, so it authorises nothing")
+                continue
+            methods = value.parameters.get("validationmethods")
+            if methods is not None:
+                listed = methods.split(",")
+                if not all(_ACME_METHOD.match(method) for method in listed):
+                    refusals.append(f"'{entry.text}': validationmethods={methods} is malformed, so it authorises "
+                                    "nothing")
+                    continue
+                if challenge not in listed:
+                    refusals.append(f"'{entry.text}' allows {issuer} only with validation method(s) {methods}; "
+                                    f"cert-manager validates with {challenge}")
+                    continue
+            wanted_account = value.parameters.get("accounturi")
+            if wanted_account is not None:
+                if account_uri is None:
+                    needs_account = needs_account or entry
+                    continue
+                if wanted_account != account_uri:
+                    refusals.append(f"'{entry.text}' allows {issuer} only for ACME account {wanted_account}; "
+                                    f"cert-manager's account is {account_uri}")
+                    continue
+            return CaaDecision(True, f"CAA '{entry.text}' at {self.owner} allows {issuer}"
+                                     + (f" with {challenge}" if methods else "")
+                                     + (f" for account {account_uri}" if wanted_account else ""), entry.text)
+        if needs_account is not None:
+            wanted = parse_issue_value(needs_account.value).parameters["accounturi"]
+            return CaaDecision(None, f"CAA '{needs_account.text}' at {self.owner} allows {issuer} only for the ACME "
+                                     f"account {wanted}; the account cert-manager uses is not known, so whether "
+                                     "issuance succeeds cannot be told", needs_account.text)
+        return CaaDecision(False, f"CAA at {self.owner} does not let {issuer} issue with {challenge} ({tag} "
+                                  f"records: {'; '.join(refusals)})")
+
+    def allows(self, issuer: str, wildcard: bool = False) -> tuple[bool, str]:
+        """May `issuer` issue (HTTP-01, no account restriction honoured as unknown -> False)?"""
+        decision = self.decide(issuer, wildcard)
+        return bool(decision.allowed), decision.why
 
 
 def caa_policy(name: str, lookup: DnsLookup) -> CaaPolicy:
@@ -475,22 +582,35 @@ def assess_srv(owner: str, target: str, port: int, answer: Answer) -> Assessment
     return result
 
 
-def assess_caa(policies: dict[str, CaaPolicy], issuer: str) -> Assessment:
-    """IMP-CAA: for every name, the governing CAA set (if any) lets `issuer` issue."""
-    result = Assessment(expected=f"no CAA record, or one allowing {issuer}")
+def assess_caa(policies: dict[str, CaaPolicy], issuer: str, challenge: str = "http-01",
+               account_uri: str | None = None) -> Assessment:
+    """IMP-CAA: for every name, the governing CAA set (if any) lets `issuer` issue the way cert-manager asks
+    (ACME `challenge`, ACME account `account_uri`; None = not known).  An account restriction that cannot
+    be compared is unmeasured (with the input that would decide it), never a pass."""
+    result = Assessment(expected=f"no CAA record, or one allowing {issuer} with {challenge}")
     observed: dict[str, object] = {}
+    refused: dict[tuple[str, str | None], list[str]] = {}  # names sharing one decision are told once
+    undecided: dict[str, list[str]] = {}
     for name, policy in policies.items():
         result.evidence[name] = {"caa_owner": policy.owner, "records": policy.records}
         if policy.unmeasured:
             observed[name] = "lookup failed"
             result.unmeasured.append(policy.unmeasured)
             continue
-        allowed, why = policy.allows(issuer, wildcard=name.startswith("*."))
+        decision = policy.decide(issuer, wildcard=name.startswith("*."), challenge=challenge,
+                                 account_uri=account_uri)
+        result.evidence[name]["decision"] = decision.why  # type: ignore[index]
         observed[name] = policy.records if policy.owner else "no CAA"
-        if not allowed:
-            result.problems.append(
-                f"{name}: {why}: add `{policy.owner}. IN CAA 0 issue \"{issuer}\"` (or remove the restriction)"
-            )
+        if decision.allowed is None:
+            undecided.setdefault(decision.why, []).append(name)
+        elif not decision.allowed:
+            refused.setdefault((decision.why, policy.owner), []).append(name)
+    for why, names in undecided.items():
+        result.unmeasured.append(f"{', '.join(names)}: {why}: give the account URI as {ACME_ACCOUNT_INPUT} in the "
+                                 "inventory (the ClusterIssuer's status.acme.uri)")
+    for (why, owner), names in refused.items():
+        result.problems.append(f"{', '.join(names)}: {why}: add `{owner}. IN CAA 0 issue \"{issuer}\"` (or remove "
+                               "the restriction)")
     result.observed = observed
     return result
 

@@ -1,18 +1,21 @@
-"""SPF (RFC 7208): parse a record into mechanisms and decide whether it authorises an address.
+"""SPF (RFC 7208): does a domain's record authorise an address, as a receiving mail server decides it?
 
-Authorisation is decided the way a receiving mail server does it: mechanisms are evaluated left to
-right and the first match decides.  `ip4:`/`ip6:` match by network containment (exact address or
-CIDR), never by text, so `ip4:1.2.3.45` does not authorise 1.2.3.4.  `a`, `mx`, `include:` and
-`redirect=` are resolved through a lookup function (see `wirecheck.probes.dns.DnsLookup`), with the
-RFC's limit of 10 DNS-querying terms.
+The evaluation is pyspf's `query.check()` (strict RFC 7208 check_host: macros, include/redirect/exists,
+the limits of 10 DNS-querying terms and 2 void lookups), with its DNS function replaced by our
+resolver (`wirecheck.probes.dns.DnsLookup`: the --nameserver setting, bounded timeouts), so every
+query it makes is answered by the resolvers the run names and noted for the evidence.  `parse_spf`
+only lists the terms (for the evidence and the "looks like the address" hint); it decides nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import spf as pyspf
 
 from wirecheck.probes.dns import UNMEASURED, Answer, Assessment, DnsLookup
 
@@ -136,154 +139,136 @@ def _network(mechanism: Mechanism) -> ipaddress.IPv4Network | ipaddress.IPv6Netw
 
 @dataclass
 class SpfVerdict:
-    result: str  # pass | fail | softfail | neutral | permerror | temperror
-    mechanism: str | None  # the term that decided, as written ("ip4:1.2.3.0/24"), None for the default
-    why: str  # in words, with the addresses compared
-    steps: list[str] = field(default_factory=list)  # every term looked at, for the evidence
+    """pyspf's answer to RFC 7208 check_host(): the result, the term that decided it, and the lookups made."""
+
+    result: str  # pass | fail | softfail | neutral | none | permerror | temperror
+    mechanism: str | None  # the top-level term that decided ("ip4:1.2.3.0/24", "include:x"), None for the default
+    why: str  # pyspf's explanation (for errors: what was wrong)
+    steps: list[str] = field(default_factory=list)  # every DNS query made, with its answer, for the evidence
+    dns_terms: int = 0  # terms that counted toward the limit of 10
+    void_lookups: int = 0  # lookups that found nothing (limit 2)
 
     @property
     def authorized(self) -> bool:
         return self.result == "pass"
 
 
-class _Evaluation:
-    def __init__(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, lookup: Lookup) -> None:
-        self.ip = ip
+class _Recorder:
+    """pyspf's DNS function backed by our resolver (the --nameserver setting, bounded timeouts, caching),
+    noting every query for the evidence. A lookup that got no answer is pyspf's TempError."""
+
+    def __init__(self, lookup: Lookup) -> None:
         self.lookup = lookup
-        self.dns_terms = 0
         self.steps: list[str] = []
 
-    def count(self, term: str) -> None:
-        self.dns_terms += 1
-        if self.dns_terms > MAX_DNS_TERMS:
-            raise _PermError(f"more than {MAX_DNS_TERMS} DNS-querying terms (at {term!r})")
-
-    def addresses(self, name: str) -> list[str]:
-        rdtype = "A" if self.ip.version == 4 else "AAAA"
-        answer = self.lookup(name, rdtype)
-        if answer.status in ("timeout", "servfail", "refused", "error"):
-            raise _TempError(f"{name} {rdtype}: {answer.status} ({answer.error})")
-        return answer.addresses
-
-    def covered_by(self, addresses: list[str], mechanism: Mechanism) -> str | None:
-        prefix = mechanism.cidr4 if self.ip.version == 4 else mechanism.cidr6
-        for address in addresses:
-            ip = ipaddress.ip_address(address)
-            if ip.version != self.ip.version:
-                continue
-            network = ipaddress.ip_network(f"{ip}/{prefix if prefix is not None else ip.max_prefixlen}", strict=False)
-            if self.ip in network:
-                return str(network) if prefix is not None else address
-        return None
-
-    def check_host(self, domain: str, record: Spf, depth: int) -> tuple[str, str | None, str]:
-        if depth > MAX_DNS_TERMS:
-            raise _PermError("include/redirect nesting too deep")
-        if record.errors:
-            raise _PermError(f"record for {domain} is malformed: {'; '.join(record.errors)}")
-        for mechanism in record.mechanisms:
-            matched, detail = self.matches(domain, mechanism, depth)
-            self.steps.append(f"{domain}: {mechanism.text} -> {'match' if matched else 'no match'} ({detail})")
-            if matched:
-                return mechanism.result, mechanism.text, detail
-        if "redirect" in record.modifiers:
-            target = _expand(record.modifiers["redirect"], domain)
-            self.count(f"redirect={target}")
-            inner = fetch_spf(target, self.lookup)
-            if inner is None:
-                raise _PermError(f"redirect={target}: no SPF record there")
-            return self.check_host(target, inner, depth + 1)
-        return "neutral", None, "no mechanism matched and there is no 'all' (default result neutral)"
-
-    def matches(self, domain: str, mechanism: Mechanism, depth: int) -> tuple[bool, str]:
-        name = mechanism.name
-        target = _expand(mechanism.value, domain) if mechanism.value else domain
-        if name == "all":
-            return True, "'all' matches every address"
-        if name in ("ip4", "ip6"):
-            network = _network(mechanism)
-            if self.ip.version != network.version:
-                return False, f"{self.ip} is not IPv{network.version}"
-            inside = self.ip in network
-            return inside, f"{self.ip} {'is' if inside else 'is not'} in {network}"
-        if name == "a":
-            self.count(mechanism.text)
-            addresses = self.addresses(target)
-            hit = self.covered_by(addresses, mechanism)
-            shown = ", ".join(addresses) or "no address"
-            return hit is not None, f"{target} resolves to {shown}"
-        if name == "mx":
-            self.count(mechanism.text)
-            answer = self.lookup(target, "MX")
-            if answer.status in ("timeout", "servfail", "refused", "error"):
-                raise _TempError(f"{target} MX: {answer.status} ({answer.error})")
-            exchanges = [str(rdata.exchange).rstrip(".") for rdata in answer.rdatas][:10]  # type: ignore[attr-defined]
-            seen = []
-            for exchange in exchanges:
-                addresses = self.addresses(exchange)
-                seen.append(f"{exchange} = {', '.join(addresses) or 'no address'}")
-                if self.covered_by(addresses, mechanism):
-                    return True, f"MX of {target}: {'; '.join(seen)}"
-            return False, f"MX of {target}: {'; '.join(seen) or 'none'}"
-        if name == "include":
-            self.count(mechanism.text)
-            inner = fetch_spf(target, self.lookup)
-            if inner is None:
-                raise _PermError(f"include:{target}: no SPF record there")
-            result, _, detail = self.check_host(target, inner, depth + 1)
-            return result == "pass", f"include:{target} gave {result} ({detail})"
-        if name == "exists":
-            self.count(mechanism.text)
-            if "%" in mechanism.value:
-                return False, "macro in exists: not evaluated"
-            return bool(self.lookup(target, "A").addresses), f"exists:{target}"
-        # ptr is deprecated (RFC 7208 §5.5) and depends on reverse DNS we do not control.
-        self.count(mechanism.text)
-        return False, "ptr is deprecated and not evaluated"
+    def __call__(self, name: str, qtype: str, strict: object = True, timeout: object = None) -> list:
+        answer = self.lookup(name, qtype)
+        if answer.status in UNMEASURED:
+            self.steps.append(f"{name} {qtype}: {answer.status} ({answer.error})")
+            raise pyspf.TempError(f"DNS {name} {qtype}: {answer.status} ({answer.error})")
+        if not answer.ok:
+            self.steps.append(f"{name} {qtype}: {answer.status} (void)")
+            return []
+        self.steps.append(f"{name} {qtype}: {', '.join(answer.records)}")
+        key = (name, qtype)
+        values: list = []
+        for rdata in answer.rdatas:
+            if qtype in ("A", "AAAA"):
+                values.append((key, rdata.address))  # type: ignore[attr-defined]
+            elif qtype == "MX":
+                values.append((key, (rdata.preference, rdata.exchange.to_text(True))))  # type: ignore[attr-defined]
+            elif qtype == "PTR":
+                values.append((key, rdata.target.to_text(True)))  # type: ignore[attr-defined]
+            elif qtype in ("TXT", "SPF"):
+                values.append((key, list(rdata.strings)))  # type: ignore[attr-defined]
+        return values
 
 
-class _PermError(Exception):
-    pass
+_BOUND = threading.local()
 
 
-class _TempError(Exception):
-    pass
+def _dns_lookup(name: str, qtype: str, strict: object = True, timeout: object = None) -> list:
+    """Installed as pyspf.DNSLookup: asks the resolver bound to this thread, never the system's."""
+    recorder = getattr(_BOUND, "recorder", None)
+    if recorder is None:
+        raise pyspf.TempError(f"DNS {name} {qtype}: no resolver bound for this SPF evaluation")
+    return recorder(name, qtype, strict, timeout)
 
 
-def _expand(value: str, domain: str) -> str:
-    """Only the %{d} macro is expanded; other macros stay as written."""
-    return value.replace("%{d}", domain).rstrip(".")
+pyspf.DNSLookup = _dns_lookup
 
 
-def fetch_spf(domain: str, lookup: Lookup) -> Spf | None:
-    """The SPF record of `domain` (None if there is none). Raises on ambiguity or resolver trouble."""
-    answer = lookup(domain, "TXT")
-    if answer.status in ("timeout", "servfail", "refused", "error"):
-        raise _TempError(f"{domain} TXT: {answer.status} ({answer.error})")
-    records = [text for text in answer.texts if is_spf(text)]
-    if len(records) > 1:
-        raise _PermError(f"{domain} has {len(records)} SPF records (RFC 7208 allows one)")
-    return parse_spf(records[0]) if records else None
-
-
-def spf_authorizes(spf: Spf, ip: str, domain: str, lookup: Lookup) -> SpfVerdict:
-    """Would a receiver accept mail from `ip` for `domain` with this SPF record? (RFC 7208 check_host)"""
-    evaluation = _Evaluation(ipaddress.ip_address(ip), lookup)
+def spf_authorizes(record: Spf | str | None, ip: str, domain: str, lookup: Lookup,
+                   sender_local: str = "postmaster") -> SpfVerdict:
+    """RFC 7208 check_host(ip, domain, sender) by pyspf (strict): would a receiver accept mail from `ip` for
+    `domain`?  `record` is the domain's SPF text (None: pyspf fetches it); every further lookup (include,
+    redirect, a, mx, exists with macros expanded, ptr, exp) goes through `lookup`."""
+    text = record.text if isinstance(record, Spf) else record
+    recorder = _Recorder(lookup)
+    query = pyspf.query(i=ip, s=f"{sender_local}@{domain}", h=domain, strict=True)
+    previous = getattr(_BOUND, "recorder", None)
+    _BOUND.recorder = recorder
     try:
-        result, mechanism, why = evaluation.check_host(domain, spf, 0)
-    except _PermError as exc:
-        return SpfVerdict("permerror", None, str(exc), evaluation.steps)
-    except _TempError as exc:
-        return SpfVerdict("temperror", None, str(exc), evaluation.steps)
-    return SpfVerdict(result, mechanism, why, evaluation.steps)
+        result, _code, explanation = query.check(spf=text)
+    except Exception as exc:  # pyspf's own assertion (recursion) or a bug: not a verdict on the record
+        return SpfVerdict("error", None, f"pyspf failed: {type(exc).__name__}: {exc}", recorder.steps)
+    finally:
+        _BOUND.recorder = previous
+    why = explanation or ""
+    if result in ("permerror", "temperror") and getattr(query, "prob", None):
+        why = str(query.prob)
+        if query.mech:
+            why += f" (at {', '.join(str(m) for m in query.mech)})"
+    return SpfVerdict(result, query.mechanism if result not in ("permerror", "temperror") else None, why,
+                      recorder.steps, query.lookups, query.void_lookups)
+
+
+@dataclass
+class PolicyEnd:
+    qualifier: str | None  # of the `all` that ends the policy; None without one
+    where: str  # the domain whose record holds it
+    problem: str = ""  # why the end could not be followed
+    unmeasured: bool = False  # the problem is a lookup without answer
+
+
+def effective_all(record: Spf, domain: str, lookup: Lookup, limit: int = MAX_DNS_TERMS) -> PolicyEnd:
+    """The `all` that ends the policy, following `redirect=` (RFC 7208 §6.1: redirect applies only when
+    the record has no `all`)."""
+    seen = [domain]
+    for _ in range(limit):
+        if record.all_qualifier is not None or "redirect" not in record.modifiers:
+            return PolicyEnd(record.all_qualifier, seen[-1])
+        query = pyspf.query(i="192.0.2.1", s=f"postmaster@{seen[-1]}", h=seen[-1], strict=True)
+        query.d = seen[-1]
+        try:
+            target = query.expand_domain(record.modifiers["redirect"])
+        except pyspf.PermError as exc:
+            return PolicyEnd(None, seen[-1], f"redirect={record.modifiers['redirect']} cannot be expanded ({exc})")
+        if target.lower() in (name.lower() for name in seen):
+            return PolicyEnd(None, target, f"redirect loop through {target}")
+        answer = lookup(target, "TXT")
+        if answer.status in UNMEASURED:
+            return PolicyEnd(None, target, f"{target} TXT: {answer.status} ({answer.error})", unmeasured=True)
+        records = [text for text in answer.texts if is_spf(text)]
+        if len(records) != 1:
+            return PolicyEnd(None, target, f"redirect={target} finds {len(records)} SPF records (need one)")
+        seen.append(target)
+        record = parse_spf(records[0])
+    return PolicyEnd(None, seen[-1], f"more than {limit} redirects")
 
 
 def suggested_record(wire_ip: str) -> str:
     return f"v=spf1 a mx ip4:{wire_ip} -all"
 
 
-def assess_spf(domain: str, wire_ip: str, lookup: DnsLookup, all_qualifier: str = "-") -> Assessment:
-    """DNS-SPF: one SPF record on `domain` that authorises `wire_ip` and ends like the docs' record."""
+def assess_spf(domain: str, wire_ip: str, lookup: DnsLookup, all_qualifier: str = "-",
+               sender_local: str = "postmaster") -> Assessment:
+    """DNS-SPF: one SPF record on `domain`; RFC 7208 evaluation (pyspf) gives `pass` for `wire_ip`; the policy
+    ends like the docs' record (`-all`), following `redirect=`.
+
+    temperror (a lookup got no answer) is unmeasured; permerror (the published records cannot be
+    interpreted: syntax, more than 10 DNS-querying terms, more than 2 void lookups, an include without
+    a record) is a problem: receivers see exactly that record and treat the domain's SPF as broken."""
     result = Assessment(expected=f"an SPF record authorising {wire_ip} (docs: {suggested_record(wire_ip)})")
     answer = lookup(domain, "TXT")
     result.evidence["txt"] = answer.evidence()
@@ -294,24 +279,34 @@ def assess_spf(domain: str, wire_ip: str, lookup: DnsLookup, all_qualifier: str 
     records = [text for text in answer.texts if is_spf(text)]
     result.observed = records or f"no SPF record ({answer.status}; TXT: {answer.texts or 'none'})"
     if not records:
-        result.problems.append(f"{domain} has no SPF record (TXT found: {answer.texts or 'none'}): {publish}")
+        found = ", ".join(f'"{text}"' for text in answer.texts) or "none"
+        result.problems.append(f"{domain} has no SPF record (TXT records found: {found}): {publish}")
         return result
     if len(records) > 1:
-        result.problems.append(f"{domain} has {len(records)} SPF records {records} (RFC 7208 allows one): keep one, {publish}")
+        shown = ", ".join(f'"{text}"' for text in records)
+        result.problems.append(f"{domain} has {len(records)} SPF records ({shown}); RFC 7208 allows one and "
+                               f"receivers treat two as a permanent error: keep one, {publish}")
         return result
     spf = parse_spf(records[0])
     result.evidence["record"] = records[0]
-    result.evidence["mechanisms"] = [mechanism.text for mechanism in spf.mechanisms]
-    if not spf.valid:
-        result.problems.append(f"SPF record \"{records[0]}\" on {domain} is malformed ({'; '.join(spf.errors)}): {publish}")
-        return result
-    verdict = spf_authorizes(spf, wire_ip, domain, lookup)
-    result.evidence["evaluation"] = verdict.steps
-    result.evidence["result"] = verdict.result
-    result.evidence["decided_by"] = verdict.mechanism
+    result.evidence["terms"] = [mechanism.text for mechanism in spf.mechanisms] + [
+        f"{key}={value}" for key, value in spf.modifiers.items()]
+    verdict = spf_authorizes(records[0], wire_ip, domain, lookup, sender_local)
+    result.evidence["evaluation"] = {
+        "by": f"pyspf {pyspf.__version__} check_host (strict), sender {sender_local}@{domain}, client {wire_ip}",
+        "result": verdict.result, "decided_by": verdict.mechanism, "explanation": verdict.why,
+        "dns_terms": verdict.dns_terms, "void_lookups": verdict.void_lookups, "dns_queries": verdict.steps}
     result.observed = {"record": records[0], "result": verdict.result, "decided_by": verdict.mechanism}
-    if verdict.result == "temperror":
-        result.unmeasured.append(f"SPF evaluation for {domain}: {verdict.why}")
+    quoted = f"SPF record \"{records[0]}\" on {domain}"
+    if verdict.result in ("temperror", "error"):
+        result.unmeasured.append(f"RFC 7208 evaluation of the {quoted} for {wire_ip} did not finish "
+                                 f"({verdict.result}): {verdict.why}")
+        return result
+    if verdict.result == "permerror":
+        counts = (f"{verdict.dns_terms} DNS-querying terms counted (limit {MAX_DNS_TERMS}), {verdict.void_lookups} "
+                  f"void lookups (limit {pyspf.MAX_VOID_LOOKUPS})")
+        result.problems.append(f"the {quoted} is broken: RFC 7208 evaluation ends in permerror ({verdict.why}; "
+                               f"{counts}), so receivers cannot use it for {wire_ip} or any other sender: {publish}")
         return result
     if not verdict.authorized:
         lookalikes = [
@@ -319,18 +314,22 @@ def assess_spf(domain: str, wire_ip: str, lookup: DnsLookup, all_qualifier: str 
             for mechanism in spf.mechanisms
             if mechanism.name == "ip4" and wire_ip in mechanism.value and mechanism.value != wire_ip
         ]
-        hint = (
-            f"; {', '.join(lookalikes)} only looks like {wire_ip} (different address)" if lookalikes else ""
-        )
-        decided = f"decided by '{verdict.mechanism}'" if verdict.mechanism else "nothing matched"
+        hint = f"; {', '.join(lookalikes)} only looks like {wire_ip} (different address)" if lookalikes else ""
+        decided = f"decided by '{verdict.mechanism}'" if verdict.mechanism else "no term matched"
         result.problems.append(
-            f"SPF record \"{records[0]}\" on {domain} does not authorise {wire_ip}: result {verdict.result}, "
-            f"{decided} ({verdict.why}){hint}; found {', '.join(m.text for m in spf.mechanisms)}, "
-            f"expected ip4:{wire_ip} (or a CIDR covering it, or a/mx resolving to it): {publish}"
+            f"the {quoted} does not authorise {wire_ip}: RFC 7208 evaluation gives {verdict.result}, {decided}{hint}; "
+            f"expected pass through ip4:{wire_ip} (or a CIDR covering it, or a/mx resolving to it): {publish}"
         )
-    if spf.all_qualifier != all_qualifier:
-        ending = f"'{spf.all_qualifier}all'" if spf.all_qualifier else "no 'all' mechanism"
+    end = effective_all(spf, domain, lookup)
+    qualifier, where, problem = end.qualifier, end.where, end.problem
+    result.evidence["policy_ends"] = {"all": f"{qualifier}all" if qualifier else None, "record_of": where}
+    if end.unmeasured:
+        result.unmeasured.append(f"the end of the {quoted} (through redirect=) could not be read: {problem}")
+    elif qualifier != all_qualifier:
+        ending = f"'{qualifier}all'" if qualifier else "no 'all' mechanism" + (f" ({problem})" if problem else "")
+        via = f" (the record of {where}, reached through redirect=)" if where != domain else ""
         result.problems.append(
-            f"SPF record \"{records[0]}\" on {domain} ends with {ending}; the docs publish '{all_qualifier}all': {publish}"
+            f"the {quoted} ends with {ending}{via}; the docs publish '{all_qualifier}all', so that receivers reject "
+            f"mail from other addresses: {publish}"
         )
     return result
