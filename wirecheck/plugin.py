@@ -16,9 +16,9 @@ from . import __version__
 from .catalog import CatalogError, Requirement, default_catalog, load_catalog
 from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end
 from .report_json import build_compliance, jsonable, write_compliance
+from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
 from .sitepacks import load_packs
 from .sitepacks import registry as pack_registry
-from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
 from .targets import (
     Inventory,
     TargetError,

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from tests.support.wc import REPO, host_args, run_suite
+from tests.support.wc import REPO, run_suite
 
 PACK = REPO / "examples" / "site-pack-acme"
 
