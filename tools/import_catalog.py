@@ -1,11 +1,13 @@
 """Import the shared requirements catalog (Markdown) into wirecheck/catalog.yaml.
 
-The Markdown catalog is the research input; wirecheck/catalog.yaml is what the
-framework reads.  Re-running this script refreshes the text fields from the
-Markdown and keeps the hand-maintained fields (params, roles, scope, docs URL
-overrides) already present in catalog.yaml.
+The Markdown catalog is the research input; wirecheck/catalog.yaml is the hand-edited source of
+truth the framework reads (schema: wirecheck/catalog.schema.json).  Re-running this script
+refreshes the text fields from the Markdown and keeps the hand-maintained fields (params, roles,
+scope, docs URL overrides, the remediation of implicit requirements) already present in
+catalog.yaml, and writes the same plain form a person writes: no YAML anchors, no empty fields.
 
     python tools/import_catalog.py ../shared/requirements-catalog.md
+    python tools/import_catalog.py --rewrite      # re-write catalog.yaml in that form only
 """
 
 from __future__ import annotations
@@ -100,7 +102,10 @@ IMP_TITLES = {
 }
 PROFILES = {"demo": ["demo"], "prod": ["production"], "both": ["demo", "production"]}
 PHASES = {"PRE": ["preflight"], "ACC": ["acceptance"], "PRE+ACC": ["preflight", "acceptance"]}
-KEPT = ("params", "roles", "scope", "url", "remediation_override")
+KEPT = ("params", "roles", "scope", "url")
+#: kept for implicit requirements only: their fix is written by hand (the Markdown has none)
+KEPT_IMPLICIT = ("remediation",)
+LEVEL_PART = re.compile(r"^(MUST|SHOULD|INFO)\b\s*(?:\((.*)\))?\s*$")
 
 HEAD = re.compile(r"^#### ([A-Z0-9-]+) — (.+)$")
 META = re.compile(r"^\*(.+)\*$")
@@ -108,11 +113,44 @@ FIELD = re.compile(r"^- \*\*(Requirement|Source|Check|Fix):\*\* (.*)$")
 
 
 def level_of(text: str) -> tuple[str, str]:
-    """Map the catalog's level text to must/should/info plus the condition it carries."""
-    first = text.split()[0].lower()
-    level = {"must": "must", "should": "should", "info": "info"}.get(first, "must")
-    cond = text[len(text.split()[0]):].strip()
-    return level, cond.strip("() ")
+    """Map the catalog's level text to must/should/info plus the condition it carries.
+
+    "MUST (when federation is enabled)" -> ("must", "when federation is enabled"); a text that gives
+    the level per profile or per aspect ("MUST (demo) / INFO (prod, conflicting figures)") is kept
+    whole as the condition ("differs by case: ..."), never cut at the first parenthesis; its level is the
+    first one named (the checks judge the parts themselves)."""
+    text = text.strip()
+    parts = re.split(r"\s+/\s+", text)
+    if len(parts) == 1:
+        m = LEVEL_PART.match(text)
+        if m:
+            return m.group(1).lower(), (m.group(2) or "").strip()
+    first = re.match(r"(MUST|SHOULD|INFO)\b", text)
+    return (first.group(1).lower() if first else "must"), f"differs by case: {text}"
+
+
+def plain(doc: dict) -> dict:
+    """The hand-edited form: no empty condition, no dead fields."""
+    for req in doc["requirements"].values():
+        if not req.get("condition"):
+            req.pop("condition", None)
+        override = req.pop("remediation_override", None)
+        if override:
+            req["remediation"] = override
+        if not req.get("params"):
+            req.pop("params", None)
+    return doc
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """YAML as a person writes it: the same list twice is written twice, never as &id001/*id001."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def dump(doc: dict) -> str:
+    return yaml.dump(plain(doc), Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def scope_of(where: str) -> str:
@@ -217,12 +255,20 @@ def parse(md: str) -> dict:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--rewrite"]:
+        doc = yaml.safe_load(OUT.read_text(encoding="utf-8"))
+        for req in doc["requirements"].values():
+            if req.get("level_text"):
+                req["level"], req["condition"] = level_of(req["level_text"])
+        OUT.write_text(dump(doc), encoding="utf-8")
+        print(f"{len(doc['requirements'])} requirements re-written to {OUT}")
+        return
     md = Path(sys.argv[1]).read_text(encoding="utf-8")
     reqs = parse(md)
     old = yaml.safe_load(OUT.read_text()) if OUT.exists() else {}
     old_reqs = (old or {}).get("requirements", {})
     for rid, req in reqs.items():
-        for key in KEPT:
+        for key in KEPT + (KEPT_IMPLICIT if req.get("implicit") else ()):
             if key in old_reqs.get(rid, {}):
                 if key == "url":
                     req["source"]["url"] = old_reqs[rid]["url"]
@@ -230,7 +276,7 @@ def main() -> None:
                     req[key] = old_reqs[rid][key]
         req.setdefault("params", {})
     doc = {"catalog_version": (old or {}).get("catalog_version", "2026.11.1"), "requirements": reqs}
-    OUT.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100))
+    OUT.write_text(dump(doc), encoding="utf-8")
     print(f"{len(reqs)} requirements written to {OUT}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,29 @@ class Catalog:
         return len(self.requirements)
 
 
-def _build(rid: str, raw: dict[str, Any]) -> Requirement:
+SCHEMA_PATH = Path(__file__).with_name("catalog.schema.json")
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def validate_entries(entries: dict[str, Any], where: str, pack: bool = False) -> None:
+    """Check catalog entries against catalog.schema.json (jsonschema); one line naming the first problem."""
+    import jsonschema
+
+    doc = {"requirements": entries}
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        path = "/".join(str(p) for p in err.absolute_path) or "(top)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise CatalogError(f"{where}: {path}: {err.message}{more}")
+
+
+def build_requirement(rid: str, raw: dict[str, Any]) -> Requirement:
     try:
         src = raw.get("source") or {}
         req = Requirement(
@@ -126,7 +149,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"cannot read catalog {path}: {exc}") from None
-    reqs = {rid: _build(rid, raw) for rid, raw in (data.get("requirements") or {}).items()}
+    reqs = {rid: build_requirement(rid, raw) for rid, raw in (data.get("requirements") or {}).items()}
     return Catalog(version=str(data.get("catalog_version", "unknown")), requirements=reqs)
 
 

@@ -17,6 +17,8 @@ from .catalog import CatalogError, Requirement, default_catalog, load_catalog
 from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end
 from .report_json import build_compliance, jsonable, write_compliance
 from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
+from .sitepacks import load_packs
+from .sitepacks import registry as pack_registry
 from .targets import (
     Inventory,
     TargetError,
@@ -96,6 +98,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--max-run-time", type=float, default=None, metavar="SECONDS",
                 help="stop the run cleanly after this many seconds; checks not run are reported as not_evaluated")
     g.addoption("--catalog", default=None, help="an alternative catalog file (for testing the framework)")
+    g.addoption("--checks", action="append", default=[], metavar="DIR",
+                help="a site pack: DIR/catalog.yaml adds the site's own requirements, DIR/test_*.py their checks "
+                     "(repeatable; installed packs come from the wirecheck.checks entry-point group)")
     g.addoption("--smtp-relay", default=None, metavar="HOST[:PORT]",
                 help="the mail server the installation sends through (IMP-SMTP-EGRESS connects to it from each host)")
     g.addoption("--aws-region", default=None, help="region of the real AWS services (SQS/SNS) the site uses (NET-AWS-REACH)")
@@ -128,6 +133,7 @@ def _phase_from_args(config: pytest.Config) -> str:
 def build_site(config: pytest.Config) -> Site:
     opt = config.option
     catalog = load_catalog(opt.catalog) if opt.catalog else default_catalog()
+    packs = load_packs(opt.checks, default_catalog())   # a site's own requirements join the catalog
     profile = opt.profile
     if profile is not None:
         profile = {"prod": "production"}.get(profile, profile)
@@ -215,7 +221,7 @@ def build_site(config: pytest.Config) -> Site:
                 nameservers=nameservers, ca_bundle=opt.ca_bundle, kubeconfig=opt.kubeconfig,
                 report_dir=Path(opt.report_dir), inventory_path=inv_path, overrides=overrides,
                 options=dict(vars(opt)), secrets=sorted(set(secrets), key=len, reverse=True),
-                redacted_fields=sorted(set(redacted)))
+                redacted_fields=sorted(set(redacted)), site_packs=packs)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -790,9 +796,11 @@ _CONFIG: dict[str, pytest.Config] = {}
 _RESULTS: list[dict[str, Any]] = []
 
 
-def _registry(root: Path) -> dict[str, set[str]]:
-    """Requirement IDs that have checks, per phase, from the suites' source."""
+def _registry(root: Path, packs=()) -> dict[str, set[str]]:
+    """Requirement IDs that have checks, per phase, from the suites' (and the site packs') source."""
     found: dict[str, set[str]] = {"preflight": set(), "acceptance": set()}
+    for phase, ids in pack_registry(list(packs)).items():
+        found[phase] |= ids
     pat = re.compile(r"""@requirement\(\s*["']([A-Z0-9-]+)["']""")
     for phase in found:
         for path in (root / "suites" / phase).rglob("*.py"):
@@ -804,7 +812,7 @@ def _write(config: pytest.Config, complete: bool, final: bool = False) -> dict[s
     site = config.stash[SITE_KEY]
     root = Path(__file__).resolve().parent.parent
     compliance = build_compliance(
-        catalog=default_catalog(), site=site, results=_RESULTS, registry=_registry(root),
+        catalog=default_catalog(), site=site, results=_RESULTS, registry=_registry(root, site.site_packs),
         started=config.stash[STARTED_KEY], version=__version__)
     compliance["complete"] = complete
     stopped = getattr(config, "_wc_stopped", None)
@@ -848,7 +856,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not compliance:
         return
     from .report_json import summary_lines
-    for line in summary_lines(compliance):
+    for line in summary_lines(compliance, verbose=config.getoption("verbose", 0) > 0):
         terminalreporter.write_line(line)
     err = getattr(config, "_wc_write_error", None)
     if err:

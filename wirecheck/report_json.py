@@ -92,6 +92,8 @@ def build_compliance(catalog: Catalog, site, results: list[dict[str, Any]], regi
                  "nameservers": [f"{h}:{p}" for h, p in site.nameservers]},
         "targets": [t.describe() for t in site.targets],
         "redacted_fields": site.redacted_fields,
+        "site_packs": [{"name": p.name, "path": str(p.path), "ids": list(p.ids), "origin": p.origin}
+                       for p in getattr(site, "site_packs", [])],
         "overrides": site.overrides,
         "summary": summary, "requirements": requirements,
     }
@@ -120,13 +122,18 @@ def write_compliance(report_dir: Path, compliance: dict[str, Any]) -> Path:
     return path
 
 
-def summary_lines(compliance: dict[str, Any], width: int = 100) -> list[str]:
-    """The table printed at the end of a run: requirement, title, status, host."""
+#: what the console lists by default: what a reader must act on
+ATTENTION = ("fail", "error", "warn")
+
+
+def summary_lines(compliance: dict[str, Any], width: int = 100, verbose: bool = False) -> list[str]:
+    """The table printed at the end of a run: requirement, title, status, host.
+
+    By default only failures, errors and warnings are listed (worst first), then one line counting
+    the rest; ``verbose`` lists every row.  compliance.json and the HTML keep every row either way."""
     rows = []
     for req in compliance["requirements"]:
-        if req["status"] == NOT_APPLICABLE and not req["results"]:
-            continue
-        if req["results"]:
+        if req.get("results"):
             for r in req["results"]:
                 rows.append((req["id"], req["title"], r["status"], r["target"]))
         else:
@@ -134,14 +141,25 @@ def summary_lines(compliance: dict[str, Any], width: int = 100) -> list[str]:
     order = {"fail": 0, "error": 1, "warn": 2, "not_evaluated": 3, "not_implemented": 4, "pass": 5,
              "not_applicable": 6}
     rows.sort(key=lambda r: (order.get(r[2], 9), r[0], r[3]))
-    w_id = max([len(r[0]) for r in rows] + [14])
-    w_host = max([len(r[3]) for r in rows] + [4])
+    shown = rows if verbose else [r for r in rows if r[2] in ATTENTION or r[2] not in order]
+    rest = [r for r in rows if r not in shown]
+    w_id = max([len(r[0]) for r in shown] + [14])
+    w_host = max([len(r[3]) for r in shown] + [4])
     w_title = max(20, width - w_id - w_host - 20)
-    out = ["", f"{'=' * 30} wirecheck {compliance['profile']} {compliance['phase']} {'=' * 30}",
-           f"{'requirement':<{w_id}}  {'title':<{w_title}}  {'status':<15}  host"]
-    for rid, title, status, host in rows:
+    out = ["", f"{'=' * 30} wirecheck {compliance['profile']} {compliance['phase']} {'=' * 30}"]
+    if shown:
+        out.append(f"{'requirement':<{w_id}}  {'title':<{w_title}}  {'status':<15}  host")
+    else:
+        out.append("nothing failed, no errors, no warnings")
+    for rid, title, status, host in shown:
         t = title if len(title) <= w_title else title[: w_title - 1] + "…"
         out.append(f"{rid:<{w_id}}  {t:<{w_title}}  {status:<15}  {host}")
+    if rest:
+        counts: dict[str, int] = {}
+        for r in rest:
+            counts[r[2]] = counts.get(r[2], 0) + 1
+        listed = ", ".join(f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: order.get(k, 9)))
+        out.append(f"not listed: {listed} (results per host; -v lists every row)")
     s = compliance["summary"]
     out.append("requirements: " + ", ".join(f"{v} {k}" for k, v in s.items() if v))
     return out

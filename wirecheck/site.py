@@ -101,6 +101,7 @@ class Site:
     options: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
     redacted_fields: list[str] = field(default_factory=list)
+    site_packs: list[Any] = field(default_factory=list)     # sitepacks.SitePack: the site's own checks
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)

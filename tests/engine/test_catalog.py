@@ -70,3 +70,60 @@ def test_malformed_catalog_is_reported(tmp_path):
     bad.write_text("requirements:\n  X-1: {title: t}\n")
     with pytest.raises(CatalogError, match="X-1"):
         load_catalog(bad)
+
+
+# --- the catalog as a hand-edited file -------------------------------------------------------
+
+def _raw_catalog() -> tuple[str, dict]:
+    import yaml
+
+    from wirecheck.catalog import CATALOG_PATH
+    text = CATALOG_PATH.read_text(encoding="utf-8")
+    return text, yaml.safe_load(text)
+
+
+def test_catalog_validates_against_its_schema():
+    from wirecheck.catalog import validate_entries
+    _, doc = _raw_catalog()
+    validate_entries(doc["requirements"], "wirecheck/catalog.yaml")   # raises naming the first problem
+
+
+def test_schema_rejects_what_a_hand_edit_gets_wrong():
+    from wirecheck.catalog import validate_entries
+    _, doc = _raw_catalog()
+    good = dict(doc["requirements"]["DEMO-SYS-CPU"])
+    for broken, said in (({**good, "level": "mandatory"}, "mandatory"),
+                         ({k: v for k, v in good.items() if k != "remediation"}, "remediation"),
+                         ({**good, "profiles": ["prod"]}, "prod"),
+                         ({**good, "remedation": "typo"}, "remedation")):
+        with pytest.raises(CatalogError, match=said):
+            validate_entries({"DEMO-SYS-CPU": broken}, "test")
+
+
+def test_no_generated_anchors_or_dead_fields():
+    text, doc = _raw_catalog()
+    assert not re.search(r"&id\d+|\*id\d+", text), "YAML anchors: write the lists out (tools/import_catalog.py dumps without)"
+    for rid, raw in doc["requirements"].items():
+        assert "remediation_override" not in raw, rid
+        assert raw.get("condition", None) != "", f"{rid}: empty condition (leave the field out)"
+
+
+def test_conditions_follow_the_level_text():
+    """Every condition is what tools/import_catalog.py's level rule makes of the level text: never a
+    fragment cut at the first parenthesis (`demo) / INFO (prod, conflicting figures`)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    try:
+        from import_catalog import level_of
+    finally:
+        sys.path.pop(0)
+    assert level_of("MUST (demo) / INFO (prod, conflicting figures)") == (
+        "must", "differs by case: MUST (demo) / INFO (prod, conflicting figures)")
+    assert level_of("MUST (when federation is enabled)") == ("must", "when federation is enabled")
+    assert level_of("SHOULD") == ("should", "")
+    _, doc = _raw_catalog()
+    for rid, raw in doc["requirements"].items():
+        level, condition = level_of(raw["level_text"])
+        assert raw["level"] == level, rid
+        assert raw.get("condition", "") == condition, rid
+        assert condition.count("(") == condition.count(")"), rid
