@@ -139,6 +139,8 @@ class PortProbeResult:
     listener_peak_rss_kib: int = 0
     udp_window: int = 0  # range ports bound per window (0: all at once)
     udp_held_max: int = 0  # most range ports the listener held at one time
+    tcp_syn: dict[int, str] = field(default_factory=dict)  # scapy's SYN answer per TCP port (classify)
+    tcp_retried: list[int] = field(default_factory=list)  # timed out, but a SYN/ACK came: connected again
 
     # -- summaries for messages ------------------------------------------------------------------
 
@@ -534,6 +536,11 @@ def probe_ports(
             result.prober = sender_name
         else:
             sender = LocalSender(token)
+        warm: threading.Thread | None = None
+        if classify and sender_spawn is None:
+            from wirecheck.probes import classify as _classify
+            warm = threading.Thread(target=_classify.warm_up, name="wirecheck-scapy-import", daemon=True)
+            warm.start()
         listener = AgentProcess(spawn, config, start_timeout)
         ready = listener.ready
         result.timings["listener_start"] = round(time.monotonic() - t0, 4)
@@ -608,16 +615,49 @@ def probe_ports(
         result.udp_passed = sorted(p for p in bound_udp if p in received)
         result.udp_blocked = sorted(missing)
 
+        if classify and result.prober == "local":
+            # While the TCP connects may still wait: one scapy exchange for the blocked UDP bands, the
+            # ports in use and every TCP port (one wait for all). The blocked samples are bound again
+            # first: an ICMP port-unreachable for a port our listener holds can only come from a
+            # REJECT rule, silence only from a DROP.
+            t3 = time.monotonic()
+            if warm is not None:
+                warm.join(10.0)
+            samples = [lo for lo, _hi in compress_ranges(result.udp_blocked)][:6]
+            rebound: list[int] = []
+            try:
+                if windowed and samples:
+                    rebound = rounds._bind(samples)
+                classify_result(result, tcp_ports=tcp_ports)
+            except Exception as exc:  # noqa: BLE001 - raw sockets need root; the probe stands without it
+                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
+            finally:
+                if rebound:
+                    listener.request({"cmd": "release", "udp": agent.to_ranges(rebound)}, start_timeout)
+            result.timings["classify"] = round(time.monotonic() - t3, 4)
+
         if tcp_thread is not None:
             tcp_thread.join(tcp_timeout + 5.0)
             result.timings["tcp"] = round(time.monotonic() - t1, 4)
         if tcp_ports:
+            # a connect that timed out where scapy saw a SYN/ACK was lost on the way, not blocked: again
+            lost = [p for p in tcp_ports if tcp_raw.get(p, ["error"])[0] == "timed out"
+                    and str(result.tcp_syn.get(p, "")).startswith("open")]
+            if lost:
+                tcp_raw.update(sender.tcp(address, lost, tcp_timeout, sorted(tcp_in_use)))
+                result.tcp_retried = lost
             confirmed = set(listener.request({"cmd": "report"}, start_timeout).get("tcp", []))
             for port in tcp_ports:
                 state, seconds, detail = tcp_raw.get(port, ["error", 0.0, "no result"])
                 result.tcp[port] = TcpPortResult(
                     port=port, state=state, seconds=float(seconds), detail=str(detail),
                     confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
+                if not result.tcp[port].passed and port in result.tcp_syn:
+                    verdict = result.tcp_syn[port]
+                    if tcp_in_use.get(port) is None and verdict.startswith("closed"):
+                        # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
+                        verdict = verdict.replace("closed", "filtered (rejected)", 1)
+                    result.tcp[port].classification = verdict
 
         if echo_udp:
             echo_ports = [p for p in sorted(set(echo_udp)) if p in set(bound_udp)]
@@ -632,16 +672,6 @@ def probe_ports(
         result.receiving_addresses = dict(final.get("dst", {}))
         result.sender_addresses = dict(final.get("src", {}))
         result.remapped = dict(final.get("remap", {}))
-
-        if classify and result.prober == "local":
-            # while the listener still holds its ports: an ICMP port-unreachable for a blocked
-            # port can then only come from a REJECT rule, silence only from a DROP
-            t3 = time.monotonic()
-            try:
-                classify_result(result)
-            except Exception as exc:  # noqa: BLE001 - raw sockets need root; the probe stands without it
-                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
-            result.timings["classify"] = round(time.monotonic() - t3, 4)
 
         done = listener.close()
         listener = None
@@ -682,14 +712,17 @@ def probe_max_datagram(sender: LocalSender | RemoteSender, listener: AgentProces
     return best
 
 
-def classify_result(result: PortProbeResult) -> None:
-    """Add scapy's closed-vs-filtered verdict for blocked UDP ranges, in-use UDP ports, failed TCP."""
+def classify_result(result: PortProbeResult, tcp_ports: Iterable[int] = ()) -> None:
+    """scapy's closed-vs-filtered verdict for blocked UDP ranges and in-use UDP ports, and the SYN
+    answer of every TCP port (kept in ``result.tcp_syn``; the caller uses it for ports that failed),
+    in one exchange."""
     from wirecheck.probes import classify
 
-    samples = [lo for lo, _hi in compress_ranges(result.udp_blocked)][:6]
+    bands = compress_ranges(result.udp_blocked)[:6]
+    samples = [lo for lo, _hi in bands]
     in_use = sorted(result.udp_in_use)[:6]
-    verdicts = classify.classify_udp(result.probed_address, samples + in_use, timeout=1.0)
-    for lo, hi in compress_ranges(result.udp_blocked)[:6]:
+    verdicts, tverdicts = classify.classify_batch(result.probed_address, samples + in_use, tcp_ports)
+    for lo, hi in bands:
         key = f"{lo}" if lo == hi else f"{lo}-{hi}"
         verdict = verdicts[lo]
         if verdict.startswith(classify.CLOSED):
@@ -700,15 +733,7 @@ def classify_result(result: PortProbeResult) -> None:
         result.udp_classification[key] = f"{verdict} (scapy probe of {lo})"
     for port in in_use:
         result.udp_classification[f"{port} (in use)"] = verdicts[port]
-    bad_tcp = [p for p, r in result.tcp.items() if not r.passed]
-    if bad_tcp:
-        tverdicts = classify.classify_tcp(result.probed_address, bad_tcp, timeout=1.5)
-        for port in bad_tcp:
-            verdict = tverdicts[port]
-            if result.tcp[port].existing_service is None and verdict.startswith(classify.CLOSED):
-                # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
-                verdict = verdict.replace(classify.CLOSED, classify.FILTERED_REJECTED, 1)
-            result.tcp[port].classification = verdict
+    result.tcp_syn = dict(tverdicts)
 
 
 def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 3.0, sender_spawn: Spawn | None = None,
