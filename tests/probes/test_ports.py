@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
-from wirecheck.probes.ports import Pacing, ProbeError, probe_ports
+from wirecheck.probes.ports import WINDOW, Pacing, ProbeError, probe_ports
 
 REPO = Path(__file__).resolve().parents[2]
 RANGE = range(32768, 65536)
@@ -255,7 +255,7 @@ def _wait_for_listener(host: LabHost, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         count = int(host.exec("ss -Huan | wc -l").stdout.strip() or 0)
-        if count > 30000:
+        if count >= 2 * WINDOW:     # two windows held: the first awaiting, the next bound
             return
         time.sleep(0.2)
     raise AssertionError("listener did not come up")
@@ -270,7 +270,10 @@ def test_listener_goes_away_when_the_prober_dies(hosts: dict[str, LabHost], how:
         prefix = ["nsenter", "-t", str(h.holder.pid), "-n", "-m", "-u"] if h.holder else []
     else:
         prefix = [*h.ssh_argv(), "--"]  # ssh ... user@host -- <quoted argv>
-    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=str(REPO)), json.dumps(prefix), h.address],
+    # datagrams go to a lab address where nobody is: the first window waits (settle 300 s) with the
+    # next one bound, until the prober dies
+    nobody = h.address.rsplit(".", 1)[0] + ".254"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=str(REPO)), json.dumps(prefix), nobody],
                              start_new_session=True)
     try:
         _wait_for_listener(h)

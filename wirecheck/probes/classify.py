@@ -10,7 +10,11 @@ ports, not whole ranges.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterable
+
+#: scapy's configuration is global (conf.L3socket): one exchange at a time
+_SCAPY_LOCK = threading.Lock()
 
 # ICMP destination-unreachable codes
 _ICMP_TEXT = {
@@ -117,3 +121,54 @@ def classify_tcp(address: str, ports: Iterable[int], timeout: float = 1.5, retri
             elif "R" in flags:
                 out[port] = f"{CLOSED} (RST)"
     return out
+
+
+def classify_batch(address: str, udp_ports: Iterable[int], tcp_ports: Iterable[int], timeout: float = 0.6,
+                   retries: int = 1) -> tuple[dict[int, str], dict[int, str]]:
+    """classify_udp and classify_tcp in one exchange: every probe goes out at once and one wait covers
+    all of them (a host with a dropped UDP band and a dropped TCP port pays the wait once)."""
+    udp_ports, tcp_ports = sorted(set(udp_ports)), sorted(set(tcp_ports))
+    if not udp_ports and not tcp_ports:
+        return {}, {}
+    conf, IP, TCP, UDP, ICMP, IPerror, sr = _scapy()
+    sport = random.randint(20000, 30000)
+    pkts = [IP(dst=address) / UDP(sport=sport, dport=p) / b"wirecheck-classify" for p in udp_ports]
+    pkts += [IP(dst=address) / TCP(sport=sport + 1, dport=p, flags="S", seq=random.randint(1, 2**31))
+             for p in tcp_ports]
+    sock = _l3socket(address)
+    with _SCAPY_LOCK:
+        old = conf.L3socket
+        try:
+            if sock is not None:
+                conf.L3socket = sock
+            answered, _unanswered = sr(pkts, timeout=timeout, retry=retries, inter=0.01)
+        finally:
+            conf.L3socket = old
+    udp_out = {p: NO_REPLY for p in udp_ports}
+    tcp_out = {p: FILTERED_DROPPED for p in tcp_ports}
+    for sent, reply in answered:
+        if sent.haslayer(UDP):
+            port = int(sent[UDP].dport)
+            if reply.haslayer(ICMP) and int(reply[ICMP].type) == 3:
+                udp_out[port] = _icmp_verdict(reply[ICMP])
+            elif reply.haslayer(UDP):
+                udp_out[port] = f"{OPEN} (answered)"
+        else:
+            port = int(sent[TCP].dport)
+            if reply.haslayer(ICMP) and int(reply[ICMP].type) == 3:
+                tcp_out[port] = _icmp_verdict(reply[ICMP])
+            elif reply.haslayer(TCP):
+                flags = str(reply[TCP].flags)
+                if "S" in flags and "A" in flags:
+                    tcp_out[port] = f"{OPEN} (SYN/ACK)"
+                elif "R" in flags:
+                    tcp_out[port] = f"{CLOSED} (RST)"
+    return udp_out, tcp_out
+
+
+def warm_up() -> None:
+    """Import scapy ahead of time (about a second), e.g. in a thread while the probe runs."""
+    try:
+        _scapy()
+    except Exception:  # noqa: BLE001 - the classification itself reports what is wrong
+        pass

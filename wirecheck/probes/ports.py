@@ -137,6 +137,10 @@ class PortProbeResult:
     timings: dict[str, float] = field(default_factory=dict)
     listener_workers: int = 0
     listener_peak_rss_kib: int = 0
+    udp_window: int = 0  # range ports bound per window (0: all at once)
+    udp_held_max: int = 0  # most range ports the listener held at one time
+    tcp_syn: dict[int, str] = field(default_factory=dict)  # scapy's SYN answer per TCP port (classify)
+    tcp_retried: list[int] = field(default_factory=list)  # timed out, but a SYN/ACK came: connected again
 
     # -- summaries for messages ------------------------------------------------------------------
 
@@ -225,13 +229,18 @@ class AgentProcess:
         return json.loads(line)
 
     def request(self, cmd: dict[str, Any], timeout: float) -> dict[str, Any]:
+        self.send(cmd)
+        return self.read(timeout)
+
+    def send(self, cmd: dict[str, Any]) -> None:
+        """Send a command without waiting for its answer (read it later with read(): answers come in
+        the order of the commands)."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps(cmd).encode() + b"\n")
             self.proc.stdin.flush()
         except OSError as exc:
             raise ProbeError(f"wirecheck agent went away: {exc}") from exc
-        return self.read(timeout)
 
     def _stderr_tail(self) -> str:
         err = self.proc.stderr
@@ -364,10 +373,26 @@ def _count(report: dict[str, Any]) -> int:
     return sum(hi - lo + 1 for lo, hi in report.get("udp", []))
 
 
-def _await_arrivals(listener: AgentProcess, floor: float, pacing: Pacing, timeout: float) -> dict[str, Any]:
-    """Wait ``floor``, then poll the listener until two reports in a row show the same count."""
-    time.sleep(floor)
-    report = listener.request({"cmd": "report"}, timeout)
+def _await_arrivals(listener: AgentProcess, floor: float, pacing: Pacing, timeout: float,
+                    expect: set[int] | None = None) -> dict[str, Any]:
+    """Wait ``floor``, then poll the listener until two reports in a row show the same count.
+
+    With ``expect`` (the ports of one window), asking starts early and ends as soon as every one of
+    them has arrived: a window that got through whole costs a round trip or two, not the floor."""
+    if expect:
+        start = time.monotonic()
+        step = min(pacing.poll, floor / 4)
+        while True:
+            time.sleep(step)
+            report = listener.request({"cmd": "report"}, timeout)
+            got = set(agent.from_ranges(report.get("udp", [])))
+            if expect <= got or time.monotonic() - start >= floor:
+                break
+        if expect <= got:
+            return report
+    else:
+        time.sleep(floor)
+        report = listener.request({"cmd": "report"}, timeout)
     stop = time.monotonic() + pacing.settle_cap
     while time.monotonic() < stop:
         time.sleep(pacing.poll)
@@ -376,6 +401,90 @@ def _await_arrivals(listener: AgentProcess, floor: float, pacing: Pacing, timeou
             return nxt
         report = nxt
     return report
+
+
+#: range ports the listener holds at once (at most two windows at a time: 4,096 of the 28,232 ports of
+#: Linux's default ephemeral range 32768-60999, and of coturn's 49152-65535 relay range at most the
+#: same). Chosen from benchmarks/bench_port_windows.py: smaller windows cost a settle wait each.
+WINDOW = 2048
+
+
+class _Rounds:
+    """One probing round over a list of ports: all at once, or window by window (bind the next
+    window while this one's datagrams are on their way, then read and release this one)."""
+
+    def __init__(self, listener: AgentProcess, sender: Any, address: str, pacing: Pacing, floor: float,
+                 timeout: float, windowed: list[int], result: PortProbeResult) -> None:
+        self.listener, self.sender, self.address = listener, sender, address
+        self.pacing, self.floor, self.timeout = pacing, floor, timeout
+        self.windowed = bool(windowed)
+        self.window = int(result.udp_window or 0) or WINDOW
+        self.received: set[int] = set()
+        self.received_before: set[int] = set()
+        self.in_use: set[int] = set()
+        self.bind_errors: dict[str, str] = {}
+        self.held_max = 0
+        self.bound: set[int] = set()
+        self.fixed: set[int] = set()   # echo / path-MTU ports: bound from the start, never released
+
+    def _send(self, ports: list[int], round_no: int) -> int:
+        if round_no == 0:
+            return self.sender.udp(self.address, ports, self.pacing.burst, self.pacing.gap)
+        sent = 0
+        for copy in range(self.pacing.retry_copies):
+            if copy:
+                time.sleep(self.floor / 2)
+            sent += self.sender.udp(self.address, ports, self.pacing.retry_burst, self.pacing.retry_gap)
+        return sent
+
+    def _bind(self, ports: list[int]) -> list[int]:
+        self.listener.send({"cmd": "bind", "udp": agent.to_ranges(ports)})
+        return self._bound()
+
+    def _bound(self) -> list[int]:
+        reply = self.listener.read(self.timeout)
+        if reply.get("ev") != "bound":
+            raise ProbeError(f"the listener could not bind ports: {reply.get('message', reply)}")
+        self.in_use.update(int(p) for p in reply.get("in_use_udp", []))
+        self.bind_errors.update(reply.get("errors", {}))
+        bound = agent.from_ranges(reply.get("bound_udp", []))
+        self.bound.update(bound)
+        return bound
+
+    def run(self, ports: list[int], round_no: int) -> tuple[set[int], int, list[int]]:
+        """Probe ``ports``; returns (everything received so far, datagrams sent, range ports bound)."""
+        self.received_before = set(self.received)
+        wait = self.floor * (1.5 ** round_no)
+        if not self.windowed:
+            sent = self._send(ports, round_no)
+            report = _await_arrivals(self.listener, wait, self.pacing, self.timeout)
+            self.received = set(agent.from_ranges(report.get("udp", [])))
+            return self.received, sent, ports
+        fixed = [p for p in ports if p in self.fixed]
+        ranged = [p for p in ports if p not in self.fixed]
+        chunks = [ranged[i:i + self.window] for i in range(0, len(ranged), self.window)] or [[]]
+        sent = 0
+        bound_next = self._bind(chunks[0]) if chunks[0] else []
+        for i, chunk in enumerate(chunks):
+            bound = bound_next + (fixed if i == 0 else [])
+            more = i + 1 < len(chunks)
+            if more:     # the listener binds the next window while this one's datagrams are sent
+                self.listener.send({"cmd": "bind", "udp": agent.to_ranges(chunks[i + 1])})
+            sent += self._send(bound, round_no) if bound else 0
+            # then it waits for this window on the target (no round trip per look) and frees it
+            self.listener.send({"cmd": "collect", "expect": agent.to_ranges(bound),
+                                "release": agent.to_ranges(chunk), "wait": wait,
+                                "settle": self.pacing.poll, "cap": self.pacing.settle_cap})
+            if more:
+                bound_next = self._bound()
+                self.held_max = max(self.held_max, len(chunk) + len(chunks[i + 1]))
+            else:
+                self.held_max = max(self.held_max, len(chunk))
+            reply = self.listener.read(self.timeout + self.pacing.settle_cap)
+            if reply.get("ev") != "collected":
+                raise ProbeError(f"the listener could not report a window: {reply.get('message', reply)}")
+            self.received |= set(agent.from_ranges(reply.get("udp", [])))
+        return self.received, sent, sorted(self.bound | self.fixed)
 
 
 def probe_ports(
@@ -393,6 +502,7 @@ def probe_ports(
     sender_name: str = "probe host",
     classify: bool = False,
     mtu_port: int | None = None,
+    window: int | None = None,
 ) -> PortProbeResult:
     """Prove which ``udp``/``tcp`` ports of ``address`` reach a listener started with ``spawn``.
 
@@ -401,17 +511,23 @@ def probe_ports(
     listener reports the address the packets arrived on. ``sender_spawn`` runs the sending side on
     a probe host instead of this machine. ``classify`` uses scapy (local sender only, needs root)
     to say closed vs filtered for blocked ports and ports already in use.
-    ``deadline`` is the listener's hard lifetime in seconds.
+    ``deadline`` is the listener's hard lifetime in seconds. ``window`` is how many range ports the
+    listener holds at once (two windows at most; default :data:`WINDOW`; 0 holds them all at once).
     """
     pacing = pacing or Pacing()
+    window = WINDOW if window is None else window
     udp_ports = sorted(set(udp))
     tcp_ports = sorted(set(tcp))
     token = secrets.token_hex(8)
     t0 = time.monotonic()
     result = PortProbeResult(probed_address=address, prober="local", udp_requested=udp_ports)
+    fixed = set(echo_udp) | ({mtu_port} if mtu_port else set())
+    # The range is bound window by window when it is larger than a window: the target never has more
+    # than two windows of its ports held (its own sockets and a TURN server's relays need free ones).
+    windowed = [p for p in udp_ports if p not in fixed] if window and len(udp_ports) > window else []
     config = {"token": token, "udp": agent.to_ranges(udp_ports), "tcp": tcp_ports,
               "echo_udp": sorted(set(echo_udp)), "watch_udp": [mtu_port] if mtu_port else [],
-              "deadline": deadline, "bind": "0.0.0.0"}
+              "deadline": deadline, "bind": "0.0.0.0", "window": window if windowed else 0}
     sender: LocalSender | RemoteSender | None = None
     listener: AgentProcess | None = None
     try:
@@ -420,6 +536,11 @@ def probe_ports(
             result.prober = sender_name
         else:
             sender = LocalSender(token)
+        warm: threading.Thread | None = None
+        if classify and sender_spawn is None:
+            from wirecheck.probes import classify as _classify
+            warm = threading.Thread(target=_classify.warm_up, name="wirecheck-scapy-import", daemon=True)
+            warm.start()
         listener = AgentProcess(spawn, config, start_timeout)
         ready = listener.ready
         result.timings["listener_start"] = round(time.monotonic() - t0, 4)
@@ -456,29 +577,24 @@ def probe_ports(
         ctl_rtt = time.monotonic() - ctl_rtt
         floor = max(pacing.settle, 3 * ctl_rtt)
         result.timings["control_rtt"] = round(ctl_rtt, 4)
-        missing = list(bound_udp)
-        received: set[int] = set()
+        if windowed:
+            result.udp_window = window
+        rounds = _Rounds(listener, sender, address, pacing, floor, start_timeout, windowed, result)
+        rounds.fixed = set(bound_udp) if windowed else set()
+        missing = list(bound_udp) if not windowed else sorted(set(windowed) | set(bound_udp))
         round_no = 0
         while missing:
             rt = time.monotonic()
+            copies = 1 if round_no == 0 else pacing.retry_copies
+            arrived, sent, bound_now = rounds.run(missing, round_no)
             if round_no == 0:
-                copies = 1
-                sent = sender.udp(address, missing, pacing.burst, pacing.gap)
-                if sent == 0:
+                if sent == 0 and missing:
                     raise ProbeError(f"{result.prober} could not send a single datagram to {address}: "
                                      + ", ".join(f"{t} (x{n})" for t, n in sender.send_errors.items()))
-            else:
-                copies = pacing.retry_copies
-                sent = 0
-                for copy in range(copies):
-                    if copy:
-                        time.sleep(floor / 2)
-                    sent += sender.udp(address, missing, pacing.retry_burst, pacing.retry_gap)
-            report = _await_arrivals(listener, floor * (1.5 ** round_no), pacing, start_timeout)
-            now_received = set(agent.from_ranges(report.get("udp", [])))
-            newly = len(now_received - received)
-            received = now_received
-            still = [p for p in missing if p not in received]
+                if windowed:
+                    bound_udp = bound_now
+            newly = len(arrived - rounds.received_before)
+            still = [p for p in missing if p not in rounds.received and p in set(bound_udp)]
             result.rounds.append({"round": round_no, "copies": copies, "sent": sent, "arrived": newly,
                                   "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no > 0:
@@ -489,21 +605,59 @@ def probe_ports(
                 break
             if round_no > pacing.min_retry_rounds and newly == 0:
                 break
+        received = rounds.received
+        if windowed:
+            result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
+            result.bind_errors.update(rounds.bind_errors)
+            result.udp_held_max = rounds.held_max
         result.timings["udp"] = round(time.monotonic() - t2, 4)
         result.send_errors = dict(sender.send_errors)
         result.udp_passed = sorted(p for p in bound_udp if p in received)
         result.udp_blocked = sorted(missing)
 
+        if classify and result.prober == "local":
+            # While the TCP connects may still wait: one scapy exchange for the blocked UDP bands, the
+            # ports in use and every TCP port (one wait for all). The blocked samples are bound again
+            # first: an ICMP port-unreachable for a port our listener holds can only come from a
+            # REJECT rule, silence only from a DROP.
+            t3 = time.monotonic()
+            if warm is not None:
+                warm.join(10.0)
+            samples = [lo for lo, _hi in compress_ranges(result.udp_blocked)][:6]
+            rebound: list[int] = []
+            try:
+                if windowed and samples:
+                    rebound = rounds._bind(samples)
+                classify_result(result, tcp_ports=tcp_ports)
+            except Exception as exc:  # noqa: BLE001 - raw sockets need root; the probe stands without it
+                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
+            finally:
+                if rebound:
+                    listener.request({"cmd": "release", "udp": agent.to_ranges(rebound)}, start_timeout)
+            result.timings["classify"] = round(time.monotonic() - t3, 4)
+
         if tcp_thread is not None:
             tcp_thread.join(tcp_timeout + 5.0)
             result.timings["tcp"] = round(time.monotonic() - t1, 4)
         if tcp_ports:
+            # a connect that timed out where scapy saw a SYN/ACK was lost on the way, not blocked: again
+            lost = [p for p in tcp_ports if tcp_raw.get(p, ["error"])[0] == "timed out"
+                    and str(result.tcp_syn.get(p, "")).startswith("open")]
+            if lost:
+                tcp_raw.update(sender.tcp(address, lost, tcp_timeout, sorted(tcp_in_use)))
+                result.tcp_retried = lost
             confirmed = set(listener.request({"cmd": "report"}, start_timeout).get("tcp", []))
             for port in tcp_ports:
                 state, seconds, detail = tcp_raw.get(port, ["error", 0.0, "no result"])
                 result.tcp[port] = TcpPortResult(
                     port=port, state=state, seconds=float(seconds), detail=str(detail),
                     confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
+                if not result.tcp[port].passed and port in result.tcp_syn:
+                    verdict = result.tcp_syn[port]
+                    if tcp_in_use.get(port) is None and verdict.startswith("closed"):
+                        # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
+                        verdict = verdict.replace("closed", "filtered (rejected)", 1)
+                    result.tcp[port].classification = verdict
 
         if echo_udp:
             echo_ports = [p for p in sorted(set(echo_udp)) if p in set(bound_udp)]
@@ -518,16 +672,6 @@ def probe_ports(
         result.receiving_addresses = dict(final.get("dst", {}))
         result.sender_addresses = dict(final.get("src", {}))
         result.remapped = dict(final.get("remap", {}))
-
-        if classify and result.prober == "local":
-            # while the listener still holds its ports: an ICMP port-unreachable for a blocked
-            # port can then only come from a REJECT rule, silence only from a DROP
-            t3 = time.monotonic()
-            try:
-                classify_result(result)
-            except Exception as exc:  # noqa: BLE001 - raw sockets need root; the probe stands without it
-                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
-            result.timings["classify"] = round(time.monotonic() - t3, 4)
 
         done = listener.close()
         listener = None
@@ -568,14 +712,17 @@ def probe_max_datagram(sender: LocalSender | RemoteSender, listener: AgentProces
     return best
 
 
-def classify_result(result: PortProbeResult) -> None:
-    """Add scapy's closed-vs-filtered verdict for blocked UDP ranges, in-use UDP ports, failed TCP."""
+def classify_result(result: PortProbeResult, tcp_ports: Iterable[int] = ()) -> None:
+    """scapy's closed-vs-filtered verdict for blocked UDP ranges and in-use UDP ports, and the SYN
+    answer of every TCP port (kept in ``result.tcp_syn``; the caller uses it for ports that failed),
+    in one exchange."""
     from wirecheck.probes import classify
 
-    samples = [lo for lo, _hi in compress_ranges(result.udp_blocked)][:6]
+    bands = compress_ranges(result.udp_blocked)[:6]
+    samples = [lo for lo, _hi in bands]
     in_use = sorted(result.udp_in_use)[:6]
-    verdicts = classify.classify_udp(result.probed_address, samples + in_use, timeout=1.0)
-    for lo, hi in compress_ranges(result.udp_blocked)[:6]:
+    verdicts, tverdicts = classify.classify_batch(result.probed_address, samples + in_use, tcp_ports)
+    for lo, hi in bands:
         key = f"{lo}" if lo == hi else f"{lo}-{hi}"
         verdict = verdicts[lo]
         if verdict.startswith(classify.CLOSED):
@@ -586,15 +733,7 @@ def classify_result(result: PortProbeResult) -> None:
         result.udp_classification[key] = f"{verdict} (scapy probe of {lo})"
     for port in in_use:
         result.udp_classification[f"{port} (in use)"] = verdicts[port]
-    bad_tcp = [p for p, r in result.tcp.items() if not r.passed]
-    if bad_tcp:
-        tverdicts = classify.classify_tcp(result.probed_address, bad_tcp, timeout=1.5)
-        for port in bad_tcp:
-            verdict = tverdicts[port]
-            if result.tcp[port].existing_service is None and verdict.startswith(classify.CLOSED):
-                # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
-                verdict = verdict.replace(classify.CLOSED, classify.FILTERED_REJECTED, 1)
-            result.tcp[port].classification = verdict
+    result.tcp_syn = dict(tverdicts)
 
 
 def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 3.0, sender_spawn: Spawn | None = None,

@@ -13,6 +13,15 @@ Protocol (JSON lines):
   and their owners where readable.
 * stdin ``{"cmd": "report"}`` -> stdout ``{"ev": "report", "udp": ranges, "tcp": ports, ...}``
   (cumulative set of ports on which a datagram/connection carrying the run's token arrived).
+* windowed mode (``"window": N`` in the configuration): the range ports are not bound at start;
+  stdin ``{"cmd": "bind", "udp": ranges}`` binds them (-> ``{"ev": "bound", "bound_udp", "in_use_udp",
+  "errors"}``) and ``{"cmd": "release", "udp": ranges}`` reads what arrived on them and closes them
+  (-> ``{"ev": "released"}``); ``{"cmd": "collect", "expect": ranges, "release": ranges, "wait": s,
+  "settle": s}`` waits on the target until every expected port has its datagram (or ``wait`` has passed
+  and nothing new came for ``settle``), then releases -> ``{"ev": "collected", "udp": ranges}`` (the
+  expected ports that got theirs). The prober keeps at most two windows bound at a time, so the target's
+  own outgoing UDP (DNS lookups) and a TURN server's relay allocations always find free ports: with
+  every port of 32768-65535 held, the kernel has no ephemeral port left (sendto: EAGAIN).
 * stdin ``{"cmd": "quit"}`` -> stdout ``{"ev": "done", "peak_rss_kib": ...}``, then exit.
 
 The listener exits, closing every socket, on ``quit``, on stdin EOF (the SSH connection dropped or
@@ -133,24 +142,33 @@ class Worker:
         self.max_len = 0
         self.foreign = 0
         self.ctl_buf = b""
+        self.sock_of = {}  # port -> bound range socket (released by "release")
 
     def open_sockets(self):
+        self.bind_udp(self.udp_ports)
+        self.bind_tcp(self.tcp_ports)
+
+    def bind_udp(self, ports):
+        """Bind ``ports``; returns (bound, in_use, errors) for these ports."""
+        bound, in_use, errors = [], [], {}
         # Range sockets are not watched with epoll: reports sweep the ones still waiting (cheaper
         # than an event per datagram, and it leaves the CPUs to the kernel while the prober sends).
         # Only every 16th asks for IP_PKTINFO: the receiving address is sampled, not taken per port.
         nonblock_dgram = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
         # the C-level socket type: 16,000 of them are made here, without socket.socket's Python layer
         make = getattr(_socket, "socket", socket.socket)
-        for i, port in enumerate(self.udp_ports):
+        for i, port in enumerate(ports):
+            if port in self.sock_of:
+                continue
             s = make(socket.AF_INET, nonblock_dgram)
             try:
                 s.bind((self.bind, port))
             except OSError as exc:
                 s.close()
                 if exc.errno == errno.EADDRINUSE:
-                    self.in_use_udp.append(port)
+                    in_use.append(port)
                 else:
-                    self.errors[f"udp/{port}"] = os.strerror(exc.errno or 0)
+                    errors[f"udp/{port}"] = os.strerror(exc.errno or 0)
                 continue
             if not socket.SOCK_NONBLOCK:
                 s.setblocking(False)
@@ -158,13 +176,62 @@ class Worker:
                 s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
                 self.pktinfo.add(s)
             self.udp_socks.append(s)
-            self.bound_udp.append(port)
+            self.sock_of[port] = s
+            bound.append(port)
             if port in self.watch:
                 self.by_fd[s.fileno()] = ("udp", port, s)
                 self.ep.register(s.fileno(), select.EPOLLIN)
-            else:
+            elif port not in self.got_udp:
                 self.pending[port] = s
-        for port in self.tcp_ports:
+        self.bound_udp.extend(bound)
+        self.in_use_udp.extend(in_use)
+        self.errors.update(errors)
+        return bound, in_use, errors
+
+    def release_udp(self, ports):
+        """Read what already arrived on ``ports``, then close their sockets (the ports are free again)."""
+        self.sweep()
+        for port in ports:
+            s = self.sock_of.pop(port, None)
+            if s is None:
+                continue
+            self.pending.pop(port, None)
+            self.pktinfo.discard(s)
+            s.close()
+        if len(self.sock_of) < len(self.udp_socks) // 2:
+            self.udp_socks = list(self.sock_of.values())
+
+    def collect(self, expect, wait, settle, cap=5.0):
+        """Wait here, on the target, until every port of ``expect`` this worker holds has its datagram,
+        or ``wait`` has passed and nothing new arrived for ``settle`` (at most ``cap``)."""
+        mine = [p for p in expect if p in self.sock_of]
+        start = last_new = time.monotonic()
+        seen = len(self.got_udp)
+        while True:
+            self.sweep(mine)
+            for fd, _ev in self.ep.poll(0):      # the watched ports (echo, path MTU) and TCP
+                entry = self.by_fd.get(fd)
+                if entry is None:
+                    continue
+                kind, port, s = entry
+                if kind == "udp":
+                    self.on_udp(port, s)
+                elif kind == "listen":
+                    self.on_accept(port, s)
+                else:
+                    self.on_conn(fd, port, s)
+            now = time.monotonic()
+            if all(p in self.got_udp for p in mine):
+                break
+            if len(self.got_udp) != seen:
+                seen, last_new = len(self.got_udp), now
+            if (now - start >= wait and now - last_new >= settle) or now - start >= cap:
+                break
+            time.sleep(0.002)
+        return [p for p in expect if p in self.got_udp]
+
+    def bind_tcp(self, ports):
+        for port in ports:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -273,16 +340,17 @@ class Worker:
                 self.on_conn(fd, port, s)
         return True
 
-    def sweep(self):
+    def sweep(self, ports=None):
         """Read every range socket still waiting for its datagram (one datagram per call is enough:
-        a foreign one leaves the socket waiting, and the next sweep reads on)."""
+        a foreign one leaves the socket waiting, and the next sweep reads on); ``ports``: only those."""
         prefix = MAGIC + self.token + b":"
         plen = len(prefix)
         got = self.got_udp
         src = self.src
         pending = self.pending
         pktinfo = self.pktinfo
-        for port, s in list(pending.items()):
+        items = list(pending.items()) if ports is None else [(p, pending[p]) for p in ports if p in pending]
+        for port, s in items:
             if s in pktinfo:
                 self.on_udp(port, s)
                 continue
@@ -342,7 +410,8 @@ class Worker:
         self.ctl_buf += chunk
         while b"\n" in self.ctl_buf:
             line, self.ctl_buf = self.ctl_buf.split(b"\n", 1)
-            cmd = json.loads(line).get("cmd")
+            msg = json.loads(line)
+            cmd = msg.get("cmd")
             if cmd == "report":
                 self.drain()
                 self.send_ctl({
@@ -350,6 +419,18 @@ class Worker:
                     "dst": self.dst, "src": self.src, "remap": self.remap, "max_len": self.max_len,
                     "foreign": self.foreign,
                 })
+            elif cmd == "bind":
+                bound, in_use, errors = self.bind_udp(from_ranges(msg.get("udp", [])))
+                self.send_ctl({"ev": "bound", "bound_udp": to_ranges(bound), "in_use_udp": in_use,
+                               "errors": errors})
+            elif cmd == "release":
+                self.release_udp(from_ranges(msg.get("udp", [])))
+                self.send_ctl({"ev": "released"})
+            elif cmd == "collect":
+                got = self.collect(from_ranges(msg.get("expect", [])), float(msg.get("wait", 0.05)),
+                                   float(msg.get("settle", 0.03)), float(msg.get("cap", 5.0)))
+                self.release_udp(from_ranges(msg.get("release", [])))
+                self.send_ctl({"ev": "collected", "udp": to_ranges(got)})
             elif cmd == "quit":
                 return False
         return True
@@ -474,13 +555,20 @@ def listen_main(cfg, buf=b""):
         pass
     udp = from_ranges(cfg.get("udp", []))
     tcp = [int(p) for p in cfg.get("tcp", [])]
+    window = int(cfg.get("window", 0) or 0)
     per_worker = max(64, min(int(cfg.get("max_per_worker", 19000)), soft - 100))
-    total = len(udp) + len(tcp)
-    n = max(1, -(-total // per_worker))
-    if total >= 4096:
+    if window:
+        # only the watched/echo ports now; the range comes window by window ("bind"/"release")
+        keep = set(cfg.get("watch_udp", [])) | set(cfg.get("echo_udp", []))
+        udp = [p for p in udp if p in keep]
+        held_at_once = 2 * window + len(udp) + len(tcp)
+    else:
+        held_at_once = len(udp) + len(tcp)
+    n = max(1, -(-held_at_once // per_worker))
+    if held_at_once >= 4096:
         n = max(n, min(os.cpu_count() or 1, 4))
-    size = -(-len(udp) // n) if udp else 0
-    shards = [udp[i * size:(i + 1) * size] for i in range(n)]
+    # ports are dealt out in turn, so that any window is shared by every worker
+    shards = [udp[i::n] for i in range(n)]
     workers = []  # (pid, ctl socket)
     for i in range(n):
         parent_end, child_end = socket.socketpair()
@@ -537,6 +625,7 @@ def listen_main(cfg, buf=b""):
         emit({"ev": "error", "message": "listener workers did not start"})
         return 2
     in_use_udp = sorted(p for m in ready for p in m["in_use_udp"])
+    in_use_later = []
     in_use_tcp = sorted(p for m in ready for p in m["in_use_tcp"])
     errors = {}
     for m in ready:
@@ -554,7 +643,8 @@ def listen_main(cfg, buf=b""):
         if line is None:  # stdin EOF or hard deadline
             stop_workers()
             return 0
-        cmd = json.loads(line).get("cmd")
+        msg = json.loads(line)
+        cmd = msg.get("cmd")
         if cmd == "ping":  # the prober times the control channel with this
             emit({"ev": "pong"})
         elif cmd == "report":
@@ -580,8 +670,38 @@ def listen_main(cfg, buf=b""):
             merged["udp"] = to_ranges(got)
             merged["tcp"] = sorted(set(merged["tcp"]))
             emit(merged)
+        elif cmd == "collect":
+            for _pid, s in workers:
+                s.sendall((json.dumps(msg) + "\n").encode())
+            replies = gather("collected")
+            if replies is None:
+                stop_workers()
+                emit({"ev": "error", "message": "listener worker died"})
+                return 2
+            emit({"ev": "collected", "udp": to_ranges(p for m in replies for p in from_ranges(m["udp"]))})
+        elif cmd in ("bind", "release"):
+            ports = from_ranges(msg.get("udp", []))
+            for i, (_pid, s) in enumerate(workers):
+                part = ports[i::len(workers)] if cmd == "bind" else ports
+                s.sendall((json.dumps({"cmd": cmd, "udp": to_ranges(part)}) + "\n").encode())
+            replies = gather("bound" if cmd == "bind" else "released")
+            if replies is None:
+                stop_workers()
+                emit({"ev": "error", "message": "listener worker died"})
+                return 2
+            if cmd == "release":
+                emit({"ev": "released"})
+                continue
+            got_in_use = sorted(p for m in replies for p in m["in_use_udp"])
+            in_use_later.extend(got_in_use)
+            errs = {}
+            for m in replies:
+                errs.update(m["errors"])
+            emit({"ev": "bound", "bound_udp": to_ranges(p for m in replies for p in from_ranges(m["bound_udp"])),
+                  "in_use_udp": got_in_use, "errors": errs})
         elif cmd == "quit":
             done = stop_workers()
+            in_use_udp = sorted(set(in_use_udp) | set(in_use_later))
             # Owners are looked up only now: /proc/net/udp is slow to read while our sockets exist.
             emit({"ev": "done", "peak_rss_kib": peak_rss_kib() + sum(m.get("peak_rss_kib", 0) for m in done),
                   "workers": len(workers),
