@@ -67,60 +67,14 @@ def classify_udp(address: str, ports: Iterable[int], timeout: float = 1.0, retri
     """Per port: ``closed (ICMP port unreachable)`` (nothing listens, or a REJECT that mimics it),
     ``filtered (rejected) (ICMP ... prohibited)``, ``open (answered)`` or ``no reply ...``.
     """
-    ports = sorted(set(ports))
-    if not ports:
-        return {}
-    conf, IP, _TCP, UDP, ICMP, _IPerror, sr = _scapy()
-    sport = random.randint(20000, 30000)
-    pkts = [IP(dst=address) / UDP(sport=sport, dport=p) / b"wirecheck-classify" for p in ports]
-    sock = _l3socket(address)
-    old = conf.L3socket
-    try:
-        if sock is not None:
-            conf.L3socket = sock
-        answered, _unanswered = sr(pkts, timeout=timeout, retry=retries, inter=0.02)
-    finally:
-        conf.L3socket = old
-    out = {p: NO_REPLY for p in ports}
-    for sent, reply in answered:
-        port = int(sent[UDP].dport)
-        if reply.haslayer(ICMP) and int(reply[ICMP].type) == 3:
-            out[port] = _icmp_verdict(reply[ICMP])
-        elif reply.haslayer(UDP):
-            out[port] = f"{OPEN} (answered)"
-    return out
+    return classify_batch(address, ports, (), timeout, retries)[0]
 
 
 def classify_tcp(address: str, ports: Iterable[int], timeout: float = 1.5, retries: int = 1) -> dict[int, str]:
     """Per port: ``open (SYN/ACK)``, ``closed (RST)`` (reached a host, nothing listening, or a
     ``REJECT --reject-with tcp-reset``), ``filtered (rejected) (ICMP ...)`` or ``filtered (dropped ...)``.
     """
-    ports = sorted(set(ports))
-    if not ports:
-        return {}
-    conf, IP, TCP, _UDP, ICMP, _IPerror, sr = _scapy()
-    sport = random.randint(20000, 30000)
-    pkts = [IP(dst=address) / TCP(sport=sport, dport=p, flags="S", seq=random.randint(1, 2**31)) for p in ports]
-    sock = _l3socket(address)
-    old = conf.L3socket
-    try:
-        if sock is not None:
-            conf.L3socket = sock
-        answered, _unanswered = sr(pkts, timeout=timeout, retry=retries, inter=0.02)
-    finally:
-        conf.L3socket = old
-    out = {p: FILTERED_DROPPED for p in ports}
-    for sent, reply in answered:
-        port = int(sent[TCP].dport)
-        if reply.haslayer(ICMP) and int(reply[ICMP].type) == 3:
-            out[port] = _icmp_verdict(reply[ICMP])
-        elif reply.haslayer(TCP):
-            flags = str(reply[TCP].flags)
-            if "S" in flags and "A" in flags:
-                out[port] = f"{OPEN} (SYN/ACK)"
-            elif "R" in flags:
-                out[port] = f"{CLOSED} (RST)"
-    return out
+    return classify_batch(address, (), ports, timeout, retries)[1]
 
 
 def classify_batch(address: str, udp_ports: Iterable[int], tcp_ports: Iterable[int], timeout: float = 0.6,

@@ -209,17 +209,7 @@ class Worker:
         seen = len(self.got_udp)
         while True:
             self.sweep(mine)
-            for fd, _ev in self.ep.poll(0):      # the watched ports (echo, path MTU) and TCP
-                entry = self.by_fd.get(fd)
-                if entry is None:
-                    continue
-                kind, port, s = entry
-                if kind == "udp":
-                    self.on_udp(port, s)
-                elif kind == "listen":
-                    self.on_accept(port, s)
-                else:
-                    self.on_conn(fd, port, s)
+            self.dispatch(self.ep.poll(0))      # the watched ports (echo, path MTU) and TCP
             now = time.monotonic()
             if all(p in self.got_udp for p in mine):
                 break
@@ -323,11 +313,19 @@ class Worker:
         conn.close()
 
     def poll(self, timeout):
-        for fd, _ev in self.ep.poll(timeout):
+        events = self.ep.poll(timeout)
+        if any(fd == self.ctl.fileno() for fd, _ev in events) and not self.on_ctl():
+            return False
+        self.dispatch(events)
+        return True
+
+    def dispatch(self, events):
+        """Handle epoll events of the watched sockets (not the control channel); True if there were any."""
+        busy = False
+        for fd, _ev in events:
             if fd == self.ctl.fileno():
-                if not self.on_ctl():
-                    return False
                 continue
+            busy = True
             entry = self.by_fd.get(fd)
             if entry is None:
                 continue
@@ -338,7 +336,7 @@ class Worker:
                 self.on_accept(port, s)
             else:
                 self.on_conn(fd, port, s)
-        return True
+        return busy
 
     def sweep(self, ports=None):
         """Read every range socket still waiting for its datagram (one datagram per call is enough:
@@ -379,23 +377,7 @@ class Worker:
         self.sweep()
         stop = time.monotonic() + 0.5
         while time.monotonic() < stop:
-            events = self.ep.poll(0)
-            busy = False
-            for fd, _ev in events:
-                if fd == self.ctl.fileno():
-                    continue
-                busy = True
-                entry = self.by_fd.get(fd)
-                if entry is None:
-                    continue
-                kind, port, s = entry
-                if kind == "udp":
-                    self.on_udp(port, s)
-                elif kind == "listen":
-                    self.on_accept(port, s)
-                else:
-                    self.on_conn(fd, port, s)
-            if not busy:
+            if not self.dispatch(self.ep.poll(0)):
                 return
 
     def on_ctl(self):
