@@ -817,9 +817,6 @@ class Parsed:
 CASSANDRA_COMMAND = "nodetool status"
 ES_COMMAND = "curl -sS -m 5 http://127.0.0.1:9200/_cluster/health"
 MINIO_COMMAND = "curl -sS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:9000/minio/health/cluster"
-POSTGRES_COMMAND = ("psql -XAtc \"select pg_is_in_recovery(), "
-                    "(select count(*) from pg_stat_replication where state = 'streaming')\"")
-
 _NODETOOL_LINE = re.compile(r"^(?P<state>[UD][NLJM])\s+(?P<addr>\S+)\s")
 
 
@@ -858,14 +855,3 @@ def parse_minio_health(code: str) -> Parsed:
     return Parsed(False, f"GET /minio/health/cluster {code or 'no answer'}",
                   ["the MinIO cluster has no write quorum (HTTP 503)" if code == "503"
                    else f"unexpected answer {code!r}"])
-
-
-def parse_pg_replication(text: str, standbys: int = 2) -> Parsed:
-    parts = text.strip().split("|")
-    if len(parts) != 2 or parts[0] not in ("t", "f"):
-        return Parsed(False, f"unexpected psql output {text.strip()[:80]!r}", ["cannot parse psql output"])
-    if parts[0] == "t":
-        return Parsed(True, "standby (in recovery)")
-    streaming = int(parts[1] or 0)
-    problems = [] if streaming >= standbys else [f"primary with {streaming} streaming standby(s), need {standbys}"]
-    return Parsed(not problems, f"primary with {streaming} streaming standby(s)", problems)
