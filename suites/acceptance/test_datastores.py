@@ -74,18 +74,10 @@ def test_postgresql(site, spec):
     record(not_measured="postgresql-external chart, wire-server DB/user and synced k8s secrets")
     port, timeout = int(spec.get("port", 5432)), float(spec.get("timeout_s", 15))
     measured = fan_out(members, lambda t: clusters.measure_pg_member(t, port, timeout))
-    result = [_unreached(t, measured[t.name]) for t in members]
+    result = [clusters.member_or_unreached(t, measured[t.name]) for t in members]
     method = f"on each [postgresql] member over SSH: sudo -n -u postgres psql -p {port} (pg_is_in_recovery(), " \
              "pg_is_wal_replay_paused(), pg_stat_wal_receiver, pg_stat_replication); hostname -I"
     conclude(clusters.judge_pg_cluster(result, int(spec.get("standbys", 2)),
                                        float(spec.get("max_lag_bytes", 16 * 1024 * 1024)), method),
              "PostgreSQL cluster")
 
-
-def _unreached(target, measured):
-    """A member whose host could not be asked (SSH failed, command timed out) is not measured."""
-    if isinstance(measured, Exception):
-        m = clusters.base_member(target)
-        m.reason = f"not reached: {measured}"
-        return m
-    return measured

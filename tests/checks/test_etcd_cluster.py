@@ -1,0 +1,67 @@
+"""K8S-ETCD against a real three-member etcd cluster (Debian's etcd-server) in lab hosts, laid out as
+kubespray lays it out (TLS from one CA in /etc/ssl/etcd/ssl, admin-<host>.pem for etcdctl), checked
+over SSH with etcdctl on the [etcd] hosts as on a site. One cluster, taken through the cases in order:
+healthy, one member down (quorum kept, still a failure: the requirement is three healthy members),
+quorum lost. One test function: under `pytest -n 2` a module's tests may go to both workers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.etcdcluster import EtcdCluster
+from tests.support.wc import run_suite
+
+RID = "K8S-ETCD"
+PATH = "etcdctl on the [etcd] hosts"
+
+
+@pytest.fixture(scope="module")
+def etcd(lab_module):
+    hosts = lab_module.add_hosts([{"name": f"kubenode{i}"} for i in (1, 2, 3)])
+    cluster = EtcdCluster(hosts)
+    try:
+        yield cluster.build()
+    finally:
+        cluster.close()
+
+
+def _check(lab, tmp_path, name: str):
+    inv = lab.inventory_ini(tmp_path / f"{name}.ini", {"etcd": lab.hosts, "kube-node": lab.hosts})
+    run = run_suite(["--ansible-inventory", str(inv), "--profile", "production", "-k", "etcd_members_healthy"],
+                    tmp_path / name, suite="suites/acceptance/test_kubernetes.py")
+    return run.result(RID)
+
+
+def test_etcd_cluster_judged_from_every_member(etcd, lab_module, tmp_path):
+    lab = lab_module
+    addr = {m.name: m.host.address for m in etcd.members}
+
+    r = _check(lab, tmp_path, "healthy")
+    assert r["status"] == "pass", r
+    assert r["observed"].startswith(f"{PATH}: 3 member(s), 3 healthy; leader etcd-kubenode"), r["observed"]
+    assert r["evidence"]["paths"] == [PATH]
+    assert sorted(r["evidence"][PATH]["healthy"]) == ["etcd-kubenode1", "etcd-kubenode2", "etcd-kubenode3"]
+    assert "/etc/ssl/etcd/ssl/admin-{host}.pem" in r["method"]
+
+    # one member down: quorum is kept by two, but the requirement is three healthy members
+    etcd.member("kubenode3").stop()
+    r = _check(lab, tmp_path, "one-down")
+    assert r["status"] == "fail", r
+    assert (f"etcd member etcd-kubenode3 (https://{addr['kubenode3']}:2379, host kubenode3) is not healthy: "
+            f"on kubenode3, its member does not answer on {addr['kubenode3']}:2379") in r["message"], r["message"]
+    assert "health check from kubenode1, kubenode2: context deadline exceeded" in r["message"]
+    assert "quorum still held by 2 of 3, but one more failure stops the cluster" in r["message"]
+    assert "quorum lost" not in r["message"]
+    assert "etcd-kubenode1" not in r["message"] and "etcd-kubenode2" not in r["message"]
+    assert r["evidence"][PATH]["hosts"]["kubenode3"]["state"] == "down"
+
+    # quorum lost: one member of three left; it answers but has no leader
+    etcd.member("kubenode2").stop()
+    r = _check(lab, tmp_path, "quorum-lost")
+    assert r["status"] == "fail", r
+    assert f"{PATH}: quorum lost: 0 of 3 etcd member(s) healthy, a quorum needs 2" in r["message"], r["message"]
+    assert "etcd member etcd-kubenode2" in r["message"] and "etcd member etcd-kubenode3" in r["message"]
+    assert f"etcd-kubenode1 (https://{addr['kubenode1']}:2379, host kubenode1) is not healthy: health check from " \
+           "kubenode1: context deadline exceeded; it answers but reports etcdserver: no leader" in r["message"]
+    assert "no leader" in r["observed"], r["observed"]
