@@ -522,7 +522,9 @@ def judge_turn_uris(src: ValuesSource, turn_ips: Sequence[str], min_hosts: int =
 
 
 def judge_rabbitmq(src: ValuesSource, workloads: Sequence[WorkloadFacts], rmq_hosts: Sequence[str],
-                   min_nodes: int = 3) -> Judgement:
+                   min_nodes: int = 3, hosts_measured: bool = False) -> Judgement:
+    """The Kubernetes side: a rabbitmq StatefulSet's readiness, else the external [rmq-cluster] (whose
+    brokers are judged on their hosts when hosts_measured; never from their names alone), and the secrets."""
     method = (f"GET /apis/apps/v1/statefulsets (release rabbitmq), inventory [rmq-cluster]; {src.method}: "
               "brig/background-worker secrets.rabbitmq")
     expected = (f"a ready rabbitmq StatefulSet or an external [rmq-cluster] of >= {min_nodes} hosts; the same "
@@ -535,8 +537,9 @@ def judge_rabbitmq(src: ValuesSource, workloads: Sequence[WorkloadFacts], rmq_ho
                 problems.append(f"{w.ref} has {w.ready}/{w.desired} ready")
         where = "; ".join(f"{w.ref} {w.ready}/{w.desired}" for w in rmq)
     elif rmq_hosts:
-        where = f"external [rmq-cluster] {', '.join(rmq_hosts)}"
-        if len(rmq_hosts) < min_nodes:
+        where = f"external [rmq-cluster] {', '.join(rmq_hosts)}" + (
+            " (its brokers measured with rabbitmqctl on those hosts)" if hosts_measured else "")
+        if len(rmq_hosts) < min_nodes and not hosts_measured:
             problems.append(f"[rmq-cluster] has {len(rmq_hosts)} host(s), need >= {min_nodes}")
     else:
         where = "no rabbitmq workload, no [rmq-cluster] hosts"
