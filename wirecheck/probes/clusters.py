@@ -229,6 +229,15 @@ def judge_pg_cluster(members: Sequence[Member], standbys: int = 2, max_lag_bytes
                 problems.append(why)
             else:
                 streaming.append(s.name)
+        for m in unmeasured:     # not asked on its host: what the primary's WAL senders say about it
+            i = _match_sender(m, senders, claimed)
+            if i is not None and senders[i].get("state") == "streaming":
+                claimed.add(i)
+                streaming.append(m.name)
+                roles[m.name] += f" on its host; the primary streams to it ({senders[i].get('client_addr')})"
+            elif i is None:
+                problems.append(f"{m.name}: the primary {primary.name} has no WAL sender to it "
+                                "(and its host could not be asked)")
         for i, snd in enumerate(senders):
             if i not in claimed:
                 others.append(f"{snd.get('application_name') or '?'} from {snd.get('client_addr') or 'local socket'} "
@@ -260,6 +269,15 @@ def judge_pg_cluster(members: Sequence[Member], standbys: int = 2, max_lag_bytes
                      message="; ".join(problems), evidence=evidence)
 
 
+def _match_sender(s: Member, senders: list[dict[str, Any]], claimed: set[int]) -> int | None:
+    """The primary's WAL sender serving member s: by client address, application_name or host name."""
+    for i, snd in enumerate(senders):
+        if i not in claimed and (s.known_as(snd.get("client_addr")) or s.known_as(snd.get("application_name"))
+                                 or s.known_as(snd.get("client_hostname"))):
+            return i
+    return None
+
+
 def _pg_standby_problem(s: Member, primary: Member, senders: list[dict[str, Any]], claimed: set[int],
                         max_lag_bytes: float) -> str:
     problems = []
@@ -272,14 +290,7 @@ def _pg_standby_problem(s: Member, primary: Member, senders: list[dict[str, Any]
     elif not primary.known_as(rcv.get("sender_host")):
         problems.append(f"it streams from {rcv.get('sender_host')}, not from the primary {primary.name} "
                         f"({', '.join(sorted(primary.addresses))})")
-    match = None
-    for i, snd in enumerate(senders):
-        if i in claimed:
-            continue
-        if s.known_as(snd.get("client_addr")) or s.known_as(snd.get("application_name")) \
-                or s.known_as(snd.get("client_hostname")):
-            match = i
-            break
+    match = _match_sender(s, senders, claimed)
     if match is None:
         problems.append(f"the primary {primary.name} has no WAL sender to it")
     else:
@@ -423,6 +434,7 @@ def judge_etcd_cluster(hosts: Sequence[Member], min_members: int = 3, method: st
             status.setdefault(str(e.get("Endpoint")), e.get("Status") or {})
     problems: list[str] = []
     healthy: list[str] = []
+    unknown: list[str] = []             # members no answering host could judge
     down_labels: list[str] = []
     for mid, mem in sorted(members.items(), key=lambda kv: str(kv[1].get("name"))):
         urls = mem.get("clientURLs") or []
@@ -431,6 +443,9 @@ def judge_etcd_cluster(hosts: Sequence[Member], min_members: int = 3, method: st
         own_down = h is not None and h.state == DOWN
         if views and all(ok for _, ok, _ in views) and not own_down:
             healthy.append(mem.get("name") or str(mid))
+            continue
+        if not views and not own_down:
+            unknown.append(label(mem))
             continue
         reasons = []
         if own_down and h is not None:
@@ -442,8 +457,6 @@ def judge_etcd_cluster(hosts: Sequence[Member], min_members: int = 3, method: st
         errs = sorted({e for u in urls for e in (status.get(u) or {}).get("errors") or []})
         if errs:
             reasons.append(f"it answers but reports {', '.join(errs)}")
-        if not views and not own_down:
-            reasons.append("no health result for it from any [etcd] host")
         down_labels.append(label(mem))
         problems.append(f"etcd member {label(mem)} is not healthy: {'; '.join(reasons)}")
     # hosts whose member is down and that no answering member listed (all members down, or no list read)
@@ -451,13 +464,14 @@ def judge_etcd_cluster(hosts: Sequence[Member], min_members: int = 3, method: st
         if not any(host_of(mem) is h for mem in members.values()):
             down_labels.append(h.name)
             problems.append(f"the etcd member on {h.name} is not healthy: {h.reason}")
-    n = len(members) if members else len(hosts)
+    # the member count: from `member list`, else (no member answered it) the [etcd] hosts, all seen down
+    n = len(members) if members else (len(hosts) if len(down_hosts) == len(hosts) else 0)
     alive = len(healthy)
     need = n // 2 + 1
-    if alive < need:
+    if n and alive + len(unknown) < need:
         problems.insert(0, f"quorum lost: {alive} of {n} etcd member(s) healthy, a quorum needs {need}; "
                            "the cluster accepts no writes")
-    elif down_labels:
+    elif down_labels and n:
         problems.append(f"quorum still held by {alive} of {n}, but one more failure stops the cluster"
                         if alive == need else f"quorum held by {alive} of {n}")
     leaders = {int(s.get("leader") or 0) for s in status.values()}
@@ -482,15 +496,17 @@ def judge_etcd_cluster(hosts: Sequence[Member], min_members: int = 3, method: st
                 + (f"; leader {named.get(leader, leader)}" if leader else "; no leader" if status else "")
                 + (f"; not healthy: {', '.join(down_labels)}" if down_labels else "")
                 + (f"; members on hosts outside [etcd]: {', '.join(strangers)}" if strangers else ""))
-    if unmeasured and problems:
-        problems.append("not measured: " + "; ".join(f"{h.name}: {h.reason}" for h in unmeasured))
+    not_measured = [f"{h.name}: {h.reason}" for h in unmeasured] + [f"health of {u}: no answering [etcd] host "
+                                                                     "could check it" for u in unknown]
+    if not_measured and problems:
+        problems.append("not measured: " + "; ".join(not_measured))
     evidence = {"hosts": {h.name: h.evidence() for h in hosts},
                 "members": {str(mem.get("name") or mid): {"id": f"{mid:x}", "client_urls": mem.get("clientURLs"),
                                                           "host": (host_of(mem).name if host_of(mem) else None)}
                             for mid, mem in members.items()},
                 "leader": named.get(leader, leader) if leader else None, "healthy": healthy}
-    if not problems and (unmeasured or not up):
-        why = "; ".join(f"{h.name}: {h.reason}" for h in unmeasured) or "no [etcd] host answered"
+    if not problems and (not_measured or not up):
+        why = "; ".join(not_measured) or "no [etcd] host answered"
         return Judgement(ok=False, observed=observed, expected=expected, method=method, measurable=False,
                          message=f"could not measure {why}", evidence=evidence)
     return Judgement(ok=not problems, observed=observed, expected=expected, method=method,
@@ -599,7 +615,7 @@ def judge_rabbitmq_cluster(hosts: Sequence[Member], min_nodes: int = 3, method: 
                      for h in up for a in (h.facts.get("alarms") or [])})
     if alarms:
         problems.append(f"resource alarm(s) block publishers: {', '.join(alarms)}")
-    if len(running) < min_nodes:
+    if up and len(running) < min_nodes:
         problems.append(f"{len(running)} running node(s), need >= {min_nodes}")
     guest = {h.name: h.facts.get("guest_login") for h in up}
     if any(v == "accepted" for v in guest.values()):
