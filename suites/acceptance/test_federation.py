@@ -4,7 +4,8 @@ install wire-server itself, RabbitMQ, SMTP, Fake AWS).
 The values are those of the deployed Helm releases, decoded from Helm's release Secrets through the
 Kubernetes API (--kubeconfig); without a kubeconfig, the values directory (--values-dir) stands in
 for FED-DOMAIN/FED-CA-TRUST/PROD-ACC-SMTP/PROD-ACC-SECRETS, which are checked from files before
-install too. The judges live in wirecheck.probes.k8s_config.
+install too. The judges live in wirecheck.probes.k8s_config. FED-RABBITMQ also measures an external
+[rmq-cluster] on its hosts over SSH (rabbitmqctl; wirecheck.probes.clusters).
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def test_federation_rabbitmq(site, spec):
         not_applicable("federation is not enabled (--federation or federation_enabled in the inventory)")
     elif not hosts:
         not_evaluated("no kubeconfig given for the cluster checks and no [rmq-cluster] hosts", option="--kubeconfig")
+    else:
+        record(not_measured="the RabbitMQ passwords in brig/background-worker secrets (need --kubeconfig)")
     if hosts:
         timeout = K._timeout(spec)
         measured = P.fan_out(hosts, lambda t: clusters.measure_rabbitmq_member(t, timeout))

@@ -46,6 +46,7 @@ def test_rabbitmq_cluster_judged_from_every_member(rmq, lab_module, tmp_path):
                              "guest/guest refused"), r["observed"]
     assert "rabbitmqctl cluster_status --formatter json" in r["method"]
     assert r["evidence"]["paths"] == [PATH]
+    assert "need --kubeconfig" in r["evidence"]["not_measured"]
 
     # the default guest/guest login
     rmq.brokers[0].ctl("add_user", "guest", "guest")
