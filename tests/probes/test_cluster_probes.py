@@ -183,3 +183,18 @@ def test_combine_names_the_paths():
     assert not j.ok and not j.measurable and j.message == "Kubernetes API: API: 403"
     j = cl.combine([("etcdctl", good)])
     assert j.ok and j.observed == "etcdctl: fine" and j.evidence["paths"] == ["etcdctl"]
+
+
+def test_one_machine_under_two_names_is_one_member():
+    """pg1 listed twice (pg1 and pgdb, same ansible_host): one primary, not "two primaries"; docker0's
+    172.17.0.1 on every host does not make the hosts one machine."""
+    p = primary(sender("10.0.0.2"), sender("10.0.0.3"))
+    twin = pg("pgdb", "10.0.0.1", in_recovery=False, senders=p.facts["senders"])
+    members = [p, twin, standby("pg2", "10.0.0.2"), standby("pg3", "10.0.0.3")]
+    for m in members:
+        m.inventory_addresses = set(m.addresses)
+        m.addresses.add("172.17.0.1")
+    j = cl.judge_pg_cluster(members, 2)
+    assert j.ok, j.message
+    assert "pgdb is the same machine as pg1 (counted once)" in j.observed
+    assert j.evidence["same_machine"] == {"pgdb": "pg1"}

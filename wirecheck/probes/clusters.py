@@ -65,7 +65,8 @@ def _host_lines(stdout: str) -> tuple[dict[str, str], list[str]]:
     return tags, other
 
 
-HOST_FACTS = "printf '@hostname %s\\n' \"$(hostname)\"; printf '@addresses %s\\n' \"$(hostname -I 2>/dev/null)\"; "
+HOST_FACTS = ("printf '@hostname %s\\n' \"$(hostname)\"; printf '@addresses %s\\n' \"$(hostname -I 2>/dev/null)\"; "
+              "printf '@machine-id %s\\n' \"$(cat /etc/machine-id 2>/dev/null)\"; ")
 
 
 @dataclass
@@ -75,6 +76,9 @@ class Member:
     name: str                               # inventory name
     addresses: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+    inventory_addresses: set[str] = field(default_factory=set)
+    hostname: str = ""
+    machine_id: str = ""
     state: str = UNMEASURED                 # up | down | unmeasured
     reason: str = ""                        # why down / unmeasured: the tool's decisive line
     facts: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +109,34 @@ def base_member(target: Any) -> Member:
     for key in ("ip", "access_ip", "ansible_host"):
         if target.vars.get(key):
             m.addresses.add(str(target.vars[key]))
+    m.inventory_addresses = set(m.addresses)
     return m
+
+
+def distinct_machines(members: Sequence[Member]) -> tuple[list[Member], dict[str, str]]:
+    """Members as machines: an inventory name whose host is the same machine as an earlier one (its
+    inventory address among the other's own addresses, or the same machine-id and hostname) is that
+    machine again, reported as an alias and not counted twice. Addresses that several members have
+    (docker0's 172.17.0.1, a link-local) are not used to tell members apart."""
+    from collections import Counter
+
+    seen = Counter(a for m in members for a in m.addresses - m.inventory_addresses)
+    for m in members:
+        m.addresses = {a for a in m.addresses if a in m.inventory_addresses or seen[a] == 1}
+    unique: list[Member] = []
+    aliases: dict[str, str] = {}
+    for m in members:
+        twin = next((u for u in unique if (m.inventory_addresses & u.addresses) or (u.inventory_addresses & m.addresses)
+                     or (m.machine_id and m.machine_id == u.machine_id and m.hostname == u.hostname)), None)
+        if twin is None:
+            unique.append(m)
+        else:
+            aliases[m.name] = twin.name
+    return unique, aliases
+
+
+def _aliases_text(aliases: dict[str, str]) -> str:
+    return "".join(f"; {a} is the same machine as {b} (counted once)" for a, b in aliases.items())
 
 
 def member_or_unreached(target: Any, measured: Any) -> Member:
@@ -118,7 +149,9 @@ def member_or_unreached(target: Any, measured: Any) -> Member:
 
 
 def _absorb_host_tags(m: Member, tags: dict[str, str]) -> None:
+    m.machine_id = tags.get("machine-id", "")
     if tags.get("hostname"):
+        m.hostname = tags["hostname"]
         m.names.add(tags["hostname"])
         m.names.add(tags["hostname"].split(".", 1)[0])
     for a in tags.get("addresses", "").split():
@@ -200,6 +233,8 @@ def judge_pg_cluster(members: Sequence[Member], standbys: int = 2, max_lag_bytes
     expected = (f"exactly one primary and >= {standbys} standby(s) in recovery streaming from it, replay running, "
                 f"at most {max_lag_bytes:,.0f} bytes behind")
     problems: list[str] = []
+    all_members = list(members)
+    members, aliases = distinct_machines(all_members)
     up = [m for m in members if m.state == UP]
     down = [m for m in members if m.state == DOWN]
     unmeasured = [m for m in members if m.state == UNMEASURED]
@@ -250,7 +285,7 @@ def judge_pg_cluster(members: Sequence[Member], standbys: int = 2, max_lag_bytes
             rcv = (s.facts.get("receiver") or [{}])[0]
             src = next((p.name for p in primaries if p.known_as(rcv.get("sender_host"))), rcv.get("sender_host"))
             roles[s.name] += f", streaming from {src}" if rcv.get("status") == "streaming" else ", not streaming"
-    observed = "; ".join(f"{n}: {r}" for n, r in roles.items())
+    observed = "; ".join(f"{n}: {r}" for n, r in roles.items()) + _aliases_text(aliases)
     if primary is not None:
         observed += f"; {len(streaming)} standby(s) streaming from {primary.name}"
         if others:
@@ -259,7 +294,8 @@ def judge_pg_cluster(members: Sequence[Member], standbys: int = 2, max_lag_bytes
         note = "; ".join(f"{m.name}: {m.reason}" for m in unmeasured)
         if problems:
             problems.append(f"not measured: {note}")
-    evidence = {"members": {m.name: m.evidence() for m in members}, "streaming_standbys": streaming,
+    evidence = {"members": {m.name: m.evidence() for m in all_members}, "same_machine": aliases,
+                "streaming_standbys": streaming,
                 "other_wal_clients": others, "max_lag_bytes": max_lag_bytes}
     if unmeasured and len(problems) == 0:
         return Judgement(ok=False, observed=observed, expected=expected, method=method, measurable=False,
@@ -407,6 +443,8 @@ def judge_etcd_cluster(hosts: Sequence[Member], min_members: int = 3, method: st
     leader every member reports, quorum; the member that is down named with its host."""
     expected = (f">= {min_members} members, an odd number, every member healthy, one leader agreed by all, "
                 "every [etcd] host a member")
+    all_hosts = list(hosts)
+    hosts, aliases = distinct_machines(all_hosts)
     up = [h for h in hosts if h.state == UP]
     down_hosts = [h for h in hosts if h.state == DOWN]
     unmeasured = [h for h in hosts if h.state == UNMEASURED]
@@ -495,12 +533,13 @@ def judge_etcd_cluster(hosts: Sequence[Member], min_members: int = 3, method: st
     observed = (f"{n} member(s), {alive} healthy"
                 + (f"; leader {named.get(leader, leader)}" if leader else "; no leader" if status else "")
                 + (f"; not healthy: {', '.join(down_labels)}" if down_labels else "")
-                + (f"; members on hosts outside [etcd]: {', '.join(strangers)}" if strangers else ""))
+                + (f"; members on hosts outside [etcd]: {', '.join(strangers)}" if strangers else "")
+                + _aliases_text(aliases))
     not_measured = [f"{h.name}: {h.reason}" for h in unmeasured] + [f"health of {u}: no answering [etcd] host "
                                                                      "could check it" for u in unknown]
     if not_measured and problems:
         problems.append("not measured: " + "; ".join(not_measured))
-    evidence = {"hosts": {h.name: h.evidence() for h in hosts},
+    evidence = {"hosts": {h.name: h.evidence() for h in all_hosts}, "same_machine": aliases,
                 "members": {str(mem.get("name") or mid): {"id": f"{mid:x}", "client_urls": mem.get("clientURLs"),
                                                           "host": (host_of(mem).name if host_of(mem) else None)}
                             for mid, mem in members.items()},
@@ -586,6 +625,8 @@ def judge_rabbitmq_cluster(hosts: Sequence[Member], min_nodes: int = 3, method: 
     no partition, no resource alarm, the default guest/guest login refused."""
     expected = (f">= {min_nodes} running nodes in one cluster, every node running, no partition or alarm, "
                 "guest/guest refused")
+    all_hosts = list(hosts)
+    hosts, aliases = distinct_machines(all_hosts)
     up = [h for h in hosts if h.state == UP]
     down = [h for h in hosts if h.state == DOWN]
     unmeasured = [h for h in hosts if h.state == UNMEASURED]
@@ -625,9 +666,11 @@ def judge_rabbitmq_cluster(hosts: Sequence[Member], min_nodes: int = 3, method: 
                 + (f"; not running on: {', '.join(h.name for h in down)}" if down else "")
                 + ("; guest/guest " + ("accepted" if "accepted" in guest.values() else
                                        "refused" if guest and all(v == "refused" for v in guest.values())
-                                       else "not measured") if up else ""))
+                                       else "not measured") if up else "")
+                + _aliases_text(aliases))
     unknown_guest = [f"{n}: {v}" for n, v in guest.items() if v not in ("accepted", "refused")]
-    evidence = {"hosts": {h.name: h.evidence() for h in hosts}, "nodes": nodes, "running": sorted(running)}
+    evidence = {"hosts": {h.name: h.evidence() for h in all_hosts}, "same_machine": aliases, "nodes": nodes,
+                "running": sorted(running)}
     if unmeasured and problems:
         problems.append("not measured: " + "; ".join(f"{h.name}: {h.reason}" for h in unmeasured))
     if not problems and (unmeasured or not up or (unknown_guest and len(unknown_guest) == len(guest))):
