@@ -1,8 +1,8 @@
 """K8S-ETCD against a real three-member etcd cluster (Debian's etcd-server) in lab hosts, laid out as
 kubespray lays it out (TLS from one CA in /etc/ssl/etcd/ssl, admin-<host>.pem for etcdctl), checked
 over SSH with etcdctl on the [etcd] hosts as on a site. One cluster, taken through the cases in order:
-healthy, one member down (quorum kept, still a failure: the requirement is three healthy members),
-quorum lost. One test function: under `pytest -n 2` a module's tests may go to both workers.
+healthy, one member down (quorum kept, still a failure: the requirement is three healthy members; the
+Kubernetes API's view, read beside it, does not see it), quorum lost. One test function: under `pytest -n 2` a module's tests may go to both workers.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from tests.k8s_emulator import FakeKubeApiServer
+from tests.k8s_emulator.scenarios import production_cluster
 from tests.support.etcdcluster import EtcdCluster
 from tests.support.wc import run_suite
 
@@ -28,10 +30,10 @@ def etcd(lab_module):
         cluster.close()
 
 
-def _check(lab, tmp_path, name: str):
+def _check(lab, tmp_path, name: str, *extra: str):
     inv = lab.inventory_ini(tmp_path / f"{name}.ini", {"etcd": lab.hosts, "kube-node": lab.hosts})
-    run = run_suite(["--ansible-inventory", str(inv), "--profile", "production", "-k", "etcd_members_healthy"],
-                    tmp_path / name, suite="suites/acceptance/test_kubernetes.py")
+    run = run_suite(["--ansible-inventory", str(inv), "--profile", "production", "-k", "etcd_members_healthy",
+                     *extra], tmp_path / name, suite="suites/acceptance/test_kubernetes.py")
     return run.result(RID)
 
 
@@ -46,9 +48,21 @@ def test_etcd_cluster_judged_from_every_member(etcd, lab_module, tmp_path):
     assert sorted(r["evidence"][PATH]["healthy"]) == ["etcd-kubenode1", "etcd-kubenode2", "etcd-kubenode3"]
     assert "/etc/ssl/etcd/ssl/admin-{host}.pem" in r["method"]
 
-    # one member down: quorum is kept by two, but the requirement is three healthy members
+    # one member down: quorum is kept by two, but the requirement is three healthy members. The API
+    # server's view (/readyz/etcd answers ok while a quorum serves it; the emulator stands in for a
+    # kubespray cluster's API server here) passes alone: only the hosts see the member down
     etcd.member("kubenode3").stop()
-    r = _check(lab, tmp_path, "one-down")
+    server = FakeKubeApiServer(production_cluster()).start()
+    try:
+        r = _check(lab, tmp_path, "one-down", "--kubeconfig", str(server.write_kubeconfig(tmp_path / "kubeconfig")))
+    finally:
+        server.stop()
+    assert r["evidence"]["paths"] == [PATH, "Kubernetes API"], r["evidence"]
+    assert r["observed"].endswith("; Kubernetes API: /readyz/etcd: 200 'ok'; 3 member(s) (kube-apiserver "
+                                  "--etcd-servers (kube-system)): 172.16.0.11:2379, 172.16.0.12:2379, "
+                                  "172.16.0.13:2379"), r["observed"]
+    assert r["message"].startswith(f"K8S-ETCD on site: {PATH}: etcd member etcd-kubenode3"), r["message"]
+    assert "Kubernetes API: GET /readyz/etcd" in r["method"]
     assert r["status"] == "fail", r
     assert (f"etcd member etcd-kubenode3 (https://{addr['kubenode3']}:2379, host kubenode3) is not healthy: "
             f"on kubenode3, its member does not answer on {addr['kubenode3']}:2379") in r["message"], r["message"]
