@@ -78,6 +78,6 @@ def test_postgresql(site, spec):
     method = f"on each [postgresql] member over SSH: sudo -n -u postgres psql -p {port} (pg_is_in_recovery(), " \
              "pg_is_wal_replay_paused(), pg_stat_wal_receiver, pg_stat_replication); hostname -I"
     conclude(clusters.judge_pg_cluster(result, int(spec.get("standbys", 2)),
-                                       float(spec.get("max_lag_bytes", 16 * 1024 * 1024)), method),
+                                       float(spec.get("max_lag_bytes", 1024 * 1024)), method),
              "PostgreSQL cluster")
 

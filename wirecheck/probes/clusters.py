@@ -225,11 +225,12 @@ def _lag_bytes(x: Any) -> float | None:
         return None
 
 
-def judge_pg_cluster(members: Sequence[Member], standbys: int = 2, max_lag_bytes: float = 16 * 1024 * 1024,
+def judge_pg_cluster(members: Sequence[Member], standbys: int = 2, max_lag_bytes: float = 1024 * 1024,
                      method: str = "") -> Judgement:
     """Exactly one primary; every other member in recovery, streaming from that primary (its WAL receiver
     and the primary's WAL sender both say so), replay not paused, replay within max_lag_bytes of the
-    primary; at least `standbys` such standbys among the inventory's members."""
+    primary (1 MiB: wire-server-deploy's postgresql-verify-HA.yml calls a replica beyond it LAGGING);
+    at least `standbys` such standbys among the inventory's members."""
     expected = (f"exactly one primary and >= {standbys} standby(s) in recovery streaming from it, replay running, "
                 f"at most {max_lag_bytes:,.0f} bytes behind")
     problems: list[str] = []
