@@ -7,12 +7,14 @@ Kubernetes API's view, read beside it, does not see it), quorum lost. One test f
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
 
 from tests.k8s_emulator import FakeKubeApiServer
 from tests.k8s_emulator.scenarios import production_cluster
+from tests.lab.fixtures import skip_or_fail
 from tests.support.etcdcluster import EtcdCluster
 from tests.support.wc import run_suite
 
@@ -22,6 +24,8 @@ PATH = "etcdctl on the [etcd] hosts"
 
 @pytest.fixture(scope="module")
 def etcd(lab_module):
+    if not (shutil.which("etcd") and shutil.which("etcdctl")):
+        skip_or_fail("etcd-server and etcd-client not installed (scripts/install.sh --test installs it)")
     hosts = lab_module.add_hosts([{"name": f"kubenode{i}"} for i in (1, 2, 3)])
     cluster = EtcdCluster(hosts)
     try:

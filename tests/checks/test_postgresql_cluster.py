@@ -10,11 +10,13 @@ would build the cluster twice.
 
 from __future__ import annotations
 
+import glob
 import subprocess
 import time
 
 import pytest
 
+from tests.lab.fixtures import skip_or_fail
 from tests.support.pgcluster import DATA, PORT, PgCluster, pg_bin
 from tests.support.wc import run_suite
 
@@ -23,6 +25,8 @@ RID = "PROD-ACC-POSTGRESQL"
 
 @pytest.fixture(scope="module")
 def pg(lab_module):
+    if not (glob.glob("/usr/lib/postgresql/*/bin/postgres")):
+        skip_or_fail("postgresql (PostgreSQL server) not installed (scripts/install.sh --test installs it)")
     hosts = lab_module.add_hosts([{"name": n} for n in ("pg1", "pg2", "pg3")])
     cluster = PgCluster(hosts)
     try:

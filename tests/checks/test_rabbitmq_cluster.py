@@ -7,8 +7,12 @@ it. One test function: under `pytest -n 2` a module's tests may go to both worke
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
+from tests.lab.fixtures import skip_or_fail
 from tests.support.rabbitmq import RabbitCluster
 from tests.support.wc import run_suite
 
@@ -18,6 +22,8 @@ PATH = "rabbitmqctl on the [rmq-cluster] hosts"
 
 @pytest.fixture(scope="module")
 def rmq(lab_module):
+    if not (os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server") and shutil.which("epmd")):
+        skip_or_fail("rabbitmq-server not installed (scripts/install.sh --test installs it)")
     hosts = lab_module.add_hosts([{"name": "rmq1"}, {"name": "rmq2"}])
     cluster = RabbitCluster(hosts)
     try:
