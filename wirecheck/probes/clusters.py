@@ -274,6 +274,10 @@ def judge_pg_cluster(members: Sequence[Member], standbys: int = 2, max_lag_bytes
             elif i is None:
                 problems.append(f"{m.name}: the primary {primary.name} has no WAL sender to it "
                                 "(and its host could not be asked)")
+            else:
+                claimed.add(i)
+                problems.append(f"{m.name}: the primary's WAL sender to it is {senders[i].get('state')!r}, not "
+                                "streaming (and its host could not be asked)")
         for i, snd in enumerate(senders):
             if i not in claimed:
                 others.append(f"{snd.get('application_name') or '?'} from {snd.get('client_addr') or 'local socket'} "
@@ -401,6 +405,7 @@ def measure_etcd_member(target: Any, access: EtcdAccess, timeout: float) -> Memb
     the list, the host's member is down and the cluster-wide views are not asked from here."""
     m = base_member(target)
     m.addresses.add(etcd_endpoint_host(target))
+    m.inventory_addresses.add(etcd_endpoint_host(target))
     m.command = etcdctl_command(target, access, "member list -w json")
     res = target.run(HOST_FACTS + m.command, timeout=timeout, sudo=True)
     tags, rest = _host_lines(res.stdout)
