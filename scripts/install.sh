@@ -2,7 +2,7 @@
 # Install wirecheck into ./.venv on a fresh Debian 12 / Ubuntu 24.04 machine (run as root).
 #   scripts/install.sh          what a preflight run needs (control-machine tools + Python packages)
 #   scripts/install.sh --test   also what the self-tests need (sshd, firewalls, dnsmasq, nginx, coturn,
-#                               nmap, chromium, Node.js for Allure)
+#                               nmap, chromium, Node.js for Allure, PostgreSQL, etcd, RabbitMQ)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 base_pkgs=(python3 python3-venv python3-pip openssh-client iproute2 procps curl git unzip netcat-openbsd sshpass)
 test_pkgs=(openssh-server sudo iptables nftables ufw dnsmasq-base nginx-light coturn nmap psmisc lsof
-           kmod util-linux chromium unattended-upgrades)
+           kmod util-linux chromium unattended-upgrades
+           postgresql etcd-server etcd-client rabbitmq-server)
 pkgs=("${base_pkgs[@]}")
 if [ "$want_tests" = 1 ]; then
   pkgs+=("${test_pkgs[@]}")
@@ -30,7 +31,20 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "wirecheck: installing system packages: ${missing[*]}"
   as_root apt-get update -qq
+  # the datastores the tests start themselves in lab hosts (PostgreSQL, etcd, RabbitMQ) must not run as
+  # services of this machine: no service starts during the install (policy-rc.d, unless the machine has
+  # one), and on a systemd machine they are disabled afterwards
+  own_policy=0
+  if [ "$want_tests" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# wirecheck install.sh: no service starts during this install\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
+  if [ "$want_tests" = 1 ] && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now postgresql etcd rabbitmq-server epmd.socket epmd.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

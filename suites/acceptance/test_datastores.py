@@ -3,15 +3,19 @@ the offline guide's datastore checks): Cassandra, Elasticsearch, MinIO and Postg
 
 Each check runs on the datastore host itself over SSH (hosts of [cassandra], [elasticsearch],
 [minio], [postgresql] in the inventory) with the datastore's own health tool or API:
-`nodetool status`, `GET :9200/_cluster/health`, `GET :9000/minio/health/cluster`, and on
-PostgreSQL `pg_is_in_recovery()` + `pg_stat_replication`. Sites without such hosts get
-not_applicable from the engine (no host in the role). A tool that is missing or an API that does
-not answer is `error` (could not measure), never pass.
+`nodetool status`, `GET :9200/_cluster/health`, `GET :9000/minio/health/cluster`. PostgreSQL is
+judged as a cluster: psql on every [postgresql] member, then one verdict for the set
+(wirecheck.probes.clusters). Sites without such hosts get not_applicable (no host in the role).
+A tool that is missing or an API that does not answer is `error` (could not measure), never pass;
+a member whose server is not running is a measured failure naming that member.
 """
 
 from __future__ import annotations
 
-from wirecheck import cannot_measure, expect, record, requirement
+from suites.preflight.test_kubernetes import conclude
+from suites.preflight.test_production import fan_out
+from wirecheck import cannot_measure, expect, not_applicable, record, requirement
+from wirecheck.probes import clusters
 from wirecheck.probes import k8s_config as kc
 
 
@@ -61,8 +65,19 @@ def test_minio(site, spec, target):
 
 
 @requirement("PROD-ACC-POSTGRESQL")
-def test_postgresql(site, spec, target):
+def test_postgresql(site, spec):
+    """The [postgresql] set judged as one cluster: psql on every member (its own socket, as the postgres
+    user); exactly one primary, each other member a standby streaming from it."""
+    members = site.targets_with_role("postgresql")
+    if not members:
+        not_applicable("no target has role postgresql")
     record(not_measured="postgresql-external chart, wire-server DB/user and synced k8s secrets")
-    command = "sudo -n -u postgres " + kc.POSTGRES_COMMAND
-    out = _run(target, command, float(spec.get("timeout_s", 15)), "psql")
-    _judge(kc.parse_pg_replication(out, int(spec.get("standbys", 2))), "PostgreSQL replication", command)
+    port, timeout = int(spec.get("port", 5432)), float(spec.get("timeout_s", 15))
+    measured = fan_out(members, lambda t: clusters.measure_pg_member(t, port, timeout))
+    result = [clusters.member_or_unreached(t, measured[t.name]) for t in members]
+    method = f"on each [postgresql] member over SSH: sudo -n -u postgres psql -p {port} (pg_is_in_recovery(), " \
+             "pg_is_wal_replay_paused(), pg_stat_wal_receiver, pg_stat_replication); hostname -I"
+    conclude(clusters.judge_pg_cluster(result, int(spec.get("standbys", 2)),
+                                       float(spec.get("max_lag_bytes", 1024 * 1024)), method),
+             "PostgreSQL cluster")
+

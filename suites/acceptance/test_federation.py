@@ -4,7 +4,8 @@ install wire-server itself, RabbitMQ, SMTP, Fake AWS).
 The values are those of the deployed Helm releases, decoded from Helm's release Secrets through the
 Kubernetes API (--kubeconfig); without a kubeconfig, the values directory (--values-dir) stands in
 for FED-DOMAIN/FED-CA-TRUST/PROD-ACC-SMTP/PROD-ACC-SECRETS, which are checked from files before
-install too. The judges live in wirecheck.probes.k8s_config.
+install too. The judges live in wirecheck.probes.k8s_config. FED-RABBITMQ also measures an external
+[rmq-cluster] on its hosts over SSH (rabbitmqctl; wirecheck.probes.clusters).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import importlib
 
 from wirecheck import cannot_measure, fail, not_applicable, not_evaluated, record, requirement
+from wirecheck.probes import clusters, tls
 from wirecheck.probes import k8s_config as kc
-from wirecheck.probes import tls
 from wirecheck.probes.dns import DnsLookup
 
 K = importlib.import_module("suites.acceptance.test_kubernetes")
 C = importlib.import_module("suites.preflight.test_configuration")
+P = importlib.import_module("suites.preflight.test_production")
 
 
 def cluster_values(site, spec) -> kc.ValuesSource:
@@ -76,13 +78,34 @@ def test_ephemeral_scope(site, spec):
 
 @requirement("FED-RABBITMQ")
 def test_federation_rabbitmq(site, spec):
-    src = cluster_values(site, spec)
-    if not C.federating(site, src):
-        not_applicable("federation is not enabled (--federation, federation_enabled, or the chart values)")
-    kube = K._kube(site)
-    workloads = K.measure(K.k8s.workload_facts, kube, K._timeout(spec), kinds=("statefulsets",))
-    hosts = [t.name for t in site.targets_with_role("rmq-cluster", "rabbitmq")]
-    C.conclude(kc.judge_rabbitmq(src, workloads, hosts, int(spec.get("min_nodes", 3))), "RabbitMQ for federation")
+    """RabbitMQ in the cluster (a StatefulSet, read through the Kubernetes API) or on the [rmq-cluster]
+    hosts (`rabbitmqctl cluster_status` and a guest/guest login test on each, over SSH); the verdict
+    names the path(s) used. The brokers' passwords come from the deployed chart values."""
+    hosts = site.targets_with_role("rmq-cluster", "rabbitmq")
+    min_nodes = int(spec.get("min_nodes", 3))
+    paths = []
+    if site.kubeconfig:
+        src = cluster_values(site, spec)
+        if not C.federating(site, src):
+            not_applicable("federation is not enabled (--federation, federation_enabled, or the chart values)")
+        kube = K._kube(site)
+        workloads = K.measure(K.k8s.workload_facts, kube, K._timeout(spec), kinds=("statefulsets",))
+        paths.append(("Kubernetes API", kc.judge_rabbitmq(src, workloads, [t.name for t in hosts], min_nodes,
+                                                          hosts_measured=bool(hosts))))
+    elif not C.federating(site):
+        not_applicable("federation is not enabled (--federation or federation_enabled in the inventory)")
+    elif not hosts:
+        not_evaluated("no kubeconfig given for the cluster checks and no [rmq-cluster] hosts", option="--kubeconfig")
+    else:
+        record(not_measured="the RabbitMQ passwords in brig/background-worker secrets (need --kubeconfig)")
+    if hosts:
+        timeout = K._timeout(spec)
+        measured = P.fan_out(hosts, lambda t: clusters.measure_rabbitmq_member(t, timeout))
+        members = [clusters.member_or_unreached(t, measured[t.name]) for t in hosts]
+        method = (f"on each [rmq-cluster] host over SSH: sudo {clusters.RMQ_STATUS}; sudo {clusters.RMQ_GUEST}")
+        paths.append(("rabbitmqctl on the [rmq-cluster] hosts",
+                      clusters.judge_rabbitmq_cluster(members, min_nodes, method)))
+    C.conclude(clusters.combine(paths), "RabbitMQ for federation")
 
 
 @requirement("FED-REACHABLE")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from suites.preflight.test_kubernetes import conclude
 from wirecheck import cannot_measure, not_evaluated, record, requirement
-from wirecheck.probes import k8s
+from wirecheck.probes import clusters, k8s
 
 T = TypeVar("T")
 
@@ -77,9 +77,40 @@ def test_worker_nodes(site, spec):
 
 @requirement("K8S-ETCD")
 def test_etcd_members_healthy(site, spec):
-    kube = _kube(site)
-    facts = measure(k8s.etcd_facts, kube, _timeout(spec))
-    conclude(k8s.judge_etcd(facts, int(spec.get("min_members", 3))), "etcd health and membership")
+    """kubespray runs etcd as a host service on the [etcd] hosts: etcdctl there, with that host's admin
+    certificate, sees every member. With --kubeconfig the API server's view (/readyz/etcd, etcd pods or
+    --etcd-servers) is judged too; the verdict names the path(s) used."""
+    hosts = site.targets_with_role("etcd")
+    if not hosts and not site.kubeconfig:
+        not_evaluated("no [etcd] hosts to run etcdctl on and no kubeconfig for the cluster checks",
+                      option="--kubeconfig (or --ansible-inventory with an [etcd] group)")
+    minimum = int(spec.get("min_members", 3))
+    paths = []
+    if hosts:
+        paths.append(("etcdctl on the [etcd] hosts", _etcd_over_ssh(hosts, spec, minimum)))
+    if site.kubeconfig:
+        try:
+            facts = k8s.etcd_facts(_kube(site), _timeout(spec))
+            j = k8s.judge_etcd(facts, minimum)
+        except k8s.KubeApiError as exc:
+            j = k8s.Judgement(ok=False, observed="not read", expected="", method="GET /readyz/etcd",
+                              message=f"Kubernetes API: {exc}", measurable=False)
+        paths.append(("Kubernetes API", j))
+    conclude(clusters.combine(paths), "etcd health and membership")
+
+
+def _etcd_over_ssh(hosts, spec, minimum: int) -> k8s.Judgement:
+    from suites.preflight.test_production import fan_out
+
+    access = clusters.EtcdAccess(
+        cert_dir=str(spec.get("cert_dir", clusters.ETCD_CERT_DIR)), cert=str(spec.get("cert", "admin-{host}.pem")),
+        key=str(spec.get("key", "admin-{host}-key.pem")), cacert=str(spec.get("cacert", "ca.pem")),
+        client_port=int(spec.get("client_port", 2379)), command_timeout_s=float(spec.get("etcdctl_timeout_s", 3)))
+    measured = fan_out(hosts, lambda t: clusters.measure_etcd_member(t, access, _timeout(spec)))
+    members = [clusters.member_or_unreached(t, measured[t.name]) for t in hosts]
+    method = (f"sudo etcdctl on each [etcd] host with {access.cert_dir}/{access.cert} (kubespray's layout), endpoint "
+              f"https://<ip>:{access.client_port}: member list; endpoint health --cluster; endpoint status --cluster")
+    return clusters.judge_etcd_cluster(members, minimum, method)
 
 
 def _pin(site, spec) -> str | None:

@@ -522,7 +522,9 @@ def judge_turn_uris(src: ValuesSource, turn_ips: Sequence[str], min_hosts: int =
 
 
 def judge_rabbitmq(src: ValuesSource, workloads: Sequence[WorkloadFacts], rmq_hosts: Sequence[str],
-                   min_nodes: int = 3) -> Judgement:
+                   min_nodes: int = 3, hosts_measured: bool = False) -> Judgement:
+    """The Kubernetes side: a rabbitmq StatefulSet's readiness, else the external [rmq-cluster] (whose
+    brokers are judged on their hosts when hosts_measured; never from their names alone), and the secrets."""
     method = (f"GET /apis/apps/v1/statefulsets (release rabbitmq), inventory [rmq-cluster]; {src.method}: "
               "brig/background-worker secrets.rabbitmq")
     expected = (f"a ready rabbitmq StatefulSet or an external [rmq-cluster] of >= {min_nodes} hosts; the same "
@@ -535,8 +537,9 @@ def judge_rabbitmq(src: ValuesSource, workloads: Sequence[WorkloadFacts], rmq_ho
                 problems.append(f"{w.ref} has {w.ready}/{w.desired} ready")
         where = "; ".join(f"{w.ref} {w.ready}/{w.desired}" for w in rmq)
     elif rmq_hosts:
-        where = f"external [rmq-cluster] {', '.join(rmq_hosts)}"
-        if len(rmq_hosts) < min_nodes:
+        where = f"external [rmq-cluster] {', '.join(rmq_hosts)}" + (
+            " (its brokers measured with rabbitmqctl on those hosts)" if hosts_measured else "")
+        if len(rmq_hosts) < min_nodes and not hosts_measured:
             problems.append(f"[rmq-cluster] has {len(rmq_hosts)} host(s), need >= {min_nodes}")
     else:
         where = "no rabbitmq workload, no [rmq-cluster] hosts"
@@ -817,9 +820,6 @@ class Parsed:
 CASSANDRA_COMMAND = "nodetool status"
 ES_COMMAND = "curl -sS -m 5 http://127.0.0.1:9200/_cluster/health"
 MINIO_COMMAND = "curl -sS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:9000/minio/health/cluster"
-POSTGRES_COMMAND = ("psql -XAtc \"select pg_is_in_recovery(), "
-                    "(select count(*) from pg_stat_replication where state = 'streaming')\"")
-
 _NODETOOL_LINE = re.compile(r"^(?P<state>[UD][NLJM])\s+(?P<addr>\S+)\s")
 
 
@@ -858,14 +858,3 @@ def parse_minio_health(code: str) -> Parsed:
     return Parsed(False, f"GET /minio/health/cluster {code or 'no answer'}",
                   ["the MinIO cluster has no write quorum (HTTP 503)" if code == "503"
                    else f"unexpected answer {code!r}"])
-
-
-def parse_pg_replication(text: str, standbys: int = 2) -> Parsed:
-    parts = text.strip().split("|")
-    if len(parts) != 2 or parts[0] not in ("t", "f"):
-        return Parsed(False, f"unexpected psql output {text.strip()[:80]!r}", ["cannot parse psql output"])
-    if parts[0] == "t":
-        return Parsed(True, "standby (in recovery)")
-    streaming = int(parts[1] or 0)
-    problems = [] if streaming >= standbys else [f"primary with {streaming} streaming standby(s), need {standbys}"]
-    return Parsed(not problems, f"primary with {streaming} streaming standby(s)", problems)
