@@ -50,11 +50,12 @@ build_kube_apiserver() {
     # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with its own
     # staging/ tree; as a dependency those replaces do not apply, so pin each one to the
     # matching published release (v1.X.Y -> v0.X.Y), reading the list from the release itself.
-    local kdir staging="v0.${v#v1.}"
-    kdir=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-    [ -d "$kdir/staging/src/k8s.io" ] || { log "no staging list in k8s.io/kubernetes@$v"; exit 1; }
-    for m in "$kdir"/staging/src/k8s.io/*; do
-      go mod edit -replace "k8s.io/$(basename "$m")=k8s.io/$(basename "$m")@$staging"
+    local gomod staging="v0.${v#v1.}"
+    gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+    local mods; mods=$(sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/src/.*#\1#p' "$gomod")
+    [ -n "$mods" ] || { log "no staging replacements in the go.mod of k8s.io/kubernetes@$v"; exit 1; }
+    for m in $mods; do
+      go mod edit -replace "$m=$m@$staging"
     done
     go mod edit -require "k8s.io/kubernetes@$v"
     cat >main_tools.go <<'EOF'

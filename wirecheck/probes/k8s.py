@@ -653,6 +653,8 @@ def etcd_facts(api: KubeApi, timeout: float = DEFAULT_TIMEOUT) -> EtcdFacts:
     if status == 404:  # API servers older than 1.16 only have /healthz
         path = "/healthz/etcd"
         status, body = api.raw_get(path, timeout)
+    if status in (401, 403):  # a refusal says nothing about etcd: not measured, never "unhealthy"
+        raise KubeApiError(f"GET {path}: HTTP {status}: {body.strip()[:200]}", status=status)
     pods = pod_facts(api, timeout, namespace="kube-system", label_selector="component in (etcd,kube-apiserver)")
     etcd_pods = sorted({p.node or p.name for p in pods if p.labels.get("component") == "etcd"})
     members: tuple[str, ...] = ()
