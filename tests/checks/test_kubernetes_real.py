@@ -34,11 +34,16 @@ UNBOUND = "wirecheck-unbound"
 OLD_KUBELET = "v1.36.3"
 
 
-def _acceptance(kubeconfig: Path, report: Path, version: str) -> tuple[Run, float]:
+def _acceptance(kubeconfig: Path, report: Path, version: str, *extra: str) -> tuple[Run, float]:
     t0 = time.monotonic()
     run = run_suite(["-k", "kubernetes", "--profile", "production", "--kubeconfig", str(kubeconfig),
-                     "--param", f"K8S-VERSION.production_version={version}"], report, suite="suites/acceptance")
+                     "--param", f"K8S-VERSION.production_version={version}", *extra], report,
+                    suite="suites/acceptance")
     return run, time.monotonic() - t0
+
+
+def _keep(run: Run) -> dict[str, Any]:
+    return {"rc": run.rc, "stdout": run.stdout[-6000:], "stderr": run.stderr[-3000:], "report_dir": str(run.report_dir)}
 
 
 def _audit_summary(cp: labk8s.ControlPlane, user: str) -> list[dict[str, Any]]:
@@ -71,8 +76,11 @@ def _scenarios(root: Path) -> dict[str, Any]:
 
             for name, kubeconfig in (("good", reader), ("unbound", unbound)):
                 run, times[f"run_{name}"] = _acceptance(kubeconfig, root / name, version)
-                res["runs"][name] = {"rc": run.rc, "stdout": run.stdout[-6000:], "stderr": run.stderr[-3000:],
-                                     "report_dir": str(run.report_dir)}
+                res["runs"][name] = _keep(run)
+            for users in ("200", "300"):  # SFT capacity: 8-core nodes hold 6 + 200/100 cores, not 6 + 300/100
+                run, times[f"run_sft{users}"] = _acceptance(reader, root / f"sft{users}", version,
+                                                            "-k", "sft_placement", "--sft-concurrent-users", users)
+                res["runs"][f"sft{users}"] = _keep(run)
 
             t = time.monotonic()
             site_mod.break_workers(s)
@@ -87,8 +95,7 @@ def _scenarios(root: Path) -> dict[str, Any]:
             site_mod.break_exposure(s)
             times["break_site"] = time.monotonic() - t
             run, times["run_bad"] = _acceptance(reader, root / "bad", version)
-            res["runs"]["bad"] = {"rc": run.rc, "stdout": run.stdout[-6000:], "stderr": run.stderr[-3000:],
-                                  "report_dir": str(run.report_dir)}
+            res["runs"]["bad"] = _keep(run)
         finally:
             s.close()
         res["audit"] = {READER: _audit_summary(cp, READER), UNBOUND: _audit_summary(cp, UNBOUND)}
@@ -191,6 +198,15 @@ def test_broken_cluster_fails_each_check_with_the_evidence(real_k8s):
 
     assert run.status("K8S-PUBLIC-EXPOSURE") == "warn"  # SHOULD requirement
     assert run.result("K8S-PUBLIC-EXPOSURE")["message"] == "service default/minio-external is exposed (NodePort 30900)"
+
+
+def test_sft_capacity_for_concurrent_users(real_k8s):
+    ok, short = _run(real_k8s, "sft200"), _run(real_k8s, "sft300")
+    assert ok.status("CALL-SFT-PLACEMENT") == "pass", ok.stdout[-2000:]
+    assert ok.result("CALL-SFT-PLACEMENT")["evidence"]["cores_needed"] == 8
+    assert short.status("CALL-SFT-PLACEMENT") == "fail"
+    assert ("3 node(s) below 9 cores for 300 concurrent users (6 + 1 per 100): kubenode1 (8), kubenode2 (8), "
+            "kubenode3 (8)") in short.result("CALL-SFT-PLACEMENT")["message"]
 
 
 def test_the_readonly_clusterrole_is_enough_and_only_reads(real_k8s):

@@ -1,4 +1,5 @@
-"""Kubernetes API emulator for wirecheck's own tests (no real API server can run here)."""
+"""Kubernetes API emulator for wirecheck's own tests: states the lab's real API server (tests/lab/k8s.py) cannot
+produce, such as pod logs without a kubelet, stalled or malformed answers, recorded responses."""
 
 from .cluster import EmulatedCluster
 from .server import FakeKubeApiServer
