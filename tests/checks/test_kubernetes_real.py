@@ -96,6 +96,12 @@ def _scenarios(root: Path) -> dict[str, Any]:
             times["break_site"] = time.monotonic() - t
             run, times["run_bad"] = _acceptance(reader, root / "bad", version)
             res["runs"]["bad"] = _keep(run)
+
+            # etcd itself stopped: the API server's /readyz/etcd says so, and it can list nothing
+            cp.stop_etcd()
+            run, times["run_etcd_down"] = _acceptance(reader, root / "etcd-down", version, "-k", "etcd_members",
+                                                      "--param", "K8S-ETCD.timeout_s=5")
+            res["runs"]["etcd_down"] = _keep(run)
         finally:
             s.close()
         res["audit"] = {READER: _audit_summary(cp, READER), UNBOUND: _audit_summary(cp, UNBOUND)}
@@ -198,6 +204,14 @@ def test_broken_cluster_fails_each_check_with_the_evidence(real_k8s):
 
     assert run.status("K8S-PUBLIC-EXPOSURE") == "warn"  # SHOULD requirement
     assert run.result("K8S-PUBLIC-EXPOSURE")["message"] == "service default/minio-external is exposed (NodePort 30900)"
+
+
+def test_stopped_etcd_fails_with_the_api_servers_health_answer(real_k8s):
+    run = _run(real_k8s, "etcd_down")
+    r = run.result("K8S-ETCD")
+    assert r["status"] == "fail", (r["status"], r["message"])
+    assert r["message"].startswith("etcd not healthy: /readyz/etcd answered 500"), r["message"]
+    assert "membership not visible through the API (list pods in kube-system:" in r["observed"], r["observed"]
 
 
 def test_sft_capacity_for_concurrent_users(real_k8s):
