@@ -273,7 +273,8 @@ class ControlPlane:
             "--service-cluster-ip-range=10.96.0.0/12", f"--token-auth-file={self.workdir / 'tokens.csv'}",
             f"--audit-policy-file={self.workdir / 'audit-policy.yaml'}", f"--audit-log-path={self.audit_log}",
             "--audit-log-mode=blocking", f"--cert-dir={self.workdir / 'cert-dir'}",
-            "--profiling=false", "--v=1",
+            # no endpoint for the `kubernetes` Service: the reconciler refuses a loopback address
+            "--endpoint-reconciler-type=none", "--profiling=false", "--v=1",
         ])
         ctx = self.ssl_context()
         self._wait_healthy("kube-apiserver", proc, self.port, "/readyz", ctx, lambda body: body.strip() == "ok")
