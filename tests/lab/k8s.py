@@ -169,7 +169,9 @@ class ControlPlane:
         if proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(timeout=20)
+                # kube-apiserver waits for requests in flight, up to a minute when etcd is gone:
+                # nothing of this throw-away cluster needs keeping, so a few seconds are enough
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)

@@ -278,7 +278,13 @@ class Site:
 
     # ------------------------------------------------------------------ who reads
     def readonly_token(self, sa: str = "wirecheck", ns: str = "kube-system", role_file: Path = READONLY_ROLE) -> str:
-        """The deploy/ ClusterRole bound to a service account; a token for it from the TokenRequest API."""
+        """The deploy/ ClusterRole bound to a service account; a token for it from the TokenRequest API.
+
+        The default bindings that give every authenticated user discovery, /version and /readyz
+        (system:basic-user, system:discovery, system:public-info-viewer) are removed first, so
+        that the token has that role and nothing else."""
+        for binding in ("system:basic-user", "system:discovery", "system:public-info-viewer"):
+            self.rbac.delete_cluster_role_binding(binding)
         role = yaml.safe_load(role_file.read_text())
         self.rbac.create_cluster_role(role)
         self.core.create_namespaced_service_account(ns, {"metadata": {"name": sa}})

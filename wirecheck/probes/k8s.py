@@ -30,6 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 JSON = dict[str, Any]
@@ -659,7 +660,8 @@ def etcd_facts(api: KubeApi, timeout: float = DEFAULT_TIMEOUT) -> EtcdFacts:
         path = "/healthz/etcd"
         status, body = api.raw_get(path, timeout)
     if status in (401, 403):  # a refusal says nothing about etcd: not measured, never "unhealthy"
-        raise KubeApiError(f"GET {path}: HTTP {status}: {body.strip()[:200]}", status=status)
+        raise KubeApiError(f"GET {path}: HTTP {status} {HTTPStatus(status).phrase}: {_status_message(body)}",
+                           status=status)
     try:
         pods = pod_facts(api, timeout, namespace="kube-system", label_selector="component in (etcd,kube-apiserver)")
     except KubeApiError as exc:
