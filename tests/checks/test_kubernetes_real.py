@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import time
 import traceback
 from collections import Counter
@@ -111,7 +112,7 @@ def _scenarios(root: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def real_k8s(tmp_path_factory, worker_id) -> dict[str, Any]:
+def real_k8s(tmp_path_factory) -> dict[str, Any]:
     """The scenario results, made once per test run (shared between xdist workers through a file lock)."""
     try:
         for name in ("kube-apiserver", "etcd", "helm"):
@@ -119,7 +120,8 @@ def real_k8s(tmp_path_factory, worker_id) -> dict[str, Any]:
     except labk8s.ComponentMissing as exc:
         skip_or_fail(str(exc))
     base = tmp_path_factory.getbasetemp()
-    root = (base.parent if worker_id != "master" else base) / "k8s-real"
+    # under xdist each worker's basetemp is a folder of the run's common one
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "k8s-real"
     root.mkdir(exist_ok=True)
     results = root / "results.json"
     with open(root / "lock", "w") as lock:
