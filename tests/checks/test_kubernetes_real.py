@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 import traceback
 from collections import Counter
@@ -26,10 +27,11 @@ import pytest
 
 from tests.lab import k8s as labk8s
 from tests.lab.fixtures import skip_or_fail
+from tests.lab.k8s_site import NGINZ_POD
 from tests.support.wc import Run, run_suite
 
 CHECKS = ["K8S-WORKERS", "K8S-ETCD", "K8S-VERSION", "K8S-NODES-HEALTHY", "HELM-RELEASES", "K8S-PODS-HEALTHY",
-          "TLS-CERTS-READY", "CALL-SFT-PLACEMENT", "K8S-INGRESS-NODEPORT", "K8S-PUBLIC-EXPOSURE"]
+          "TLS-CERTS-READY", "CALL-SFT-PLACEMENT", "K8S-INGRESS-NODEPORT", "K8S-PUBLIC-EXPOSURE", "LOG-RETENTION-72H"]
 READER = "system:serviceaccount:kube-system:wirecheck"
 UNBOUND = "wirecheck-unbound"
 OLD_KUBELET = "v1.36.3"
@@ -65,12 +67,13 @@ def _scenarios(root: Path) -> dict[str, Any]:
     times: dict[str, float] = {}
     res: dict[str, Any] = {"version": version, "times": times, "runs": {}}
     t0 = time.monotonic()
+    kubelet = labk8s.KubeletLogs(root).start()
     with labk8s.ControlPlane(root / "cp") as cp:
         times.update(pki=cp.times.pki, etcd=cp.times.etcd, apiserver=cp.times.apiserver, control_plane=cp.times.total)
         s = site_mod.Site(cp)
         try:
             t = time.monotonic()
-            site_mod.production_site(s, version)
+            site_mod.production_site(s, version, kubelet)
             reader = cp.kubeconfig_for_token(s.readonly_token(), "wirecheck")
             unbound = cp.kubeconfig_for_token(cp.static_tokens[UNBOUND], UNBOUND)
             times["build_compliant_site"] = time.monotonic() - t
@@ -93,6 +96,7 @@ def _scenarios(root: Path) -> dict[str, Any]:
             site_mod.break_sft(s)
             site_mod.break_ingress(s)
             site_mod.break_exposure(s)
+            site_mod.break_log_retention(kubelet)
             times["break_site"] = time.monotonic() - t
             run, times["run_bad"] = _acceptance(reader, root / "bad", version)
             res["runs"]["bad"] = _keep(run)
@@ -104,8 +108,10 @@ def _scenarios(root: Path) -> dict[str, Any]:
             res["runs"]["etcd_down"] = _keep(run)
         finally:
             s.close()
+            kubelet.stop()
             t = time.monotonic()
     times["stop"] = time.monotonic() - t
+    res["kubelet_requests"] = kubelet.requests
     res["audit"] = {READER: _audit_summary(cp, READER), UNBOUND: _audit_summary(cp, UNBOUND)}
     times["total"] = time.monotonic() - t0
     return res
@@ -161,8 +167,9 @@ def test_compliant_cluster_passes_every_kubernetes_check(real_k8s):
         "all 2 Certificate(s) Ready: default/nginx-ingress-services-cert, default/sftd"
     assert run.result("CALL-SFT-PLACEMENT")["evidence"]["sft_nodes"]["kubenode1"]["external_ip"] == "203.0.113.11"
     assert "https:443->31773" in run.result("K8S-INGRESS-NODEPORT")["observed"]
-    # no nginz pod (its log needs a kubelet): the emulator tests LOG-RETENTION-72H
-    assert run.status("LOG-RETENTION-72H") == "not_applicable"
+    # the log came through the real API server (pods/log) from the kubelet stand-in
+    assert re.search(r"first line 70\.[0-2] h old", run.result("LOG-RETENTION-72H")["observed"])
+    assert any(r.startswith(f"/containerLogs/default/{NGINZ_POD}/nginz?") for r in real_k8s["kubelet_requests"])
 
 
 def test_broken_cluster_fails_each_check_with_the_evidence(real_k8s):
@@ -210,6 +217,9 @@ def test_broken_cluster_fails_each_check_with_the_evidence(real_k8s):
     assert "service default/minio-external is exposed (NodePort 30900)" in exposure["message"]
     assert exposure["evidence"]["flagged"] == ["service default/minio-external (NodePort 30900)"]
 
+    assert run.status("LOG-RETENTION-72H") == "warn"  # SHOULD requirement
+    assert re.search(f"{NGINZ_POD} keeps log lines 100\\.[01] h old", run.result("LOG-RETENTION-72H")["message"])
+
 
 def test_stopped_etcd_fails_with_the_api_servers_health_answer(real_k8s):
     run = _run(real_k8s, "etcd_down")
@@ -233,8 +243,8 @@ def test_sft_capacity_for_concurrent_users(real_k8s):
 def test_the_readonly_clusterrole_is_enough_and_only_reads(real_k8s):
     """Every run used a token bound to deploy/wirecheck-readonly-clusterrole.yaml alone (the default
     bindings for all authenticated users removed): the audit log shows every request granted, only
-    get/list, and every rule of the role used (pods/log aside: only LOG-RETENTION-72H reads a log,
-    and only when nginz pods exist; /healthz/etcd only on API servers older than 1.16)."""
+    get/list, and every rule of the role used (/healthz/etcd aside: only API servers older than 1.16
+    need it)."""
     events = real_k8s["audit"][READER]
     assert events, "no request of the read-only identity reached the audit log"
     refused = [e for e in events if e["code"] in (401, 403)]
@@ -244,7 +254,7 @@ def test_the_readonly_clusterrole_is_enough_and_only_reads(real_k8s):
             for e in events if e["resource"]}
     assert used == {("", r, "list") for r in ("nodes", "pods", "services", "secrets")} | {
         ("apps", r, "list") for r in ("deployments", "daemonsets", "statefulsets")} | {
-        ("cert-manager.io", "certificates", "list")}
+        ("cert-manager.io", "certificates", "list"), ("", "pods/log", "get")}
     assert {e["uri"].split("?")[0] for e in events if not e["resource"]} == {"/version/", "/readyz/etcd"}
     for name in ("good", "bad"):
         run = _run(real_k8s, name)
@@ -257,8 +267,7 @@ def test_without_the_role_each_check_is_an_error_naming_forbidden(real_k8s):
     """The same token kind with no binding: every check that lists is `error` with the API's refusal
     (fail closed), and the audit log shows only refusals for the resources."""
     run = _run(real_k8s, "unbound")
-    for rid in ("K8S-WORKERS", "K8S-NODES-HEALTHY", "HELM-RELEASES", "K8S-PODS-HEALTHY", "TLS-CERTS-READY",
-                "CALL-SFT-PLACEMENT", "K8S-INGRESS-NODEPORT", "K8S-PUBLIC-EXPOSURE", "K8S-ETCD", "K8S-VERSION"):
+    for rid in CHECKS:
         r = run.result(rid)
         assert r["status"] == "error", (rid, r["status"], r["message"])
         assert "HTTP 403 Forbidden" in r["message"] and UNBOUND in r["message"], (rid, r["message"])

@@ -1,5 +1,5 @@
 """Kubernetes API emulator for wirecheck's own tests: states the lab's real API server (tests/lab/k8s.py) cannot
-produce, such as pod logs without a kubelet, stalled or malformed answers, recorded responses."""
+produce, such as stalled or malformed answers and recorded responses, and what is not moved yet (README)."""
 
 from .cluster import EmulatedCluster
 from .server import FakeKubeApiServer

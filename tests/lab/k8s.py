@@ -122,6 +122,71 @@ class ControlPlaneError(Exception):
     pass
 
 
+class KubeletLogs:
+    """A stand-in for one kubelet's log endpoint, the one kubelet API the checks reach (pod logs).
+
+    The real API server authorises `pods/log` and then fetches the log from the pod's node at
+    https://<node InternalIP>:<status.daemonEndpoints.kubeletEndpoint.Port>/containerLogs/<ns>/<pod>/<container>
+    (it does not verify a kubelet's certificate unless --kubelet-certificate-authority is given).
+    This serves `logs[(namespace, pod, container)]` there, honouring limitBytes, on a loopback
+    address; the lab runs no real kubelet, which would need a container runtime."""
+
+    def __init__(self, workdir: Path, address: str = "127.0.1.11") -> None:
+        self.workdir = Path(workdir)
+        self.address = address
+        self.port = 0
+        self.logs: dict[tuple[str, str, str], str] = {}
+        self.requests: list[str] = []
+        self._server: Any = None
+        self._thread: Any = None
+
+    def start(self) -> KubeletLogs:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        import trustme
+
+        stub = self
+        cert = trustme.CA().issue_cert(self.address, common_name="kubelet")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(ctx)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+                parts = urlsplit(self.path)
+                stub.requests.append(self.path)
+                segs = parts.path.strip("/").split("/")
+                text = stub.logs.get(tuple(segs[1:4])) if len(segs) == 4 and segs[0] == "containerLogs" else None
+                if text is None:
+                    self.send_error(404)
+                    return
+                limit = int((parse_qs(parts.query).get("limitBytes") or ["0"])[0] or 0)
+                body = text.encode()[:limit] if limit > 0 else text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((self.address, 0), Handler)
+        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)
+            self._server = None
+
+
 class ControlPlane:
     """etcd + kube-apiserver in `workdir`; start() / stop(), or a context manager."""
 
@@ -277,6 +342,8 @@ class ControlPlane:
             "--audit-log-mode=blocking", f"--cert-dir={self.workdir / 'cert-dir'}",
             # no endpoint for the `kubernetes` Service: the reconciler refuses a loopback address
             "--endpoint-reconciler-type=none", "--profiling=false", "--v=1",
+            # reach a kubelet (pod logs) by the node's InternalIP only: never a name to resolve
+            "--kubelet-preferred-address-types=InternalIP",
         ])
         ctx = self.ssl_context()
         self._wait_healthy("kube-apiserver", proc, self.port, "/readyz", ctx, lambda body: body.strip() == "ok")

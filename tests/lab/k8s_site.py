@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tests.lab.k8s import REPO, ControlPlane
+from tests.lab.k8s import REPO, ControlPlane, KubeletLogs
 
 JSON = dict[str, Any]
 
@@ -88,7 +88,7 @@ class Site:
 
     def node(self, name: str, *, kubelet_version: str, address: str, cpu: str = "8",
              labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
-             taints: list[JSON] | None = None) -> None:
+             taints: list[JSON] | None = None, kubelet_port: int = 10250) -> None:
         all_labels = {"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux", "kubernetes.io/hostname": name,
                       "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", **(labels or {})}
         spec: JSON = {"podCIDR": "10.233.64.0/24"}
@@ -113,7 +113,7 @@ class Site:
             "allocatable": {"cpu": cpu, "memory": "15716456Ki", "pods": "110"},
             "conditions": conditions,
             "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
             "nodeInfo": {"kubeletVersion": kubelet_version, "kubeProxyVersion": kubelet_version,
                          "osImage": "Ubuntu 22.04.4 LTS", "containerRuntimeVersion": "containerd://1.7.22",
                          "kernelVersion": "5.15.0-119-generic", "architecture": "amd64", "operatingSystem": "linux",
@@ -300,11 +300,26 @@ class Site:
 # ====================================================================== the production site
 
 
-def production_site(s: Site, version: str) -> None:
+def nginz_log(age: timedelta, lines: int = 5) -> str:
+    """nginz access log lines as `kubectl logs --timestamps` shows them, the first `age` old."""
+    first = datetime.now(UTC) - age
+    out = []
+    for i in range(lines):
+        t = first + timedelta(minutes=i)
+        out.append(f"{t.strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z 10.233.64.1 - - "
+                   f"[{t.strftime('%d/%b/%Y:%H:%M:%S +0000')}] \"GET /status HTTP/1.1\" 200 0")
+    return "\n".join(out) + "\n"
+
+
+NGINZ_POD = "nginz-5c8d7f6b4-xk2lm"
+
+
+def production_site(s: Site, version: str, kubelet: KubeletLogs | None = None) -> None:
     """A kubespray cluster as Wire's offline guide builds it: kubenode1..3 are control plane, etcd and
     workers at once (kubespray leaves them untainted then); etcd runs on the hosts, so the API shows
     it through the kube-apiserver pods' --etcd-servers and /readyz/etcd; ingress-nginx as a DaemonSet
-    behind NodePorts 31772/31773; SFT as a hostNetwork StatefulSet on nodes labelled wire.com/role=sftd."""
+    behind NodePorts 31772/31773; SFT as a hostNetwork StatefulSet on nodes labelled wire.com/role=sftd.
+    With `kubelet` (serving kubenode1's logs), nginz runs there, 10 days old, its first log line 70 h old."""
     for ns in ("default", "kube-system", "cert-manager-ns"):
         s.namespace(ns)
     for i, name in enumerate(NODES):
@@ -313,7 +328,9 @@ def production_site(s: Site, version: str) -> None:
         if i < 2:
             labels["wire.com/role"] = "sftd"
             annotations["wire.com/external-ip"] = f"203.0.113.{11 + i}"
-        s.node(name, kubelet_version=version, address=node_address(i), labels=labels, annotations=annotations)
+        port = kubelet.port if kubelet and kubelet.address == node_address(i) else 10250
+        s.node(name, kubelet_version=version, address=node_address(i), labels=labels, annotations=annotations,
+               kubelet_port=port)
     etcd_servers = ",".join(f"https://{node_address(i)}:2379" for i in range(3))
     kube_system_apiserver_pods(s, etcd_servers)
     for i, name in enumerate(NODES):
@@ -327,6 +344,10 @@ def production_site(s: Site, version: str) -> None:
     for i, svc in enumerate(WIRE_SERVICES):
         s.pod(f"{svc}-6d9f8b7c5-{i:02d}abc", "default", node=NODES[i % 3], labels={"app": svc},
               owner=("ReplicaSet", f"{svc}-6d9f8b7c5"), containers=[svc])
+    if kubelet:
+        s.pod(NGINZ_POD, "default", node=NODES[0], labels={"app": "nginz"}, owner=("ReplicaSet", "nginz-5c8d7f6b4"),
+              containers=["nginz", "nginz-disco"], started=datetime.now(UTC) - timedelta(days=10))
+        kubelet.logs[("default", NGINZ_POD, "nginz")] = nginz_log(timedelta(hours=70))
     s.pod("cassandra-migrations-8xk2p", "default", node=NODES[1], phase="Succeeded",
           labels={"app": "cassandra-migrations"}, owner=("Job", "cassandra-migrations"),
           statuses=[s.running("cassandra-migrations", ready=False, terminated=("Completed", 0))])
@@ -451,6 +472,11 @@ def break_ingress(s: Site) -> None:
         if p["name"] == "https":
             p["nodePort"] = 30443
     s.core.patch_namespaced_service("ingress-nginx-controller-controller", "default", {"spec": {"ports": ports}})
+
+
+def break_log_retention(kubelet: KubeletLogs) -> None:
+    """nginz keeps log lines 100 h old (log rotation not set up)."""
+    kubelet.logs[("default", NGINZ_POD, "nginz")] = nginz_log(timedelta(hours=100))
 
 
 def break_exposure(s: Site) -> None:
