@@ -35,12 +35,13 @@ def main(rounds: int) -> None:
     print("round  pki   etcd  apiserver  start  site   check-run  stop")
     for r in range(rounds):
         with tempfile.TemporaryDirectory(prefix="bench-k8s-") as tmp:
+            kubelet = labk8s.KubeletLogs(Path(tmp)).start()
             cp = labk8s.ControlPlane(Path(tmp))
             cp.start()
             try:
                 t = time.monotonic()
                 s = k8s_site.Site(cp)
-                k8s_site.production_site(s, v["K8S_VERSION"])
+                k8s_site.production_site(s, v["K8S_VERSION"], kubelet)
                 kubeconfig = cp.kubeconfig_for_token(s.readonly_token(), "wirecheck")
                 s.close()
                 site = time.monotonic() - t
@@ -54,6 +55,7 @@ def main(rounds: int) -> None:
                 t = time.monotonic()
                 cp.stop()
                 stop = time.monotonic() - t
+                kubelet.stop()
             ct = cp.times
             print(f"{r + 1:5}  {ct.pki:4.1f}  {ct.etcd:4.1f}  {ct.apiserver:9.1f}  {ct.total:5.1f}  {site:5.1f}  "
                   f"{check:9.1f}  {stop:4.1f}   ({passed} checks passed)")

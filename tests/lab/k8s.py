@@ -13,7 +13,8 @@ as a kubeadm cluster runs them, only on 127.0.0.1 and on free ports:
 Nothing schedules or runs pods (no scheduler, controller-manager or kubelet): a test builds the
 cluster state it needs through the API, status subresources included, which is what the
 checks read. Node addresses are loopback addresses so that nothing the API server might dial
-(it dials kubelets only for logs, exec and proxy) leaves the machine.
+(it dials kubelets only for logs, exec and proxy, and here by InternalIP only) leaves the machine;
+`KubeletLogs` stands in for a kubelet's log endpoint on such an address.
 
     with ControlPlane(tmp_dir) as cp:
         api = cp.admin_client()          # kubernetes.client.ApiClient (cluster admin)
