@@ -29,6 +29,7 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import socket
 import ssl
 import subprocess
@@ -211,13 +212,22 @@ class ControlPlane:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> ControlPlane:
+    def start(self, attempts: int = 3) -> ControlPlane:
         t0 = time.monotonic()
         try:
             self._make_pki()
             self.times.pki = time.monotonic() - t0
-            self._start_etcd()
-            self._start_apiserver()
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._start_etcd()
+                    self._start_apiserver()
+                    break
+                except ControlPlaneError as exc:
+                    # a free port can be taken by another process between our probe and the program's
+                    # bind; anything else is a real failure
+                    self.stop()
+                    if "address already in use" not in str(exc) or attempt == attempts:
+                        raise
         except BaseException:
             self.stop()
             raise
@@ -300,6 +310,7 @@ class ControlPlane:
     def _start_etcd(self) -> None:
         p = self.pki
         self.etcd_port, self.etcd_peer_port = free_port(), free_port()
+        shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)  # a new member each start
         client_url = f"https://127.0.0.1:{self.etcd_port}"
         peer_url = f"https://127.0.0.1:{self.etcd_peer_port}"
         t0 = time.monotonic()
