@@ -3,8 +3,7 @@ it, asserting what lands in compliance.json.
 
 The cluster checks pass and fail against a real kube-apiserver in test_kubernetes_real.py. Here:
 what needs no cluster (no kubeconfig, an unreachable API, the inventory preflight), and, on the
-Kubernetes API emulator (FakeKubeApiServer), the demo layout's datastores (not moved yet) and the
-node-forwarding evidence read from real lab hosts."""
+Kubernetes API emulator (FakeKubeApiServer), the node-forwarding evidence read from real lab hosts."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.k8s_emulator import EmulatedCluster, FakeKubeApiServer
-from tests.k8s_emulator.scenarios import demo_cluster, production_cluster
+from tests.k8s_emulator.scenarios import production_cluster
 from tests.support.wc import Run, run_suite
 
 K8S_ACCEPTANCE = ["K8S-WORKERS", "K8S-ETCD", "K8S-VERSION", "K8S-NODES-HEALTHY", "HELM-RELEASES",
@@ -51,25 +50,6 @@ def test_unreachable_api_is_an_error_not_a_verdict(tmp_path):
     for rid in ("K8S-WORKERS", "HELM-RELEASES", "K8S-PODS-HEALTHY"):
         assert run.status(rid) == "error", rid
         assert "Kubernetes API" in run.result(rid)["message"] and "cannot connect" in run.result(rid)["message"]
-
-
-def test_demo_cluster_datastores_pass_and_fail(tmp_path):
-    good = demo_cluster()
-    for kubeconfig in _emulate(good, tmp_path / "g"):
-        run = _acceptance(kubeconfig, tmp_path / "g", profile="demo")
-    assert run.status("DEMO-ACC-DATASTORES") == "pass", run.stdout[-2000:]
-    assert run.status("HELM-RELEASES") == "pass"
-    assert run.status("K8S-WORKERS") == "not_applicable"  # production only
-    bad = demo_cluster()
-    for w in bad.statefulsets:
-        if w["metadata"]["name"] == "rabbitmq":
-            w["status"]["readyReplicas"] = 0
-    for kubeconfig in _emulate(bad, tmp_path / "b"):
-        run = _acceptance(kubeconfig, tmp_path / "b", profile="demo")
-    assert run.status("DEMO-ACC-DATASTORES") == "fail"
-    assert run.result("DEMO-ACC-DATASTORES")["message"].endswith(
-        "rabbitmq: StatefulSet default/rabbitmq 0/1 ready (GET /apis/apps/v1/{deployments,statefulsets,daemonsets} "
-        "(annotation meta.helm.sh/release-name; readyReplicas/numberReady))")
 
 
 # ---------------------------------------------------------------------------- preflight (inventory)

@@ -113,6 +113,24 @@ def _scenarios(root: Path) -> dict[str, Any]:
     times["stop"] = time.monotonic() - t
     res["kubelet_requests"] = kubelet.requests
     res["audit"] = {READER: _audit_summary(cp, READER), UNBOUND: _audit_summary(cp, UNBOUND)}
+
+    # Wire-in-a-Box: a second, demo-shaped cluster for the demo-only datastore check
+    t = time.monotonic()
+    with labk8s.ControlPlane(root / "cp-demo") as cp:
+        s = site_mod.Site(cp)
+        try:
+            site_mod.demo_site(s, version)
+            reader = cp.kubeconfig_for_token(s.readonly_token(), "wirecheck")
+            times["demo_site"] = time.monotonic() - t
+            demo = ["--profile", "demo", "--param", f"K8S-VERSION.demo_version={version}"]
+            run, times["run_demo_good"] = _acceptance(reader, root / "demo-good", version, *demo)
+            res["runs"]["demo_good"] = _keep(run)
+            site_mod.break_demo_datastore(s)
+            run, times["run_demo_bad"] = _acceptance(reader, root / "demo-bad", version, *demo)
+            res["runs"]["demo_bad"] = _keep(run)
+        finally:
+            s.close()
+        res["audit_demo"] = {READER: _audit_summary(cp, READER)}
     times["total"] = time.monotonic() - t0
     return res
 
@@ -240,12 +258,23 @@ def test_sft_capacity_for_concurrent_users(real_k8s):
             "kubenode3 (8)") in short.result("CALL-SFT-PLACEMENT")["message"]
 
 
+def test_demo_datastores_pass_and_fail(real_k8s):
+    good, bad = _run(real_k8s, "demo_good"), _run(real_k8s, "demo_bad")
+    assert good.status("DEMO-ACC-DATASTORES") == "pass", good.stdout[-2000:]
+    assert good.status("HELM-RELEASES") == "pass", good.result("HELM-RELEASES")["message"]
+    assert good.status("K8S-WORKERS") == "not_applicable"  # production only
+    assert good.status("K8S-PODS-HEALTHY") == "pass"
+    assert good.result("HELM-RELEASES")["observed"].startswith("13 release(s), all deployed: default/account-pages")
+    assert bad.status("DEMO-ACC-DATASTORES") == "fail"
+    assert "rabbitmq: StatefulSet default/rabbitmq 0/1 ready" in bad.result("DEMO-ACC-DATASTORES")["message"]
+
+
 def test_the_readonly_clusterrole_is_enough_and_only_reads(real_k8s):
     """Every run used a token bound to deploy/wirecheck-readonly-clusterrole.yaml alone (the default
     bindings for all authenticated users removed): the audit log shows every request granted, only
     get/list, and every rule of the role used (/healthz/etcd aside: only API servers older than 1.16
     need it)."""
-    events = real_k8s["audit"][READER]
+    events = real_k8s["audit"][READER] + real_k8s["audit_demo"][READER]
     assert events, "no request of the read-only identity reached the audit log"
     refused = [e for e in events if e["code"] in (401, 403)]
     assert not refused, refused[:5]
@@ -256,9 +285,9 @@ def test_the_readonly_clusterrole_is_enough_and_only_reads(real_k8s):
         ("apps", r, "list") for r in ("deployments", "daemonsets", "statefulsets")} | {
         ("cert-manager.io", "certificates", "list"), ("", "pods/log", "get")}
     assert {e["uri"].split("?")[0] for e in events if not e["resource"]} == {"/version/", "/readyz/etcd"}
-    for name in ("good", "bad"):
+    for name in ("good", "bad", "demo_good", "demo_bad"):
         run = _run(real_k8s, name)
-        for rid in CHECKS:
+        for rid in [*CHECKS, "DEMO-ACC-DATASTORES"]:
             r = run.result(rid)
             assert "forbidden" not in json.dumps(r).lower(), (name, rid, r["message"])
 

@@ -220,7 +220,13 @@ class Site:
                       "spec": {"selector": {"matchLabels": sel},
                                "template": {"metadata": {"labels": sel}, "spec": pod_spec}}}
         n = replicas if ready is None else ready
-        if kind == "DaemonSet":
+        if kind == "Deployment":
+            body["spec"]["replicas"] = replicas
+            obj = self.apps.create_namespaced_deployment(ns, body)
+            self.apps.patch_namespaced_deployment_status(name, ns, {"status": {
+                "replicas": replicas, "readyReplicas": n, "availableReplicas": n, "updatedReplicas": replicas,
+                "observedGeneration": 1}})
+        elif kind == "DaemonSet":
             obj = self.apps.create_namespaced_daemon_set(ns, body)
             self.apps.patch_namespaced_daemon_set_status(name, ns, {"status": {
                 "desiredNumberScheduled": replicas, "currentNumberScheduled": replicas, "updatedNumberScheduled":
@@ -398,6 +404,48 @@ def kube_system_apiserver_pods(s: Site, etcd_servers: str) -> None:
 
 
 # ====================================================================== breaking it, one fact each
+
+
+DEMO_NODE = "k8s-wire"
+# wire-server-deploy's demo charts_to_deploy, all in `default`
+DEMO_CHARTS = ["fake-aws", "smtp", "rabbitmq", "databases-ephemeral", "postgresql", "reaper", "wire-server", "webapp",
+               "account-pages", "team-settings", "ingress-nginx-controller", "coturn", "sftd"]
+DEMO_DATASTORES = [("StatefulSet", "cassandra-ephemeral", "databases-ephemeral"),
+                   ("StatefulSet", "elasticsearch-ephemeral", "databases-ephemeral"),
+                   ("StatefulSet", "redis-ephemeral", "databases-ephemeral"),
+                   ("StatefulSet", "postgresql", "postgresql"), ("StatefulSet", "rabbitmq", "rabbitmq"),
+                   ("Deployment", "fake-aws-sqs", "fake-aws"), ("Deployment", "fake-aws-s3", "fake-aws")]
+
+
+def demo_site(s: Site, version: str) -> None:
+    """Wire-in-a-Box: one minikube node that is control plane and worker, etcd as a kubeadm static pod,
+    the datastores as Helm-managed StatefulSets and Deployments, every chart in `default`."""
+    for ns in ("default", "kube-system"):
+        s.namespace(ns)
+    s.node(DEMO_NODE, kubelet_version=version, address=node_address(0), cpu="15",
+           labels={"node-role.kubernetes.io/control-plane": "", "minikube.k8s.io/primary": "true"})
+    for comp, cmd in (("etcd", ["etcd", "--advertise-client-urls=https://127.0.1.11:2379"]),
+                      ("kube-apiserver", ["kube-apiserver", "--etcd-servers=https://127.0.0.1:2379"])):
+        s.pod(f"{comp}-{DEMO_NODE}", "kube-system", node=DEMO_NODE, host_network=True, mirror=True,
+              labels={"component": comp, "tier": "control-plane"}, owner=("Node", DEMO_NODE), containers=[comp],
+              command=cmd)
+    for kind, name, release in DEMO_DATASTORES:
+        s.workload(kind, name, "default", release=release)
+        pod = f"{name}-0" if kind == "StatefulSet" else f"{name}-7f9c4d8b6-abcde"
+        owner = (kind, name) if kind == "StatefulSet" else ("ReplicaSet", f"{name}-7f9c4d8b6")
+        s.pod(pod, "default", node=DEMO_NODE, labels={"app.kubernetes.io/instance": release}, owner=owner,
+              containers=[name.split("-")[0]])
+    for svc in WIRE_SERVICES:
+        s.pod(f"{svc}-6d9f8b7c5-abcde", "default", node=DEMO_NODE, labels={"app": svc},
+              owner=("ReplicaSet", f"{svc}-6d9f8b7c5"), containers=[svc])
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda chart: s.helm_install(chart, "default"), DEMO_CHARTS))
+
+
+def break_demo_datastore(s: Site) -> None:
+    """rabbitmq's only replica is not ready."""
+    s.apps.patch_namespaced_stateful_set_status("rabbitmq", "default", {"status": {"readyReplicas": 0,
+                                                                                   "availableReplicas": 0}})
 
 
 def break_workers(s: Site) -> None:
