@@ -20,6 +20,8 @@ import re
 import time
 import traceback
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,14 @@ def _audit_summary(cp: labk8s.ControlPlane, user: str) -> list[dict[str, Any]]:
     return out
 
 
+@contextmanager
+def _stopping(server: labk8s.KubeletLogs) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        server.stop()
+
+
 def _scenarios(root: Path) -> dict[str, Any]:
     """Start the control plane, build the compliant site, run the checks, break it, run them again."""
     from tests.lab import k8s_site as site_mod
@@ -68,7 +78,7 @@ def _scenarios(root: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"version": version, "times": times, "runs": {}}
     t0 = time.monotonic()
     kubelet = labk8s.KubeletLogs(root).start()
-    with labk8s.ControlPlane(root / "cp") as cp:
+    with _stopping(kubelet), labk8s.ControlPlane(root / "cp") as cp:
         times.update(pki=cp.times.pki, etcd=cp.times.etcd, apiserver=cp.times.apiserver, control_plane=cp.times.total)
         s = site_mod.Site(cp)
         try:
@@ -108,7 +118,6 @@ def _scenarios(root: Path) -> dict[str, Any]:
             res["runs"]["etcd_down"] = _keep(run)
         finally:
             s.close()
-            kubelet.stop()
             t = time.monotonic()
     times["stop"] = time.monotonic() - t
     res["kubelet_requests"] = kubelet.requests
