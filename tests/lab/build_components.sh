@@ -4,10 +4,10 @@
 # Sources: the Go module proxy only (go get of the released modules; no other source is fetched).
 # Each binary lands in a cache directory keyed by component and version:
 #   $WIRECHECK_LAB_CACHE/<component>-<version>/<binary>     (default cache: /var/cache/wirecheck-lab)
-# (Commands in each build's subshell end it with `|| exit 1`: `set -e` does not apply inside `( ... ) || ...`.)
 # A binary already in the cache is not built again. The Go module and build caches live in the
 # same cache directory (gomod/, gobuild/) so a CI machine that keeps it rebuilds nothing.
 # Each build's wall time is written beside the binary (build.log, build-seconds).
+# Commands in each build's subshell end it with `|| exit 1`: `set -e` does not apply inside `( ... ) || ...`.
 #
 # Versions: tests/lab/components.env (the tests read the same file).
 # Usage: tests/lab/build_components.sh [kube-apiserver|etcd|helm ...]   (default: all three)
@@ -22,8 +22,6 @@ command -v go >/dev/null || { echo "build_components: Go is needed (go1.26 or ne
 mkdir -p "$CACHE"
 export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gobuild"
 export CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-# keep every compile of this script modest on a shared machine
-export GOMAXPROCS="${GOMAXPROCS:-$(nproc)}"
 
 log() { echo "build_components: $*" >&2; }
 
