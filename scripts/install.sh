@@ -2,7 +2,9 @@
 # Install wirecheck into ./.venv on a fresh Debian 12 / Ubuntu 24.04 machine (run as root).
 #   scripts/install.sh          what a preflight run needs (control-machine tools + Python packages)
 #   scripts/install.sh --test   also what the self-tests need (sshd, firewalls, dnsmasq, nginx, coturn,
-#                               nmap, chromium, Node.js for Allure, PostgreSQL, etcd, RabbitMQ)
+#                               nmap, chromium, Node.js for Allure, PostgreSQL, etcd, RabbitMQ;
+#                               kube-apiserver, etcd and helm built from the Go module proxy:
+#                               tests/lab/build_components.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +55,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [ "$want_tests" = 1 ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
+  # the real Kubernetes control plane of the tests: kube-apiserver, etcd and helm built from the Go
+  # module proxy into /var/cache/wirecheck-lab (needs Go >= 1.26; about 20 min the first time, then cached)
+  [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+  bash tests/lab/build_components.sh
   if [ -f package.json ]; then
     npm install --no-audit --no-fund --silent >/dev/null
   fi

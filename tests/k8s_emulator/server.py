@@ -1,4 +1,5 @@
-"""FakeKubeApiServer: a Kubernetes API *emulator* for tests (no real API server can run here).
+"""FakeKubeApiServer: a Kubernetes API *emulator* for tests (the real one runs in tests/lab/k8s.py; this one
+serves what it cannot: stalled or malformed answers, recorded responses; see the README's stand-ins).
 
 It serves the read-only subset of the Kubernetes REST API that wirecheck's probes use, over
 HTTPS with a trustme CA and bearer-token authentication, on 127.0.0.1 only:

@@ -30,6 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 JSON = dict[str, Any]
@@ -642,6 +643,11 @@ class EtcdFacts:
     health_body: str
     members: tuple[str, ...]
     member_source: str  # how members were found, "" when not visible
+    member_error: str = ""  # why the members could not be listed (only kept when etcd is unhealthy)
+
+    @property
+    def healthy(self) -> bool:
+        return self.health_status == 200 and self.health_body.strip().lower().startswith("ok")
 
 
 _ETCD_SERVERS = re.compile(r"--etcd-servers=(\S+)")
@@ -653,7 +659,17 @@ def etcd_facts(api: KubeApi, timeout: float = DEFAULT_TIMEOUT) -> EtcdFacts:
     if status == 404:  # API servers older than 1.16 only have /healthz
         path = "/healthz/etcd"
         status, body = api.raw_get(path, timeout)
-    pods = pod_facts(api, timeout, namespace="kube-system", label_selector="component in (etcd,kube-apiserver)")
+    if status in (401, 403):  # a refusal says nothing about etcd: not measured, never "unhealthy"
+        raise KubeApiError(f"GET {path}: HTTP {status} {HTTPStatus(status).phrase}: {_status_message(body)}",
+                           status=status)
+    try:
+        pods = pod_facts(api, timeout, namespace="kube-system", label_selector="component in (etcd,kube-apiserver)")
+    except KubeApiError as exc:
+        facts = EtcdFacts(path, status, body.strip()[:500], (), "", member_error=str(exc))
+        if facts.healthy:
+            raise
+        # with etcd down the API server cannot list either: the health answer is the measurement
+        return facts
     etcd_pods = sorted({p.node or p.name for p in pods if p.labels.get("component") == "etcd"})
     members: tuple[str, ...] = ()
     source = ""
@@ -676,7 +692,7 @@ def etcd_facts(api: KubeApi, timeout: float = DEFAULT_TIMEOUT) -> EtcdFacts:
 
 def judge_etcd(facts: EtcdFacts, minimum: int = 3) -> Judgement:
     problems = []
-    healthy = facts.health_status == 200 and facts.health_body.strip().lower().startswith("ok")
+    healthy = facts.healthy
     if not healthy:
         problems.append(f"etcd not healthy: {facts.health_path} answered {facts.health_status}: {facts.health_body}")
     n = len(facts.members)
@@ -687,7 +703,8 @@ def judge_etcd(facts: EtcdFacts, minimum: int = 3) -> Judgement:
             problems.append(f"{n} is an even number of etcd members; it must be odd")
     observed = (f"{facts.health_path}: {facts.health_status} {facts.health_body[:80]!r}; "
                 + (f"{n} member(s) ({facts.member_source}): {_names(facts.members)}" if facts.member_source
-                   else "membership not visible through the API"))
+                   else "membership not visible through the API"
+                   + (f" ({facts.member_error})" if facts.member_error else "")))
     measurable = bool(facts.member_source) or not healthy
     return Judgement(
         ok=not problems and bool(facts.member_source), observed=observed,
@@ -696,7 +713,8 @@ def judge_etcd(facts: EtcdFacts, minimum: int = 3) -> Judgement:
         message="; ".join(problems) if problems else
         ("" if facts.member_source else "no etcd pods and no kube-apiserver --etcd-servers visible in kube-system"),
         evidence={"health": {"path": facts.health_path, "status": facts.health_status, "body": facts.health_body},
-                  "members": list(facts.members), "member_source": facts.member_source},
+                  "members": list(facts.members), "member_source": facts.member_source,
+                  **({"member_error": facts.member_error} if facts.member_error else {})},
         measurable=measurable,
     )
 
