@@ -68,6 +68,7 @@ WHICH_PRIMED = ("ufw", "iptables", "nft", "systemctl", "curl", "chronyc", "timed
 #: legacy backend's (invisible to nft); a host with only `iptables-save` is sorted by `iptables -V`
 SAVES = ("iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy")
 SAVES_SCRIPT = (
+    "s nftchains; command -v nft >/dev/null && nft list chains 2>/dev/null; "
     "for v in " + " ".join(SAVES) + "; do s $v; if command -v $v-save >/dev/null; then "
     "$v-save 2>&1 || echo '@@fail'; else echo '@@absent'; fi; done; "
     "if ! command -v iptables-nft-save >/dev/null && ! command -v iptables-legacy-save >/dev/null && "
@@ -76,7 +77,7 @@ SAVES_SCRIPT = (
 
 
 def _view_from_parts(parts: dict[str, str], host: str) -> View:
-    view = View()
+    view = View(nft_chains=parts.get("nftchains"))
     nft = parts.get("nft", "")
     lines = [ln for ln in nft.splitlines() if ln.strip()]
     if lines and lines[-1] == "@@absent":
@@ -289,7 +290,7 @@ class Facts:
         parts: dict[str, str] = {}
         name = None
         for line in res.stdout.split("\n"):
-            if line.startswith("@@") and line[2:].strip() in ("ufw", "iptables", "nft", "end", *SAVES):
+            if line.startswith("@@") and line[2:].strip() in ("ufw", "iptables", "nft", "nftchains", "end", *SAVES):
                 name = line[2:].strip()
                 parts[name] = ""
             elif name is not None:
@@ -330,7 +331,7 @@ class Facts:
             parts: dict[str, str] = {}
             name = None
             for line in out.split("\n"):
-                if line.startswith("@@") and line[2:].strip() in ("nft", "end", *SAVES):
+                if line.startswith("@@") and line[2:].strip() in ("nft", "nftchains", "end", *SAVES):
                     name = line[2:].strip()
                     parts[name] = ""
                 elif name is not None:

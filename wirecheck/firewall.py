@@ -266,6 +266,14 @@ def _const(value: bool | Judged) -> Cond:
     return lambda _p: value
 
 
+def _not_l4(judged: Judged) -> Cond:
+    return lambda p: False if p.proto in ("tcp", "udp") else judged
+
+
+def _tcp_only(judged: Judged) -> Cond:
+    return lambda p: False if p.proto != "tcp" else judged
+
+
 #: targets that change nothing about the verdict
 IPT_NONTERMINAL = {"LOG", "NFLOG", "ULOG", "MARK", "CONNMARK", "CT", "TRACE", "NOTRACK", "TCPMSS", "CLASSIFY",
                    "DSCP", "TOS", "TTL", "HL", "CHECKSUM", "SET", "AUDIT", "CONNSECMARK", "SECMARK", "IDLETIMER",
@@ -359,7 +367,8 @@ def _ipt_rule(chain_key: str, words: list[str], text: str, source: str, prefix: 
             else:
                 add(shown, _const(Judged(MAYBE, f"-m addrtype {shown}")))
         elif w == "--pkt-type":
-            add(shown, lambda p, t=nxt.lower(), neg=neg: (t == "unicast") != neg)
+            unicast = nxt.lower() == "unicast"
+            add(shown, _const(unicast != neg))
         elif w == "--match-set":
             flags = words[i + 2] if i + 2 < len(words) else ""
             n = 3
@@ -369,11 +378,11 @@ def _ipt_rule(chain_key: str, words: list[str], text: str, source: str, prefix: 
             else:
                 add(shown, _const(Judged(MAYBE, f"-m set {shown} (ipset contents are not read)")))
         elif w in ("--icmp-type", "--icmpv6-type"):
-            add(shown, lambda p: False if p.proto in ("tcp", "udp") else Judged(MAYBE, f"{w} {nxt}"))
+            add(shown, _not_l4(Judged(MAYBE, shown)))
         elif w == "--tcp-flags":
             flags = f"{nxt} {words[i + 2] if i + 2 < len(words) else ''}"
             n = 3
-            add(f"--tcp-flags {flags}", lambda p: False if p.proto != "tcp" else Judged(MAYBE, f"--tcp-flags {flags}"))
+            add(f"--tcp-flags {flags}", _tcp_only(Judged(MAYBE, f"--tcp-flags {flags}")))
         elif w in ("-j", "--jump", "-g", "--goto"):
             target = nxt
             up = target.upper()
@@ -458,7 +467,7 @@ def parse_iptables_save(text: str, source: str = "iptables", family: str = "ip")
             continue
         prefix = f"{source}|{family}|{table}|"
 
-        def chain_of(name: str) -> Chain:
+        def chain_of(name: str, prefix: str = prefix, table: str = table) -> Chain:
             key = prefix + name
             if key not in chains:
                 c = Chain(key, name, family, table, source, type=IPT_TYPES.get(table, "filter"))
@@ -975,6 +984,7 @@ class View:
     """What the host printed (None: tool absent; a str error: the tool failed)."""
     nft: dict[str, Any] | None = None
     nft_error: str | None = None
+    nft_chains: str | None = None      # `nft list chains`: the devices of ingress/egress chains (nft < 1.0.7 JSON lacks them)
     saves: dict[str, str | None] = field(default_factory=dict)     # iptables-nft / ip6tables-nft / *-legacy
     save_errors: dict[str, str] = field(default_factory=dict)
 
@@ -993,6 +1003,12 @@ def read_view(view: View) -> Ruleset:
                 replace.setdefault(f"{family}|{chain.table}", {})[chain.name] = chain
     if view.nft is not None:
         rs.chains.update(parse_nft_json(view.nft, replace))
+        devices = nft_chain_devices(view.nft_chains or "")
+        for c in rs.chains.values():
+            if c.hook not in ("ingress", "egress"):
+                continue
+            if c.devices is None and f"{c.family}|{c.table}|{c.name}" in devices:
+                c.devices = devices[f"{c.family}|{c.table}|{c.name}"]
         rs.sources.append("nft -j list ruleset")
         for name in ("iptables-nft", "ip6tables-nft"):
             if view.saves.get(name) is not None:
@@ -1015,6 +1031,26 @@ def read_view(view: View) -> Ruleset:
         rs.notes.append(f"{name}-save failed: {err}")
     rs.cuts = set(_CUTS)
     return rs
+
+
+def nft_chain_devices(text: str) -> dict[str, list[str]]:
+    """family|table|chain -> devices, from `nft list chains` (``device "eth0"`` / ``devices = { a, b }``)."""
+    import re
+
+    out: dict[str, list[str]] = {}
+    table = chain = None
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == "table":
+            table = f"{words[1]}|{words[2]}"
+        elif len(words) >= 2 and words[0] == "chain" and table:
+            chain = f"{table}|{words[1]}"
+        elif chain and " hook " in line:
+            m = re.search(r"\bdevices? = \{([^}]*)\}|\bdevice \"?([^\s\";]+)", line)
+            if m:
+                names = m.group(1).split(",") if m.group(1) is not None else [m.group(2)]
+                out[chain] = [n.strip().strip('"') for n in names if n.strip()]
+    return out
 
 
 def ruleset_from_iptables(text: str, source: str = "iptables") -> Ruleset:
@@ -1150,11 +1186,17 @@ def _chain_applies(c: Chain, pkt: Packet) -> bool | Judged:
     elif fam == "bridge":
         if pkt.family == "arp":
             return False
+    if c.hook in ("ingress", "egress") and c.devices is None:
+        return Judged(MAYBE, f"{c.hook} chain {c.label}, whose device nft does not show")
     if c.hook in ("ingress", "egress") and c.devices is not None:
         names = pkt.l2_ifaces
         return _some_all(names, lambda n: any(_iface_match(d, n) for d in c.devices or []),
                          f"{c.hook} chain on device {', '.join(c.devices)}")
     return True
+
+
+def _where(c: Chain) -> str:
+    return (c.hook or "").upper() + (f" ({c.family})" if c.family in ("bridge", "netdev", "arp") else "")
 
 
 def walk_path(rs: Ruleset, pkt: Packet, ignore: Callable[[Chain], bool],
@@ -1181,13 +1223,13 @@ def walk_path(rs: Ruleset, pkt: Packet, ignore: Callable[[Chain], bool],
             if o.verdict == "fall":
                 reason = ignore_policy(c)
                 if c.policy in ("drop", "reject") and reason is None:
-                    results.add(Outcome(c.policy, c.policy_text(), c.hook or ""))
+                    results.add(Outcome(c.policy, c.policy_text(), _where(c)))
                 else:
                     if c.policy in ("drop", "reject"):
                         w.notes.append(f"{c.policy_text()}: not held against the host ({reason})")
                     results.add(Outcome("accept"))
             elif o.verdict in ("drop", "reject"):
-                results.add(Outcome(o.verdict, o.by, c.hook or ""))
+                results.add(Outcome(o.verdict, o.by, _where(c)))
             else:
                 results.add(Outcome("accept"))
         if isinstance(applies, Judged):
@@ -1287,12 +1329,12 @@ def _merge(out: Judgement, proto: str, a: int, b: int, outcomes: frozenset[Outco
     blocking = sorted((o for o in outcomes if o.verdict != "accept"), key=lambda o: (o.hook, o.by))
     if "accept" not in verdicts:
         first = blocking[0]
-        dec = Decision(proto, (a, b), first.verdict, first.by, first.hook.upper(), path, family)
+        dec = Decision(proto, (a, b), first.verdict, first.by, first.hook, path, family)
         target = out.blocked
     else:
         what = "; ".join(dict.fromkeys(unknown)) or "a construct on the way"
         may = "; ".join(dict.fromkeys(f"{o.verdict} by `{o.by}`" for o in blocking))
-        dec = Decision(proto, (a, b), "cannot judge", f"{what} (may end in: {may})", blocking[0].hook.upper(),
+        dec = Decision(proto, (a, b), "cannot judge", f"{what} (may end in: {may})", blocking[0].hook or "?",
                        path, family)
         target = out.unknown
     last = target[-1] if target else None
@@ -1307,13 +1349,12 @@ def describe(decisions: list[Decision]) -> list[str]:
     out = []
     for d in decisions:
         ports = f"{d.ports[0]}" if d.ports[0] == d.ports[1] else f"{d.ports[0]}-{d.ports[1]}"
-        where = d.hook + ("" if d.family in ("ip", "arp") else f" ({d.family})") + \
-            (" for ARP" if d.family == "arp" else "")
+        where = d.hook + (" (IPv6)" if d.family == "ip6" else "")
         if d.verdict == "cannot judge":
             out.append(f"{where} {d.proto}/{ports}: cannot judge: {d.by}")
         else:
             out.append(f"{where} {d.proto}/{ports}: {d.verdict} by `{d.by}`")
-    return out
+    return list(dict.fromkeys(out))
 
 
 def port_set(decisions: Iterable[Decision]) -> dict[str, set[int]]:

@@ -234,5 +234,5 @@ def test_restund_tls_material_removed(site, spec, control):
 # --- CALL-SFT-FIREWALL (after install) ----------------------------------------------------------
 
 @requirement("CALL-SFT-FIREWALL")
-def test_sft_node_firewall_after_install(target, spec):
-    pre.sft_firewall(target, spec)
+def test_sft_node_firewall_after_install(target, spec, site):
+    pre.sft_firewall(target, spec, site)
