@@ -1110,6 +1110,10 @@ class Walk:
                     continue
                 if m.kind in (SOURCE, SOME) and action.kind in ("accept", "jump", "goto", "nat", "return"):
                     continue        # does not accept every client: the others go on
+                if m.kind == SOME and action.kind in ("drop", "reject"):
+                    # drops some of Wire's packets (a rate, a random share): that is interference
+                    self.notes.append(f"`{rule.text}` drops some packets only ({m.what}); counted as dropping")
+                    return frozenset(out | self._act(c, rule, action, depth))
                 self.unknown.append(f"{m.what} in `{rule.text}`")
                 got = self._act(c, rule, action, depth)
                 out |= {o for o in got if o.verdict != "fall" or action.kind not in ("jump", "vmap")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
-from suites.preflight.test_ports import probe_reach
+from suites.preflight.test_ports import port_range, probe_reach
 from wirecheck import cannot_measure, expect, fail, record, requirement
 from wirecheck.firewall import Chain, UnreadableRuleset, describe, judge, port_set, read_view
 from wirecheck.outcome import CannotMeasure
@@ -14,7 +14,7 @@ from wirecheck.probes.ports import format_ranges
 
 def _required(spec) -> list[tuple[str, int, int]]:
     req = [("tcp", p, p) for p in spec.tcp_ports] + [("udp", p, p) for p in spec.udp_ports]
-    lo, hi = spec.udp_range
+    lo, hi = port_range(spec.udp_range)
     return req + [("udp", lo, hi)]
 
 
@@ -94,8 +94,9 @@ def judge_firewall(target, site, inbound: list[tuple[str, int, int]], *, forward
         problems.append(f"the port probe measured {reach.text(proto, ports)} blocked")
         rules_named += describe(decided)
         if unexplained:
-            problems.append(f"no rule read on the host explains {reach.text(proto, unexplained)} (a firewall or NAT "
-                            "on the way, or a construct the reader does not model)")
+            problems.append(f"no rule read on the host explains {reach.text(proto, unexplained)} ("
+                            + ("ufw's rules above, " if ufw_active else "")
+                            + "a firewall or NAT on the way, or a construct the reader does not model)")
     problems += [d for d in dict.fromkeys(describe(judged.blocked) + rules_named)]
     settled = []
     open_ = []

@@ -30,7 +30,11 @@ def udp_range(site) -> tuple[int, int]:
 
     rid = "NET-PORT-UDP-RANGE"
     params = {**default_catalog()[rid].params, **site.overrides.get(rid, {})}
-    value = params.get("udp_range", DEFAULT_UDP_RANGE)
+    return port_range(params.get("udp_range", DEFAULT_UDP_RANGE))
+
+
+def port_range(value) -> tuple[int, int]:
+    """A catalog range parameter: [lo, hi], or "lo-hi" / "lo:hi" as given to --param."""
     if isinstance(value, str):
         value = value.replace(":", "-").split("-")
     lo, hi = value
@@ -117,7 +121,7 @@ def probe_plan(target, site) -> dict[str, list[int]]:
             tcp.update(int(p) for p in params.get("tcp_ports", []))
             udp.update(int(p) for p in params.get("udp_ports", []))
             if params.get("udp_range"):
-                a, b = (int(x) for x in params["udp_range"])
+                a, b = port_range(params["udp_range"])
                 udp.update(range(a, b + 1))
     return {"tcp": sorted(tcp), "udp": sorted(udp),
             "echo_udp": [TURN_PORT] if wanted("NET-PORT-TURN-3478") else []}

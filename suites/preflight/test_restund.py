@@ -222,7 +222,9 @@ def sft_firewall(target, spec, site) -> None:
 
     if not is_sft_node(target):
         not_applicable("not an SFT node (no [sft] group and no node_labels wire.com/role=sftd for this host)")
-    lo, hi = (int(x) for x in spec.udp_range)
+    from suites.preflight.test_ports import port_range
+
+    lo, hi = port_range(spec.udp_range)
     inbound = [("udp", lo, hi)] + [("tcp", int(p), int(p)) for p in spec.tcp_ports]
     outbound = [("udp", lo, hi)]
     problems: list[str] = []

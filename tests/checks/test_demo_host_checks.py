@@ -173,7 +173,7 @@ def test_nftables_and_ufw_are_seen(lab, tmp_path):
         "nft add chain inet wall input '{ type filter hook input priority 0; policy accept; }'",
         "nft add rule inet wall input udp dport 60000-60010 drop"])
     ufw = lab.add_host("ufw", user="wire", sudo=True, setup=["ufw allow 22/tcp >/dev/null", "ufw --force enable >/dev/null"])
-    for h, needle in ((nft, "nftables INPUT udp/60000-60010: drop by `nft: table inet wall chain input"),
+    for h, needle in ((nft, "INPUT udp/60000-60010: drop by `nft: table inet wall chain input"),
                       (ufw, "ufw is active")):
         run = run_suite([*host_args(h), "-k", "firewall"], tmp_path / h.name)
         fw = run.result("DEMO-NET-FIREWALL")
