@@ -1,24 +1,21 @@
 """DEMO-NET-FIREWALL against real netfilter in lab hosts: every construct class, both ways.
 
-Each case writes a ruleset into a lab host (nft, iptables-nft, iptables-legacy), runs the check the way a
-user does, and asserts: a ruleset that blocks Wire's ports fails and names the rule; the same construct
-accepting them passes. The check's own port probe runs in the same pytest run, so a blocking ruleset
-cannot pass even where the rule reader cannot judge it. One host is shared by the plain cases (its
-rules are reset between them); a bridged host and a host where the probe cannot run have their own.
+Each case is a lab host with a ruleset (nft, iptables-nft, iptables-legacy). One wirecheck run judges
+every host with its blocking ruleset: each must fail and name the rule; then the rules are reset and one
+run judges the same constructs letting Wire's ports through: each must pass. The check's own port probe
+runs in the same pytest run, so a blocking ruleset cannot pass even where the rule reader cannot judge
+it. Hosts where the probe cannot run show that an unmodelled construct is then an error.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.lab.core import Lab, LabHost
 from tests.support.wc import host_args, run_suite
-
-RESET = ("nft flush ruleset; for t in filter nat mangle raw; do iptables-legacy -t $t -F; iptables-legacy -t $t -X; "
-         "iptables-legacy -t $t -P PREROUTING ACCEPT 2>/dev/null; iptables-legacy -t $t -P INPUT ACCEPT 2>/dev/null; "
-         "done; true")
 
 
 def nft(table: str, chain: str, spec: str, *rules: str) -> list[str]:
@@ -27,150 +24,155 @@ def nft(table: str, chain: str, spec: str, *rules: str) -> list[str]:
     return out + [f"nft add rule {table} {chain} {r}" for r in rules]
 
 
-@pytest.fixture(scope="module")
-def hosts(lab_module: Lab) -> dict[str, LabHost]:
-    plain, bridged, noprobe = lab_module.add_hosts([
-        {"name": "fwplain", "setup": ["ip link add other0 type veth peer name other1", "ip link set other0 up"]},
-        # Wire's traffic arrives through a bridge port (eth0 enslaved to br0, which holds the address)
-        {"name": "fwbridge", "setup": [
-            "addr=$(ip -4 -o addr show dev eth0 | awk '{print $4}') && ip link add br0 type bridge && "
-            "ip link set br0 up && ip addr flush dev eth0 && ip link set eth0 master br0 && "
-            "ip addr add $addr dev br0"]},
-        # a `python3` first on the PATH that is not Python: the probe's temporary listener cannot start
-        # (ufw, whose first line names /usr/bin/python3, still works)
-        {"name": "fwnoprobe", "files": {"/usr/local/sbin/python3": (
-            "#!/bin/sh\necho 'python3: not a Python here' >&2; exit 127\n", 0o755)}},
-    ])
-    return {"plain": plain, "bridged": bridged, "noprobe": noprobe}
-
-
-def check(host: LabHost, setup: list[str], tmp_path: Path, name: str) -> dict:
-    host.exec(RESET)
-    for command in setup:
-        host.exec(command)
-    run = run_suite([*host_args(host), "-k", "test_no_interfering_firewall", *SMALL_RANGE], tmp_path / name)
-    return run.result("DEMO-NET-FIREWALL")
-
-
 INPUT = "type filter hook input priority 0; policy accept"
 #: the media range of these runs (the catalog's 32768-65535 costs the probe more and proves nothing more)
-SMALL_RANGE = ["--param", "DEMO-NET-FIREWALL.udp_range=40000-41000", "--param", "NET-PORT-UDP-RANGE.udp_range=40000-41000"]
+SMALL_RANGE = ["--param", "DEMO-NET-FIREWALL.udp_range=40000-41000", "--param", "NET-PORT-UDP-RANGE.udp_range=40000-41000",
+               "--port-timeout", "1"]
+OTHER_IFACE = "ip link add other0 type veth peer name other1 && ip link set other0 up"
+#: Wire's traffic arrives through a bridge port (eth0 enslaved to br0, which holds the address)
+BRIDGED = ("addr=$(ip -4 -o addr show dev eth0 | awk '{print $4}') && ip link add br0 type bridge && "
+           "ip link set br0 up && ip addr flush dev eth0 && ip link set eth0 master br0 && ip addr add $addr dev br0")
 
-#: (case, setup that blocks, text naming the rule in the message, setup of the same construct accepting)
+
+@dataclass
+class Case:
+    name: str
+    blocking: list[str]              # a ruleset that blocks some of Wire's ports
+    needles: list[str]               # what the failure message must say (the rule, by name)
+    accepting: list[str]             # the same construct, letting Wire's ports through
+    host_setup: list[str] = field(default_factory=lambda: [OTHER_IFACE])
+    probe_blocks: bool = True        # the probe itself sees the blocking ruleset block
+
+
 CASES = [
-    ("nft-native-table-named-filter",
-     nft("ip filter", "input", INPUT, "udp dport 40000-40999 drop"),
-     "INPUT udp/40000-40999: drop by `nft: table ip filter chain input handle",
-     nft("ip filter", "input", INPUT, "udp dport 40000-40999 accept")),
-    ("nft-prerouting-hook",
-     nft("inet t", "pre", "type filter hook prerouting priority 0", "tcp dport 443 drop"),
-     "PREROUTING tcp/443: drop by `nft: table inet t chain pre handle",
-     nft("inet t", "pre", "type filter hook prerouting priority 0", "tcp dport 443 accept")),
-    ("nft-netdev-ingress",
-     nft("netdev t", "ing", "type filter hook ingress device eth0 priority 0", "udp dport 40500-40509 drop"),
-     "INGRESS (netdev) udp/40500-40509: drop by `nft: table netdev t chain ing handle",
-     # the same drop on another interface: not on Wire's way
-     nft("netdev t", "ing", "type filter hook ingress device other0 priority 0", "udp dport 40500-40509 drop")),
-    ("nft-verdict-map",
-     nft("inet t", "in", INPUT, "udp dport vmap '{ 40000-40099 : drop, 3478 : accept }'"),
-     "INPUT udp/40000-40099: drop by `nft: table inet t chain in handle",
-     nft("inet t", "in", INPUT, "udp dport vmap '{ 40000-40099 : accept, 3478 : accept }'")),
-    ("nft-raw-priority",
-     nft("ip t", "raw", "type filter hook prerouting priority raw", "udp dport 3478 drop"),
-     "PREROUTING udp/3478: drop by `nft: table ip t chain raw handle",
-     nft("ip t", "raw", "type filter hook prerouting priority raw", "udp dport 3478 accept")),
-    ("iptables-raw-table",
-     ["iptables -t raw -A PREROUTING -p udp --dport 3478 -j DROP"],
-     "PREROUTING udp/3478: drop by `-A PREROUTING -p udp -m udp --dport 3478 -j DROP`",
-     ["iptables -t raw -A PREROUTING -p udp --dport 3478 -j ACCEPT"]),
+    Case("nft-native-table-named-filter",
+         nft("ip filter", "input", INPUT, "udp dport 40000-40999 drop"),
+         ["INPUT udp/40000-40999: drop by `nft: table ip filter chain input handle"],
+         nft("ip filter", "input", INPUT, "udp dport 40000-40999 accept")),
+    Case("nft-prerouting-hook",
+         nft("inet t", "pre", "type filter hook prerouting priority 0", "tcp dport 443 drop"),
+         ["PREROUTING tcp/443: drop by `nft: table inet t chain pre handle"],
+         nft("inet t", "pre", "type filter hook prerouting priority 0", "tcp dport 443 accept")),
+    Case("nft-netdev-ingress",
+         nft("netdev t", "ing", "type filter hook ingress device eth0 priority 0", "udp dport 40500-40509 drop"),
+         ["INGRESS (netdev) udp/40500-40509: drop by `nft: table netdev t chain ing handle"],
+         # the same drop on another interface: not on Wire's way
+         nft("netdev t", "ing", "type filter hook ingress device other0 priority 0", "udp dport 40500-40509 drop")),
+    Case("nft-bridge-family",
+         nft("bridge t", "in", INPUT, "udp dport 40500-40509 drop"),
+         ["INPUT (bridge) udp/40500-40509: drop by `nft: table bridge t chain in handle"],
+         nft("bridge t", "in", INPUT, "iifname other9 udp dport 40500-40509 drop"),
+         host_setup=[BRIDGED]),
+    Case("nft-verdict-map",
+         nft("inet t", "in", INPUT, "udp dport vmap '{ 40000-40099 : drop, 3478 : accept }'"),
+         ["INPUT udp/40000-40099: drop by `nft: table inet t chain in handle"],
+         nft("inet t", "in", INPUT, "udp dport vmap '{ 40000-40099 : accept, 3478 : accept }'")),
+    Case("nft-raw-priority",
+         nft("ip t", "raw", "type filter hook prerouting priority raw", "udp dport 3478 drop"),
+         ["PREROUTING udp/3478: drop by `nft: table ip t chain raw handle"],
+         nft("ip t", "raw", "type filter hook prerouting priority raw", "udp dport 3478 accept")),
+    Case("iptables-raw-table",
+         ["iptables -t raw -A PREROUTING -p udp --dport 3478 -j DROP"],
+         ["PREROUTING udp/3478: drop by `-A PREROUTING -p udp -m udp --dport 3478 -j DROP`"],
+         ["iptables -t raw -A PREROUTING -p udp --dport 3478 -j ACCEPT"]),
     # ACCEPTs for some sources only and for a packet rate only: the clients beyond them meet the policy
-    ("iptables-accept-from-an-address-or-at-a-rate",
-     ["iptables -A INPUT -p tcp --dport 22 -j ACCEPT", "iptables -A INPUT -s 10.0.0.0/8 -j ACCEPT",
-      "iptables -A INPUT -m limit --limit 1/min -j ACCEPT", "iptables -P INPUT DROP"],
-     "INPUT udp/40000-41000: drop by `iptables INPUT policy DROP`",
-     ["iptables -A INPUT -s 10.0.0.0/8 -j ACCEPT", "iptables -A INPUT -m limit --limit 1/min -j ACCEPT"]),
-    ("iptables-drop-on-the-interface",
-     ["iptables -A INPUT -i eth0 -p udp --dport 40000:40999 -j DROP"],
-     "INPUT udp/40000-40999: drop by `-A INPUT -i eth0 -p udp -m udp --dport 40000:40999 -j DROP`",
-     ["iptables -A INPUT -i other0 -p udp --dport 40000:40999 -j DROP"]),
-    ("iptables-legacy",
-     ["iptables-legacy -A INPUT -p tcp -m multiport --dports 80,443 -j REJECT"],
-     "INPUT tcp/443: reject by `-A INPUT -p tcp -m multiport --dports 80,443 -j REJECT",
-     ["iptables-legacy -A INPUT -p tcp -m multiport --dports 80,443 -j ACCEPT"]),
+    Case("iptables-accept-from-an-address-or-at-a-rate",
+         ["iptables -A INPUT -p tcp --dport 22 -j ACCEPT", "iptables -A INPUT -s 10.0.0.0/8 -j ACCEPT",
+          "iptables -A INPUT -m limit --limit 1/min -j ACCEPT", "iptables -P INPUT DROP"],
+         ["INPUT udp/40000-41000: drop by `iptables INPUT policy DROP`"],
+         ["iptables -A INPUT -s 10.0.0.0/8 -j ACCEPT", "iptables -A INPUT -m limit --limit 1/min -j ACCEPT"]),
+    Case("iptables-drop-on-the-interface",
+         ["iptables -A INPUT -i eth0 -p udp --dport 40000:40999 -j DROP"],
+         ["INPUT udp/40000-40999: drop by `-A INPUT -i eth0 -p udp -m udp --dport 40000:40999 -j DROP`"],
+         ["iptables -A INPUT -i other0 -p udp --dport 40000:40999 -j DROP"]),
+    Case("iptables-legacy",
+         ["iptables-legacy -A INPUT -p tcp -m multiport --dports 80,443 -j REJECT"],
+         ["INPUT tcp/443: reject by `-A INPUT -p tcp -m multiport --dports 80,443 -j REJECT"],
+         ["iptables-legacy -A INPUT -p tcp -m multiport --dports 80,443 -j ACCEPT"]),
+    # a construct nobody listed (`ct mark` is not modelled): the reader cannot judge it, the probe decides
+    Case("nft-ct-mark-not-modelled",
+         nft("inet t", "in", INPUT, "udp dport 40000-40999 ct mark 0x0 drop"),
+         ["the port probe measured UDP 40000-40999 blocked",
+          "cannot judge: ct mark 0 in `nft: table inet t chain in handle"],
+         nft("inet t", "in", INPUT, "udp dport 40000-40999 ct mark 0x5 drop")),
+    # every second packet dropped at random: the probe's retries get through, the rule is still named
+    Case("nft-numgen-random",
+         nft("inet t", "in", INPUT, "udp dport 40000-40999 numgen random mod 2 0 drop"),
+         ["INPUT udp/40000-40999: drop by `nft: table inet t chain in handle"],
+         nft("inet t", "in", INPUT, "udp dport 40000-40999 numgen random mod 2 0 accept"),
+         probe_blocks=False),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_construct_both_ways(hosts: dict[str, LabHost], tmp_path: Path, case) -> None:
-    name, blocking, needle, accepting = case
-    h = hosts["plain"]
-    blocked = check(h, blocking, tmp_path, "blocked")
-    assert blocked["status"] == "fail", blocked
-    assert needle in blocked["message"], blocked["message"]
-    assert "the port probe measured" in blocked["message"], blocked["message"]
-    assert blocked["evidence"]["port_probe"]["blocked"] != "none"
-    ok = check(h, accepting, tmp_path, "accepted")
-    assert ok["status"] == "pass", ok
-    assert ok["evidence"]["port_probe"]["blocked"] == "none"
-    assert ok["evidence"]["rules_blocking"] == "none"
+@pytest.fixture(scope="module")
+def case_hosts(lab_module: Lab) -> dict[str, LabHost]:
+    made = lab_module.add_hosts([{"name": f"fw{n}", "setup": c.host_setup} for n, c in enumerate(CASES)])
+    return {c.name: h for c, h in zip(CASES, made, strict=True)}
 
 
-def test_bridge_family_both_ways(hosts: dict[str, LabHost], tmp_path: Path) -> None:
-    h = hosts["bridged"]
-    spec = "type filter hook input priority 0; policy accept"
-    blocked = check(h, nft("bridge t", "in", spec, "udp dport 40500-40509 drop"), tmp_path, "blocked")
-    assert blocked["status"] == "fail", blocked
-    assert "INPUT (bridge) udp/40500-40509: drop by `nft: table bridge t chain in handle" in blocked["message"]
-    assert "the port probe measured UDP 40500-40509 blocked" in blocked["message"]
-    assert blocked["evidence"]["receiving_interface"] == "br0"
-    ok = check(h, nft("bridge t", "in", spec, "iifname other9 udp dport 40500-40509 drop"), tmp_path, "accepted")
-    assert ok["status"] == "pass", ok
+def run_with(hosts: list[LabHost], setups: list[list[str]], report: Path):
+    for h, setup in zip(hosts, setups, strict=True):
+        h.exec("nft flush ruleset; for t in filter nat mangle raw; do iptables-legacy -t $t -F; "
+               "iptables-legacy -t $t -X; done; true")
+        for command in setup:
+            h.exec(command)
+    args = ["--hosts", ",".join(h.hostspec for h in hosts), *host_args(hosts[0])[2:]]
+    return run_suite([*args, "-k", "test_no_interfering_firewall", *SMALL_RANGE], report)
 
 
-def test_a_construct_nobody_listed_cannot_pass(hosts: dict[str, LabHost], tmp_path: Path) -> None:
-    """`ct mark` is not modelled: the reader says it cannot judge, the probe decides, both ways."""
-    h = hosts["plain"]
-    blocked = check(h, nft("inet t", "in", INPUT, "udp dport 40000-40999 ct mark 0x0 drop"), tmp_path, "ctmark0")
-    assert blocked["status"] == "fail", blocked
-    assert "the port probe measured UDP 40000-40999 blocked" in blocked["message"], blocked["message"]
-    assert "cannot judge: ct mark 0 in `nft: table inet t chain in handle" in blocked["message"], blocked["message"]
-    # a ct mark no packet carries: the reader cannot judge it, the probe measured every port reached
-    ok = check(h, nft("inet t", "in", INPUT, "ct mark 0x5 drop"), tmp_path, "ctmark5")
-    assert ok["status"] == "pass", ok
-    assert "ct mark 5" in str(ok["evidence"]["settled_by_the_probe"])
+def test_every_construct_class_both_ways(case_hosts: dict[str, LabHost], tmp_path: Path) -> None:
+    """One run with every blocking ruleset (one lab host each), then one with the accepting ones."""
+    hosts = [case_hosts[c.name] for c in CASES]
+    blocked = run_with(hosts, [c.blocking for c in CASES], tmp_path / "blocked")
+    accepted = run_with(hosts, [c.accepting for c in CASES], tmp_path / "accepted")
+    wrong = []
+    for c, h in zip(CASES, hosts, strict=True):
+        bad = blocked.result("DEMO-NET-FIREWALL", h.address)
+        good = accepted.result("DEMO-NET-FIREWALL", h.address)
+        if bad["status"] != "fail" or not all(n in bad["message"] for n in c.needles):
+            wrong.append(f"{c.name} blocking: {bad['status']}: {bad['message']}")
+        elif c.probe_blocks and (bad["evidence"]["port_probe"]["blocked"] == "none"
+                                 or "the port probe measured" not in bad["message"]):
+            wrong.append(f"{c.name} blocking: the probe evidence is missing: {bad['evidence']['port_probe']}")
+        if good["status"] != "pass" or good["evidence"]["port_probe"]["blocked"] != "none" or \
+                good["evidence"]["rules_blocking"] != "none":
+            wrong.append(f"{c.name} accepting: {good['status']}: {good['message']} {good['evidence']}")
+    assert not wrong, "\n".join(wrong)
+    bridge = blocked.result("DEMO-NET-FIREWALL", case_hosts["nft-bridge-family"].address)
+    assert bridge["evidence"]["receiving_interface"] == "br0"
+    ctmark = accepted.result("DEMO-NET-FIREWALL", case_hosts["nft-ct-mark-not-modelled"].address)
+    assert "ct mark 5" in str(ctmark["evidence"]["settled_by_the_probe"])
+    rnd = blocked.result("DEMO-NET-FIREWALL", case_hosts["nft-numgen-random"].address)
+    assert "drops some packets only (numgen random mod 2 0" in str(rnd["evidence"]["notes"])
 
 
-def test_a_random_share_dropped_is_interference(hosts: dict[str, LabHost], tmp_path: Path) -> None:
-    """`numgen random` drops every second packet; the probe's retries get through, the rule is still named."""
-    h = hosts["plain"]
-    res = check(h, nft("inet t", "in", INPUT, "udp dport 40000-40999 numgen random mod 2 0 drop"), tmp_path, "rnd")
+#: a `python3` first on the PATH that is not Python: the probe's temporary listener cannot start (ufw,
+#: whose first line names /usr/bin/python3, still works)
+NO_PYTHON = {"/usr/local/sbin/python3": ("#!/bin/sh\necho 'python3: not a Python here' >&2; exit 127\n", 0o755)}
+FAILING_NFT = ("#!/bin/sh\necho 'netlink: Error: cannot talk to the kernel' >&2\nexit 1\n", 0o755)
+
+
+def test_without_the_probe(lab_module: Lab, tmp_path: Path) -> None:
+    """The probe cannot run: an unmodelled construct is an error, a modelled drop still fails by name, an open
+    host passes on its rules; a ruleset that cannot be read at all is an error with the cause."""
+    unsure, blocked, open_, unreadable = lab_module.add_hosts([
+        {"name": "np1", "files": NO_PYTHON, "setup": nft("inet t", "in", INPUT, "ct mark 0x5 drop")},
+        {"name": "np2", "files": NO_PYTHON, "setup": ["iptables -A INPUT -p tcp --dport 443 -j DROP"]},
+        {"name": "np3", "files": NO_PYTHON},
+        {"name": "np4", "files": {**NO_PYTHON, "/usr/sbin/nft": FAILING_NFT}},
+    ])
+    hosts = [unsure, blocked, open_, unreadable]
+    args = ["--hosts", ",".join(h.hostspec for h in hosts), *host_args(hosts[0])[2:]]
+    run = run_suite([*args, "-k", "test_no_interfering_firewall", *SMALL_RANGE], tmp_path)
+    res = run.result("DEMO-NET-FIREWALL", unsure.address)
+    assert res["status"] == "error", res
+    assert "cannot judge the host firewall" in res["message"]
+    assert "ct mark 5 in `nft: table inet t chain in" in res["message"]
+    assert "could not run" in str(res["evidence"]["port_probe"]["error"])
+    res = run.result("DEMO-NET-FIREWALL", blocked.address)
     assert res["status"] == "fail", res
-    assert "INPUT udp/40000-40999: drop by `nft: table inet t chain in handle" in res["message"]
-    assert "drops some packets only (numgen random mod 2 0" in str(res["evidence"]["notes"])
-
-
-def test_without_the_probe_an_unmodelled_construct_is_an_error(hosts: dict[str, LabHost], tmp_path: Path) -> None:
-    h = hosts["noprobe"]
-    unsure = check(h, nft("inet t", "in", INPUT, "ct mark 0x5 drop"), tmp_path, "ctmark")
-    assert unsure["status"] == "error", unsure
-    assert "cannot judge the host firewall" in unsure["message"]
-    assert "ct mark 5 in `nft: table inet t chain in" in unsure["message"]
-    assert "could not run" in str(unsure["evidence"]["port_probe"]["error"])
-    # a rule the reader models still fails by name; an open host still passes on its rules
-    blocked = check(h, ["iptables -A INPUT -p tcp --dport 443 -j DROP"], tmp_path, "blocked")
-    assert blocked["status"] == "fail"
-    assert "INPUT tcp/443: drop by `-A INPUT -p tcp -m tcp --dport 443 -j DROP`" in blocked["message"]
-    assert check(h, [], tmp_path, "open")["status"] == "pass"
-
-
-def test_unreadable_ruleset_is_an_error(hosts: dict[str, LabHost], tmp_path: Path) -> None:
-    h = hosts["noprobe"]
-    fake = "/run/wc-fake-nft"
-    h.exec(f"printf '#!/bin/sh\\necho \"netlink: Error: cannot talk to the kernel\" >&2\\nexit 1\\n' > {fake} && "
-           f"chmod 755 {fake} && mount --bind {fake} /usr/sbin/nft")
-    try:
-        res = check(h, [], tmp_path, "nonft")
-    finally:
-        h.exec("umount /usr/sbin/nft")
+    assert "INPUT tcp/443: drop by `-A INPUT -p tcp -m tcp --dport 443 -j DROP`" in res["message"]
+    assert run.result("DEMO-NET-FIREWALL", open_.address)["status"] == "pass"
+    res = run.result("DEMO-NET-FIREWALL", unreadable.address)
     assert res["status"] == "error", res
     assert "`nft -j list ruleset` failed" in res["message"] and "cannot talk to the kernel" in res["message"]
