@@ -59,6 +59,10 @@ def judge_firewall(target, site, inbound: list[tuple[str, int, int]], *, forward
         raise  # not reached
     if view.nft_error:
         cannot_measure(f"the nftables ruleset cannot be read: {view.nft_error}")
+    for name, err in view.save_errors.items():
+        # no legacy table loaded at all is no legacy rule; any other failure leaves rules unread
+        if "legacy" in name and "_tables_names" not in err:
+            cannot_measure(f"the {name} rules cannot be read: `{name}-save` failed: {err}")
     methods.append(", ".join(rs.sources) or "no ruleset")
     side = receiving_side(target, site)
     ignored = set(ignored_chains)
