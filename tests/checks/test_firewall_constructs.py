@@ -176,3 +176,43 @@ def test_without_the_probe(lab_module: Lab, tmp_path: Path) -> None:
     res = run.result("DEMO-NET-FIREWALL", unreadable.address)
     assert res["status"] == "error", res
     assert "`nft -j list ruleset` failed" in res["message"] and "cannot talk to the kernel" in res["message"]
+
+
+#: restund's ufw as the restund role leaves it, and what SFT needs, for a media range of 40000-41000
+CALL_UFW = ["ufw default deny incoming >/dev/null", "ufw default allow outgoing >/dev/null",
+            *[f"ufw allow {p} >/dev/null" for p in ("22/tcp", "80/tcp", "443/tcp", "3478/tcp", "8080/tcp", "8443/tcp",
+                                                     "3478/udp", "33000/udp", "40000:41000/udp", "40000:41000/tcp")],
+            *[f"ufw deny out to {n} >/dev/null" for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")],
+            "ufw --force enable >/dev/null"]
+BEFORE_UFW = "iptables -I INPUT 1 -p udp --dport 40500:40509 -j DROP"
+
+
+def test_sft_and_restund_firewalls_follow_the_probe(lab_module: Lab, tmp_path: Path) -> None:
+    """ufw says everything is allowed, a rule placed before ufw's drops part of the range: CALL-SFT-FIREWALL
+    (preflight) and CALL-RESTUND-FIREWALL (acceptance) fail on the probe's measurement; without it, pass."""
+    h = lab_module.add_host("callnode", sysctls={"net.ipv4.ip_local_port_range": "40000 41000"},
+                            setup=[*CALL_UFW, BEFORE_UFW])
+    inv = lab_module.inventory_ini(tmp_path / "hosts.ini", {"restund": [h], "sft": [h]},
+                                   {"target_domain": "wire.example.test"}, hosts=[h])
+    args = ["--ansible-inventory", str(inv), "--profile", "production", "--port-timeout", "1",
+            "--param", "NET-PORT-UDP-RANGE.udp_range=40000-41000", "--param", "CALL-SFT-FIREWALL.udp_range=40000-41000"]
+
+    def runs(name: str) -> tuple[dict, dict]:
+        sft = run_suite([*args, "-k", "test_sft_node_firewall"], tmp_path / f"sft-{name}",
+                        suite="suites/preflight/test_restund.py")
+        restund = run_suite([*args, "-k", "test_restund_firewall"], tmp_path / f"restund-{name}",
+                            suite="suites/acceptance/test_security.py")
+        return sft.result("CALL-SFT-FIREWALL"), restund.result("CALL-RESTUND-FIREWALL")
+
+    sft, restund = runs("blocked")
+    assert sft["status"] == "fail", sft
+    assert "the port probe measured UDP 40500-40509 blocked" in sft["message"]
+    assert "INPUT udp/40500-40509: drop by `-A INPUT -p udp -m udp --dport 40500:40509 -j DROP`" in sft["message"]
+    assert restund["status"] == "fail", restund
+    # ufw's rules are all there: the probe's measurement is the one problem
+    assert "on callnode: the port probe measured UDP 40500-40509 blocked (" in restund["message"], restund["message"]
+    h.exec(BEFORE_UFW.replace("-I INPUT 1", "-D INPUT"))
+    sft, restund = runs("open")
+    assert sft["status"] == "pass", sft
+    assert restund["status"] == "pass", restund
+    assert restund["evidence"]["port_probe"]["blocked"] == "none"
