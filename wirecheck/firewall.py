@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -433,9 +434,10 @@ def _range_nets(spec: str) -> list[Any]:
         return ["0.0.0.0/0"]
 
 
-# parse-time context (module level: a parse is single-threaded and short)
+# parse-time context, module level: every parse holds _PARSING (checks may read hosts in threads)
 _CUTS: set[int] = set()
 _CHAIN_NAMES: set[str] = set()
+_PARSING = threading.RLock()
 
 
 def parse_iptables_save(text: str, source: str = "iptables", family: str = "ip") -> dict[str, Chain]:
@@ -991,6 +993,11 @@ class View:
 
 def read_view(view: View) -> Ruleset:
     """The ruleset from what the host printed; UnreadableRuleset when nothing could be read."""
+    with _PARSING:
+        return _read_view(view)
+
+
+def _read_view(view: View) -> Ruleset:
     _CUTS.clear()
     rs = Ruleset()
     if view.nft_error and not any(view.saves.get(k) is not None for k in view.saves):
@@ -1055,6 +1062,11 @@ def nft_chain_devices(text: str) -> dict[str, list[str]]:
 
 def ruleset_from_iptables(text: str, source: str = "iptables") -> Ruleset:
     """Only iptables text (tests; hosts without nft)."""
+    with _PARSING:
+        return _ruleset_from_iptables(text, source)
+
+
+def _ruleset_from_iptables(text: str, source: str = "iptables") -> Ruleset:
     _CUTS.clear()
     rs = Ruleset(chains=parse_iptables_save(text, source), sources=[f"{source}-save"])
     rs.cuts = set(_CUTS)
@@ -1062,6 +1074,12 @@ def ruleset_from_iptables(text: str, source: str = "iptables") -> Ruleset:
 
 
 def ruleset_from_nft(ruleset: dict[str, Any]) -> Ruleset:
+    """Only an nft JSON ruleset (tests)."""
+    with _PARSING:
+        return _ruleset_from_nft(ruleset)
+
+
+def _ruleset_from_nft(ruleset: dict[str, Any]) -> Ruleset:
     _CUTS.clear()
     rs = Ruleset(chains=parse_nft_json(ruleset), sources=["nft -j list ruleset"])
     rs.cuts = set(_CUTS)
