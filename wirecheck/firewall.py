@@ -60,10 +60,6 @@ class Judged:
     what: str            # the construct, as text
 
 
-def _ok(value: bool) -> bool | Judged:
-    return value
-
-
 @dataclass
 class Packet:
     family: str                         # ip / ip6 (arp for the ARP packet of an IPv4 path)
@@ -94,7 +90,6 @@ class Rule:
     source: str                          # nftables / iptables / iptables-legacy ...
     conds: list[tuple[str, Cond]] = field(default_factory=list)   # (text, condition)
     action: Action = field(default_factory=lambda: Action("continue"))
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -418,8 +413,6 @@ def _ipt_rule(chain_key: str, words: list[str], text: str, source: str, prefix: 
             n = 1
         i += n
         neg = False
-    if module == "rpfilter" and not any(t.startswith("--invert") for t, _ in rule.conds):
-        pass
     for m in unknown_module_opts:
         if not any(t.startswith(m) for t, _ in rule.conds):
             rule.conds.append((m, _const(Judged(MAYBE, m))))
@@ -630,8 +623,7 @@ def _nft_key(left: Any, family: str) -> Callable[[Packet], Any] | str:
 _NOT_THIS_PROTO = object()
 
 
-def _nft_match(m: dict[str, Any], family: str, sets: dict[str, list[Any]], text: str, cuts: set[int]
-               ) -> Cond:
+def _nft_match(m: dict[str, Any], family: str, sets: dict[str, list[Any]], cuts: set[int]) -> Cond:
     left, right, op = m.get("left"), m.get("right"), m.get("op", "==")
     key = _nft_key(left, family)
     neg = op == "!="
@@ -815,7 +807,7 @@ def _nft_rule(r: dict[str, Any], chain: Chain, sets: dict[str, list[Any]], cuts:
             break               # statements after a verdict are never reached
         k = next(iter(e), "")
         if k == "match":
-            rule.conds.append((_nft_expr_text(e["match"]), _nft_match(e["match"], chain.family, sets, text, cuts)))
+            rule.conds.append((_nft_expr_text(e["match"]), _nft_match(e["match"], chain.family, sets, cuts)))
         elif k in ("limit", "quota") or k == "ct count":
             rule.conds.append((_nft_stmt_text(e), _const(Judged(SOME, f"{_nft_stmt_text(e)} (only some packets)"))))
         elif k in _VERDICTS:
@@ -841,8 +833,7 @@ def _nft_rule(r: dict[str, Any], chain: Chain, sets: dict[str, list[Any]], cuts:
                         _collect_port_cuts(el[0], sets, cuts)
                 else:
                     pairs.append((None, Action("unknown", what=shown)))
-            rule.action = Action("vmap", vmap=(_nft_match({"left": key_expr, "right": None, "op": "=="},
-                                                          chain.family, sets, text, cuts), key_expr, pairs, shown))
+            rule.action = Action("vmap", vmap=(key_expr, pairs, shown))
         elif k == "reject":
             rule.action = Action("reject")
         elif k in NFT_NAT:
@@ -925,11 +916,7 @@ def parse_nft_json(ruleset: dict[str, Any], replace: dict[str, dict[str, Chain]]
             if ipt is None:
                 continue
             if len(ipt.rules) != len(chain.rules):
-                for rule in chain.rules:
-                    if any(t.startswith("xt ") for t, _ in rule.conds):
-                        rule.notes.append("iptables-nft-save shows a different number of rules in this chain; "
-                                          "its options cannot be matched to the kernel's rules")
-                continue
+                continue        # rules cannot be paired: xt expressions stay "cannot judge"
             for n, rule in enumerate(chain.rules):
                 if any(t.startswith("xt ") for t, _ in rule.conds) or rule.action.kind == "unknown" and \
                         rule.action.what.startswith("iptables target"):
@@ -1159,26 +1146,24 @@ class Walk:
         if k in ("jump", "goto") and action.target:
             target = self.rs.chains.get(action.target)
             if target is None:
-                if action.target.rsplit("|", 1)[-1] not in _IGNORED_NAMES:
-                    self.unknown.append(f"{k} to a chain that was not read in `{rule.text}`")
-                    return frozenset({Outcome("accept", rule.text), Outcome("drop", rule.text)})
-                return frozenset({Outcome("fall")})
+                self.unknown.append(f"{k} to a chain that was not read in `{rule.text}`")
+                return frozenset({Outcome("accept", rule.text), Outcome("drop", rule.text)})
             return self.chain(action.target, depth + 1)
         if k == "vmap":
-            keyfn, _key_expr, pairs, shown = action.vmap
-            return self._vmap(c, rule, pairs, shown, depth)
+            key_expr, pairs, shown = action.vmap
+            return self._vmap(c, rule, key_expr, pairs, shown, depth)
         self.unknown.append(f"{action.what} in `{rule.text}`")
         return frozenset({Outcome("accept", rule.text), Outcome("drop", rule.text), Outcome("fall")})
 
-    def _vmap(self, c: Chain, rule: Rule, pairs: list[Any], shown: str, depth: int) -> frozenset[Outcome]:
-        key_expr = rule.action.vmap[1]
+    def _vmap(self, c: Chain, rule: Rule, key_expr: Any, pairs: list[Any], shown: str, depth: int
+              ) -> frozenset[Outcome]:
         out: set[Outcome] = set()
         hit = False
         for element, action in pairs:
             if element is None:
                 self.unknown.append(f"{shown} in `{rule.text}`")
                 return frozenset({Outcome("accept", rule.text), Outcome("drop", rule.text), Outcome("fall")})
-            cond = _nft_match({"left": key_expr, "right": element, "op": "=="}, c.family, {}, rule.text, set())
+            cond = _nft_match({"left": key_expr, "right": element, "op": "=="}, c.family, {}, set())
             m = cond(self.pkt)
             if m is False:
                 continue
@@ -1192,9 +1177,6 @@ class Walk:
         if not hit:
             out.add(Outcome("fall"))
         return frozenset(out)
-
-
-_IGNORED_NAMES: set[str] = set()
 
 
 def _chain_applies(c: Chain, pkt: Packet) -> bool | Judged:
@@ -1319,7 +1301,7 @@ def judge(rs: Ruleset, required: list[Required], *, paths: Iterable[str] = ("in"
                 notes += w.notes
                 if {o.verdict for o in final} != {"accept"}:
                     for proto, lo, hi in required:
-                        _add(out, proto, lo, hi, final, w, path, "arp")
+                        _merge(out, proto, lo, hi, final, w.unknown, path, "arp")
             for proto, lo, hi in required:
                 for a, b in _segments(rs.cuts, lo, hi):
                     # the first packet of a flow and the ones after it must all get through: a certain
@@ -1336,11 +1318,6 @@ def judge(rs: Ruleset, required: list[Required], *, paths: Iterable[str] = ("in"
                     _merge(out, proto, a, b, pick[0], pick[1], path, family)
     out.notes = list(dict.fromkeys(notes))
     return out
-
-
-def _add(out: Judgement, proto: str, lo: int, hi: int, final: frozenset[Outcome], w: Walk, path: str,
-         family: str) -> None:
-    _merge(out, proto, lo, hi, final, w.unknown, path, family)
 
 
 def _merge(out: Judgement, proto: str, a: int, b: int, outcomes: frozenset[Outcome], unknown: list[str],
