@@ -586,6 +586,8 @@ def _nft_key(left: Any, family: str) -> Callable[[Packet], Any] | str:
             return "daddr"
         if proto == "ip" and fld == "protocol" or proto == "ip6" and fld == "nexthdr":
             return lambda p: p.proto
+        if proto in _L4 | {"icmp", "icmpv6", "igmp", "esp", "ah", "comp"}:
+            return "l4:" + str(proto)       # a header of another protocol: no match for tcp/udp packets
         return f"?{proto} {fld}"
     if isinstance(left, dict) and "meta" in left:
         key = left["meta"].get("key")
@@ -613,6 +615,10 @@ def _nft_key(left: Any, family: str) -> Callable[[Packet], Any] | str:
         if result in ("oif", "oifname") and "saddr" in flags:
             return "fib-rpf"
         return f"?fib {result} {','.join(sorted(flags))}"
+    for op in ("&", "|", "^", "<<", ">>"):
+        if isinstance(left, dict) and isinstance(left.get(op), list) and left[op]:
+            inner = _nft_key(left[op][0], family)
+            return inner if isinstance(inner, str) and inner.startswith("l4:") else f"?{op}"
     if isinstance(left, dict) and ("numgen" in left or "jhash" in left or "symhash" in left):
         return "some"
     if isinstance(left, dict):
@@ -647,6 +653,9 @@ def _nft_match(m: dict[str, Any], family: str, sets: dict[str, list[Any]], cuts:
             return dst
         if key == "some":
             return _const(Judged(SOME, f"{shown} (only some packets)"))
+        if key.startswith("l4:"):
+            # nft adds `meta l4proto <proto>` to a match on that protocol's header
+            return lambda p, proto=key[3:]: False if p.proto != proto else Judged(MAYBE, shown)
         if key == "fib-rpf":
             # `fib saddr . iif oif missing drop`: legitimate clients have a route back
             return _const(Judged(MAYBE, shown)) if op not in ("==", "!=") else _const(neg)

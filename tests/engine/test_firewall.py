@@ -299,3 +299,13 @@ def test_chain_devices_from_nft_list_chains():
             "policy accept;\n\t}\n\tchain one {\n\t\ttype filter hook ingress device \"ens3\" priority 0;\n\t}\n}\n"
             "table inet x {\n\tchain y {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n")
     assert nft_chain_devices(text) == {"netdev|t|ing": ["eth0", "eth1"], "netdev|t|one": ["ens3"]}
+
+
+def test_a_match_on_another_protocols_header_does_not_blur_the_policy():
+    icmp = {"match": {"op": "==", "left": {"payload": {"protocol": "icmp", "field": "type"}}, "right": "echo-request"}}
+    flags = {"match": {"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, 2]}, "right": 2}}
+    got = nft(table("inet", "t"), chain("inet", "t", "in", "input", policy="drop"),
+              rule("inet", "t", "in", 2, icmp, ACCEPT), rule("inet", "t", "in", 3, dport("tcp", 22), ACCEPT),
+              rule("inet", "t", "in", 4, flags, ACCEPT))
+    assert "INPUT udp/32768-65535: drop by `nft: table inet t chain in (hook input priority 0) policy drop`" in got
+    assert any(d.startswith("INPUT tcp/80: cannot judge: ") for d in got)     # tcp flags: not modelled
