@@ -579,7 +579,7 @@ def _nft_key(left: Any, family: str) -> Callable[[Packet], Any] | str:
                 return p.port
             return dport
         if proto in _L4 | {"th"} and fld == "sport":
-            return "source-port"
+            return "source-port:" + str(proto)
         if proto in ("ip", "ip6") and fld == "saddr":
             return "source"
         if proto in ("ip", "ip6") and fld == "daddr":
@@ -637,14 +637,15 @@ def _nft_match(m: dict[str, Any], family: str, sets: dict[str, list[Any]], cuts:
     if isinstance(key, str):
         if key.startswith("?"):
             return _const(Judged(MAYBE, shown))
-        if key in ("source", "source-port"):
-            if family in ("ip", "ip6", "inet", "bridge", "netdev") and key == "source":
-                def src(p: Packet) -> bool | Judged:
-                    if p.path == "out":
-                        return _eval_addr(p, right, sets, neg, shown)
-                    return Judged(SOURCE, f"{shown} (only some sources)")
-                return src
-            return _const(Judged(SOURCE, f"{shown} (only some client ports)"))
+        if key == "source":
+            def src(p: Packet) -> bool | Judged:
+                if p.path == "out":
+                    return _eval_addr(p, right, sets, neg, shown)
+                return Judged(SOURCE, f"{shown} (only some sources)")
+            return src
+        if key.startswith("source-port:"):
+            proto = key.split(":", 1)[1]
+            return lambda p: False if proto not in ("th", p.proto) else Judged(SOURCE, f"{shown} (only some client ports)")
         if key == "daddr":
             def dst(p: Packet) -> bool | Judged:
                 if p.path == "out":
