@@ -154,8 +154,9 @@ def test_restund_firewall(target, site, spec):
     # reachability from traffic: the run's port probe of this host, for the ports it covers
     reach = probe_reach(target, site, [("tcp", p, p) for p in spec.tcp_ports] + [("udp", p, p) for p in spec.udp_ports]
                         + [("udp", lo, hi)])
-    for proto, ports in reach.blocked.items():
-        problems.append(f"the port probe measured {reach.text(proto, ports)} blocked")
+    if reach.blocked:
+        problems.append("the port probe measured " + " and ".join(reach.text(p, v) for p, v in reach.blocked.items())
+                        + " blocked")
     record(port_probe={"error": reach.error} if reach.error else {
         "blocked": {p: format_ranges(v) for p, v in reach.blocked.items()} or "none",
         "not_measured": {p: format_ranges(v) for p, v in reach.unmeasured.items()} or "none"})

@@ -241,8 +241,8 @@ def sft_firewall(target, spec, site) -> None:
         if defaults.get("outgoing") != "allow":
             problems.append(f"ufw default outgoing policy is {defaults.get('outgoing')}")
     record(inbound=[f"{p}/{a}-{b}" if a != b else f"{p}/{a}" for p, a, b in inbound], outbound=f"udp/{lo}-{hi}")
-    undecided = judge_firewall(target, site, inbound, outbound=outbound, ufw_active=ufw_active, problems=problems,
-                               methods=methods)
+    undecided, probe_words = judge_firewall(target, site, inbound, outbound=outbound, ufw_active=ufw_active,
+                                            problems=problems, methods=methods)
     if problems:
         fail("host firewall blocks SFT traffic: " + "; ".join(problems[:12])
              + (f" (+{len(problems) - 12} more)" if len(problems) > 12 else ""),
@@ -252,8 +252,7 @@ def sft_firewall(target, spec, site) -> None:
         cannot_measure("cannot judge the SFT node's firewall, and the port probe did not measure it: "
                        + "; ".join(undecided[:6]) + (f" (+{len(undecided) - 6} more)" if len(undecided) > 6 else ""))
     expect(problems, "SFT ports blocked by the host firewall", method="; ".join(methods)).is_empty(
-        f"none: UDP {lo}-{hi} in and out, TCP {', '.join(map(str, spec.tcp_ports))} in; the port probe reached "
-        "every inbound port")
+        f"none: UDP {lo}-{hi} in and out, TCP {', '.join(map(str, spec.tcp_ports))} in; {probe_words}")
 
 
 @requirement("CALL-SFT-FIREWALL")
