@@ -20,6 +20,7 @@ followed; when they disagree the answer is "cannot judge: <construct> in <rule>"
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import shlex
 import threading
@@ -90,6 +91,7 @@ class Rule:
     source: str                          # nftables / iptables / iptables-legacy ...
     conds: list[tuple[str, Cond]] = field(default_factory=list)   # (text, condition)
     action: Action = field(default_factory=lambda: Action("continue"))
+    l4: str | None = None                # the one transport protocol the rule can match (a fast way past it)
 
 
 @dataclass
@@ -160,14 +162,39 @@ def _some_all(values: Iterable[str] | None, pred: Callable[[str], bool], what: s
     return Judged(MAYBE, what + " (true for some of the host's interfaces/addresses only)")
 
 
+@functools.lru_cache(maxsize=4096)
+def _net(text: str) -> Any:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _addr(text: str) -> Any:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 def _in_net(addr: str, nets: list[str]) -> bool:
+    a = _addr(addr)
     for n in nets:
-        try:
-            if ipaddress.ip_address(addr) in ipaddress.ip_network(n, strict=False):
-                return True
-        except ValueError:
-            continue
+        net = _net(n)
+        if a is not None and net is not None and a.version == net.version and a in net:
+            return True
     return False
+
+
+#: conditions cheapest to rule a packet out (protocol, destination port) are tried first
+_FIRST = ("-p ", "! -p ", "--dport", "! --dport", "--dports", "! --dports", "--destination-port", "meta l4proto",
+          "tcp dport", "udp dport", "th dport", "ip protocol")
+
+
+def _order(rule: Rule) -> Rule:
+    rule.conds.sort(key=lambda tc: 0 if tc[0].startswith(_FIRST) else 1)
+    return rule
 
 
 def _all_of(conds: list[tuple[str, Cond]], pkt: Packet) -> bool | Judged:
@@ -302,6 +329,8 @@ def _ipt_rule(chain_key: str, words: list[str], text: str, source: str, prefix: 
         shown = f"{'! ' if neg else ''}{w} {nxt}".strip()
         if w in ("-p", "--protocol"):
             add(shown, _proto_cond(nxt, neg))
+            if not neg and nxt.lower() != "all":
+                rule.l4 = {"6": "tcp", "17": "udp", "1": "icmp"}.get(nxt.lower(), nxt.lower())
         elif w in ("-s", "--source", "--src-range"):
             nets = nxt.split(",") if w != "--src-range" else [str(x) for x in _range_nets(nxt)]
             add(shown, _saddr_cond(nets, neg, f"{shown} (only some sources)"))
@@ -416,7 +445,7 @@ def _ipt_rule(chain_key: str, words: list[str], text: str, source: str, prefix: 
     for m in unknown_module_opts:
         if not any(t.startswith(m) for t, _ in rule.conds):
             rule.conds.append((m, _const(Judged(MAYBE, m))))
-    return rule
+    return _order(rule)
 
 
 def _range_nets(spec: str) -> list[Any]:
@@ -520,10 +549,13 @@ def _nft_scalar_match(value: Any, right: Any, sets: dict[str, list[Any]]) -> boo
             return None
         if "prefix" in right:
             try:
-                net = ipaddress.ip_network(f"{right['prefix']['addr']}/{right['prefix']['len']}", strict=False)
-                return ipaddress.ip_address(value) in net
-            except (ValueError, TypeError, KeyError):
+                net = _net(f"{right['prefix']['addr']}/{right['prefix']['len']}")
+            except (TypeError, KeyError):
                 return None
+            a = _addr(str(value))
+            if net is None or a is None:
+                return None
+            return a.version == net.version and a in net
         if "elem" in right:
             return _nft_scalar_match(value, right["elem"].get("val"), sets)
         return None
@@ -818,6 +850,12 @@ def _nft_rule(r: dict[str, Any], chain: Chain, sets: dict[str, list[Any]], cuts:
         k = next(iter(e), "")
         if k == "match":
             rule.conds.append((_nft_expr_text(e["match"]), _nft_match(e["match"], chain.family, sets, cuts)))
+            left = e["match"].get("left")
+            if e["match"].get("op", "==") == "==" and isinstance(left, dict):
+                if left.get("payload", {}).get("protocol") in _L4:
+                    rule.l4 = left["payload"]["protocol"]
+                elif left.get("meta", {}).get("key") == "l4proto" and isinstance(e["match"].get("right"), str):
+                    rule.l4 = e["match"]["right"]
         elif k in ("limit", "quota") or k == "ct count":
             rule.conds.append((_nft_stmt_text(e), _const(Judged(SOME, f"{_nft_stmt_text(e)} (only some packets)"))))
         elif k in _VERDICTS:
@@ -860,7 +898,7 @@ def _nft_rule(r: dict[str, Any], chain: Chain, sets: dict[str, list[Any]], cuts:
         else:
             # queue, fwd, tproxy, synproxy... : the packet may end here with a verdict we do not model
             rule.action = Action("unknown", what=_nft_stmt_text(e))
-    return rule
+    return _order(rule)
 
 
 def _nft_set_elements(s: dict[str, Any]) -> list[Any]:
@@ -1112,8 +1150,10 @@ class Walk:
         out: set[Outcome] = set()
         while i < len(c.rules):
             rule = c.rules[i]
-            m = _all_of(rule.conds, self.pkt)
             i += 1
+            if rule.l4 is not None and rule.l4 != self.pkt.proto:
+                continue
+            m = _all_of(rule.conds, self.pkt)
             if m is False:
                 continue
             action = rule.action
