@@ -154,14 +154,17 @@ FAILING_NFT = ("#!/bin/sh\necho 'netlink: Error: cannot talk to the kernel' >&2\
 
 def test_without_the_probe(lab_module: Lab, tmp_path: Path) -> None:
     """The probe cannot run: an unmodelled construct is an error, a modelled drop still fails by name, an open
-    host passes on its rules; a ruleset that cannot be read at all is an error with the cause."""
-    unsure, blocked, open_, unreadable = lab_module.add_hosts([
+    host passes on its rules; a ruleset that cannot be read at all is an error with the cause; an unmodelled
+    construct on a path the probe does not take (forward) is an error although the probe ran."""
+    unsure, blocked, open_, unreadable, forward = lab_module.add_hosts([
         {"name": "np1", "files": NO_PYTHON, "setup": nft("inet t", "in", INPUT, "ct mark 0x5 drop")},
         {"name": "np2", "files": NO_PYTHON, "setup": ["iptables -A INPUT -p tcp --dport 443 -j DROP"]},
         {"name": "np3", "files": NO_PYTHON},
         {"name": "np4", "files": {**NO_PYTHON, "/usr/sbin/nft": FAILING_NFT}},
+        # the probe runs here, but it never passes the forward hook (Docker's DNAT to minikube does)
+        {"name": "np5", "setup": nft("inet t", "fw", "type filter hook forward priority 0", "ct mark 0x5 drop")},
     ])
-    hosts = [unsure, blocked, open_, unreadable]
+    hosts = [unsure, blocked, open_, unreadable, forward]
     args = ["--hosts", ",".join(h.hostspec for h in hosts), *host_args(hosts[0])[2:]]
     run = run_suite([*args, "-k", "test_no_interfering_firewall", *SMALL_RANGE], tmp_path)
     res = run.result("DEMO-NET-FIREWALL", unsure.address)
@@ -175,6 +178,10 @@ def test_without_the_probe(lab_module: Lab, tmp_path: Path) -> None:
     res = run.result("DEMO-NET-FIREWALL", open_.address)
     assert res["status"] == "pass", res
     assert "the port probe could not run" in res["message"] and "rests on the rules alone" in res["message"]
+    res = run.result("DEMO-NET-FIREWALL", forward.address)
+    assert res["status"] == "error", res
+    assert "FORWARD tcp/22: cannot judge: ct mark 5 in `nft: table inet t chain fw handle" in res["message"]
+    assert res["evidence"]["port_probe"]["blocked"] == "none"
     res = run.result("DEMO-NET-FIREWALL", unreadable.address)
     assert res["status"] == "error", res
     assert "`nft -j list ruleset` failed" in res["message"] and "cannot talk to the kernel" in res["message"]
