@@ -47,7 +47,6 @@ PATHS: dict[str, list[str]] = {
     "forward": ["ingress", "prerouting", "forward", "postrouting"],
     "out": ["output", "postrouting", "egress"],
 }
-HOOK_FAMILIES = {"ip": {"ip", "inet"}, "ip6": {"ip6", "inet"}}
 
 # a match is True, False, or one of these
 MAYBE = "maybe"          # a construct we cannot judge
@@ -333,10 +332,11 @@ def _ipt_rule(chain_key: str, words: list[str], text: str, source: str, prefix: 
                 rule.l4 = {"6": "tcp", "17": "udp", "1": "icmp"}.get(nxt.lower(), nxt.lower())
         elif w in ("-s", "--source", "--src-range"):
             nets = nxt.split(",") if w != "--src-range" else [str(x) for x in _range_nets(nxt)]
-            add(shown, _saddr_cond(nets, neg, f"{shown} (only some sources)"))
+            add(shown, _saddr_cond(nets, neg, f"{shown} (only some sources)") if nets else
+                _const(Judged(MAYBE, shown)))
         elif w in ("-d", "--destination", "--dst-range"):
             nets = nxt.split(",") if w != "--dst-range" else [str(x) for x in _range_nets(nxt)]
-            add(shown, _daddr_cond(nets, neg, shown))
+            add(shown, _daddr_cond(nets, neg, shown) if nets else _const(Judged(MAYBE, shown)))
         elif w in ("-i", "--in-interface", "-o", "--out-interface"):
             add(shown, _iface_cond(nxt, neg, w in ("-o", "--out-interface"), shown))
         elif w in ("-m", "--match"):
@@ -453,7 +453,7 @@ def _range_nets(spec: str) -> list[Any]:
     try:
         return list(ipaddress.summarize_address_range(ipaddress.ip_address(lo), ipaddress.ip_address(hi or lo)))
     except (ValueError, TypeError):
-        return ["0.0.0.0/0"]
+        return []
 
 
 # parse-time context, module level: every parse holds _PARSING (checks may read hosts in threads)
