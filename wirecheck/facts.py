@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .firewall import View
 from .outcome import CannotMeasure
 from .transport import file_lock, shared_dir
 
@@ -61,6 +62,50 @@ def parse_meminfo(text: str) -> dict[str, int]:
 #: programs whose location the host snapshot looks up at once (facts.which() then costs nothing)
 WHICH_PRIMED = ("ufw", "iptables", "nft", "systemctl", "curl", "chronyc", "timedatectl", "fuser", "lsof",
                 "python3", "docker", "minikube", "gpg", "nc", "sshd")
+
+
+#: iptables-save variants read beside nft: the nft backend's (full options of xt matches) and the
+#: legacy backend's (invisible to nft); a host with only `iptables-save` is sorted by `iptables -V`
+SAVES = ("iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy")
+SAVES_SCRIPT = (
+    "s nftchains; command -v nft >/dev/null && nft list chains 2>/dev/null; "
+    "for v in " + " ".join(SAVES) + "; do s $v; if command -v $v-save >/dev/null; then "
+    "$v-save 2>&1 || echo '@@fail'; else echo '@@absent'; fi; done; "
+    "if ! command -v iptables-nft-save >/dev/null && ! command -v iptables-legacy-save >/dev/null && "
+    "command -v iptables-save >/dev/null; then case \"$(iptables -V 2>&1)\" in *nf_tables*) s iptables-nft;; "
+    "*) s iptables-legacy;; esac; iptables-save 2>&1 || echo '@@fail'; fi; ")
+
+
+def _view_from_parts(parts: dict[str, str], host: str) -> View:
+    view = View(nft_chains=parts.get("nftchains"))
+    nft = parts.get("nft", "")
+    lines = [ln for ln in nft.splitlines() if ln.strip()]
+    if lines and lines[-1] == "@@absent":
+        view.nft = None
+    elif lines and lines[-1] == "@@fail":
+        view.nft_error = f"`nft -j list ruleset` failed on {host}: " + (" ".join(lines[:-1])[-300:] or "no output")
+    else:
+        # one line of JSON; anything else nft printed (warnings on stderr) stays out of it
+        doc = next((ln for ln in reversed(lines) if ln.startswith("{")), "")
+        try:
+            view.nft = json.loads(doc or "null")
+        except json.JSONDecodeError:
+            view.nft_error = f"`nft -j list ruleset` on {host} printed no JSON: {nft.strip()[:200]!r}"
+        if not isinstance(view.nft, dict) and view.nft_error is None:
+            view.nft_error = f"`nft -j list ruleset` on {host} printed no ruleset"
+            view.nft = None
+    for name in SAVES:
+        text = parts.get(name)
+        if text is None:
+            continue
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if lines and lines[-1] == "@@absent":
+            continue
+        if lines and lines[-1] == "@@fail":
+            view.save_errors[name] = " ".join(lines[:-1])[-300:] or "failed without a message"
+            continue
+        view.saves[name] = text
+    return view
 
 
 class Facts:
@@ -236,7 +281,8 @@ class Facts:
                   "s ufw; if command -v ufw >/dev/null; then ufw status verbose || echo '@@fail'; else echo '@@absent'; fi; "
                   "s iptables; if command -v iptables >/dev/null; then { iptables -S && echo '#nat' && "
                   "iptables -t nat -S; } || echo '@@fail'; else echo '@@absent'; fi; "
-                  "s nft; if command -v nft >/dev/null; then nft -j list ruleset || echo '@@fail'; else echo '@@absent'; fi; "
+                  "s nft; if command -v nft >/dev/null; then nft -j list ruleset 2>&1 || echo '@@fail'; else echo '@@absent'; fi; "
+                  + SAVES_SCRIPT +
                   "s end")
         res = self._run(script, sudo=True)
         if res.rc != 0 or "\n@@end" not in res.stdout:
@@ -244,7 +290,7 @@ class Facts:
         parts: dict[str, str] = {}
         name = None
         for line in res.stdout.split("\n"):
-            if line.startswith("@@") and line[2:].strip() in ("ufw", "iptables", "nft", "end"):
+            if line.startswith("@@") and line[2:].strip() in ("ufw", "iptables", "nft", "nftchains", "end", *SAVES):
                 name = line[2:].strip()
                 parts[name] = ""
             elif name is not None:
@@ -265,14 +311,35 @@ class Facts:
             self._cache["rules:iptables"] = (None, "iptables not installed")
         elif state(ipt) is None:
             self._cache["rules:iptables"] = (ipt, "iptables -S")
-        nft = parts.get("nft", "")
-        if state(nft) == "absent":
+        view = _view_from_parts(parts, self.t.name)
+        self._cache["netfilter"] = view
+        if state(parts.get("nft", "")) == "absent":
             self._cache["nft"] = (None, "nft not installed")
-        elif state(nft) is None:
-            try:
-                self._cache["nft"] = (json.loads(nft.strip() or "{}"), "nft -j list ruleset")
-            except json.JSONDecodeError:
-                pass
+        elif view.nft is not None:
+            self._cache["nft"] = (view.nft, "nft -j list ruleset")
+
+    def netfilter_view(self) -> View:
+        """The packet filter as the kernel holds it: ``nft -j list ruleset`` plus iptables-nft-save,
+        ip6tables-nft-save, iptables-legacy-save and ip6tables-legacy-save where installed (one
+        privileged command, shared with firewall_snapshot()).  Raises CannotMeasure when the command
+        cannot run at all (no root); a tool that fails is recorded in the view with its error."""
+        def get():
+            script = ("s() { printf '\\n@@%s\\n' \"$1\"; }; "
+                      "s nft; if command -v nft >/dev/null; then nft -j list ruleset 2>&1 || echo '@@fail'; "
+                      "else echo '@@absent'; fi; " + SAVES_SCRIPT + "s end")
+            out, _ = self.privileged(script, "packet filter rules")
+            parts: dict[str, str] = {}
+            name = None
+            for line in out.split("\n"):
+                if line.startswith("@@") and line[2:].strip() in ("nft", "nftchains", "end", *SAVES):
+                    name = line[2:].strip()
+                    parts[name] = ""
+                elif name is not None:
+                    parts[name] += line + "\n"
+            if "end" not in parts:
+                raise CannotMeasure(f"reading the packet filter on {self.t.name} ended early")
+            return _view_from_parts(parts, self.t.name)
+        return self._cached("netfilter", get)
 
     def iptables_rules(self, family: str = "iptables") -> tuple[str | None, str]:
         def get():

@@ -11,7 +11,9 @@ import subprocess
 from pathlib import Path
 
 from suites.preflight import test_restund as pre
+from suites.preflight.test_ports import probe_reach
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
+from wirecheck.probes.ports import format_ranges
 
 # --- PROD-SEC-UPDATES --------------------------------------------------------------------------
 
@@ -149,6 +151,15 @@ def test_restund_firewall(target, site, spec):
     closed = [f"{p}/{a}" + (f"-{b}" if b != a else "") for p, a, b in required if not pre.ufw_allows_in(rules, p, a, b)]
     if closed:
         problems.append("not allowed in: " + ", ".join(closed))
+    # reachability from traffic: the run's port probe of this host, for the ports it covers
+    reach = probe_reach(target, site, [("tcp", p, p) for p in spec.tcp_ports] + [("udp", p, p) for p in spec.udp_ports]
+                        + [("udp", lo, hi)])
+    if reach.blocked:
+        problems.append("the port probe measured " + " and ".join(reach.text(p, v) for p, v in reach.blocked.items())
+                        + " blocked")
+    record(port_probe={"error": reach.error} if reach.error else {
+        "blocked": {p: format_ranges(v) for p, v in reach.blocked.items()} or "none",
+        "not_measured": {p: format_ranges(v) for p, v in reach.unmeasured.items()} or "none"})
     deny_out = [to for to, action, _ in rules if action in ("DENY OUT", "REJECT OUT")]
     allow_out = [to for to, action, _ in rules if action == "ALLOW OUT"]
     allowed_cidrs = target.vars.get("restund_allowed_private_network_cidrs") or \
@@ -167,8 +178,9 @@ def test_restund_firewall(target, site, spec):
     record(ufw_status=status, defaults=defaults, ip_local_port_range=f"{lo}-{hi}", deny_out=deny_out,
            allow_out=allow_out, allowed_private_cidrs=allowed_cidrs or None,
            note="restund-to-restund UDP is not probed here")
-    expect(problems, "restund firewall", method=how).is_empty(
-        f"ufw active, deny in / allow out, {len(required)} port rules, private egress denied", "; ".join(problems))
+    expect(problems, "restund firewall", method=f"{how}; port probe of this run").is_empty(
+        f"ufw active, deny in / allow out, {len(required)} port rules, private egress denied; the port probe "
+        "reached every port it measured", "; ".join(problems))
 
 
 def _covers(rule_to: str, cidr: str) -> bool:
@@ -234,5 +246,5 @@ def test_restund_tls_material_removed(site, spec, control):
 # --- CALL-SFT-FIREWALL (after install) ----------------------------------------------------------
 
 @requirement("CALL-SFT-FIREWALL")
-def test_sft_node_firewall_after_install(target, spec):
-    pre.sft_firewall(target, spec)
+def test_sft_node_firewall_after_install(target, spec, site):
+    pre.sft_firewall(target, spec, site)

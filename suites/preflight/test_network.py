@@ -5,18 +5,138 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
+from suites.preflight.test_ports import port_range, probe_reach
 from wirecheck import cannot_measure, expect, fail, record, requirement
-from wirecheck.firewall import describe, iptables_blocking, nft_blocking
+from wirecheck.firewall import Chain, UnreadableRuleset, describe, judge, port_set, read_view
+from wirecheck.outcome import CannotMeasure
+from wirecheck.probes.ports import format_ranges
 
 
 def _required(spec) -> list[tuple[str, int, int]]:
     req = [("tcp", p, p) for p in spec.tcp_ports] + [("udp", p, p) for p in spec.udp_ports]
-    lo, hi = spec.udp_range
+    lo, hi = port_range(spec.udp_range)
     return req + [("udp", lo, hi)]
 
 
+def receiving_side(target, site) -> dict:
+    """Where Wire's clients' packets arrive: the interface holding the probed address (wire_ip when it
+    is the host's own) or else the default-route interface; that interface's addresses; the bridge
+    ports below it; whether it has a global IPv6 address."""
+    from suites.preflight.test_ports import probed_address
+
+    links = target.facts.ip_json("addr")
+    routes = target.facts.ip_json("-4 route show default")
+    try:
+        probed = probed_address(target, site)
+    except CannotMeasure:
+        probed = None
+    holder = next((ln.get("ifname") for ln in links for a in ln.get("addr_info", []) if a.get("local") == probed),
+                  None)
+    iface = holder or (routes[0].get("dev") if routes else None)
+    if iface is None:
+        return {"interface": None, "l3": None, "l2": None, "addresses": None, "ipv6": False}
+    link = next((ln for ln in links if ln.get("ifname") == iface), {})
+    addrs = [a["local"] for a in link.get("addr_info", []) if a.get("scope") == "global" and a.get("family") == "inet"]
+    ports = [ln.get("ifname") for ln in links if ln.get("master") == iface]
+    ipv6 = any(a.get("family") == "inet6" and a.get("scope") == "global" for a in link.get("addr_info", []))
+    return {"interface": iface, "l3": [iface], "l2": ports or [iface],
+            "addresses": [probed] if holder else addrs or None, "ipv6": ipv6}
+
+
+def judge_firewall(target, site, inbound: list[tuple[str, int, int]], *, forward: bool = False,
+                   outbound: list[tuple[str, int, int]] | None = None, ignored_chains=(), ufw_active: bool = False,
+                   problems: list[str], methods: list[str]) -> tuple[list[str], str]:
+    """Read the host's packet filter and this run's port probe; add what blocks to problems. Returns
+    what the rules leave undecided and the probe did not settle (the caller turns it into an error),
+    and the words a pass ends with (what the probe showed, or that it could not run)."""
+    view = target.facts.netfilter_view()
+    if view.nft is None and view.nft_error is None and not view.saves and not view.save_errors:
+        cannot_measure("neither nft nor any iptables-save is installed on the host, so its packet filter rules "
+                       "cannot be listed")
+    try:
+        rs = read_view(view)
+    except UnreadableRuleset as exc:
+        cannot_measure(f"the packet filter rules cannot be read: {exc}")
+        raise  # not reached
+    if view.nft_error:
+        cannot_measure(f"the nftables ruleset cannot be read: {view.nft_error}")
+    for name, err in view.save_errors.items():
+        # no legacy table loaded at all is no legacy rule; any other failure leaves rules unread
+        if "legacy" in name and "_tables_names" not in err:
+            cannot_measure(f"the {name} rules cannot be read: `{name}-save` failed: {err}")
+    methods.append(", ".join(rs.sources) or "no ruleset")
+    side = receiving_side(target, site)
+    ignored = set(ignored_chains)
+    docker = any(c.name.startswith("DOCKER") for c in rs.chains.values())
+
+    def ignore(c: Chain) -> bool:
+        return c.name in ignored or (ufw_active and c.name.startswith("ufw"))
+
+    def ignore_policy(c: Chain) -> str | None:
+        if ufw_active and c.source != "nftables" and c.table == "filter":
+            return "ufw's default policy: ufw's own rules are judged from `ufw status`"
+        if docker and c.source != "nftables" and c.table == "filter" and c.name == "FORWARD":
+            return "set by Docker (DOCKER chains present)"
+        return None
+    families = ("ip", "ip6") if side["ipv6"] else ("ip",)
+    kw = {"families": families, "l3_ifaces": side["l3"], "l2_ifaces": side["l2"], "local_addresses": side["addresses"],
+          "ignore": ignore, "ignore_policy": ignore_policy}
+    judged = judge(rs, inbound, paths=("in", "forward") if forward else ("in",), **kw)
+    if outbound:
+        out = judge(rs, outbound, paths=("out",), **kw)
+        judged.blocked += out.blocked
+        judged.unknown += out.unknown
+        judged.notes += out.notes
+    reach = probe_reach(target, site, inbound)
+    methods.append("port probe of this run" if reach.error is None else "port probe could not run")
+    by_port = port_set(judged.blocked)
+    rules_named: list[str] = []
+    if reach.blocked:
+        problems.append("the port probe measured " + " and ".join(reach.text(p, v) for p, v in reach.blocked.items())
+                        + " blocked")
+    for proto, ports in reach.blocked.items():
+        decided = [d for d in judged.decisions if d.proto == proto and d.path == "in"
+                   and any(d.ports[0] <= p <= d.ports[1] for p in ports)]
+        unexplained = [p for p in ports if p not in by_port.get(proto, set())
+                       and not any(d.ports[0] <= p <= d.ports[1] for d in decided)]
+        rules_named += describe(decided)
+        if unexplained:
+            problems.append(f"no rule read on the host explains {reach.text(proto, unexplained)} ("
+                            + ("ufw's rules above, " if ufw_active else "")
+                            + "a firewall or NAT on the way, or a construct the reader does not model)")
+    problems += [d for d in dict.fromkeys(describe(judged.blocked) + rules_named)]
+    settled = []
+    open_ = []
+    for d in judged.unknown:
+        ports = range(d.ports[0], d.ports[1] + 1)
+        measured = d.path == "in" and reach.error is None and not any(
+            p in reach.unmeasured.get(d.proto, []) for p in ports)
+        (settled if measured else open_).append(d)
+    unknown_text = describe(open_)
+    blocked_by_probe = any(reach.blocked.values())
+    if open_ and blocked_by_probe:
+        problems += [x for x in unknown_text if x not in problems]
+    record(rules_read=rs.sources, receiving_interface=side["interface"], receiving_addresses=side["addresses"],
+           rules_blocking=describe(judged.blocked) or "none",
+           cannot_judge=unknown_text or "none",
+           settled_by_the_probe=describe(settled) or "none",
+           port_probe=({"error": reach.error} if reach.error else
+                       {"blocked": {p: format_ranges(v) for p, v in reach.blocked.items()} or "none",
+                        "not_measured": {p: format_ranges(v) for p, v in reach.unmeasured.items()} or "none",
+                        "probed_address": reach.result.probed_address if reach.result else None}),
+           notes=judged.notes + rs.notes or None)
+    if reach.error:
+        probe_words = f"the port probe could not run ({reach.error}), so this rests on the rules alone"
+    elif any(reach.unmeasured.values()):
+        probe_words = ("the port probe reached every port it measured (not measured: "
+                       + "; ".join(reach.text(p, v) for p, v in reach.unmeasured.items() if v) + ")")
+    else:
+        probe_words = "the port probe reached every one"
+    return ([] if blocked_by_probe else unknown_text), probe_words
+
+
 @requirement("DEMO-NET-FIREWALL")
-def test_no_interfering_firewall(target, spec):
+def test_no_interfering_firewall(target, spec, site):
     problems: list[str] = []
     methods = []
     target.facts.firewall_snapshot()      # one privileged round trip for ufw, iptables and nft
@@ -32,24 +152,19 @@ def test_no_interfering_firewall(target, spec):
             problems.append(f"{unit} is active")
     methods.append("systemctl is-active " + " ".join(spec.other_firewalls))
     required = _required(spec)
-    rules, how = target.facts.iptables_rules()
-    methods.append(how)
-    if rules is not None:
-        decisions, notes = iptables_blocking(rules, required, spec.ignored_chains)
-        if notes:
-            record(notes=notes)
-        problems += [f"iptables {d}" for d in describe(decisions)]
-    ruleset, how = target.facts.nft_ruleset()
-    methods.append(how)
-    if ruleset is not None:
-        problems += [f"nftables {d}" for d in describe(nft_blocking(ruleset, required))]
-    if rules is None and ruleset is None:
-        cannot_measure("neither iptables nor nft is installed on the host, so its packet filter rules "
-                       "cannot be listed")
     record(required_ports=[f"{p}/{lo}" if lo == hi else f"{p}/{lo}-{hi}" for p, lo, hi in required])
-    expect(problems, "firewall", method="; ".join(methods)).is_empty(
-        "no host firewall dropping or rejecting Wire's ports",
-        "host firewall interferes: " + "; ".join(problems[:12]) + (f" (+{len(problems) - 12} more)" if len(problems) > 12 else ""))
+    undecided, probe_words = judge_firewall(target, site, required, forward=True, ignored_chains=spec.ignored_chains,
+                                            problems=problems, methods=methods)
+    if problems:
+        fail("host firewall interferes: " + "; ".join(problems[:12])
+             + (f" (+{len(problems) - 12} more)" if len(problems) > 12 else ""),
+             observed=problems, expected="no host firewall dropping or rejecting Wire's ports",
+             method="; ".join(methods))
+    if undecided:
+        cannot_measure("cannot judge the host firewall for Wire's ports, and the port probe did not measure them: "
+                       + "; ".join(undecided[:6]) + (f" (+{len(undecided) - 6} more)" if len(undecided) > 6 else ""))
+    expect(problems, "Wire's ports blocked by the host firewall", method="; ".join(methods)).is_empty(
+        f"none: no rule drops or rejects them; {probe_words}")
 
 
 @requirement("DEMO-NET-IP-FORWARD")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
@@ -30,7 +31,11 @@ def udp_range(site) -> tuple[int, int]:
 
     rid = "NET-PORT-UDP-RANGE"
     params = {**default_catalog()[rid].params, **site.overrides.get(rid, {})}
-    value = params.get("udp_range", DEFAULT_UDP_RANGE)
+    return port_range(params.get("udp_range", DEFAULT_UDP_RANGE))
+
+
+def port_range(value) -> tuple[int, int]:
+    """A catalog range parameter: [lo, hi], or "lo-hi" / "lo:hi" as given to --param."""
     if isinstance(value, str):
         value = value.replace(":", "-").split("-")
     lo, hi = value
@@ -109,8 +114,67 @@ def probe_plan(target, site) -> dict[str, list[int]]:
         udp.add(TURN_PORT)
     if wanted("IMP-MTU"):
         udp.add(lo)
+    # the firewall checks judge reachability from this same probe: it covers their ports too
+    firewall = ["DEMO-NET-FIREWALL"] + (["CALL-SFT-FIREWALL"] if _sft_node(target) else [])
+    for rid in firewall:
+        if wanted(rid):
+            params = {**catalog[rid].params, **getattr(site, "overrides", {}).get(rid, {})}
+            tcp.update(int(p) for p in params.get("tcp_ports", []))
+            udp.update(int(p) for p in params.get("udp_ports", []))
+            if params.get("udp_range"):
+                a, b = port_range(params["udp_range"])
+                udp.update(range(a, b + 1))
     return {"tcp": sorted(tcp), "udp": sorted(udp),
             "echo_udp": [TURN_PORT] if wanted("NET-PORT-TURN-3478") else []}
+
+
+def _sft_node(target) -> bool:
+    from suites.preflight.test_restund import is_sft_node
+
+    return hasattr(target, "vars") and is_sft_node(target)
+
+
+@dataclass
+class Reach:
+    """What the run's port probe measured for a list of required (proto, lo, hi)."""
+    blocked: dict[str, list[int]]            # proto -> ports the probe sent to and that did not arrive
+    unmeasured: dict[str, list[int]]         # proto -> ports not probed / in use / not bindable
+    error: str | None = None                 # the probe could not run at all
+    result: PortProbeResult | None = None
+
+    def text(self, proto: str, ports: list[int]) -> str:
+        return f"{proto.upper()} {format_ranges(ports, limit=8)}"
+
+
+def probe_reach(target, site, required: list[tuple[str, int, int]]) -> Reach:
+    """The run's port probe of this host (run now when no check ran it yet), read for required."""
+    from wirecheck.outcome import CannotMeasure
+
+    try:
+        r = port_probe(target, site)
+    except CannotMeasure as exc:
+        return Reach({}, {p: list(range(lo, hi + 1)) for p, lo, hi in required}, str(exc))
+    blocked: dict[str, list[int]] = {}
+    unmeasured: dict[str, list[int]] = {}
+    udp_blocked, udp_requested = set(r.udp_blocked), set(r.udp_probed)
+    for proto, lo, hi in required:
+        for port in range(lo, hi + 1):
+            if proto == "tcp":
+                t = r.tcp.get(port)
+                if t is None or f"tcp/{port}" in r.bind_errors:
+                    unmeasured.setdefault(proto, []).append(port)
+                elif t.passed:
+                    continue
+                elif t.state in ("refused", "timed out", "unreachable") or (t.state == "open" and not t.confirmed):
+                    blocked.setdefault(proto, []).append(port)
+                else:
+                    unmeasured.setdefault(proto, []).append(port)
+            elif port in udp_blocked:
+                blocked.setdefault(proto, []).append(port)
+            elif port not in udp_requested:
+                unmeasured.setdefault(proto, []).append(port)
+    return Reach({k: sorted(set(v)) for k, v in blocked.items()}, {k: sorted(set(v)) for k, v in unmeasured.items()},
+                 None, r)
 
 
 def turn_probe_address(target, site) -> tuple[str, str]:

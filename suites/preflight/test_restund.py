@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
-from wirecheck.firewall import describe, evaluate, nft_blocking, parse_iptables_save
 
 # --- CALL-RESTUND-HOSTS ------------------------------------------------------------------------
 
@@ -218,10 +217,14 @@ def ufw_allows_in(rules, proto: str, lo: int, hi: int) -> bool:
 
 
 
-def sft_firewall(target, spec) -> None:
+def sft_firewall(target, spec, site) -> None:
+    from suites.preflight.test_network import judge_firewall
+
     if not is_sft_node(target):
         not_applicable("not an SFT node (no [sft] group and no node_labels wire.com/role=sftd for this host)")
-    lo, hi = (int(x) for x in spec.udp_range)
+    from suites.preflight.test_ports import port_range
+
+    lo, hi = port_range(spec.udp_range)
     inbound = [("udp", lo, hi)] + [("tcp", int(p), int(p)) for p in spec.tcp_ports]
     outbound = [("udp", lo, hi)]
     problems: list[str] = []
@@ -237,29 +240,21 @@ def sft_firewall(target, spec) -> None:
                      for p, a, b in inbound if not ufw_allows_in(rules, p, a, b)]
         if defaults.get("outgoing") != "allow":
             problems.append(f"ufw default outgoing policy is {defaults.get('outgoing')}")
-    rules_text, how = target.facts.iptables_rules()
-    methods.append(how)
-    if rules_text is not None:
-        chains = parse_iptables_save(rules_text)
-        if ufw_active:      # what is not ufw's: rules placed before ufw's jump in the base chains
-            for name in [n for n in chains if n.startswith("ufw")]:
-                chains.pop(name)
-        else:
-            problems += [f"iptables {d}" for d in describe(evaluate(chains, {"INPUT": "INPUT"}, inbound))]
-        out = evaluate(chains, {"OUTPUT": "OUTPUT"}, outbound)
-        problems += [f"iptables {d}" for d in describe(out)]
-    ruleset, how = target.facts.nft_ruleset()
-    methods.append(how)
-    if ruleset is not None and not ufw_active:
-        problems += [f"nftables {d}" for d in describe(nft_blocking(ruleset, inbound))]
-    if rules_text is None and ruleset is None:
-        cannot_measure("neither iptables nor nft is installed on the host, so its packet filter rules cannot be listed")
     record(inbound=[f"{p}/{a}-{b}" if a != b else f"{p}/{a}" for p, a, b in inbound], outbound=f"udp/{lo}-{hi}")
-    expect(problems, "SFT node firewall", method="; ".join(methods)).is_empty(
-        f"UDP {lo}-{hi} in and out, TCP {', '.join(map(str, spec.tcp_ports))} in",
-        "host firewall blocks SFT traffic: " + "; ".join(problems[:12]))
+    undecided, probe_words = judge_firewall(target, site, inbound, outbound=outbound, ufw_active=ufw_active,
+                                            problems=problems, methods=methods)
+    if problems:
+        fail("host firewall blocks SFT traffic: " + "; ".join(problems[:12])
+             + (f" (+{len(problems) - 12} more)" if len(problems) > 12 else ""),
+             observed=problems, expected=f"UDP {lo}-{hi} in and out, TCP {', '.join(map(str, spec.tcp_ports))} in",
+             method="; ".join(methods))
+    if undecided:
+        cannot_measure("cannot judge the SFT node's firewall, and the port probe did not measure it: "
+                       + "; ".join(undecided[:6]) + (f" (+{len(undecided) - 6} more)" if len(undecided) > 6 else ""))
+    expect(problems, "SFT ports blocked by the host firewall", method="; ".join(methods)).is_empty(
+        f"none: UDP {lo}-{hi} in and out, TCP {', '.join(map(str, spec.tcp_ports))} in; {probe_words}")
 
 
 @requirement("CALL-SFT-FIREWALL")
-def test_sft_node_firewall(target, spec):
-    sft_firewall(target, spec)
+def test_sft_node_firewall(target, spec, site):
+    sft_firewall(target, spec, site)

@@ -380,7 +380,7 @@ def test_production_bad_host_fails_with_evidence(prod_bad_run):
     assert "Max open files 1,024, need >= 128,000" in msg["CALL-RESTUND-HOSTS"]
     assert "still on: control machine, pbad" in msg["TLS-RESTUND-CERT"]
     assert "ufw does not allow udp/32768-61000 in; ufw does not allow tcp/443 in" in msg["CALL-SFT-FIREWALL"]
-    assert "iptables OUTPUT udp/40000-40999: drop" in msg["CALL-SFT-FIREWALL"]
+    assert "OUTPUT udp/40000-40999: drop by `-A OUTPUT -p udp -m udp --dport 40000:40999 -j DROP`" in msg["CALL-SFT-FIREWALL"]
     assert "no SMTP greeting" in msg["IMP-SMTP-EGRESS"] and "refused" in msg["IMP-SMTP-EGRESS"].lower()
     assert "unreachable" in msg["NET-AWS-REACH"]
     assert "hunter2" not in (prod_bad_run.report_dir / "compliance.json").read_text()

@@ -72,7 +72,8 @@ def test_full_preflight_leaves_the_target_as_it_was(lab, tmp_path):
     args = [*host_args(h), "--dns-timeout", "0.3", "--dns-tries", "1", "--domain", "wire.example.test",
             "--wire-ip", h.address]
     if "udp_range" in default_catalog()["NET-PORT-UDP-RANGE"].params:      # the probe can be kept small
-        args += ["--param", "NET-PORT-UDP-RANGE.udp_range=40000-40063"]
+        args += ["--param", "NET-PORT-UDP-RANGE.udp_range=40000-40063",
+                 "--param", "DEMO-NET-FIREWALL.udp_range=40000-40063"]
     else:                                    # a full 32768-65535 probe costs over a minute: left out here
         args += ["-k", "not port"]
     run = run_suite(args, tmp_path / "r")
