@@ -158,7 +158,8 @@ class CassandraNode:
         return self.host.address
 
     def log(self) -> str:
-        res = self.host.exec(f"tail -n 60 {LOG} 2>/dev/null", check=False)
+        res = self.host.exec(f"grep -v '^[[:space:]]*at \\|^Caused by\\|AnnotatedConnectException' {LOG} 2>/dev/null"
+                             " | tail -n 40", check=False)
         return res.stdout
 
 
@@ -225,8 +226,10 @@ class CassandraRing:
             if node.proc is not None and node.proc.poll() is not None:
                 raise LabError(f"cassandra on {node.host.name} exited {node.proc.returncode}:\n{node.log()}")
             if time.monotonic() > deadline:
+                logs = "\n".join(f"--- {n.host.name} (running: {n.proc is not None and n.proc.poll() is None}):\n"
+                                 f"{n.log()}" for n in self.nodes)
                 raise LabError(f"cassandra ring not up within {timeout}s on {node.host.name}; last status:\n"
-                               f"{last}\nlog:\n{node.log()}")
+                               f"{last}\nlogs:\n{logs}")
             res = self.status(node)
             last = res.stdout + res.stderr
             lines = {ln.split()[1]: ln.split()[0] for ln in res.stdout.splitlines()
