@@ -2,7 +2,8 @@
 # Install wirecheck into ./.venv on a fresh Debian 12 / Ubuntu 24.04 machine (run as root).
 #   scripts/install.sh          what a preflight run needs (control-machine tools + Python packages)
 #   scripts/install.sh --test   also what the self-tests need (sshd, firewalls, dnsmasq, nginx, coturn,
-#                               nmap, chromium, Node.js for Allure)
+#                               nmap, chromium, Node.js for Allure, Maven + JDK 17
+#                               and the Cassandra jars for the lab ring)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 base_pkgs=(python3 python3-venv python3-pip openssh-client iproute2 procps curl git unzip netcat-openbsd sshpass)
 test_pkgs=(openssh-server sudo iptables nftables ufw dnsmasq-base nginx-light coturn nmap psmisc lsof
-           kmod util-linux chromium unattended-upgrades)
+           kmod util-linux chromium unattended-upgrades
+           maven openjdk-17-jre-headless)   # a real Cassandra ring for the datastore checks (tests/lab/cassandra.py)
 pkgs=("${base_pkgs[@]}")
 if [ "$want_tests" = 1 ]; then
   pkgs+=("${test_pkgs[@]}")
@@ -42,6 +44,8 @@ if [ "$want_tests" = 1 ]; then
   if [ -f package.json ]; then
     npm install --no-audit --no-fund --silent >/dev/null
   fi
+  # Cassandra's jars from Maven Central, once per version (cached under /var/cache/wirecheck-lab)
+  echo "wirecheck: Cassandra for the lab in $(bash tests/lab/build_cassandra.sh)"
 else
   .venv/bin/python -m pip install -q -e .
 fi
