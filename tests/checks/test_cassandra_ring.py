@@ -39,7 +39,7 @@ def ring(lab_module: Lab) -> Iterator[tuple[Lab, cz.CassandraRing]]:
     the_ring = cz.CassandraRing.on(hosts[:2], lib)   # cassandra3 has nodetool but no Cassandra
     try:
         started = time.monotonic()
-        the_ring.start_all(timeout=240)
+        the_ring.start_all(timeout=300)
         print(f"cassandra ring of 2 up in {time.monotonic() - started:.1f} s")
         yield lab_module, the_ring
     finally:
