@@ -210,8 +210,13 @@ class CassandraRing:
         node.proc = None
 
     def close(self) -> None:
+        """Teardown: SIGKILL (a clean shutdown flushes memtables for ~10 s; nothing is kept anyway)."""
         for node in self.nodes:
-            self.stop(node)
+            if node.proc is not None:
+                if node.proc.poll() is None:
+                    node.proc.kill()
+                node.proc.wait()
+                node.proc = None
 
     def status(self, node: CassandraNode, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return node.host.exec("nodetool status", check=False, timeout=timeout)
