@@ -61,8 +61,10 @@ def test_cassandra(site, spec, target):
         cannot_measure(f"`{ring.STATUS_COMMAND}` on {target.name} printed no node rows", output=status[:2000])
     expect(v.summary, "Cassandra ring", method=f"{ring.STATUS_COMMAND}; {ring.DESCRIBE_COMMAND}").satisfies(
         lambda _: v.ok, "every [cassandra] host in one ring, Up/Normal, one schema version",
-        message=f"Cassandra ring seen by {target.name}: " + "; ".join(v.problems) + ". Start or repair the "
-        "nodes named (`nodetool status` on each) until every one is UN.")
+        message=f"Cassandra ring seen by {target.name}: " + "; ".join(v.problems) + ". " + (
+            "Start or repair the nodes named (`nodetool status` on each) until every one is UN."
+            if v.evidence.get("down") or v.evidence.get("missing_members") or v.evidence.get("unreachable")
+            else "Add or repair Cassandra nodes until the ring is whole."))
 
 
 def _run_whole(target, res, command: str, tool: str) -> str:

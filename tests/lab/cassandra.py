@@ -178,7 +178,7 @@ class CassandraRing:
     def argv(self) -> list[str]:
         return [
             _java(), f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m", *SMALL_JVM, *JDK17_OPTIONS,
-            f"-javaagent:{self.lib}/jamm-0.4.0.jar",
+            *[f"-javaagent:{jar}" for jar in sorted(self.lib.glob("jamm-*.jar"))[:1]],
             f"-Dcassandra.config=file://{ETC}/cassandra.yaml", f"-Dlogback.configurationFile={ETC}/logback.xml",
             f"-Dcassandra.storagedir={DATA}", f"-Dcassandra.logdir={os.path.dirname(LOG)}",
             f"-Dcassandra.jmx.local.port={JMX_PORT}", "-Dcassandra-foreground=yes",
