@@ -183,7 +183,7 @@ class CassandraRing:
             f"-Dcassandra.storagedir={DATA}", f"-Dcassandra.logdir={os.path.dirname(LOG)}",
             f"-Dcassandra.jmx.local.port={JMX_PORT}", "-Dcassandra-foreground=yes",
             "-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.ring_delay_ms=1000",
-            "-Dcassandra.schema_delay_ms=1000", "-Dcassandra.migration_task_wait_in_seconds=1",
+            "-Dcassandra.schema_delay_ms=1000", "-Dcassandra.migration_task_wait_in_seconds=90",
             "-Dcassandra.superuser_setup_delay_ms=60000",
             "-cp", f"{self.lib}/*", "org.apache.cassandra.service.CassandraDaemon",
         ]
@@ -228,8 +228,9 @@ class CassandraRing:
         last = ""
         while pending:
             node = pending[0]
-            if node.proc is not None and node.proc.poll() is not None:
-                raise LabError(f"cassandra on {node.host.name} exited {node.proc.returncode}:\n{node.log()}")
+            for other in pending:
+                if other.proc is not None and other.proc.poll() is not None:
+                    raise LabError(f"cassandra on {other.host.name} exited {other.proc.returncode}:\n{other.log()}")
             if time.monotonic() > deadline:
                 logs = "\n".join(f"--- {n.host.name} (running: {n.proc is not None and n.proc.poll() is None}):\n"
                                  f"{n.log()}" for n in self.nodes)
