@@ -183,7 +183,7 @@ class CassandraRing:
             f"-Dcassandra.storagedir={DATA}", f"-Dcassandra.logdir={os.path.dirname(LOG)}",
             f"-Dcassandra.jmx.local.port={JMX_PORT}", "-Dcassandra-foreground=yes",
             "-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.ring_delay_ms=1000",
-            "-Dcassandra.schema_delay_ms=1000", "-Dcassandra.migration_task_wait_in_seconds=90",
+            "-Dcassandra.schema_delay_ms=90000",   # how long a node waits for the seed's schema (1 s failed under load)
             "-Dcassandra.superuser_setup_delay_ms=60000",
             "-cp", f"{self.lib}/*", "org.apache.cassandra.service.CassandraDaemon",
         ]
