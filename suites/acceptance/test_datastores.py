@@ -61,10 +61,20 @@ def test_cassandra(site, spec, target):
         cannot_measure(f"`{ring.STATUS_COMMAND}` on {target.name} printed no node rows", output=status[:2000])
     expect(v.summary, "Cassandra ring", method=f"{ring.STATUS_COMMAND}; {ring.DESCRIBE_COMMAND}").satisfies(
         lambda _: v.ok, "every [cassandra] host in one ring, Up/Normal, one schema version",
-        message=f"Cassandra ring seen by {target.name}: " + "; ".join(v.problems) + ". " + (
-            "Start or repair the nodes named (`nodetool status` on each) until every one is UN."
-            if v.evidence.get("down") or v.evidence.get("missing_members") or v.evidence.get("unreachable")
-            else "Add or repair Cassandra nodes until the ring is whole."))
+        message=f"Cassandra ring seen by {target.name}: " + "; ".join(v.problems) + ". " + _ring_fix(v, spec))
+
+
+def _ring_fix(v: ring.Verdict, spec) -> str:
+    fixes = []
+    if v.evidence.get("down") or v.evidence.get("unreachable"):
+        fixes.append("start or repair the nodes named (`nodetool status` on each) until every one is UN")
+    if v.evidence.get("missing_members"):
+        fixes.append("join the hosts that are not in the ring (same cluster_name and seeds in their "
+                     "cassandra.yaml), or set their `ip` in the inventory to the address Cassandra listens on")
+    if not fixes:
+        fixes.append(f"add Cassandra nodes until {int(spec.get('min_nodes', 3))} are Up/Normal")
+    text = "; ".join(fixes)
+    return text[0].upper() + text[1:] + "."
 
 
 def _run_whole(target, res, command: str, tool: str) -> str:
