@@ -72,3 +72,13 @@ def test_no_rows_and_not_running():
     assert ring.not_running_reason(1, "", REFUSED + "\n") == REFUSED
     assert ring.not_running_reason(0, STATUS, "") is None
     assert ring.not_running_reason(127, "", "sh: 1: nodetool: not found") is None
+
+
+def test_only_a_refused_jmx_port_means_not_running():
+    """Only "Connection refused" on the JMX port means no Cassandra runs there. JMX that refuses nodetool
+    (authentication on) or a port that does not answer is could-not-measure, with nodetool's words."""
+    auth = ("nodetool: Failed to connect to '127.0.0.1:7199' - SecurityException: "
+            "'Authentication failed! Credentials required'.")
+    assert ring.not_running_reason(1, "", auth) is None
+    timeout = "nodetool: Failed to connect to '10.0.0.5:7199' - ConnectException: 'Connection timed out'."
+    assert ring.not_running_reason(1, "", timeout) is None   # not reached: could not measure

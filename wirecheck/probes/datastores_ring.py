@@ -26,7 +26,7 @@ _ROW = re.compile(r"^(?P<state>[UD][NLJM])\s+(?P<addr>\S+)\s+(?P<rest>.*)$")
 _HOST_ID = re.compile(r"\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 _DC = re.compile(r"^Datacenter:\s*(\S+)")
 #: nodetool's words when nothing listens on the JMX port: Cassandra is not running on that host
-_NOT_RUNNING = re.compile(r"Failed to connect to '[^']*'.*(Connection refused|ConnectException)", re.I | re.S)
+_NOT_RUNNING = re.compile(r"Failed to connect to '[^']*'.*Connection refused", re.I)
 
 
 @dataclass(frozen=True)
