@@ -4,7 +4,8 @@
 #   scripts/install.sh --test   also what the self-tests need (sshd, firewalls, dnsmasq, nginx, coturn,
 #                               nmap, chromium, Node.js for Allure, PostgreSQL, etcd, RabbitMQ;
 #                               kube-apiserver, etcd and helm built from the Go module proxy:
-#                               tests/lab/build_components.sh)
+#                               tests/lab/build_components.sh; Maven + JDK 17 and the Cassandra
+#                               jars for the lab ring: tests/lab/build_cassandra.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 base_pkgs=(python3 python3-venv python3-pip openssh-client iproute2 procps curl git unzip netcat-openbsd sshpass)
 test_pkgs=(openssh-server sudo iptables nftables ufw dnsmasq-base nginx-light coturn nmap psmisc lsof
            kmod util-linux chromium unattended-upgrades
-           postgresql etcd-server etcd-client rabbitmq-server)
+           postgresql etcd-server etcd-client rabbitmq-server
+           maven openjdk-17-jre-headless)   # Maven + JDK: a real Cassandra ring (tests/lab/cassandra.py)
 pkgs=("${base_pkgs[@]}")
 if [ "$want_tests" = 1 ]; then
   pkgs+=("${test_pkgs[@]}")
@@ -62,6 +64,8 @@ if [ "$want_tests" = 1 ]; then
   if [ -f package.json ]; then
     npm install --no-audit --no-fund --silent >/dev/null
   fi
+  # Cassandra's jars from Maven Central, once per version (cached under /var/cache/wirecheck-lab)
+  echo "wirecheck: Cassandra for the lab in $(bash tests/lab/build_cassandra.sh)"
 else
   .venv/bin/python -m pip install -q -e .
 fi

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from suites.preflight.test_kubernetes import conclude
 from suites.preflight.test_production import fan_out
-from wirecheck import cannot_measure, expect, not_applicable, record, requirement
+from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
 from wirecheck.probes import clusters
+from wirecheck.probes import datastores_ring as ring
 from wirecheck.probes import k8s_config as kc
 
 
@@ -40,9 +41,69 @@ def _judge(parsed: kc.Parsed, what: str, method: str) -> None:
 
 @requirement("PROD-ACC-CASSANDRA")
 def test_cassandra(site, spec, target):
+    """The ring this member sees (`nodetool status` + `describecluster` on the member itself) must hold
+    every [cassandra] host Up/Normal with one schema version; a member without a running Cassandra
+    is a measured fail naming it (wirecheck/probes/datastores_ring.py judges)."""
     record(not_measured="Cassandra version, keyspace replication factor and data-disk usage")
-    out = _run(target, kc.CASSANDRA_COMMAND, float(spec.get("timeout_s", 30)), "nodetool")
-    _judge(kc.parse_nodetool_status(out, int(spec.get("min_nodes", 3))), "Cassandra ring", kc.CASSANDRA_COMMAND)
+    timeout = float(spec.get("timeout_s", 30))
+    res = target.run(ring.STATUS_COMMAND, timeout=timeout)
+    record(command=ring.STATUS_COMMAND, rc=res.rc)
+    down = ring.not_running_reason(res.rc, res.stdout, res.stderr)
+    if down:
+        record(nodetool_output=(res.stderr + res.stdout).strip())
+        fail(f"Cassandra is not running on {target.name}: `nodetool status` there says \"{down}\". Start it "
+             "(`systemctl start cassandra`) and see its system.log if it does not stay up.",
+             observed="no Cassandra answering on the JMX port", expected="Cassandra running, every node UN",
+             method=ring.STATUS_COMMAND)
+    status = _run_whole(target, res, ring.STATUS_COMMAND, "nodetool")
+    desc = target.run(ring.DESCRIBE_COMMAND, timeout=timeout)
+    describe = _run_whole(target, desc, ring.DESCRIBE_COMMAND, "nodetool")
+    members = {t.name: _cassandra_addresses(t) for t in site.targets_with_role("cassandra")}
+    v = ring.judge_ring(target.name, status, describe, members, int(spec.get("min_nodes", 3)))
+    record(summary=v.summary, members=members, **v.evidence)
+    if v.problems and v.problems[0].startswith("cannot parse"):
+        cannot_measure(f"`{ring.STATUS_COMMAND}` on {target.name} printed no node rows", output=status[:2000])
+    expect(v.summary, "Cassandra ring", method=f"{ring.STATUS_COMMAND}; {ring.DESCRIBE_COMMAND}").satisfies(
+        lambda _: v.ok, "every [cassandra] host in one ring, Up/Normal, one schema version",
+        message=f"Cassandra ring seen by {target.name}: " + "; ".join(v.problems) + ". " + _ring_fix(v, spec))
+
+
+def _ring_fix(v: ring.Verdict, spec) -> str:
+    fixes = []
+    if v.evidence.get("down") or v.evidence.get("unreachable"):
+        fixes.append("start or repair the nodes named (`nodetool status` on each) until every one is UN")
+    if v.evidence.get("missing_members"):
+        fixes.append("join the hosts that are not in the ring (same cluster_name and seeds in their "
+                     "cassandra.yaml), or set their `ip` in the inventory to the address Cassandra listens on")
+    if not fixes:
+        fixes.append(f"add Cassandra nodes until {int(spec.get('min_nodes', 3))} are Up/Normal")
+    text = "; ".join(fixes)
+    return text[0].upper() + text[1:] + "."
+
+
+def _run_whole(target, res, command: str, tool: str) -> str:
+    """stdout of a finished command, or error with the tool's own reason kept whole in the evidence."""
+    if res.rc == 0:
+        return res.stdout
+    said = (res.stderr or res.stdout).strip()
+    record(**{f"{command.split()[-1]}_output": said})
+    if res.rc == 127 or "not found" in res.stderr.lower():
+        cannot_measure(f"{tool} is not available on {target.name}: {said.splitlines()[-1] if said else res.rc}")
+    last = said.splitlines()[-1] if said else "no output"
+    cannot_measure(f"`{command}` failed on {target.name} (exit {res.rc}): {last}")
+
+
+def _cassandra_addresses(t) -> list[str]:
+    """Where a [cassandra] host may appear in the ring: its `ip` variable (the address it listens on
+    inside the site, as wire-server-deploy's inventory sets it), ansible_host, and what that resolves to."""
+    out = [str(a) for a in (t.vars.get("ip"), t.address) if a]
+    if t.address and not any(ch == ":" for ch in t.address) and not t.address.replace(".", "").isdigit():
+        import socket
+        try:
+            out += sorted({ai[4][0] for ai in socket.getaddrinfo(t.address, None, proto=socket.IPPROTO_TCP)})
+        except OSError:
+            pass
+    return list(dict.fromkeys(out))
 
 
 @requirement("PROD-ACC-ELASTICSEARCH")
