@@ -99,19 +99,27 @@ class Facts:
             return out
 
     def _need(self, cmd: str, what: str, sudo: bool = False) -> str:
+        """stdout of a command that must succeed and print something (else CannotMeasure, saying why)."""
         res = self._run(cmd, sudo=sudo)
         if res.rc != 0:
             err = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
-            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name}: {err}")
+            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} (exit {res.rc}): {err}")
+        if not res.stdout.strip():
+            raise CannotMeasure(f"{what}: `{cmd}` printed nothing on {self.t.name}")
         return res.stdout
 
     # --- system ---------------------------------------------------------------------------
     def os_release(self) -> dict[str, str]:
         def get():
-            text = self.t.read_file("/etc/os-release") or self.t.read_file("/usr/lib/os-release")
+            text = self.t.read_file("/etc/os-release")
             if text is None:
-                raise CannotMeasure(f"cannot read /etc/os-release on {self.t.name}")
-            return parse_os_release(text)
+                text = self.t.read_file("/usr/lib/os-release")
+            if text is None:
+                raise CannotMeasure(f"neither /etc/os-release nor /usr/lib/os-release exists on {self.t.name}")
+            osr = parse_os_release(text)
+            if not osr.get("ID"):
+                raise CannotMeasure(f"os-release on {self.t.name} has no ID= line: {text.strip()[:120]!r}")
+            return osr
         return self._cached("os_release", get)
 
     def architecture(self) -> Measured:
@@ -144,8 +152,11 @@ class Facts:
         def get():
             text = self.t.read_file("/proc/meminfo")
             if text is None:
-                raise CannotMeasure(f"cannot read /proc/meminfo on {self.t.name}")
-            return parse_meminfo(text)
+                raise CannotMeasure(f"/proc/meminfo does not exist on {self.t.name}")
+            info = parse_meminfo(text)
+            if "MemTotal" not in info:
+                raise CannotMeasure(f"/proc/meminfo on {self.t.name} has no MemTotal line: {text.strip()[:120]!r}")
+            return info
         return self._cached("meminfo", get)
 
     def disk(self, path: str) -> DiskUsage:
@@ -163,42 +174,93 @@ class Facts:
         return self._cached(f"disk:{path}", get)
 
     def sysctl(self, name: str) -> str | None:
+        """The kernel setting's value; None when the kernel has no such setting (its /proc/sys file
+        does not exist, e.g. a module not loaded). Unreadable or empty: CannotMeasure."""
         def get():
             path = "/proc/sys/" + name.replace(".", "/")
             text = self.t.read_file(path)
-            return None if text is None else " ".join(text.split())
+            if text is None:
+                return None
+            if not text.strip():
+                raise CannotMeasure(f"reading {path} on {self.t.name} printed nothing")
+            return " ".join(text.split())
         return self._cached(f"sysctl:{name}", get)
+
+    def sysctl_ints(self, name: str) -> list[int] | None:
+        """A numeric kernel setting as numbers (one or several, as ip_local_port_range has); None when
+        the setting does not exist; CannotMeasure when it is unreadable or not numbers."""
+        value = self.sysctl(name)
+        if value is None:
+            return None
+        try:
+            return [int(v) for v in value.split()]
+        except ValueError:
+            raise CannotMeasure(f"{name} on {self.t.name} is not a number: {value[:80]!r}") from None
 
     def sysctl_persisted(self, name: str) -> list[str]:
         """Lines in sysctl configuration files that set name (file:line: text)."""
         def get():
             pat = shlex.quote(r"^\s*" + name.replace(".", "[./]") + r"\s*=")
             res = self._run(f"grep -HnE {pat} /etc/sysctl.conf /etc/sysctl.d/*.conf /run/sysctl.d/*.conf "
-                            "/usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf 2>/dev/null")
-            return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+                            "/usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf 2>/dev/null; echo \"@@rc=$?\"")
+            lines = [line.strip() for line in res.stdout.splitlines() if line.strip()]
+            # grep: 0 found, 1 nothing found, 2 some file unreadable (a glob that matched nothing)
+            if res.rc != 0 or not lines or not re.fullmatch(r"@@rc=[012]", lines[-1]):
+                raise CannotMeasure(f"cannot search the sysctl configuration files on {self.t.name}: "
+                                    f"{(res.stderr.strip().splitlines() or [f'exit {res.rc}'])[-1]}")
+            return [line for line in lines[:-1] if re.match(r"^/[^:]+:\d+:", line)]
         return self._cached(f"sysctlp:{name}", get)
 
     def passwd_entry(self, user: str) -> list[str] | None:
         def get():
             res = self._run(f"getent passwd -- {shlex.quote(user)}")
-            return res.stdout.strip().split(":") if res.rc == 0 and res.stdout.strip() else None
+            if res.rc == 2 and not res.stderr.strip():       # getent: key not found
+                return None
+            fields = res.stdout.strip().split(":")
+            if res.rc != 0 or len(fields) != 7 or fields[0] != user or not fields[2].isdigit():
+                err = (res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80]) or f"exit {res.rc}"])[-1]
+                raise CannotMeasure(f"`getent passwd {user}` on {self.t.name} gave no account entry "
+                                    f"(exit {res.rc}): {err}")
+            return fields
         return self._cached(f"passwd:{user}", get)
 
     def whoami(self) -> str:
         return self._cached("whoami", lambda: self._need("id -un", "login user").strip())
 
     def which(self, program: str) -> str | None:
+        """Where program is; None when the shell says it is not there (command -v: exit 1, silent)."""
         def get():
             res = self._run(f"command -v -- {shlex.quote(program)}")
-            return res.stdout.strip() or None if res.rc == 0 else None
+            out = res.stdout.strip()
+            if res.rc == 1 and not out and not res.stderr.strip():
+                return None
+            if res.rc == 0 and out and "\n" not in out and (out.startswith("/") or out == program):
+                return out
+            err = (res.stderr.strip().splitlines() or [repr(out[:80]) if out else "no output"])[-1]
+            raise CannotMeasure(f"cannot tell whether {program} is installed on {self.t.name}: "
+                                f"`command -v {program}` (exit {res.rc}): {err}")
         return self._cached(f"which:{program}", get)
 
     def sudo_ok(self) -> Measured:
+        """Whether the login user gets root: `id -u` run as root (through `sudo -n` unless the login
+        user is root) must print 0. A refusal by sudo is a measured no; anything else (no answer,
+        no output, other output) is CannotMeasure, even for a root login that never answered."""
         def get():
-            if self.t.transport.is_root:
-                return Measured(True, "login user is root")
-            res = self._run("sudo -n true", timeout=15)
-            return Measured(res.rc == 0, "sudo -n true" + ("" if res.rc == 0 else f": {res.stderr.strip()[:200]}"))
+            root = self.t.transport.is_root
+            how = "id -u (login user root)" if root else "sudo -n id -u"
+            res = self._run("id -u", sudo=True, timeout=15)
+            out, err = res.stdout.strip(), res.stderr.strip()
+            if res.rc == 0 and out == "0":
+                return Measured(True, how)
+            if res.rc == 0:
+                raise CannotMeasure(f"`{how}` on {self.t.name} printed {out[:80]!r}, not a user ID"
+                                    if out else f"`{how}` on {self.t.name} printed nothing")
+            last = (err.splitlines() or [f"exit {res.rc}"])[-1][:200]
+            if not root and (res.rc == 127 and "sudo" in err or re.search(
+                    r"password is required|not in the sudoers|may not run sudo|not allowed to execute", err)):
+                return Measured(False, f"{how}: {last}")
+            raise CannotMeasure(f"cannot tell whether {self.t.user or 'the login user'} gets root on {self.t.name}: "
+                                f"`{how}` exited {res.rc}: {last}")
         return self._cached("sudo", get)
 
     # --- network --------------------------------------------------------------------------
@@ -206,9 +268,12 @@ class Facts:
         def get():
             out = self._need(f"ip -j {what}", f"ip {what}")
             try:
-                return json.loads(out or "[]")
+                data = json.loads(out)
             except json.JSONDecodeError:
-                raise CannotMeasure(f"`ip -j {what}` on {self.t.name} printed no JSON") from None
+                data = None
+            if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+                raise CannotMeasure(f"`ip -j {what}` on {self.t.name} printed no JSON list: {out.strip()[:80]!r}")
+            return data
         return self._cached(f"ip:{what}", get)
 
     def nameservers(self) -> list[str]:
@@ -306,7 +371,12 @@ class Facts:
             if not self.which("systemctl"):
                 return None
             res = self._run(f"systemctl is-active -- {shlex.quote(unit)}")
-            return res.stdout.strip() == "active"
+            state = res.stdout.strip()
+            if state not in ("active", "inactive", "failed", "activating", "deactivating", "reloading",
+                             "unknown", "maintenance", "refreshing"):
+                err = (res.stderr.strip().splitlines() or [repr(state[:80]) if state else "no output"])[-1]
+                raise CannotMeasure(f"`systemctl is-active {unit}` on {self.t.name} (exit {res.rc}): {err}")
+            return state in ("active", "activating", "reloading", "refreshing")
         return self._cached(f"svc:{unit}", get)
 
     # --- production hosts: one round trip for what the sizing and network checks read -----------

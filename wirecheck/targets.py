@@ -152,9 +152,20 @@ class Target:
         return self.transport.popen(argv, sudo=sudo)
 
     def read_file(self, path: str, timeout: float | None = None, sudo: bool = False) -> str | None:
+        """The file's text; None only when the file does not exist. Any other failure to read it
+        (permission denied, no cat, sudo refused, ...) raises CannotMeasure with cat's own words:
+        an unreadable file is never taken for a missing or an empty one."""
         import shlex
+
+        from .outcome import CannotMeasure
         res = self.run(f"cat -- {shlex.quote(path)}", timeout=timeout, sudo=sudo)
-        return res.stdout if res.rc == 0 else None
+        if res.rc == 0:
+            return res.stdout
+        err = res.stderr.strip().splitlines()
+        if res.rc == 1 and err and err[-1].endswith("No such file or directory") and len(err) == 1:
+            return None
+        raise CannotMeasure(f"cannot read {path} on {self.name}{' with sudo' if sudo else ''}: "
+                            f"{err[-1] if err else f'cat exited {res.rc}'}")
 
     @property
     def user(self) -> str | None:
