@@ -136,6 +136,8 @@ class Facts:
         def get():
             out = self._need("nproc; cat /sys/fs/cgroup/cpu.max 2>/dev/null || true", "CPU cores")
             lines = out.split("\n")
+            if not lines[0].strip().isdigit():
+                raise CannotMeasure(f"`nproc` on {self.t.name} printed no number: {lines[0].strip()[:80]!r}")
             cores = int(lines[0].strip())
             method = "nproc"
             if len(lines) > 1 and lines[1].strip():
@@ -167,8 +169,8 @@ class Facts:
                 f"p={q}; while [ ! -e \"$p\" ] && [ \"$p\" != / ]; do p=$(dirname -- \"$p\"); done; "
                 f"df -B1 --output=source,fstype,size,avail,target -- \"$p\" | tail -n 1", f"disk of {path}")
             fields = out.split()
-            if len(fields) < 5:
-                raise CannotMeasure(f"unexpected df output for {path} on {self.t.name}: {out.strip()!r}")
+            if len(fields) < 5 or not fields[2].isdigit() or not fields[3].isdigit():
+                raise CannotMeasure(f"unexpected df output for {path} on {self.t.name}: {out.strip()[:120]!r}")
             return DiskUsage(path=path, source=fields[0], fstype=fields[1], size=int(fields[2]),
                              avail=int(fields[3]), mount=" ".join(fields[4:]))
         return self._cached(f"disk:{path}", get)
@@ -286,8 +288,12 @@ class Facts:
         """Run a command that needs root; say so when it could not run."""
         res = self._run(cmd, sudo=True)
         if res.rc != 0:
-            err = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
-            raise CannotMeasure(f"{what}: `{cmd}` needs root (sudo -n) on {self.t.name}: {err}")
+            err = (res.stderr.strip().splitlines() or ["no message"])[-1]
+            if self.t.transport.is_root:     # nothing to do with sudo: say what failed
+                raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} as root (exit {res.rc}): {err}")
+            if re.search(r"^sudo: |password is required|not in the sudoers|may not run sudo", err):
+                raise CannotMeasure(f"{what}: `{cmd}` needs root and sudo -n refused on {self.t.name}: {err}")
+            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} with sudo -n (exit {res.rc}): {err}")
         return res.stdout, cmd
 
     def firewall_snapshot(self) -> None:
@@ -500,9 +506,13 @@ class Facts:
                 return {k: snap[k] for k in ("hostname", "hosts_entry", "machine_id", "product_uuid")}
 
         def get():
-            out = self._need("hostname; echo @@; getent hosts \"$(hostname)\"; echo @@; cat /etc/machine-id 2>/dev/null; "
-                             "echo @@; cat /sys/class/dmi/id/product_uuid 2>/dev/null; echo @@", "host identity")
-            parts = [p.strip() for p in out.split("@@")]
-            parts += [""] * (4 - len(parts))
+            mark = "@@wirecheck-id@@"
+            out = self._need(f"hostname; echo {mark}; getent hosts \"$(hostname)\"; echo {mark}; "
+                             f"cat /etc/machine-id 2>/dev/null; echo {mark}; "
+                             f"cat /sys/class/dmi/id/product_uuid 2>/dev/null; echo {mark}", "host identity")
+            parts = [p.strip() for p in out.split(mark)]
+            if len(parts) != 5 or not re.fullmatch(r"[A-Za-z0-9_.-]+", parts[0]):
+                raise CannotMeasure(f"host identity: `hostname; getent hosts …` on {self.t.name} printed "
+                                    f"no host name: {out.strip()[:80]!r}")
             return dict(zip(("hostname", "hosts_entry", "machine_id", "product_uuid"), parts[:4], strict=True))
         return self._cached("identity", get)

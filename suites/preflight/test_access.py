@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
-from wirecheck import expect, not_applicable, record, requirement
+from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
 
 
 @requirement("CTRL-SSH-KEY-AUTH")
@@ -14,8 +15,12 @@ def test_ssh_non_interactive(target):
     t = target.transport
     key = getattr(t, "identity_file", None)
     record(user=t.user, key=key, password_login=bool(getattr(t, "_password", None)))
-    res = target.run("true", timeout=15)    # raises Unreachable (-> error) when the login fails
-    expect(res.rc, "non-interactive login", method="ssh -o BatchMode=yes … true").equals(0)
+    res = target.run("id -un", timeout=15)    # raises Unreachable (-> error) when the login fails
+    who = res.stdout.strip()
+    if res.rc != 0 or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", who):
+        cannot_measure(f"logged in, but `id -un` did not say as whom (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(who[:80])])[-1]}")
+    expect(who, "non-interactive login as", method="ssh -o BatchMode=yes … id -un").equals(t.user or who)
 
 
 @requirement("HOST-SUDO")
@@ -29,12 +34,24 @@ def test_sudo(target):
 @requirement("HOST-PYTHON3")
 def test_python3(target, spec):
     interp = shlex.quote(spec.interpreter)
-    res = target.run(f"test -x {interp} && {interp} -c 'import sys; print(sys.version.split()[0])'")
-    version = res.stdout.strip() if res.rc == 0 else None
-    expect(version, spec.interpreter, method=f"{spec.interpreter} --version").is_true(
-        f"{spec.interpreter} present", f"{spec.interpreter} missing or not executable")
-    mod = target.run(f"{interp} -c 'import {spec.module}'")
+    # exit 3: not there or not executable (a measured no); any other failure measured nothing
+    res = target.run(f"test -x {interp} || exit 3; {interp} -c 'import sys; print(sys.version.split()[0])'")
+    version = res.stdout.strip()
+    if res.rc == 3 and not version:
+        fail(f"{spec.interpreter} missing or not executable", observed="missing", expected=f"{spec.interpreter} present",
+             method=f"test -x {spec.interpreter}")
+    if res.rc != 0 or not re.fullmatch(r"3\.\d+\.\d+\S*", version):
+        cannot_measure(f"cannot tell the version of {spec.interpreter} (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(version[:80])])[-1]}")
+    expect(version, spec.interpreter, method=f"{spec.interpreter} --version").is_true(f"{spec.interpreter} present")
+    # the module's own name printed back: an exit 0 alone could come from anything
+    mod = target.run(f"{interp} -c 'import {spec.module}; print(\"import-ok\", {spec.module}.__name__)'")
     record(python=version)
+    if mod.rc == 0 and mod.stdout.strip() != f"import-ok {spec.module}":
+        cannot_measure(f"`{spec.interpreter} -c 'import {spec.module}'` printed {mod.stdout.strip()[:80]!r}")
+    if mod.rc != 0 and "Error" not in mod.stderr:
+        cannot_measure(f"`{spec.interpreter} -c 'import {spec.module}'` did not run (exit {mod.rc}): "
+                       f"{(mod.stderr.strip().splitlines() or ['no message'])[-1]}")
     expect(mod.rc == 0, f"python3-{spec.module}", method=f"{spec.interpreter} -c 'import {spec.module}'").is_true(
         f"the {spec.module} module importable (python3-{spec.module}, needed by Ansible's apt module)",
         f"Python {version} is there, but `import {spec.module}` fails (install python3-{spec.module})")

@@ -1,5 +1,7 @@
-"""A pytest plugin for wirecheck runs (``-p tests.faults.hostile``): every target, and the control
-machine, answers every command in one broken way, chosen with WIRECHECK_HOSTILE=<mode>:
+"""A pytest plugin for wirecheck runs (``-p tests.faults.hostile``, with WIRECHECK_HOSTILE=1): every
+target, and the control machine, answers every command in a broken way.  A target's way is its
+inventory variable ``wirecheck_hostile`` (one of the modes below); the control machine takes them in
+turn, one command after the other (WIRECHECK_HOSTILE_CONTROL=<mode> fixes one).
 
 - ``not-found``   rc 127, "sh: 1: <cmd>: not found" (the tool is missing)
 - ``denied``      rc 1, "Permission denied" / sudo's "a password is required"
@@ -23,7 +25,7 @@ import sys
 
 import pytest
 
-from wirecheck.transport import CommandResult, CommandTimeout, Transport, Unreachable
+from wirecheck.transport import CommandResult, CommandTimeout, SshTransport, Unreachable
 
 MODES = ("not-found", "denied", "denied-126", "empty", "garbage", "timeout", "dropped")
 
@@ -31,12 +33,12 @@ GARBAGE = ("\x1b[1;31m*** Welcome to HAL 9000 ***\x1b[0m\n<html><body>502 Bad Ga
            "%% lorem ipsum: dolor = sit amet @@ \xbf?\n\n  ,,;; -- ::\n")
 
 
-def _log(command: str) -> None:
+def _log(where: str, mode: str, command: str) -> None:
     path = os.environ.get("WIRECHECK_HOSTILE_LOG")
     if path:
         check = os.environ.get("PYTEST_CURRENT_TEST", "-").rsplit(" (", 1)[0]
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"{check}\t{' '.join(command.split())[:200]}\n")
+            fh.write(f"{check}\t{where}\t{mode}\t{' '.join(command.split())[:200]}\n")
 
 
 def _first_word(command: str) -> str:
@@ -47,16 +49,30 @@ def _first_word(command: str) -> str:
     return words[0] if words else "sh"
 
 
-class HostileTransport(Transport):
-    """Answers every command in one broken way (the module text)."""
+class HostileTransport(SshTransport):
+    """Answers every command in a broken way (the module text). An SshTransport by its attributes (what
+    checks read from the ssh configuration stays real); it never connects anywhere."""
 
-    def __init__(self, mode: str, description: str, user: str | None = "wire") -> None:
-        if mode not in MODES:
-            raise ValueError(f"WIRECHECK_HOSTILE={mode!r}: one of {', '.join(MODES)}")
-        self.mode, self.description, self.user = mode, description, user
-        self.is_root = False
+    def __init__(self, mode: str, host: str, user: str | None = "wire") -> None:
+        if mode not in (*MODES, "rotate"):
+            raise ValueError(f"hostile mode {mode!r}: one of {', '.join(MODES)} or rotate")
+        super().__init__(host, user=user)
+        self.mode, self._turn = mode, 0
+        self.description = f"ssh {user}@{host}" if host != "control" else "control machine"
 
-    def _answer(self, command: str, sudo: bool) -> tuple[int, str, str]:
+    def _mode(self) -> str:
+        if self.mode != "rotate":
+            return self.mode
+        self._turn += 1
+        return MODES[self._turn % len(MODES)]
+
+    def connect(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _answer(self, command: str, sudo: bool, mode: str) -> tuple[int, str, str]:
         word = _first_word(command)
         return {
             "not-found": (127, "", f"sh: 1: {word}: not found\n"),
@@ -65,14 +81,15 @@ class HostileTransport(Transport):
             "empty": (0, "", ""),
             "garbage": (0, GARBAGE, ""),
             "dropped": (255, "", f"Connection to {self.description} closed by remote host.\n"),
-        }[self.mode]
+        }[mode]
 
     def run(self, command: str, timeout: float = 20.0, sudo: bool = False,
             stdin: bytes | None = None) -> CommandResult:
-        _log(command)
-        if self.mode == "timeout":
+        mode = self._mode()
+        _log(self.description, mode, command)
+        if mode == "timeout":
             raise CommandTimeout(f"{self.description}: no answer to {command!r} within {timeout:g} s")
-        rc, out, err = self._answer(command, sudo)
+        rc, out, err = self._answer(command, sudo, mode)
         result = CommandResult(command, rc, out, err, 0.0)
         if rc == 255:        # what SshTransport.check_transport makes of ssh's own exit status
             raise Unreachable(f"{self.description}: connection lost: {err.strip()}")
@@ -80,23 +97,21 @@ class HostileTransport(Transport):
 
     def popen(self, argv: list[str], sudo: bool = False) -> subprocess.Popen:
         command = shlex.join(argv)
-        _log(command)
-        if self.mode == "timeout":       # the target's `timeout` ends it: no output, exit 124
+        mode = self._mode()
+        _log(self.description, mode, command)
+        if mode == "timeout":       # the target's `timeout` ends it: no output, exit 124
             rc, out, err = 124, "", ""
         else:
-            rc, out, err = self._answer(command, sudo)
+            rc, out, err = self._answer(command, sudo, mode)
         script = "import sys; sys.stdout.write(sys.argv[1]); sys.stderr.write(sys.argv[2]); sys.exit(int(sys.argv[3]))"
         return subprocess.Popen([sys.executable, "-c", script, out, err, str(rc)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def argv_for(self, command: str) -> list[str]:  # pragma: no cover - run() and popen() do it all
-        raise NotImplementedError
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    mode = os.environ.get("WIRECHECK_HOSTILE")
-    if not mode:
+    if not os.environ.get("WIRECHECK_HOSTILE"):
         return
     from wirecheck import plugin
     from wirecheck.targets import local_target
@@ -105,8 +120,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if site is None:
         return
     for t in site.targets:
-        t.transport = HostileTransport(mode, f"ssh {t.address}", user=t.vars.get("ansible_user") or "wire")
+        mode = t.vars.get("wirecheck_hostile")
+        if mode is None:
+            raise pytest.UsageError(f"hostile run: host {t.name} has no wirecheck_hostile variable")
+        t.transport = HostileTransport(str(mode), t.address, user=t.vars.get("ansible_user") or "wire")
     control = local_target(["control"])
     control.name = "control"
-    control.transport = HostileTransport(mode, "control machine", user="operator")
+    control.transport = HostileTransport(os.environ.get("WIRECHECK_HOSTILE_CONTROL", "rotate"), "control",
+                                         user="operator")
     plugin._CONTROL["t"] = control
