@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wirecheck.outcome import Broken, NotEvaluated, begin, end, expect, not_evaluated, record, worst
+from wirecheck.outcome import Broken, CannotMeasure, NotEvaluated, begin, end, expect, not_evaluated, record, worst
 
 
 @pytest.fixture
@@ -33,9 +33,23 @@ def test_greater_than_is_strict(ev):
     expect(16.5, "memory", unit="GiB").greater_than(16)
 
 
-def test_none_never_satisfies_a_threshold(ev):
-    with pytest.raises(Broken):
-        expect(None, "x").at_least(0)
+@pytest.mark.parametrize("judge", [
+    lambda e: e.at_least(0), lambda e: e.at_most(10), lambda e: e.greater_than(-1), lambda e: e.equals(None),
+    lambda e: e.one_of([None]), lambda e: e.is_true("x"), lambda e: e.is_empty(),
+    lambda e: e.satisfies(lambda v: True, "anything")])
+def test_nothing_measured_is_an_error_never_pass_or_fail(ev, judge):
+    """None is "nothing was read": every comparison on it ends the check as error, and says so."""
+    with pytest.raises(CannotMeasure) as exc:
+        judge(expect(None, "fs.nr_open", method="/proc/sys/fs/nr_open"))
+    assert not isinstance(exc.value, Broken)
+    assert exc.value.message.startswith("fs.nr_open: no value was measured")
+    assert "(/proc/sys/fs/nr_open)" in exc.value.message
+    assert ev.held == [] and ev.broken == []
+
+
+def test_soft_expectation_on_nothing_measured_is_still_an_error(ev):
+    with pytest.raises(CannotMeasure):
+        expect(None, "a", soft=True).at_least(2)
 
 
 def test_soft_expectations_collect(ev):

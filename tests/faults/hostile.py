@@ -1,7 +1,7 @@
-"""A pytest plugin for wirecheck runs (``-p tests.faults.hostile``, with WIRECHECK_HOSTILE=1): every
-target, and the control machine, answers every command in a broken way.  A target's way is its
-inventory variable ``wirecheck_hostile`` (one of the modes below); the control machine takes them in
-turn, one command after the other (WIRECHECK_HOSTILE_CONTROL=<mode> fixes one).
+"""A pytest plugin for wirecheck runs (``-p tests.faults.hostile``): every target, and the control
+machine, answers every command in a broken way.  WIRECHECK_HOSTILE=<mode> sets the way for all of
+them; WIRECHECK_HOSTILE=per-host takes each target's inventory variable ``wirecheck_hostile``, and
+the control machine then goes through the modes in turn, one command after the other.
 
 - ``not-found``   rc 127, "sh: 1: <cmd>: not found" (the tool is missing)
 - ``denied``      rc 1, "Permission denied" / sudo's "a password is required"
@@ -119,13 +119,13 @@ def pytest_configure(config: pytest.Config) -> None:
     site = config.stash.get(plugin.SITE_KEY, None)
     if site is None:
         return
+    chosen = os.environ["WIRECHECK_HOSTILE"]
     for t in site.targets:
-        mode = t.vars.get("wirecheck_hostile")
+        mode = t.vars.get("wirecheck_hostile") if chosen == "per-host" else chosen
         if mode is None:
             raise pytest.UsageError(f"hostile run: host {t.name} has no wirecheck_hostile variable")
         t.transport = HostileTransport(str(mode), t.address, user=t.vars.get("ansible_user") or "wire")
     control = local_target(["control"])
     control.name = "control"
-    control.transport = HostileTransport(os.environ.get("WIRECHECK_HOSTILE_CONTROL", "rotate"), "control",
-                                         user="operator")
+    control.transport = HostileTransport("rotate" if chosen == "per-host" else chosen, "control", user="operator")
     plugin._CONTROL["t"] = control
