@@ -249,7 +249,7 @@ class Facts:
         no output, other output) is CannotMeasure, even for a root login that never answered."""
         def get():
             root = self.t.transport.is_root
-            how = "id -u (login user root)" if root else "sudo -n id -u"
+            how = "id -u" if root else "sudo -n id -u"
             res = self._run("id -u", sudo=True, timeout=15)
             out, err = res.stdout.strip(), res.stderr.strip()
             if res.rc == 0 and out == "0":

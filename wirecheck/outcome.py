@@ -144,7 +144,19 @@ class Expectation:
     def _shown(self, v: Any) -> str:
         return f"{_fmt(v)}{' ' + self.unit if self.unit else ''}"
 
-    def _judge(self, ok: bool | Callable[[], bool], expected: str, message: str | None = None) -> Expectation:
+    def _held(self, expected: str, passed: str | None) -> str:
+        """What held, as a sentence: the check's own words (passed), else the requirement met
+        ("resolver: names resolve ...") for a yes/no or an empty list of problems (an empty list shown
+        as "none" would read as "nothing reached"), else the value beside its bound."""
+        if passed:
+            return passed
+        if isinstance(self.observed, bool) or (isinstance(self.observed, (list, tuple, set, dict))
+                                               and not self.observed):
+            return f"{self.what}: {expected}"
+        return f"{self.what}: {self._shown(self.observed)} (need {expected})"
+
+    def _judge(self, ok: bool | Callable[[], bool], expected: str, message: str | None = None,
+               passed: str | None = None) -> Expectation:
         ev = current()
         if self.observed is None:
             # Nothing was read: no comparison can pass or fail on it. A check that means "absent"
@@ -156,7 +168,7 @@ class Expectation:
         if ev.expected is None or not ev.broken:
             ev.expected = expected
         if ok:
-            ev.held.append(f"{self.what}: {self._shown(self.observed)} (need {expected})")
+            ev.held.append(self._held(expected, passed))
             return self
         msg = message or f"{self.what}: {self._shown(self.observed)}, need {expected}"
         ev.observed, ev.expected = self.observed, expected
@@ -182,14 +194,16 @@ class Expectation:
         values = list(values)
         return self._judge(lambda: self.observed in values, f"one of {_fmt(values)}")
 
-    def is_true(self, expected: str, message: str | None = None) -> Expectation:
-        return self._judge(lambda: bool(self.observed), expected, message)
+    # message: the sentence when it breaks; passed: the sentence when it holds (defaults: _held)
+    def is_true(self, expected: str, message: str | None = None, passed: str | None = None) -> Expectation:
+        return self._judge(lambda: bool(self.observed), expected, message, passed)
 
-    def is_empty(self, expected: str = "none", message: str | None = None) -> Expectation:
-        return self._judge(lambda: not self.observed, expected, message)
+    def is_empty(self, expected: str = "none", message: str | None = None, passed: str | None = None) -> Expectation:
+        return self._judge(lambda: not self.observed, expected, message, passed)
 
-    def satisfies(self, pred: Callable[[Any], bool], expected: str, message: str | None = None) -> Expectation:
-        return self._judge(lambda: bool(pred(self.observed)), expected, message)
+    def satisfies(self, pred: Callable[[Any], bool], expected: str, message: str | None = None,
+                  passed: str | None = None) -> Expectation:
+        return self._judge(lambda: bool(pred(self.observed)), expected, message, passed)
 
 
 def expect(observed: Any, what: str, method: str | None = None, unit: str = "", soft: bool = False) -> Expectation:

@@ -243,7 +243,10 @@ def test_udp_range_reachable(target, site):
              + (f" ({len(in_use):,} more in use on the target, not probed)" if in_use else ""),
              observed=f"{len(blocked):,} blocked: {format_ranges(blocked)}",
              expected=f"all of UDP {lo}-{hi} reach the target", method=_method(r))
-    expect(blocked, f"UDP {lo}-{hi}", method=_method(r)).is_empty(f"all of UDP {lo}-{hi} reach the target")
+    expect(blocked, f"blocked ports of UDP {lo}-{hi}", method=_method(r)).is_empty(
+        f"all of UDP {lo}-{hi} reach the target",
+        passed=f"all {total:,} ports of UDP {lo}-{hi} reached the target (blocked: none"
+               + (f"; {len(in_use):,} in use on the target, not probed)" if in_use else ")"))
 
 
 @requirement("NET-LOCAL-PORT-RANGE")
@@ -266,9 +269,10 @@ def test_local_port_range_gets_through(target, site):
     if blocked:
         problems.append(f"{len(blocked):,} ports of ip_local_port_range {lo}-{hi} do not get through: "
                         f"{format_ranges(blocked)}")
-    expect(problems, "ephemeral ports reaching the target",
+    expect(problems, "ephemeral ports not reaching the target",
            method="/proc/sys/net/ipv4/ip_local_port_range; " + _method(r)).is_empty(
-        f"every port of {lo}-{hi} gets through", "; ".join(problems))
+        f"every port of {lo}-{hi} gets through", "; ".join(problems),
+        passed=f"all {hi - lo + 1:,} ports of ip_local_port_range {lo}-{hi} reached the target (blocked: none)")
 
 
 @requirement("DEMO-NET-WIRE-IP")

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from wirecheck.outcome import Broken, CannotMeasure, NotEvaluated, begin, end, expect, not_evaluated, record, worst
+from wirecheck.outcome import (
+    Broken,
+    CannotMeasure,
+    NotEvaluated,
+    begin,
+    end,
+    expect,
+    not_evaluated,
+    record,
+    worst,
+)
 
 
 @pytest.fixture
