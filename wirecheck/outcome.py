@@ -146,13 +146,13 @@ class Expectation:
 
     def _held(self, expected: str, passed: str | None) -> str:
         """What held, as a sentence: the check's own words (passed), else the requirement met
-        ("resolver: names resolve ...") for a yes/no or an empty list of problems (an empty list shown
-        as "none" would read as "nothing reached"), else the value beside its bound."""
+        ("resolver: names resolve ...") for a yes/no, a mapping or an empty list of problems (an empty
+        list shown as "none" would read as "nothing reached"), else the value beside its bound."""
         if passed:
             return passed
-        if isinstance(self.observed, bool) or (isinstance(self.observed, (list, tuple, set, dict))
-                                               and not self.observed):
-            return f"{self.what}: {expected}"
+        if isinstance(self.observed, (bool, dict)) or (isinstance(self.observed, (list, tuple, set))
+                                                       and not self.observed):
+            return f"{self.what}: {expected}"     # a mapping is evidence (record it), not a sentence
         return f"{self.what}: {self._shown(self.observed)} (need {expected})"
 
     def _judge(self, ok: bool | Callable[[], bool], expected: str, message: str | None = None,

@@ -86,3 +86,28 @@ def test_record(ev):
 ])
 def test_worst(statuses, expected):
     assert worst(statuses) == expected
+
+
+@pytest.mark.parametrize("observed,judge,held", [
+    # an empty list of problems: the requirement met, never "UDP 32768-65535: none"
+    ([], lambda e: e.is_empty("all of UDP 32768-65535 reach the target"),
+     "blocked ports: all of UDP 32768-65535 reach the target"),
+    (True, lambda e: e.is_true("sudo -n works for the login user"), "blocked ports: sudo -n works for the login user"),
+    ({"a": 1}, lambda e: e.satisfies(lambda v: True, "every certificate valid for >= 30 days"),
+     "blocked ports: every certificate valid for >= 30 days"),
+    ([], lambda e: e.is_empty("x", passed="all 32,768 ports reached (blocked: none)"),
+     "all 32,768 ports reached (blocked: none)"),
+    (3, lambda e: e.at_least(1), "blocked ports: 3 (need >= 1)"),
+])
+def test_pass_messages_say_what_passed(ev, observed, judge, held):
+    judge(expect(observed, "blocked ports"))
+    assert ev.held == [held]
+    assert "none (need" not in held
+
+
+def test_fail_message_names_what_failed(ev):
+    with pytest.raises(Broken) as exc:
+        expect([40000, 40001], "blocked ports of UDP 32768-65535").is_empty(
+            "all of UDP 32768-65535 reach the target", passed="all 32,768 ports reached")
+    assert exc.value.message == "blocked ports of UDP 32768-65535: 40,000, 40,001, need all of UDP 32768-65535 " \
+        "reach the target"
