@@ -125,9 +125,11 @@ class Facts:
     def architecture(self) -> Measured:
         def get():
             res = self._run("dpkg --print-architecture 2>/dev/null")
-            if res.rc == 0 and res.stdout.strip():
+            if res.rc == 0 and re.fullmatch(r"[a-z0-9_-]+", res.stdout.strip()):
                 return Measured(res.stdout.strip(), "dpkg --print-architecture")
             out = self._need("uname -m", "architecture").strip()
+            if not re.fullmatch(r"[a-z0-9_-]+", out):
+                raise CannotMeasure(f"architecture: `uname -m` on {self.t.name} printed {out[:80]!r}")
             return Measured({"x86_64": "amd64", "aarch64": "arm64"}.get(out, out), f"uname -m ({out})")
         return self._cached("arch", get)
 

@@ -9,7 +9,7 @@ import re
 import stat
 from pathlib import Path
 
-from wirecheck import expect, fail, not_applicable, not_evaluated, record, requirement
+from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
 
 
 @requirement("CTRL-ANSIBLE-VERSION")
@@ -35,11 +35,12 @@ def test_ansible_collections(control, spec):
              expected=", ".join(spec.collections), method="ansible-galaxy collection list")
     found: dict[str, str] = {}
     try:
-        for _path, cols in json.loads(res.stdout or "{}").items():
+        for _path, cols in json.loads(res.stdout).items():
             for name, info in cols.items():
                 found.setdefault(name, info.get("version", "?"))
     except (json.JSONDecodeError, AttributeError):
-        pass
+        cannot_measure(f"`ansible-galaxy collection list --format json` gave no collection list (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
     missing = [c for c in spec.collections if c not in found]
     record(found={c: found.get(c) for c in spec.collections})
     expect(missing, "missing collections", method="ansible-galaxy collection list --format json").is_empty(
