@@ -232,11 +232,12 @@ class Facts:
         return self._cached("whoami", lambda: self._need("id -un", "login user").strip())
 
     def which(self, program: str) -> str | None:
-        """Where program is; None when the shell says it is not there (command -v: exit 1, silent)."""
+        """Where program is; None when the shell says it is not there (command -v: silent, exit 1 in
+        bash, 127 in dash); anything else (a message, other output) is CannotMeasure."""
         def get():
             res = self._run(f"command -v -- {shlex.quote(program)}")
             out = res.stdout.strip()
-            if res.rc == 1 and not out and not res.stderr.strip():
+            if res.rc in (1, 127) and not out and not res.stderr.strip():
                 return None
             if res.rc == 0 and out and "\n" not in out and (out.startswith("/") or out == program):
                 return out
