@@ -186,9 +186,10 @@ def test_restund_limits(target, site, spec):
     names = " ".join(shlex.quote(str(n)) for n in spec.process_names)
     # only processes in this host's network namespace (restund runs with the host network): a machine
     # that runs several network namespaces must not judge one host by another's restund
-    res = target.run(f"me=$(readlink /proc/self/ns/net); for n in {names}; do for p in $(pgrep -x \"$n\"); do "
-                     "[ \"$(readlink /proc/$p/ns/net)\" = \"$me\" ] || continue; echo \"@$n $p\"; "
-                     "grep '^Max open files' /proc/$p/limits; done; done", sudo=True, timeout=20)
+    res = target.run_marked(f"me=$(readlink /proc/self/ns/net); for n in {names}; do for p in $(pgrep -x \"$n\"); do "
+                            "[ \"$(readlink /proc/$p/ns/net)\" = \"$me\" ] || continue; echo \"@$n $p\"; "
+                            "grep '^Max open files' /proc/$p/limits; done; done", "restund processes", sudo=True,
+                            timeout=20)
     procs: dict[str, int] = {}
     current = None
     for line in res.stdout.splitlines():
