@@ -381,6 +381,8 @@ class Facts:
                 return None
             res = self._run(f"systemctl is-active -- {shlex.quote(unit)}")
             state = res.stdout.strip()
+            if not state and re.search(r"Failed to connect to bus|not been booted with systemd", res.stderr):
+                return None      # no systemd running (a container): no unit of it can be active
             if state not in ("active", "inactive", "failed", "activating", "deactivating", "reloading",
                              "unknown", "maintenance", "refreshing"):
                 err = (res.stderr.strip().splitlines() or [repr(state[:80]) if state else "no output"])[-1]

@@ -38,11 +38,17 @@ def test_sudo(target):
 def test_python3(target, spec):
     interp = shlex.quote(spec.interpreter)
     # exit 3: not there or not executable (a measured no); any other failure measured nothing
-    res = target.run(f"test -x {interp} || exit 3; {interp} -c 'import sys; print(sys.version.split()[0])'")
-    version = res.stdout.strip()
-    if res.rc == 3 and not version:
+    res = target.run(f"test -x {interp} || exit 3; echo @@executable; "
+                     f"{interp} -c 'import sys; print(sys.version.split()[0])'")
+    lines = res.stdout.strip().splitlines()
+    version = lines[-1].strip() if len(lines) > 1 else ""
+    if res.rc == 3 and not lines:
         fail(f"{spec.interpreter} missing or not executable", observed="missing", expected=f"{spec.interpreter} present",
              method=f"test -x {spec.interpreter}")
+    if lines[:1] == ["@@executable"] and not re.fullmatch(r"3\.\d+\.\d+\S*", version):
+        fail(f"{spec.interpreter} is there but does not run as Python 3 (exit {res.rc}): "
+             f"{(res.stderr.strip().splitlines() or [repr(version[:80]) if version else 'no output'])[-1][:200]}",
+             observed="does not run", expected="Python 3", method=f"{spec.interpreter} -c 'print(sys.version)'")
     if res.rc != 0 or not re.fullmatch(r"3\.\d+\.\d+\S*", version):
         cannot_measure(f"cannot tell the version of {spec.interpreter} (exit {res.rc}): "
                        f"{(res.stderr.strip().splitlines() or [repr(version[:80])])[-1]}")
