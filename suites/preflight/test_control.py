@@ -17,6 +17,11 @@ def test_ansible_version(control, spec, site):
     res = control.run("ansible --version", timeout=60)
     m = re.search(r"core (\d+)\.(\d+)\.(\d+)", res.stdout)
     version = ".".join(m.groups()) if m else None
+    if version is None and res.rc == 127 and "ansible" in res.stderr and "not found" in res.stderr:
+        version = ""       # the shell says there is no ansible: a measured absence
+    if version is None:
+        cannot_measure(f"`ansible --version` named no ansible-core release (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
     expect(version, "ansible-core", method="ansible --version").is_true(
         f"ansible-core {spec.demo_core}.x", "ansible is not installed on the control machine")
     record(ansible_core=version)
@@ -59,7 +64,7 @@ def test_fetch_tools(control, spec):
 def test_netcat(control, site):
     if site.wire_ip:
         not_applicable("wire_ip is set, so the playbook does not probe with nc from the control machine")
-    path = control.facts.which("nc")
+    path = control.facts.which("nc") or ""      # "": the shell says it is not there
     expect(path, "nc", method="command -v nc").is_true(
         "netcat on the control machine", "nc is missing: the wire_ip auto-detection runs `nc -zv` here")
 
