@@ -449,6 +449,8 @@ class Facts:
             snap: dict[str, Any] = {"raw": parts, "paths": paths}
             snap["os_release"] = parse_os_release(parts.get("os", ""))
             lines = parts.get("nproc", "").strip().splitlines()
+            if not lines or not lines[0].strip().isdigit():
+                raise CannotMeasure(f"`nproc` on {self.t.name} printed no number: {(lines or [''])[0][:80]!r}")
             cores, method = int(lines[0]), "nproc"
             if len(lines) > 1:
                 quota, _, period = lines[1].strip().partition(" ")
