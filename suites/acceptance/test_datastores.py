@@ -11,6 +11,8 @@ not answer is `error` (could not measure), never pass.
 
 from __future__ import annotations
 
+import re
+
 from wirecheck import cannot_measure, expect, record, requirement
 from wirecheck.probes import k8s_config as kc
 
@@ -57,6 +59,8 @@ def test_minio(site, spec, target):
         cannot_measure(f"curl is not available on {target.name}")
     if res.rc != 0 or res.stdout.strip() in ("", "000"):   # curl writes 000 when nothing answered
         cannot_measure(f"MinIO on {target.name}:9000 did not answer: {res.stderr.strip()[:200]}")
+    if not re.fullmatch(r"\d{3}", res.stdout.strip()):     # -w '%{http_code}' prints three digits, nothing else
+        cannot_measure(f"curl printed no HTTP status on {target.name}: {res.stdout.strip()[:80]!r}")
     _judge(kc.parse_minio_health(res.stdout), "MinIO cluster health", kc.MINIO_COMMAND)
 
 
