@@ -144,27 +144,37 @@ class Facts:
             return out
 
     def _need(self, cmd: str, what: str, sudo: bool = False) -> str:
+        """stdout of a command that must succeed and print something (else CannotMeasure, saying why)."""
         res = self._run(cmd, sudo=sudo)
         if res.rc != 0:
             err = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
-            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name}: {err}")
+            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} (exit {res.rc}): {err}")
+        if not res.stdout.strip():
+            raise CannotMeasure(f"{what}: `{cmd}` printed nothing on {self.t.name}")
         return res.stdout
 
     # --- system ---------------------------------------------------------------------------
     def os_release(self) -> dict[str, str]:
         def get():
-            text = self.t.read_file("/etc/os-release") or self.t.read_file("/usr/lib/os-release")
+            text = self.t.read_file("/etc/os-release")
             if text is None:
-                raise CannotMeasure(f"cannot read /etc/os-release on {self.t.name}")
-            return parse_os_release(text)
+                text = self.t.read_file("/usr/lib/os-release")
+            if text is None:
+                raise CannotMeasure(f"neither /etc/os-release nor /usr/lib/os-release exists on {self.t.name}")
+            osr = parse_os_release(text)
+            if not osr.get("ID"):
+                raise CannotMeasure(f"os-release on {self.t.name} has no ID= line: {text.strip()[:120]!r}")
+            return osr
         return self._cached("os_release", get)
 
     def architecture(self) -> Measured:
         def get():
             res = self._run("dpkg --print-architecture 2>/dev/null")
-            if res.rc == 0 and res.stdout.strip():
+            if res.rc == 0 and re.fullmatch(r"[a-z0-9_-]+", res.stdout.strip()):
                 return Measured(res.stdout.strip(), "dpkg --print-architecture")
             out = self._need("uname -m", "architecture").strip()
+            if not re.fullmatch(r"[a-z0-9_-]+", out):
+                raise CannotMeasure(f"architecture: `uname -m` on {self.t.name} printed {out[:80]!r}")
             return Measured({"x86_64": "amd64", "aarch64": "arm64"}.get(out, out), f"uname -m ({out})")
         return self._cached("arch", get)
 
@@ -173,6 +183,8 @@ class Facts:
         def get():
             out = self._need("nproc; cat /sys/fs/cgroup/cpu.max 2>/dev/null || true", "CPU cores")
             lines = out.split("\n")
+            if not lines[0].strip().isdigit():
+                raise CannotMeasure(f"`nproc` on {self.t.name} printed no number: {lines[0].strip()[:80]!r}")
             cores = int(lines[0].strip())
             method = "nproc"
             if len(lines) > 1 and lines[1].strip():
@@ -189,8 +201,11 @@ class Facts:
         def get():
             text = self.t.read_file("/proc/meminfo")
             if text is None:
-                raise CannotMeasure(f"cannot read /proc/meminfo on {self.t.name}")
-            return parse_meminfo(text)
+                raise CannotMeasure(f"/proc/meminfo does not exist on {self.t.name}")
+            info = parse_meminfo(text)
+            if "MemTotal" not in info:
+                raise CannotMeasure(f"/proc/meminfo on {self.t.name} has no MemTotal line: {text.strip()[:120]!r}")
+            return info
         return self._cached("meminfo", get)
 
     def disk(self, path: str) -> DiskUsage:
@@ -201,49 +216,101 @@ class Facts:
                 f"p={q}; while [ ! -e \"$p\" ] && [ \"$p\" != / ]; do p=$(dirname -- \"$p\"); done; "
                 f"df -B1 --output=source,fstype,size,avail,target -- \"$p\" | tail -n 1", f"disk of {path}")
             fields = out.split()
-            if len(fields) < 5:
-                raise CannotMeasure(f"unexpected df output for {path} on {self.t.name}: {out.strip()!r}")
+            if len(fields) < 5 or not fields[2].isdigit() or not fields[3].isdigit():
+                raise CannotMeasure(f"unexpected df output for {path} on {self.t.name}: {out.strip()[:120]!r}")
             return DiskUsage(path=path, source=fields[0], fstype=fields[1], size=int(fields[2]),
                              avail=int(fields[3]), mount=" ".join(fields[4:]))
         return self._cached(f"disk:{path}", get)
 
     def sysctl(self, name: str) -> str | None:
+        """The kernel setting's value; None when the kernel has no such setting (its /proc/sys file
+        does not exist, e.g. a module not loaded). Unreadable or empty: CannotMeasure."""
         def get():
             path = "/proc/sys/" + name.replace(".", "/")
             text = self.t.read_file(path)
-            return None if text is None else " ".join(text.split())
+            if text is None:
+                return None
+            if not text.strip():
+                raise CannotMeasure(f"reading {path} on {self.t.name} printed nothing")
+            return " ".join(text.split())
         return self._cached(f"sysctl:{name}", get)
+
+    def sysctl_ints(self, name: str) -> list[int] | None:
+        """A numeric kernel setting as numbers (one or several, as ip_local_port_range has); None when
+        the setting does not exist; CannotMeasure when it is unreadable or not numbers."""
+        value = self.sysctl(name)
+        if value is None:
+            return None
+        try:
+            return [int(v) for v in value.split()]
+        except ValueError:
+            raise CannotMeasure(f"{name} on {self.t.name} is not a number: {value[:80]!r}") from None
 
     def sysctl_persisted(self, name: str) -> list[str]:
         """Lines in sysctl configuration files that set name (file:line: text)."""
         def get():
             pat = shlex.quote(r"^\s*" + name.replace(".", "[./]") + r"\s*=")
             res = self._run(f"grep -HnE {pat} /etc/sysctl.conf /etc/sysctl.d/*.conf /run/sysctl.d/*.conf "
-                            "/usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf 2>/dev/null")
-            return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+                            "/usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf 2>/dev/null; echo \"@@rc=$?\"")
+            lines = [line.strip() for line in res.stdout.splitlines() if line.strip()]
+            # grep: 0 found, 1 nothing found, 2 some file unreadable (a glob that matched nothing)
+            if res.rc != 0 or not lines or not re.fullmatch(r"@@rc=[012]", lines[-1]):
+                raise CannotMeasure(f"cannot search the sysctl configuration files on {self.t.name}: "
+                                    f"{(res.stderr.strip().splitlines() or [f'exit {res.rc}'])[-1]}")
+            return [line for line in lines[:-1] if re.match(r"^/[^:]+:\d+:", line)]
         return self._cached(f"sysctlp:{name}", get)
 
     def passwd_entry(self, user: str) -> list[str] | None:
         def get():
             res = self._run(f"getent passwd -- {shlex.quote(user)}")
-            return res.stdout.strip().split(":") if res.rc == 0 and res.stdout.strip() else None
+            if res.rc == 2 and not res.stderr.strip():       # getent: key not found
+                return None
+            fields = res.stdout.strip().split(":")
+            if res.rc != 0 or len(fields) != 7 or fields[0] != user or not fields[2].isdigit():
+                err = (res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80]) or f"exit {res.rc}"])[-1]
+                raise CannotMeasure(f"`getent passwd {user}` on {self.t.name} gave no account entry "
+                                    f"(exit {res.rc}): {err}")
+            return fields
         return self._cached(f"passwd:{user}", get)
 
     def whoami(self) -> str:
         return self._cached("whoami", lambda: self._need("id -un", "login user").strip())
 
     def which(self, program: str) -> str | None:
+        """Where program is; None when the shell says it is not there (command -v: silent, exit 1 in
+        bash, 127 in dash); anything else (a message, other output) is CannotMeasure."""
         def get():
             res = self._run(f"command -v -- {shlex.quote(program)}")
-            return res.stdout.strip() or None if res.rc == 0 else None
+            out = res.stdout.strip()
+            if res.rc in (1, 127) and not out and not res.stderr.strip():
+                return None
+            if res.rc == 0 and out and "\n" not in out and (out.startswith("/") or out == program):
+                return out
+            err = (res.stderr.strip().splitlines() or [repr(out[:80]) if out else "no output"])[-1]
+            raise CannotMeasure(f"cannot tell whether {program} is installed on {self.t.name}: "
+                                f"`command -v {program}` (exit {res.rc}): {err}")
         return self._cached(f"which:{program}", get)
 
     def sudo_ok(self) -> Measured:
+        """Whether the login user gets root: `id -u` run as root (through `sudo -n` unless the login
+        user is root) must print 0. A refusal by sudo is a measured no; anything else (no answer,
+        no output, other output) is CannotMeasure, even for a root login that never answered."""
         def get():
-            if self.t.transport.is_root:
-                return Measured(True, "login user is root")
-            res = self._run("sudo -n true", timeout=15)
-            return Measured(res.rc == 0, "sudo -n true" + ("" if res.rc == 0 else f": {res.stderr.strip()[:200]}"))
+            root = self.t.transport.is_root
+            how = "id -u" if root else "sudo -n id -u"
+            res = self._run("id -u", sudo=True, timeout=15)
+            out, err = res.stdout.strip(), res.stderr.strip()
+            if res.rc == 0 and out == "0":
+                return Measured(True, how)
+            if res.rc == 0:
+                raise CannotMeasure(f"`{how}` on {self.t.name} printed {out[:80]!r}, not a user ID"
+                                    if out else f"`{how}` on {self.t.name} printed nothing")
+            last = (err.splitlines() or [f"exit {res.rc}"])[-1][:200]
+            if not root and (res.rc == 127 and "sudo" in err or re.search(
+                    r"password is required|not in the sudoers|may not run sudo|not allowed to execute", err)):
+                return Measured(False, f"{how}: {last}")
+            raise CannotMeasure(f"cannot tell whether {self.t.user or 'the login user'} gets root on {self.t.name}: "
+                                f"`{how}` exited {res.rc}: {last}")
         return self._cached("sudo", get)
 
     # --- network --------------------------------------------------------------------------
@@ -251,9 +318,12 @@ class Facts:
         def get():
             out = self._need(f"ip -j {what}", f"ip {what}")
             try:
-                return json.loads(out or "[]")
+                data = json.loads(out)
             except json.JSONDecodeError:
-                raise CannotMeasure(f"`ip -j {what}` on {self.t.name} printed no JSON") from None
+                data = None
+            if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+                raise CannotMeasure(f"`ip -j {what}` on {self.t.name} printed no JSON list: {out.strip()[:80]!r}")
+            return data
         return self._cached(f"ip:{what}", get)
 
     def nameservers(self) -> list[str]:
@@ -266,8 +336,12 @@ class Facts:
         """Run a command that needs root; say so when it could not run."""
         res = self._run(cmd, sudo=True)
         if res.rc != 0:
-            err = (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1]
-            raise CannotMeasure(f"{what}: `{cmd}` needs root (sudo -n) on {self.t.name}: {err}")
+            err = (res.stderr.strip().splitlines() or ["no message"])[-1]
+            if self.t.transport.is_root:     # nothing to do with sudo: say what failed
+                raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} as root (exit {res.rc}): {err}")
+            if re.search(r"^sudo: |password is required|not in the sudoers|may not run sudo", err):
+                raise CannotMeasure(f"{what}: `{cmd}` needs root and sudo -n refused on {self.t.name}: {err}")
+            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} with sudo -n (exit {res.rc}): {err}")
         return res.stdout, cmd
 
     def firewall_snapshot(self) -> None:
@@ -373,7 +447,14 @@ class Facts:
             if not self.which("systemctl"):
                 return None
             res = self._run(f"systemctl is-active -- {shlex.quote(unit)}")
-            return res.stdout.strip() == "active"
+            state = res.stdout.strip()
+            if not state and re.search(r"Failed to connect to bus|not been booted with systemd", res.stderr):
+                return None      # no systemd running (a container): no unit of it can be active
+            if state not in ("active", "inactive", "failed", "activating", "deactivating", "reloading",
+                             "unknown", "maintenance", "refreshing"):
+                err = (res.stderr.strip().splitlines() or [repr(state[:80]) if state else "no output"])[-1]
+                raise CannotMeasure(f"`systemctl is-active {unit}` on {self.t.name} (exit {res.rc}): {err}")
+            return state in ("active", "activating", "reloading", "refreshing")
         return self._cached(f"svc:{unit}", get)
 
     # --- production hosts: one round trip for what the sizing and network checks read -----------
@@ -435,6 +516,8 @@ class Facts:
             snap: dict[str, Any] = {"raw": parts, "paths": paths}
             snap["os_release"] = parse_os_release(parts.get("os", ""))
             lines = parts.get("nproc", "").strip().splitlines()
+            if not lines or not lines[0].strip().isdigit():
+                raise CannotMeasure(f"`nproc` on {self.t.name} printed no number: {(lines or [''])[0][:80]!r}")
             cores, method = int(lines[0]), "nproc"
             if len(lines) > 1:
                 quota, _, period = lines[1].strip().partition(" ")
@@ -497,9 +580,13 @@ class Facts:
                 return {k: snap[k] for k in ("hostname", "hosts_entry", "machine_id", "product_uuid")}
 
         def get():
-            out = self._need("hostname; echo @@; getent hosts \"$(hostname)\"; echo @@; cat /etc/machine-id 2>/dev/null; "
-                             "echo @@; cat /sys/class/dmi/id/product_uuid 2>/dev/null; echo @@", "host identity")
-            parts = [p.strip() for p in out.split("@@")]
-            parts += [""] * (4 - len(parts))
+            mark = "@@wirecheck-id@@"
+            out = self._need(f"hostname; echo {mark}; getent hosts \"$(hostname)\"; echo {mark}; "
+                             f"cat /etc/machine-id 2>/dev/null; echo {mark}; "
+                             f"cat /sys/class/dmi/id/product_uuid 2>/dev/null; echo {mark}", "host identity")
+            parts = [p.strip() for p in out.split(mark)]
+            if len(parts) != 5 or not re.fullmatch(r"[A-Za-z0-9_.-]+", parts[0]):
+                raise CannotMeasure(f"host identity: `hostname; getent hosts …` on {self.t.name} printed "
+                                    f"no host name: {out.strip()[:80]!r}")
             return dict(zip(("hostname", "hosts_entry", "machine_id", "product_uuid"), parts[:4], strict=True))
         return self._cached("identity", get)

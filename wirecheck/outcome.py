@@ -144,12 +144,31 @@ class Expectation:
     def _shown(self, v: Any) -> str:
         return f"{_fmt(v)}{' ' + self.unit if self.unit else ''}"
 
-    def _judge(self, ok: bool, expected: str, message: str | None = None) -> Expectation:
+    def _held(self, expected: str, passed: str | None) -> str:
+        """What held, as a sentence: the check's own words (passed), else the requirement met
+        ("resolver: names resolve ...") for a yes/no, a mapping or an empty list of problems (an empty
+        list shown as "none" would read as "nothing reached"), else the value beside its bound."""
+        if passed:
+            return passed
+        if isinstance(self.observed, (bool, dict)) or (isinstance(self.observed, (list, tuple, set))
+                                                       and not self.observed):
+            return f"{self.what}: {expected}"     # a mapping is evidence (record it), not a sentence
+        return f"{self.what}: {self._shown(self.observed)} (need {expected})"
+
+    def _judge(self, ok: bool | Callable[[], bool], expected: str, message: str | None = None,
+               passed: str | None = None) -> Expectation:
         ev = current()
+        if self.observed is None:
+            # Nothing was read: no comparison can pass or fail on it. A check that means "absent"
+            # states it with a value (False, "", []), never with None.
+            raise CannotMeasure(f"{self.what}: no value was measured, so it cannot be compared with "
+                                f"{expected}" + (f" ({self.method})" if self.method else ""))
+        if callable(ok):
+            ok = ok()
         if ev.expected is None or not ev.broken:
             ev.expected = expected
         if ok:
-            ev.held.append(f"{self.what}: {self._shown(self.observed)} (need {expected})")
+            ev.held.append(self._held(expected, passed))
             return self
         msg = message or f"{self.what}: {self._shown(self.observed)}, need {expected}"
         ev.observed, ev.expected = self.observed, expected
@@ -158,30 +177,33 @@ class Expectation:
             return self
         raise Broken(msg)
 
+    # the comparison is a callable: it runs only on a measured (not None) value
     def at_least(self, limit: Any) -> Expectation:
-        return self._judge(self.observed is not None and self.observed >= limit, f">= {self._shown(limit)}")
+        return self._judge(lambda: self.observed >= limit, f">= {self._shown(limit)}")
 
     def greater_than(self, limit: Any) -> Expectation:
-        return self._judge(self.observed is not None and self.observed > limit, f"> {self._shown(limit)}")
+        return self._judge(lambda: self.observed > limit, f"> {self._shown(limit)}")
 
     def at_most(self, limit: Any) -> Expectation:
-        return self._judge(self.observed is not None and self.observed <= limit, f"<= {self._shown(limit)}")
+        return self._judge(lambda: self.observed <= limit, f"<= {self._shown(limit)}")
 
     def equals(self, value: Any) -> Expectation:
-        return self._judge(self.observed == value, f"{_fmt(value)}")
+        return self._judge(lambda: self.observed == value, f"{_fmt(value)}")
 
     def one_of(self, values: Iterable[Any]) -> Expectation:
         values = list(values)
-        return self._judge(self.observed in values, f"one of {_fmt(values)}")
+        return self._judge(lambda: self.observed in values, f"one of {_fmt(values)}")
 
-    def is_true(self, expected: str, message: str | None = None) -> Expectation:
-        return self._judge(bool(self.observed), expected, message)
+    # message: the sentence when it breaks; passed: the sentence when it holds (defaults: _held)
+    def is_true(self, expected: str, message: str | None = None, passed: str | None = None) -> Expectation:
+        return self._judge(lambda: bool(self.observed), expected, message, passed)
 
-    def is_empty(self, expected: str = "none", message: str | None = None) -> Expectation:
-        return self._judge(not self.observed, expected, message)
+    def is_empty(self, expected: str = "none", message: str | None = None, passed: str | None = None) -> Expectation:
+        return self._judge(lambda: not self.observed, expected, message, passed)
 
-    def satisfies(self, pred: Callable[[Any], bool], expected: str, message: str | None = None) -> Expectation:
-        return self._judge(bool(pred(self.observed)), expected, message)
+    def satisfies(self, pred: Callable[[Any], bool], expected: str, message: str | None = None,
+                  passed: str | None = None) -> Expectation:
+        return self._judge(lambda: bool(pred(self.observed)), expected, message, passed)
 
 
 def expect(observed: Any, what: str, method: str | None = None, unit: str = "", soft: bool = False) -> Expectation:
@@ -189,5 +211,9 @@ def expect(observed: Any, what: str, method: str | None = None, unit: str = "", 
 
     ``soft=True`` collects the broken expectation and lets the check go on measuring (the check
     ends as broken when it returns); use it to report several problems of one requirement at once.
+
+    ``observed`` None means nothing was read: the check ends as ``error`` (CannotMeasure), never
+    as pass or fail, whatever the comparison.  A check ends as ``pass`` only when at least one
+    expectation held and none broke (the plugin turns a check that judged nothing into ``error``).
     """
     return Expectation(observed, what, method, unit, soft)

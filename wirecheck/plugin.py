@@ -705,7 +705,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     exc = call.excinfo.value if call.excinfo else None
     details: dict[str, Any] = dict(ev.details) if ev else {}
     keep_traceback = False
-    if exc is None:
+    if exc is None and call.when == "call" and not (ev and ev.held):
+        # No pass without a measurement: a check that returned without one expectation holding
+        # judged nothing (a branch that forgot to measure, or to say why it could not).
+        status, text = ERROR, ("the check ended without comparing any measured value with the requirement, "
+                               "so it cannot pass (a defect in the check: report it)")
+    elif exc is None:
         status, text = PASS, None
     elif isinstance(exc, Broken):
         status, text = (FAIL if req.level == "must" else WARN), exc.message

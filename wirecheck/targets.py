@@ -148,13 +148,43 @@ class Target:
         return self.transport.run(command, timeout=self.command_timeout if timeout is None else timeout,
                                   sudo=sudo, stdin=stdin)
 
+    END_MARK = "@@wirecheck-end"
+
+    def run_marked(self, command: str, what: str, timeout: float | None = None, sudo: bool = False) -> CommandResult:
+        """command, whose output is trusted only when the shell got to its end: a marker line with the
+        command's exit status closes the output. Returns the result with that inner exit status and
+        the output without the marker. No marker (nothing ran, the shell or sudo failed, the output
+        is something else) raises CannotMeasure: for commands whose empty output means "none found",
+        an empty answer is not taken for "none"."""
+        from .outcome import CannotMeasure
+        res = self.run(f"{{ {command}\n}}; printf '\\n%s %s\\n' {self.END_MARK} \"$?\"", timeout=timeout, sudo=sudo)
+        m = re.search(rf"\n{self.END_MARK} (\d+)\n?$", res.stdout)
+        if res.rc != 0 or not m:
+            why = (res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80]) if res.stdout.strip()
+                                                        else "no output"])[-1]
+            raise CannotMeasure(f"{what}: the command did not run to its end on {self.name}"
+                                f"{' with sudo' if sudo else ''} (exit {res.rc}): {why[:200]}")
+        out = res.stdout[:m.start()]
+        return CommandResult(command, int(m.group(1)), out, res.stderr, res.duration)
+
     def popen(self, argv: list[str], sudo: bool = False):
         return self.transport.popen(argv, sudo=sudo)
 
     def read_file(self, path: str, timeout: float | None = None, sudo: bool = False) -> str | None:
+        """The file's text; None only when the file does not exist. Any other failure to read it
+        (permission denied, no cat, sudo refused, ...) raises CannotMeasure with cat's own words:
+        an unreadable file is never taken for a missing or an empty one."""
         import shlex
+
+        from .outcome import CannotMeasure
         res = self.run(f"cat -- {shlex.quote(path)}", timeout=timeout, sudo=sudo)
-        return res.stdout if res.rc == 0 else None
+        if res.rc == 0:
+            return res.stdout
+        err = res.stderr.strip().splitlines()
+        if res.rc == 1 and err and err[-1].endswith("No such file or directory") and len(err) == 1:
+            return None
+        raise CannotMeasure(f"cannot read {path} on {self.name}{' with sudo' if sudo else ''}: "
+                            f"{err[-1] if err else f'cat exited {res.rc}'}")
 
     @property
     def user(self) -> str | None:

@@ -12,6 +12,8 @@ a member whose server is not running is a measured failure naming that member.
 
 from __future__ import annotations
 
+import re
+
 from suites.preflight.test_kubernetes import conclude
 from suites.preflight.test_production import fan_out
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
@@ -122,6 +124,8 @@ def test_minio(site, spec, target):
         cannot_measure(f"curl is not available on {target.name}")
     if res.rc != 0 or res.stdout.strip() in ("", "000"):   # curl writes 000 when nothing answered
         cannot_measure(f"MinIO on {target.name}:9000 did not answer: {res.stderr.strip()[:200]}")
+    if not re.fullmatch(r"\d{3}", res.stdout.strip()):     # -w '%{http_code}' prints three digits, nothing else
+        cannot_measure(f"curl printed no HTTP status on {target.name}: {res.stdout.strip()[:80]!r}")
     _judge(kc.parse_minio_health(res.stdout), "MinIO cluster health", kc.MINIO_COMMAND)
 
 

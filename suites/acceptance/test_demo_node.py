@@ -109,9 +109,12 @@ def test_pods_reach_public_ip(target, site, spec):
         problems.append(f"docker is not installed: no minikube node container {node} to test from")
     else:
         for port in spec.ports:
-            cmd = f"nc -z -w {int(spec.timeout_s)} {site.wire_ip} {int(port)}"
+            cmd = f"nc -z -w {int(spec.timeout_s)} {site.wire_ip} {int(port)} && echo wirecheck-open"
             res = target.run(f"docker exec {shlex.quote(node)} sh -c {shlex.quote(cmd)}", sudo=True,
                              timeout=float(spec.timeout_s) + 20)
+            if res.rc == 0 and res.stdout.strip() != "wirecheck-open":   # exit 0 alone proves no connection
+                cannot_measure(f"`docker exec {node} nc -z {site.wire_ip} {port}` exited 0 without its "
+                               f"confirmation: {res.stdout.strip()[:80]!r}")
             reach[str(port)] = "open" if res.rc == 0 else (
                 (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1][:200])
             if res.rc != 0:
@@ -121,8 +124,8 @@ def test_pods_reach_public_ip(target, site, spec):
     dnat, masq = hairpin_rules(nat)
     modes: dict[str, str] = {}
     for bridge in dnat:
-        res = target.run(f"for f in /sys/class/net/{shlex.quote(bridge)}/brif/*/hairpin_mode; do "
-                         "[ -e \"$f\" ] && echo \"$f $(cat \"$f\")\"; done", timeout=15)
+        res = target.run_marked(f"for f in /sys/class/net/{shlex.quote(bridge)}/brif/*/hairpin_mode; do "
+                                "[ -e \"$f\" ] && echo \"$f $(cat \"$f\")\"; done", "hairpin_mode", timeout=15)
         ports = {}
         for line in res.stdout.splitlines():
             path, _, value = line.rpartition(" ")

@@ -104,15 +104,18 @@ def test_pod_log_rotation(target, spec):
     matched: dict[str, int] = {}
     for g in globs:
         res = target.run(f"ls -1d -- {g} 2>/dev/null | wc -l", sudo=True, timeout=20)   # the glob is the shell's job
-        matched[g] = int(res.stdout.strip() or 0) if res.rc == 0 else 0
+        if res.rc != 0 or not res.stdout.strip().isdigit():
+            cannot_measure(f"cannot list the log files of {g} (exit {res.rc}): "
+                           f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
+        matched[g] = int(res.stdout.strip())
     if not globs:
         problems.append("no log path in the file")
     elif not any(matched.values()):
         problems.append("its paths match no log file on this node: " + ", ".join(globs))
-    res = target.run("test -x /etc/cron.daily/logrotate && echo cron; "
-                     "(systemctl is-enabled logrotate.timer 2>/dev/null || "
-                     "test -e /etc/systemd/system/timers.target.wants/logrotate.timer && echo enabled) | head -n 1",
-                     timeout=15)
+    res = target.run_marked("test -x /etc/cron.daily/logrotate && echo cron; "
+                            "(systemctl is-enabled logrotate.timer 2>/dev/null || "
+                            "test -e /etc/systemd/system/timers.target.wants/logrotate.timer && echo enabled) "
+                            "| head -n 1", "how logrotate runs", timeout=15)
     runs = [w for w in res.stdout.split() if w in ("cron", "enabled")]
     if not runs:
         problems.append("logrotate does not run daily (no /etc/cron.daily/logrotate, logrotate.timer not enabled)")
@@ -125,13 +128,14 @@ def test_pod_log_rotation(target, spec):
 
 @requirement("K8S-SYSCTL-UNPRIV-PORT")
 def test_unprivileged_port_start(target, spec, site):
-    values = {"host": target.facts.sysctl("net.ipv4.ip_unprivileged_port_start")}
+    host_value = target.facts.sysctl_ints("net.ipv4.ip_unprivileged_port_start")
+    values = {"host": str(host_value[0]) if host_value else None}
     method = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
     if site.profile == "demo":
         node = str(spec.demo_node_container)
         res = target.run(f"docker exec {shlex.quote(node)} cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
                          sudo=True, timeout=20)
-        if res.rc == 0 and res.stdout.strip():
+        if res.rc == 0 and res.stdout.strip().isdigit():
             values[f"container {node}"] = res.stdout.strip()
             method += f"; docker exec {node} (the minikube node)"
         else:

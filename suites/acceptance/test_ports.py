@@ -118,4 +118,7 @@ def test_udp_range_still_reachable(target, site):
         cannot_measure(f"{len(forwarded):,} ports ({format_ranges(forwarded)}) are forwarded by a DNAT rule on "
                        "the target, so a listener there cannot receive them; ACC-TURN-STUN and the DNAT rule "
                        "inspection judge them")
-    expect(blocked, f"UDP {lo}-{hi}", method=_method(r)).is_empty(f"all free ports of UDP {lo}-{hi} reach the target")
+    expect(blocked, f"blocked ports of UDP {lo}-{hi}", method=_method(r)).is_empty(
+        f"all free ports of UDP {lo}-{hi} reach the target",
+        passed=f"all {len(in_range) - len(in_use):,} free ports of UDP {lo}-{hi} reached the target (blocked: none"
+               + (f"; {len(in_use):,} in use by the installation's services)" if in_use else ")"))

@@ -12,7 +12,7 @@ import re
 import time
 
 from suites.preflight import test_production as pre
-from wirecheck import expect, not_applicable, record, requirement
+from wirecheck import cannot_measure, expect, not_applicable, record, requirement
 
 # preflight checks run again as acceptance gates: the same function, requirement and evidence
 test_private_network = pre.test_private_network
@@ -93,6 +93,9 @@ def clock_offset_ms(target, samples: int = 3) -> tuple[float | None, float | Non
 @requirement("TIME-CASSANDRA-NTPD")
 def test_cassandra_ntpd(target, spec):
     res = target.run(NTP_CMD, timeout=20)
+    if res.rc != 0 or "@ntpq" not in res.stdout.splitlines() or "@rc=" not in res.stdout:
+        cannot_measure(f"the time-daemon listing did not run on {target.name} (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
     j = judge_ntpd(res.stdout, list(spec.daemons))
     offset_ms, uncertainty_ms = clock_offset_ms(target)
     record(ntp=j, clock_offset_to_control_ms=offset_ms, uncertainty_ms=uncertainty_ms,

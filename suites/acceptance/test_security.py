@@ -27,7 +27,7 @@ UPDATES_CMD = ("dpkg-query -W -f='${Status}\\n' unattended-upgrades 2>/dev/null 
 def test_automatic_security_updates(target, spec):
     if spec.offline:
         not_applicable("the cluster is offline (PROD-SEC-UPDATES.offline=true): it cannot fetch updates itself")
-    res = target.run(UPDATES_CMD, timeout=30)
+    res = target.run_marked(UPDATES_CMD, "automatic updates", timeout=30)
     parts = dict.fromkeys(("pkg", "conf", "timer"), "")
     key = "pkg"
     for line in res.stdout.splitlines():
@@ -198,9 +198,10 @@ def test_restund_limits(target, site, spec):
     names = " ".join(shlex.quote(str(n)) for n in spec.process_names)
     # only processes in this host's network namespace (restund runs with the host network): a machine
     # that runs several network namespaces must not judge one host by another's restund
-    res = target.run(f"me=$(readlink /proc/self/ns/net); for n in {names}; do for p in $(pgrep -x \"$n\"); do "
-                     "[ \"$(readlink /proc/$p/ns/net)\" = \"$me\" ] || continue; echo \"@$n $p\"; "
-                     "grep '^Max open files' /proc/$p/limits; done; done", sudo=True, timeout=20)
+    res = target.run_marked(f"me=$(readlink /proc/self/ns/net); for n in {names}; do for p in $(pgrep -x \"$n\"); do "
+                            "[ \"$(readlink /proc/$p/ns/net)\" = \"$me\" ] || continue; echo \"@$n $p\"; "
+                            "grep '^Max open files' /proc/$p/limits; done; done", "restund processes", sudo=True,
+                            timeout=20)
     procs: dict[str, int] = {}
     current = None
     for line in res.stdout.splitlines():
@@ -235,7 +236,11 @@ def test_restund_tls_material_removed(site, spec, control):
         left.append("control machine")
     for t in hosts:
         res = t.run(f"test -e {shlex.quote(path)} && echo present || echo absent", sudo=True, timeout=15)
-        if res.stdout.strip() == "present":
+        answer = res.stdout.strip()
+        if res.rc != 0 or answer not in ("present", "absent"):
+            cannot_measure(f"cannot tell whether {path} is on {t.name} (exit {res.rc}): "
+                           f"{(res.stderr.strip().splitlines() or [repr(answer[:80])])[-1]}")
+        if answer == "present":
             left.append(t.name)
     record(file=path, checked=["control machine", *[t.name for t in hosts]])
     expect(left, f"{path} still present", method=f"test -e {path} on the control machine and the restund hosts"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
-from wirecheck import expect, not_applicable, record, requirement
+from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
 
 
 @requirement("CTRL-SSH-KEY-AUTH")
@@ -14,27 +15,52 @@ def test_ssh_non_interactive(target):
     t = target.transport
     key = getattr(t, "identity_file", None)
     record(user=t.user, key=key, password_login=bool(getattr(t, "_password", None)))
-    res = target.run("true", timeout=15)    # raises Unreachable (-> error) when the login fails
-    expect(res.rc, "non-interactive login", method="ssh -o BatchMode=yes … true").equals(0)
+    res = target.run("id -un", timeout=15)    # raises Unreachable (-> error) when the login fails
+    who = res.stdout.strip()
+    if res.rc != 0 or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", who):
+        cannot_measure(f"logged in, but `id -un` did not say as whom (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(who[:80])])[-1]}")
+    expect(who, "non-interactive login as", method="ssh -o BatchMode=yes … id -un").equals(t.user or who)
 
 
 @requirement("HOST-SUDO")
 def test_sudo(target):
     ok = target.facts.sudo_ok()
+    root = target.transport.is_root
     expect(ok.value, "passwordless sudo", method=ok.method).is_true(
         "sudo -n works for the login user",
-        f"{target.user or 'the login user'} cannot sudo without a password ({ok.method})")
+        f"{target.user or 'the login user'} cannot sudo without a password ({ok.method})",
+        passed=("root without a password: the login user is root (`id -u` prints 0)" if root else
+                f"passwordless sudo: `sudo -n id -u` as {target.user or 'the login user'} prints 0"))
 
 
 @requirement("HOST-PYTHON3")
 def test_python3(target, spec):
     interp = shlex.quote(spec.interpreter)
-    res = target.run(f"test -x {interp} && {interp} -c 'import sys; print(sys.version.split()[0])'")
-    version = res.stdout.strip() if res.rc == 0 else None
-    expect(version, spec.interpreter, method=f"{spec.interpreter} --version").is_true(
-        f"{spec.interpreter} present", f"{spec.interpreter} missing or not executable")
-    mod = target.run(f"{interp} -c 'import {spec.module}'")
+    # exit 3: not there or not executable (a measured no); any other failure measured nothing
+    res = target.run(f"test -x {interp} || exit 3; echo @@executable; "
+                     f"{interp} -c 'import sys; print(sys.version.split()[0])'")
+    lines = res.stdout.strip().splitlines()
+    version = lines[-1].strip() if len(lines) > 1 else ""
+    if res.rc == 3 and not lines:
+        fail(f"{spec.interpreter} missing or not executable", observed="missing", expected=f"{spec.interpreter} present",
+             method=f"test -x {spec.interpreter}")
+    if lines[:1] == ["@@executable"] and not re.fullmatch(r"3\.\d+\.\d+\S*", version):
+        fail(f"{spec.interpreter} is there but does not run as Python 3 (exit {res.rc}): "
+             f"{(res.stderr.strip().splitlines() or [repr(version[:80]) if version else 'no output'])[-1][:200]}",
+             observed="does not run", expected="Python 3", method=f"{spec.interpreter} -c 'print(sys.version)'")
+    if res.rc != 0 or not re.fullmatch(r"3\.\d+\.\d+\S*", version):
+        cannot_measure(f"cannot tell the version of {spec.interpreter} (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(version[:80])])[-1]}")
+    expect(version, spec.interpreter, method=f"{spec.interpreter} --version").is_true(f"{spec.interpreter} present")
+    # the module's own name printed back: an exit 0 alone could come from anything
+    mod = target.run(f"{interp} -c 'import {spec.module}; print(\"import-ok\", {spec.module}.__name__)'")
     record(python=version)
+    if mod.rc == 0 and mod.stdout.strip() != f"import-ok {spec.module}":
+        cannot_measure(f"`{spec.interpreter} -c 'import {spec.module}'` printed {mod.stdout.strip()[:80]!r}")
+    if mod.rc != 0 and "Error" not in mod.stderr:
+        cannot_measure(f"`{spec.interpreter} -c 'import {spec.module}'` did not run (exit {mod.rc}): "
+                       f"{(mod.stderr.strip().splitlines() or ['no message'])[-1]}")
     expect(mod.rc == 0, f"python3-{spec.module}", method=f"{spec.interpreter} -c 'import {spec.module}'").is_true(
         f"the {spec.module} module importable (python3-{spec.module}, needed by Ansible's apt module)",
         f"Python {version} is there, but `import {spec.module}` fails (install python3-{spec.module})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from wirecheck import expect, fail, not_evaluated, record, requirement
+from wirecheck import cannot_measure, expect, fail, not_evaluated, record, requirement
 
 HEAD = ("import sys,urllib.request as u\n"
         "try:\n"
@@ -29,6 +29,9 @@ def test_artifact_exists(target, site, spec):
     timeout = float(spec.timeout_s)
     res = target.run(f"python3 -c {shlex.quote(HEAD)} {shlex.quote(url)} {timeout}", timeout=timeout + 15)
     words = res.stdout.strip().split(" ", 1)
+    if res.rc != 0 or not re.fullmatch(r"\d{3}|error", words[0]):   # the HEAD script always says one
+        cannot_measure(f"the HTTP HEAD did not run on {target.name} (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
     status = words[0] if words and words[0] else f"exit {res.rc}: {res.stderr.strip()[-200:]}"
     length = words[1].strip() if len(words) > 1 and words[0].isdigit() else None
     size = int(length) if length and length.isdigit() else None

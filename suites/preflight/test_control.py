@@ -9,7 +9,7 @@ import re
 import stat
 from pathlib import Path
 
-from wirecheck import expect, fail, not_applicable, not_evaluated, record, requirement
+from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
 
 
 @requirement("CTRL-ANSIBLE-VERSION")
@@ -17,6 +17,11 @@ def test_ansible_version(control, spec, site):
     res = control.run("ansible --version", timeout=60)
     m = re.search(r"core (\d+)\.(\d+)\.(\d+)", res.stdout)
     version = ".".join(m.groups()) if m else None
+    if version is None and res.rc == 127 and "ansible" in res.stderr and "not found" in res.stderr:
+        version = ""       # the shell says there is no ansible: a measured absence
+    if version is None:
+        cannot_measure(f"`ansible --version` named no ansible-core release (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
     expect(version, "ansible-core", method="ansible --version").is_true(
         f"ansible-core {spec.demo_core}.x", "ansible is not installed on the control machine")
     record(ansible_core=version)
@@ -35,11 +40,12 @@ def test_ansible_collections(control, spec):
              expected=", ".join(spec.collections), method="ansible-galaxy collection list")
     found: dict[str, str] = {}
     try:
-        for _path, cols in json.loads(res.stdout or "{}").items():
+        for _path, cols in json.loads(res.stdout).items():
             for name, info in cols.items():
                 found.setdefault(name, info.get("version", "?"))
     except (json.JSONDecodeError, AttributeError):
-        pass
+        cannot_measure(f"`ansible-galaxy collection list --format json` gave no collection list (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
     missing = [c for c in spec.collections if c not in found]
     record(found={c: found.get(c) for c in spec.collections})
     expect(missing, "missing collections", method="ansible-galaxy collection list --format json").is_empty(
@@ -58,7 +64,7 @@ def test_fetch_tools(control, spec):
 def test_netcat(control, site):
     if site.wire_ip:
         not_applicable("wire_ip is set, so the playbook does not probe with nc from the control machine")
-    path = control.facts.which("nc")
+    path = control.facts.which("nc") or ""      # "": the shell says it is not there
     expect(path, "nc", method="command -v nc").is_true(
         "netcat on the control machine", "nc is missing: the wire_ip auto-detection runs `nc -zv` here")
 

@@ -8,6 +8,7 @@ chain it followed.  A resolver that does not answer makes a requirement `error`,
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
@@ -308,6 +309,18 @@ def test_no_stale_aaaa(site, spec):
               _method(lookup, f"AAAA lookups, TCP connect to each IPv6 address on {port}"))
 
 
+def _ipv4_column(text: str) -> list[str]:
+    """The addresses in getent's output (first column, valid IPv4 only)."""
+    out = []
+    for line in text.splitlines():
+        word = (line.split() or [""])[0]
+        try:
+            out.append(str(ipaddress.IPv4Address(word)))
+        except ValueError:
+            continue
+    return out
+
+
 @requirement("IMP-RESOLVER")
 def test_node_resolver(target, spec):
     name = spec.get("probe_name", "download.docker.com")
@@ -315,10 +328,19 @@ def test_node_resolver(target, spec):
     res = target.run(f"timeout {timeout:g} getent ahostsv4 {shlex.quote(name)}", timeout=timeout + 5)
     resolv = target.read_file("/etc/resolv.conf") or ""
     servers = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver") and len(line.split()) > 1]
+    addresses = _ipv4_column(res.stdout) if res.rc == 0 else []
     record(resolv_conf_nameservers=servers, getent=res.stdout.strip().splitlines()[:3])
     problems = []
+    # getent: 0 found (with addresses), 2 not found; timeout: 124. Anything else did not ask DNS.
+    if res.rc == 0 and not addresses:
+        cannot_measure(f"`getent ahostsv4 {name}` succeeded on {target.name} but printed no address: "
+                       f"{res.stdout.strip()[:80]!r}")
+    if res.rc not in (0, 2, 124):
+        cannot_measure(f"`timeout {timeout:g} getent ahostsv4 {name}` could not run on {target.name} "
+                       f"(exit {res.rc}): {(res.stderr.strip().splitlines() or ['no message'])[-1]}")
     if res.rc != 0:
-        problems.append(f"`getent ahostsv4 {name}` fails on {target.name} (rc {res.rc}): upstream DNS does not work "
+        why = "timed out" if res.rc == 124 else "does not resolve"
+        problems.append(f"`getent ahostsv4 {name}` {why} on {target.name}: upstream DNS does not work "
                         f"through {', '.join(servers) or 'no nameserver in /etc/resolv.conf'}")
     if servers and all(server.startswith("127.0.0.53") for server in servers):
         upstream = target.read_file("/run/systemd/resolve/resolv.conf") or ""

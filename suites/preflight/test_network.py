@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
 
 from suites.preflight.test_ports import port_range, probe_reach
@@ -235,6 +236,9 @@ def test_internet(target, spec, site):
             f"r=u.urlopen(u.Request(sys.argv[1],method=\"HEAD\"),timeout={timeout});print(r.status)' {q}; fi",
             timeout=timeout + 10)
         code = res.stdout.strip()[-3:]
+        if res.rc in (126, 127) or res.rc == 0 and not re.fullmatch(r"\d{3}", res.stdout.strip()):
+            cannot_measure(f"the HTTP client did not run on {target.name} (exit {res.rc}): "
+                           f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
         ok = res.rc == 0 and code[:1] in ("2", "3", "4") and code != "000"
         results[url] = code if ok else (res.stderr.strip().splitlines() or [f"exit {res.rc}"])[-1][:200]
         if not ok:

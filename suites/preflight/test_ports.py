@@ -326,16 +326,20 @@ def test_udp_range_reachable(target, site):
              + (f" ({len(in_use):,} more in use on the target, not probed)" if in_use else ""),
              observed=f"{len(blocked):,} blocked: {format_ranges(blocked)}",
              expected=f"all of UDP {lo}-{hi} reach the target", method=_method(r))
-    expect(blocked, f"UDP {lo}-{hi}", method=_method(r)).is_empty(f"all of UDP {lo}-{hi} reach the target")
+    expect(blocked, f"blocked ports of UDP {lo}-{hi}", method=_method(r)).is_empty(
+        f"all of UDP {lo}-{hi} reach the target",
+        passed=f"all {total:,} ports of UDP {lo}-{hi} reached the target (blocked: none"
+               + (f"; {len(in_use):,} in use on the target, not probed)" if in_use else ")"))
 
 
 @requirement("NET-LOCAL-PORT-RANGE")
 def test_local_port_range_gets_through(target, site):
     """The kernel's ephemeral range, compared with what actually got through (not with a rule list)."""
-    raw = target.facts.sysctl("net.ipv4.ip_local_port_range")
-    if not raw:
-        cannot_measure("cannot read net.ipv4.ip_local_port_range")
-    lo, hi = (int(x) for x in raw.split())
+    raw = target.facts.sysctl_ints("net.ipv4.ip_local_port_range")
+    if not raw or len(raw) != 2:
+        cannot_measure(f"net.ipv4.ip_local_port_range on {target.name} is {'missing' if raw is None else raw}, "
+                       "not two port numbers")
+    lo, hi = raw
     r = port_probe(target, site)
     probed = set(r.udp_requested)
     outside = [p for p in range(lo, hi + 1) if p not in probed]
@@ -348,9 +352,10 @@ def test_local_port_range_gets_through(target, site):
     if blocked:
         problems.append(f"{len(blocked):,} ports of ip_local_port_range {lo}-{hi} do not get through: "
                         f"{format_ranges(blocked)}")
-    expect(problems, "ephemeral ports reaching the target",
+    expect(problems, "ephemeral ports not reaching the target",
            method="/proc/sys/net/ipv4/ip_local_port_range; " + _method(r)).is_empty(
-        f"every port of {lo}-{hi} gets through", "; ".join(problems))
+        f"every port of {lo}-{hi} gets through", "; ".join(problems),
+        passed=f"all {hi - lo + 1:,} ports of ip_local_port_range {lo}-{hi} reached the target (blocked: none)")
 
 
 @requirement("DEMO-NET-WIRE-IP")
@@ -376,11 +381,17 @@ def test_wire_ip_usable(target, site):
 def test_installer_ports_free(target, site):
     r = port_probe(target, site)
     busy = {p: r.tcp[p].existing_service for p in INSTALLER_TCP_PORTS if r.tcp[p].existing_service}
-    rules = target.run("iptables -t nat -S PREROUTING", sudo=True)
-    leftovers = [ln for ln in rules.stdout.splitlines() if "Wire Iptables Rules" in ln] if rules.rc == 0 else []
-    record(tcp_in_use={str(p): o for p, o in busy.items()},
-           iptables_nat=("iptables -t nat -S PREROUTING" if rules.rc == 0 else f"not readable: {rules.stderr[:200]}"),
-           wire_rules_left=leftovers)
+    if target.facts.which("iptables") is None:     # the playbook writes its NAT rules with iptables
+        leftovers: list[str] = []
+        record(iptables_nat="iptables is not installed: no rules of an earlier run can be left")
+    else:
+        rules, _ = target.facts.privileged("iptables -t nat -S PREROUTING", "iptables NAT rules")
+        if not rules.startswith("-P PREROUTING"):   # the chain's policy comes first, always
+            cannot_measure(f"`iptables -t nat -S PREROUTING` on {target.name} printed no rule list: "
+                           f"{rules.strip()[:80]!r}")
+        leftovers = [ln for ln in rules.splitlines() if "Wire Iptables Rules" in ln]
+        record(iptables_nat="iptables -t nat -S PREROUTING")
+    record(tcp_in_use={str(p): o for p, o in busy.items()}, wire_rules_left=leftovers)
     problems = [f"TCP {p} in use by {o}" for p, o in busy.items()]
     if leftovers:
         problems.append(f"{len(leftovers)} 'Wire Iptables Rules' NAT rules left from an earlier run")

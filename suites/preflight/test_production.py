@@ -261,7 +261,7 @@ def test_architecture(target, site, spec):
 def test_gpg(target, site, spec):
     found = snapshot(target, site)["gpg"]
     record(gpg=found)
-    expect(found, "gpg", method="gpg --version").is_true(
+    expect(found or "", "gpg", method="gpg --version").is_true(   # "" (snapshot ran, printed nothing): absent
         "gpg installed", f"{spec.program} is not installed on the host (gpg --version failed)")
 
 
@@ -817,8 +817,13 @@ def connect_from(source, addrs: list[str], timeout: float) -> dict[str, str]:
     cmd = shlex.join(["python3", "-c", CONNECTOR, str(timeout), *addrs])
     res = source.run(cmd, timeout=timeout + 20)
     if res.rc != 0:
-        raise TransportError(f"{source.name}: connect probe failed: {res.stderr.strip()[-300:]}")
-    return dict(line.split("\t", 1) for line in res.stdout.splitlines() if "\t" in line)
+        raise TransportError(f"{source.name}: connect probe failed (exit {res.rc}): {res.stderr.strip()[-300:]}")
+    got = dict(line.split("\t", 1) for line in res.stdout.splitlines() if "\t" in line)
+    missing = [a for a in addrs if a not in got]
+    if missing:      # every connection answers with a line; without them nothing was measured
+        raise TransportError(f"{source.name}: connect probe gave no result for {', '.join(missing[:5])}"
+                             f"{' …' if len(missing) > 5 else ''} (output {res.stdout.strip()[:80]!r})")
+    return got
 
 
 def _hp(addr: str, port: int) -> str:
@@ -929,7 +934,11 @@ def check_assethost(site, spec) -> None:
         urls = [base + p for p in spec.paths]
         res = t.run(shlex.join(["python3", "-c", FETCHER, str(spec.timeout_s), *urls]),
                     timeout=float(spec.timeout_s) * len(urls) + 15)
-        return dict(line.split("\t", 1) for line in res.stdout.splitlines() if "\t" in line)
+        got = dict(line.split("\t", 1) for line in res.stdout.splitlines() if "\t" in line)
+        if res.rc != 0 or len(got) < len(urls):   # one line per URL, or the fetcher did not run
+            raise TransportError(f"{t.name}: the HTTP fetcher did not run (exit {res.rc}): "
+                                 f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
+        return got
     got = fan_out(nodes, fetch)
     failures = [f"{n}: {u} → {s}" for n, r in got.items() if not isinstance(r, Exception)
                 for u, s in r.items() if s != "200"]

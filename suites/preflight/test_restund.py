@@ -54,10 +54,10 @@ def test_restund_host_can_serve(target, site, spec):
     """Before the install: the kernel lets restund raise its file-descriptor limit far enough
     (LimitNOFILE cannot exceed fs.nr_open), and no two restund hosts share one public address."""
     need = int(spec.min_nofile)
-    nr_open = target.facts.sysctl("fs.nr_open")
-    file_max = target.facts.sysctl("fs.file-max")
+    nr_open = (target.facts.sysctl_ints("fs.nr_open") or [None])[0]
+    file_max = (target.facts.sysctl_ints("fs.file-max") or [None])[0]
     if nr_open is None or file_max is None:
-        cannot_measure("cannot read fs.nr_open / fs.file-max")
+        cannot_measure("the kernel has no fs.nr_open / fs.file-max")
     shared = shared_addresses(site)
     record(fs_nr_open=int(nr_open), fs_file_max=int(file_max), address=restund_address(target),
            needed_descriptors=need, note="restund's own limit (LimitNOFILE) is checked after the install")

@@ -62,7 +62,7 @@ def test_disk(target, spec):
 @requirement("DEMO-SYS-USER-HOME")
 def test_user_home(target, spec):
     user = target.user or target.facts.whoami()
-    entry = target.facts.passwd_entry(user)
+    entry = target.facts.passwd_entry(user) or []     # []: getent says there is no such account
     expect(entry, f"account {user}", method=f"getent passwd {user}").is_true(
         f"a local account {user}", f"user {user} does not exist on the node")
     uid, home = int(entry[2]), entry[5]

@@ -226,7 +226,15 @@ class AgentProcess:
                 raise ProbeError("wirecheck agent exited" + (f": {err}" if err else ""))
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            err = self._stderr_tail()
+            raise ProbeError(f"the wirecheck agent printed something else than its messages: "
+                             f"{line[:120].decode('utf-8', 'replace')!r}" + (f" ({err})" if err else ""))
+        return msg
 
     def request(self, cmd: dict[str, Any], timeout: float) -> dict[str, Any]:
         self.send(cmd)
