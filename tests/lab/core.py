@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -719,18 +720,23 @@ class Lab:
         out.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
         return out
 
-    def inventory_ini(self, path: str | os.PathLike[str], groups: Mapping[str, Sequence[LabHost]] | None = None,
+    def inventory_ini(self, path: str | os.PathLike[str], groups: Mapping[str, Sequence[LabHost | str]] | None = None,
                       vars: Mapping[str, Any] | None = None, *,
                       group_vars: Mapping[str, Mapping[str, Any]] | None = None,
-                      hosts: Sequence[LabHost] | None = None) -> Path:
+                      hosts: Sequence[LabHost] | None = None,
+                      aliases: Mapping[str, LabHost] | None = None) -> Path:
         """Write an Ansible INI inventory in the production layout: hosts with their connection
-        variables under [all], then one section per group listing host names, then [all:vars]."""
+        variables under [all], then one section per group listing host names, then [all:vars].
+
+        aliases={name: host} adds further inventory names for a host (same address and port: one
+        machine under two names); groups may list those names as strings."""
         chosen = list(hosts) if hosts is not None else list(self.hosts)
         lines = ["[all]"]
-        for h in chosen:
-            lines.append(h.name + "".join(f" {k}={_ini_host_value(v)}" for k, v in self._host_vars(h).items()))
+        named = [(h.name, h) for h in chosen] + list((aliases or {}).items())
+        for name, h in named:
+            lines.append(name + "".join(f" {k}={_ini_host_value(v)}" for k, v in self._host_vars(h).items()))
         for group, members in (groups or {}).items():
-            lines += ["", f"[{group}]"] + [m.name for m in members]
+            lines += ["", f"[{group}]"] + [m if isinstance(m, str) else m.name for m in members]
         for group, gvars in (group_vars or {}).items():
             lines += ["", f"[{group}:vars]"] + [f"{k}={_ini_vars_value(v)}" for k, v in gvars.items()]
         if vars:
@@ -1016,8 +1022,12 @@ class _HostBuilder:
             sudoers += f"{host.user}\tALL=(ALL:ALL) NOPASSWD: ALL\n"
         hosts = (f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n{host.address}\t{host.name}\n"
                  "::1\tlocalhost ip6-localhost ip6-loopback\n")
+        # a machine-id of its own: /etc is a copy-on-write overlay of the runner's, so without this every
+        # host would carry the runner's machine-id and wirecheck would (rightly) take them for one machine
+        machine_id = uuid.uuid4().hex + "\n"
         return {"/etc/passwd": passwd, "/etc/group": group, "/etc/shadow": (shadow, 0o640),
-                "/etc/sudoers": (sudoers, 0o440), "/etc/hostname": host.name + "\n", "/etc/hosts": hosts}
+                "/etc/sudoers": (sudoers, 0o440), "/etc/hostname": host.name + "\n", "/etc/hosts": hosts,
+                "/etc/machine-id": machine_id}
 
     def _sshd_config(self) -> None:
         host = self.host
