@@ -234,6 +234,20 @@ def _fake_cpu_files(count: int | None) -> dict[str, FileContent]:
     for name in ("online", "present", "possible"):
         if os.path.isfile(f"/sys/devices/system/cpu/{name}"):
             files[f"/sys/devices/system/cpu/{name}"] = cpu_range + "\n"
+    # the cgroup files wirecheck reads along the process's cgroup path (the runner's: the host's
+    # sshd starts in it) say the same: cpusets of `count` CPUs, no CPU quota
+    from wirecheck.sizing import cgroup_dirs, parse_cgroup_mounts
+    try:
+        own = Path("/proc/self/cgroup").read_text()
+        mounts = parse_cgroup_mounts(Path("/proc/self/mountinfo").read_text())
+    except OSError:
+        own, mounts = "", []
+    fake = {"cpu.max": "max 100000", "cpu.cfs_quota_us": "-1", "cpuset.cpus.effective": cpu_range,
+            "cpuset.effective_cpus": cpu_range}
+    for _, directory, _ in cgroup_dirs(own, mounts):
+        for name, content in fake.items():
+            if os.path.isfile(f"{directory}/{name}"):
+                files[f"{directory}/{name}"] = content + "\n"
     return files
 
 
