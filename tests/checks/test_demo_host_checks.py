@@ -106,7 +106,8 @@ def test_compliant_evidence(good_run, good):
     os_ = good_run.result("DEMO-SYS-OS")
     assert os_["evidence"]["os_release"]["VERSION_CODENAME"] == "noble"
     mem = good_run.result("DEMO-SYS-MEM")
-    assert mem["observed"] == 20.0 and mem["expected"] == "> 16 GiB" and mem["method"] == "/proc/meminfo MemTotal"
+    assert mem["observed"] == 20 * GIB_KIB and mem["expected"] == "> 16 GiB (16,777,216 KiB)"
+    assert mem["method"] == "/proc/meminfo MemTotal"
     home = good_run.result("DEMO-SYS-USER-HOME")
     assert home["evidence"]["home"] == "/home/wire" and home["evidence"]["uid"] != 0
     fw = good_run.result("DEMO-NET-FIREWALL")
@@ -122,7 +123,8 @@ def test_broken_host_fails_with_evidence(bad_run, bad):
     assert (cpu["status"], cpu["observed"], cpu["expected"]) == ("fail", 1, ">= 16")
     assert cpu["message"] == f"DEMO-SYS-CPU on {bad.address}: CPU cores: 1, need >= 16 (nproc)"
     mem = r("DEMO-SYS-MEM")
-    assert (mem["status"], mem["observed"]) == ("fail", 8.0)
+    assert (mem["status"], mem["observed"]) == ("fail", 8 * GIB_KIB)
+    assert "memory: MemTotal 8.00 GiB (8,388,608 KiB), need more than 16 GiB (16,777,216 KiB)" in mem["message"]
     disk = r("DEMO-SYS-DISK")
     assert disk["status"] == "fail" and "/var/lib/docker" in disk["message"] and "tmpfs" in disk["message"]
     assert disk["evidence"]["filesystems"]["/var/lib/docker"]["size_gib"] == 1.0

@@ -251,6 +251,35 @@ def _fake_cpu_files(count: int | None) -> dict[str, FileContent]:
     return files
 
 
+def _cgroup_mount_lines() -> list[str]:
+    """Shell lines that mount, inside a host, the runner's cgroup v2 hierarchy and its v1 cpu and
+    cpuset hierarchies where the runner has them (same places, same hierarchies: a cgroup made on
+    the runner shows inside the host)."""
+    try:
+        info = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return []
+    lines: list[str] = []
+    for line in info.splitlines():
+        head, sep, tail = line.partition(" - ")
+        f, t = head.split(), tail.split()
+        if not sep or len(f) < 5 or not t:
+            continue
+        point = f[4]
+        if not point.startswith("/sys/fs/cgroup"):
+            continue
+        if t[0] == "tmpfs" and point == "/sys/fs/cgroup":
+            lines.append("mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup")
+        elif t[0] == "cgroup2":
+            lines.append(f"mkdir -p {shlex.quote(point)} && mount -t cgroup2 cgroup2 {shlex.quote(point)}")
+        elif t[0] == "cgroup" and len(t) > 2:
+            ctrls = [o for o in t[2].split(",") if o in ("cpu", "cpuacct", "cpuset")]
+            if "cpu" in ctrls or "cpuset" in ctrls:
+                lines.append(f"mkdir -p {shlex.quote(point)} && mount -t cgroup -o {','.join(ctrls)} cgroup "
+                             f"{shlex.quote(point)}")
+    return lines
+
+
 # --------------------------------------------------------------------------------------------
 # hosts
 
@@ -921,6 +950,9 @@ class _HostBuilder:
             L.append("ip -batch - <<'WCL_IP'\n" + "".join(f"addr add {c} dev extra0\n" for c in host.extra_addresses)
                      + "link set extra0 up\nWCL_IP")
         L.append(f"echo {q(host.name)} > /proc/sys/kernel/hostname")
+        # `ip netns exec` mounts a fresh /sys, which hides the cgroup file systems; mount them again
+        # as the runner has them (the CPU ones: wirecheck reads CPU quotas and cpusets there)
+        L += _cgroup_mount_lines()
 
         # -- plan: overlays (defaults, private_dirs, ancestors of new paths), tmpfs, files --
         self.tmpfs_dirs = ["/run", "/home"] + (["/tmp", "/dev/shm"] if self.private_tmp else [])
