@@ -180,7 +180,7 @@ def judge_size(site, rid: str, roles, snap: dict[str, Any]) -> None:
         lambda k: sizing.at_least(k, floor),
         f">= {float(need_gib):g} GiB for {combo} (MemTotal >= {floor_kib:,} KiB)",
         f"memory: {shown} MemTotal ({kib or 0:,} KiB), need {float(need_gib):g} GiB for {combo} "
-        f"(MemTotal >= {floor_kib:,} KiB = {sizing.gib_text(floor_kib, sizing.KIB_PER_GIB, up=True)} GiB with the "
+        f"(MemTotal >= {floor_kib:,} KiB = {sizing.gib_text(floor, sizing.KIB_PER_GIB, up=True)} GiB with the "
         f"{float(mem_tol):g}% kernel allowance)")
     by_mount: dict[str, dict[str, Any]] = {}
     for comp, p in rows.items():
@@ -201,7 +201,7 @@ def judge_size(site, rid: str, roles, snap: dict[str, Any]) -> None:
             f"disk: file system {mount} holding {', '.join(fs['holds'])} is "
             f"{sizing.gib_text(fs['size_bytes'], sizing.BYTES_PER_GIB, places=1)} GiB ({fs['size_bytes']:,} bytes), "
             f"need {float(need):g} GiB (>= {math.ceil(dfloor):,} bytes = "
-            f"{sizing.gib_text(math.ceil(dfloor), sizing.BYTES_PER_GIB, places=1, up=True)} GiB with the "
+            f"{sizing.gib_text(dfloor, sizing.BYTES_PER_GIB, places=1, up=True)} GiB with the "
             f"{float(disk_tol):g}% file-system allowance)")
     record(filesystems=by_mount)
 
