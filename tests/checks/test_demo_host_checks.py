@@ -217,3 +217,42 @@ def test_local_machine_default(tmp_path, mirror):
     for rid in ("DNS-DEMO-RECORDS", "DNS-SPF", "DNS-SFTD", "TLS-SAN"):
         assert run.status(rid) in ("not_evaluated", "not_implemented", "not_applicable"), rid
     assert c["summary"]["pass"] + c["summary"]["fail"] > 10
+
+
+@pytest.mark.parametrize("quota_us, cores", [(150_000, 1.5), (400_000, 4)])
+def test_cgroup_cpu_quota_on_the_process_path(lab, tmp_path, quota_us, cores):
+    """A real cgroup with a CPU quota (v2 cpu.max or v1 cfs_quota_us, whichever the machine has): the
+    host's sshd is moved into it, so the commands wirecheck runs over SSH inherit it. Usable CPUs are
+    the quota, not nproc: 1.5 CPUs are not 2 cores (a rounding-up reader passed it); a quota above
+    nproc leaves nproc's figure."""
+    from tests.lab.fixtures import REQUIRE_ENV
+    from tests.support import cgroup
+
+    h = lab.add_host("quota", user="wire", sudo=True, files={"/etc/os-release": UBUNTU_NOBLE})
+    try:
+        made = cgroup.cpu_quota_cgroup(quota_us)
+        d, quota_file = made.__enter__()
+    except cgroup.CgroupUnavailable as exc:
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"cannot make a cgroup with a CPU quota: {exc}")
+        pytest.skip(f"cannot make a cgroup with a CPU quota: {exc}")
+    original = cgroup.current_cgroup_dir(h.sshd.pid, d)
+    try:
+        cgroup.move(h.sshd.pid, d)
+        run = run_suite([*host_args(h), "-k", "test_cpu_cores", "--param", "DEMO-SYS-CPU.min_cores=2"],
+                        tmp_path / "r")
+    finally:
+        cgroup.move_back(h.sshd.pid, original)
+        made.__exit__(None, None, None)
+    cpu = run.result("DEMO-SYS-CPU")
+    nproc = len(os.sched_getaffinity(0))
+    want = min(cores, nproc)
+    assert (cpu["status"], cpu["observed"]) == ("pass" if want >= 2 else "fail", want), cpu
+    limits = cpu["evidence"]["cpu_limits"]
+    quota_key = next(k for k in limits if k.startswith(f"{d}/{quota_file}"))
+    assert limits[quota_key] == cores and cpu["evidence"]["cgroup"]
+    if want < nproc:
+        assert cpu["method"] == f"nproc, {quota_key}"
+        assert cpu["message"].startswith(f"DEMO-SYS-CPU on {h.address}: CPU cores: 1.50, need >= 2")
+    else:
+        assert cpu["method"] == "nproc"
