@@ -12,7 +12,7 @@ from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN
 PASSED, SKIPPED, FAILED = "passed", "skipped", "failed"
 
 
-def pytest_outcome(status: str) -> str:
+def report_outcome(status: str) -> str:
     """The pytest outcome of one result: pass and warn (a SHOULD broken) pass; not applicable and not
     evaluated are skipped (with the reason); fail, error and anything unknown fail the run."""
     if status in (PASS, WARN):

@@ -14,7 +14,7 @@ import pytest
 
 from . import __version__
 from .catalog import CatalogError, Requirement, default_catalog, load_catalog
-from .exit_status import pytest_outcome
+from .exit_status import report_outcome
 from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end
 from .report_json import build_compliance, jsonable, write_compliance
 from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
@@ -741,7 +741,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         _label_for_allure(item, req, site, target, result)
     if call.when == "setup" and status == PASS:
         return report
-    report.outcome = pytest_outcome(status)       # error and fail fail the run (wirecheck.exit_status)
+    report.outcome = report_outcome(status)       # error and fail fail the run (wirecheck.exit_status)
     if report.outcome == "passed":
         report.longrepr = None
     elif report.outcome == "skipped":

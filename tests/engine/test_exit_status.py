@@ -12,7 +12,7 @@ from wirecheck.exit_status import (
     gate_blocking,
     gate_exit_code,
     gate_statuses,
-    pytest_outcome,
+    report_outcome,
 )
 
 
@@ -22,12 +22,12 @@ from wirecheck.exit_status import (
     ("fail", FAILED), ("error", FAILED), ("not_implemented", FAILED), ("waived", FAILED), ("", FAILED),
     ("bogus", FAILED),
 ])
-def test_each_status_to_its_pytest_outcome(status, outcome):
-    assert pytest_outcome(status) == outcome
+def test_each_status_to_its_report_outcome(status, outcome):
+    assert report_outcome(status) == outcome
 
 
 def test_a_run_of_only_errors_does_not_pass():
-    assert {pytest_outcome(s) for s in ("pass", "error", "not_applicable")} >= {FAILED}
+    assert {report_outcome(s) for s in ("pass", "error", "not_applicable")} >= {FAILED}
     assert FAILED == "failed" and PASSED == "passed" and SKIPPED == "skipped"   # pytest's own words
 
 
