@@ -49,6 +49,8 @@ def test_gate_blocks_on_fail_warn_and_error_of_the_gating_levels():
     assert [r["id"] for r in gate_blocking(REQS, ["must"], allow_errors=True)] == ["B", "F"]
     assert [r["id"] for r in gate_blocking(REQS, [" Must ", "should", ""])] == ["A", "B", "C", "F"]
     assert gate_blocking(REQS, ["info"]) == []
+    # a requirement without a level is gated by no level name whatever it is called
+    assert gate_blocking([{"id": "X", "status": "fail"}], ["none", "xxxx", "must"]) == []
 
 
 def test_gate_with_only_errors_exits_1():

@@ -74,7 +74,8 @@ def test_two_names_of_one_machine_carry_both_roles():
     assert machine_of("cas1", ms) is m
     assert not machine_of("cas2", ms).merged and machine_of("cas2", ms).roles == {"cassandra"}
     assert merged_names(ms) == {"cas1 = es1": ["cas1", "es1"]}
-    with pytest.raises(KeyError):
+    assert m.identity == same                       # the first name's identity stands for the machine
+    with pytest.raises(KeyError, match="nope"):
         machine_of("nope", ms)
 
 

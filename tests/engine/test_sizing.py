@@ -72,6 +72,10 @@ def test_gib_text(value, unit, places, up, text):
     assert s.gib_text(value, unit, places, up) == text
 
 
+def test_gib_text_defaults_to_two_places_cut():
+    assert s.gib_text(16_777_215, s.KIB_PER_GIB) == "15.99"
+
+
 # --- CPUs -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, n", [("0-3", 4), ("0", 1), ("0-1,4,6-7\n", 5), ("", None), ("x", None),

@@ -195,3 +195,18 @@ def test_site_results_without_target_match_a_site_waiver():
     run = _run({"status": "fail"})
     waivers.apply(run, [_w(("site",))], dt.date(2026, 12, 1))
     assert run["requirements"][0]["results"][0]["status"] == "waived"
+
+
+def test_waiver_as_recorded_in_the_report():
+    w = waivers.Waiver(id="W9", requirement="DEMO-SYS-CPU", hosts=None, justification="pilot", approver="CISO",
+                       expires=dt.date(2026, 12, 31), reference="CHG-1")
+    assert w.as_dict() == {"id": "W9", "requirement": "DEMO-SYS-CPU", "hosts": ["*"], "justification": "pilot",
+                           "approver": "CISO", "expires": "2026-12-31", "reference": "CHG-1"}
+    assert _w(("a", "b")).as_dict()["hosts"] == ["a", "b"] and _w(("a",)).as_dict()["reference"] is None
+
+
+def test_applying_again_keeps_the_first_original_status():
+    run = {"requirements": [{"id": "DEMO-SYS-DISK", "status": "fail", "original_status": "error",
+                             "results": [{"target": "a", "status": "fail"}]}]}
+    waivers.apply(run, [_w(("a",))], dt.date(2026, 12, 1))
+    assert run["requirements"][0]["original_status"] == "error" and run["requirements"][0]["status"] == "waived"
