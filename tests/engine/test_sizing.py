@@ -198,3 +198,39 @@ def test_cpu_script_runs_here():
     assert own == open("/proc/self/cgroup").read().rstrip("\n") or own.strip()
     value, _, problem = s.usable_cpus(nproc, online, own, mounts, files)
     assert 0 < value <= nproc and problem is None
+
+
+def test_mount_lines_of_other_file_systems_are_skipped_wherever_they_are():
+    text = ("42 31 0:39 / /mnt rw - ext4 /dev/sda1 rw\n"
+            "41 31 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 none rw,nsdelegate\n"   # source not "cgroup2"
+            "43 31 0:40 / /sys/fs/cgroup/cpu rw - cgroup cgroup\n")                   # no super options
+    mounts = s.parse_cgroup_mounts(text)
+    assert [(m.point, m.version, m.controllers) for m in mounts] == [
+        ("/sys/fs/cgroup", 2, {"rw", "nsdelegate"}), ("/sys/fs/cgroup/cpu", 1, set())]
+
+
+def test_cgroup_lines_are_read_whatever_comes_first():
+    mounts = s.parse_cgroup_mounts(V2_MOUNTS)
+    dirs = s.cgroup_dirs("junk\n0::/a:b/c\n", mounts)
+    assert [d for _, d, _ in dirs] == ["/sys/fs/cgroup/a:b/c", "/sys/fs/cgroup/a:b", "/sys/fs/cgroup"]
+
+
+def test_every_limit_read_is_named():
+    files = {"/sys/fs/cgroup/cpu,cpuacct/user.slice/cpu.cfs_quota_us": "300000",
+             "/sys/fs/cgroup/cpu,cpuacct/user.slice/cpu.cfs_period_us": "100000",
+             "/sys/fs/cgroup/unified/user.slice/cpu.max": "max 100000",
+             "/sys/fs/cgroup/unified/cpuset.cpus.effective": "0-3"}
+    value, limits, _ = s.usable_cpus(8, 16, V1_SELF, V1_MOUNTS, files)
+    assert [(lim.source, lim.value) for lim in limits] == [
+        ("nproc (CPU affinity)", 8), ("/sys/devices/system/cpu/online", 16),
+        ("/sys/fs/cgroup/cpu,cpuacct/user.slice/cpu.cfs_quota_us 300000 / cpu.cfs_period_us 100000", 3),
+        ("/sys/fs/cgroup/unified/cpuset.cpus.effective", 4)]
+    assert value == 3
+    # a v1 cpuset hierarchy without the file: nothing read, no limit
+    assert s.usable_cpus(8, 16, V1_SELF, V1_MOUNTS, {})[0] == 8
+
+
+def test_parse_cpu_output_with_sections_missing_or_trailing():
+    assert s.parse_cpu_output("4\n") == (4, None, "", "", {})
+    out = "2\n@online\n0-1\n@cgroup\n0::/\n@mountinfo\n@cgfiles\n/x/cpu.max\tmax 100000\n@cpuend\n/y/cpu.max\t1 2\n"
+    assert s.parse_cpu_output(out)[4] == {"/x/cpu.max": "max 100000"}
