@@ -96,7 +96,8 @@ def test_quota_v1(quota, period, cpus):
     assert s.quota_v1(quota, period) == cpus
 
 
-V1_MOUNTS = ("32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+V1_MOUNTS = ("a line without the separator\n"
+             "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
              "34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n"
              "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
              "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
@@ -209,6 +210,11 @@ def test_mount_lines_of_other_file_systems_are_skipped_wherever_they_are():
         ("/sys/fs/cgroup", 2, {"rw", "nsdelegate"}), ("/sys/fs/cgroup/cpu", 1, set())]
 
 
+def test_names_ending_in_any_letter():
+    mounts = s.parse_cgroup_mounts("30 25 0:26 /lxc/boxX /mnt/cgX rw - cgroup2 cgroup2 rw\n")
+    assert [d for _, d, _ in s.cgroup_dirs("0::/lxc/boxX/innerX\n", mounts)] == ["/mnt/cgX/innerX", "/mnt/cgX"]
+
+
 def test_cgroup_lines_are_read_whatever_comes_first():
     mounts = s.parse_cgroup_mounts(V2_MOUNTS)
     dirs = s.cgroup_dirs("junk\n0::/a:b/c\n", mounts)
@@ -228,6 +234,13 @@ def test_every_limit_read_is_named():
     assert value == 3
     # a v1 cpuset hierarchy without the file: nothing read, no limit
     assert s.usable_cpus(8, 16, V1_SELF, V1_MOUNTS, {})[0] == 8
+
+
+def test_parse_cpu_output_keeps_the_lines_of_each_section():
+    out = "8\n@online\n0-7\n@cgroup\n" + V1_SELF + "@mountinfo\n" + V1_MOUNTS + "@cgfiles\n@cpuend\n"
+    nproc, online, own, mounts, files = s.parse_cpu_output(out)
+    assert own.splitlines() == V1_SELF.splitlines() and mounts.splitlines() == V1_MOUNTS.splitlines()
+    assert s.usable_cpus(nproc, online, own, mounts, {"/sys/fs/cgroup/cpuset/cpuset.effective_cpus": "0"})[0] == 1
 
 
 def test_parse_cpu_output_with_sections_missing_or_trailing():

@@ -210,3 +210,16 @@ def test_applying_again_keeps_the_first_original_status():
                              "results": [{"target": "a", "status": "fail"}]}]}
     waivers.apply(run, [_w(("a",))], dt.date(2026, 12, 1))
     assert run["requirements"][0]["original_status"] == "error" and run["requirements"][0]["status"] == "waived"
+
+
+def test_parse_errors_name_the_file_the_entry_and_its_requirement():
+    entry = {"requirement": "DEMO-SYS-DISK", "approver": "a", "expires": "2026-12-31"}
+    with pytest.raises(ReportError) as exc:
+        waivers.parse([entry])
+    assert str(exc.value) == ("waivers: waiver #1 (DEMO-SYS-DISK): 'justification' is required and must be "
+                              "non-empty text")
+    with pytest.raises(ReportError) as exc:
+        waivers.parse([{"justification": "j", "approver": "a", "expires": "2026-12-31"}], "w.yaml")
+    assert str(exc.value) == "w.yaml: waiver #1: 'requirement' is required and must be non-empty text"
+    w = waivers.parse([{**entry, "justification": " pilot "}])[0]
+    assert w.justification == "pilot" and w.id == "W1"
