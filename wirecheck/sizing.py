@@ -51,9 +51,9 @@ def gib_text(value: int | Fraction | float, unit_per_gib: int, places: int = 2, 
     scaled = exact * 10**places
     shown = math.ceil(scaled) if up else math.floor(scaled)
     if not places:
-        return str(shown)
+        return f"{shown:,}"
     sign, shown = ("-" if shown < 0 else ""), abs(shown)
-    return f"{sign}{shown // 10**places}.{shown % 10**places:0{places}d}"
+    return f"{sign}{shown // 10**places:,}.{shown % 10**places:0{places}d}"
 
 
 # --- CPUs ----------------------------------------------------------------------------------------------

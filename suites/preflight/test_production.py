@@ -645,20 +645,27 @@ def test_admin_disk(site, control, spec):
     path = site.option("wire_server_deploy") or "."
     if artifact:
         res = host.run(f"stat -c %s -- {shlex.quote(str(artifact))}", timeout=15)
-        if res.rc != 0:
-            cannot_measure(f"{spec.site_var}={artifact}: cannot stat it on {which}: {res.stderr.strip()}")
-        size_gib = int(res.stdout.strip()) / GIB
+        if res.rc != 0 or not res.stdout.strip().isdigit():
+            cannot_measure(f"{spec.site_var}={artifact}: cannot stat it on {which}: "
+                           f"{res.stderr.strip() or res.stdout.strip()[:80] or f'exit {res.rc}'}")
+        size = Fraction(int(res.stdout.strip()))
         path = (str(artifact).rsplit("/", 1)[0] or "/") if "/" in str(artifact) else "."
         source = f"size of {artifact}"
     elif spec.artifact_gib:
-        size_gib, source = float(spec.artifact_gib), "--param IMP-ADMIN-DISK.artifact_gib"
+        size, source = sizing.gib_in_bytes(spec.artifact_gib), "--param IMP-ADMIN-DISK.artifact_gib"
     else:
         not_evaluated("the offline artifact's size is unknown",
                       option=f"{spec.site_var}=<path of the tarball> in [all:vars] or --param IMP-ADMIN-DISK.artifact_gib=N")
     du = host.facts.disk(path)
-    need = round(size_gib * float(spec.factor), 1)
-    record(admin_machine=which, artifact_GiB=round(size_gib, 2), artifact_from=source, path=path, mount=du.mount)
-    expect(round(du.avail / GIB, 1), f"free space on {du.mount} ({which})", method="df -B1", unit="GiB").at_least(need)
+    need = size * Fraction(str(spec.factor))            # bytes, exactly; GiB only in the text
+    record(admin_machine=which, artifact_GiB=round(float(size) / GIB, 2), artifact_from=source, path=path,
+           mount=du.mount, free_bytes=du.avail, need_bytes=math.ceil(need))
+    expect(du.avail, f"free space on {du.mount} ({which})", method="df -B1", unit="bytes").satisfies(
+        lambda b: sizing.at_least(b, need), f">= {sizing.gib_text(need, sizing.BYTES_PER_GIB, up=True)} GiB "
+        f"({math.ceil(need):,} bytes)",
+        f"free space on {du.mount} ({which}): {sizing.gib_text(du.avail, sizing.BYTES_PER_GIB)} GiB "
+        f"({du.avail:,} bytes), need >= {sizing.gib_text(need, sizing.BYTES_PER_GIB, up=True)} GiB "
+        f"({math.ceil(need):,} bytes: {spec.factor:g} x the artifact)")
 
 
 @requirement("IMP-SSH-HOSTKEYS")

@@ -434,7 +434,9 @@ def test_os_releases_are_a_site_setting(odd_run):
 
 def test_admin_disk_too_small_for_the_artifact(odd_run):
     r = odd_run.result("IMP-ADMIN-DISK")
-    assert r["status"] == "warn" and r["target"] == "control" and "need >= 3,000,000.00 GiB" in r["message"]
+    assert r["status"] == "warn" and r["target"] == "control"
+    assert "need >= 3,000,000.00 GiB (3,221,225,472,000,000 bytes: 3 x the artifact)" in r["message"]
+    assert r["evidence"]["need_bytes"] == 3 * 1_000_000 * 1024**3
     assert r["evidence"]["admin_machine"] == "the control machine"
 
 

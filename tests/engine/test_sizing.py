@@ -67,6 +67,8 @@ def test_allowance_is_applied_explicitly():
     (1536 * 1024**2, s.BYTES_PER_GIB, 0, False, "1"),
     (-GIB_KIB // 2, s.KIB_PER_GIB, 2, False, "-0.50"),
     (5, s.KIB_PER_GIB, 2, False, "0.00"),
+    (3_000_000 * 1024**3, s.BYTES_PER_GIB, 2, False, "3,000,000.00"),
+    (1234 * 1024**3, s.BYTES_PER_GIB, 0, False, "1,234"),
 ])
 def test_gib_text(value, unit, places, up, text):
     assert s.gib_text(value, unit, places, up) == text
