@@ -256,3 +256,33 @@ def test_cgroup_cpu_quota_on_the_process_path(lab, tmp_path, quota_us, cores):
         assert cpu["message"].startswith(f"DEMO-SYS-CPU on {h.address}: CPU cores: 1.50, need >= 2")
     else:
         assert cpu["method"] == "nproc"
+
+
+def test_memory_and_disk_at_the_boundary(lab, tmp_path):
+    """"> 16 GiB" and "> 200 GiB" at the boundary, on real hosts: MemTotal exactly 16 GiB fails and one
+    KiB more passes (16,780,288 KiB, shown as 16.00 GiB, passes: compared in KiB, not rounded); a file
+    system of exactly 200 GiB fails, one page more passes (compared in bytes)."""
+    page = 4096
+    exact, above, issue, below = lab.add_hosts([
+        {"name": "exact", "meminfo_kib": 16 * GIB_KIB, "tmpfs": {"/var/lib/docker": str(200 * 1024**3)}},
+        {"name": "above", "meminfo_kib": 16 * GIB_KIB + 1, "tmpfs": {"/var/lib/docker": str(200 * 1024**3 + page)}},
+        {"name": "issue", "meminfo_kib": 16_780_288},
+        {"name": "below", "meminfo_kib": 16 * GIB_KIB - 1},
+    ])
+    hosts = ",".join(h.hostspec for h in (exact, above, issue, below))
+    run = run_suite(["--hosts", hosts, "--ssh-identity-file", exact.key_path,
+                     f"--ssh-extra-args={exact.ssh_extra_args}", "-k", "test_memory or test_disk"], tmp_path / "r")
+    mem = {x["target"]: x for x in run.requirement("DEMO-SYS-MEM")["results"]}
+    assert {n: mem[h.address]["status"] for n, h in (("exact", exact), ("above", above), ("issue", issue),
+                                                      ("below", below))} == {
+        "exact": "fail", "above": "pass", "issue": "pass", "below": "fail"}
+    assert "memory: MemTotal 16.00 GiB (16,777,216 KiB), need more than 16 GiB (16,777,216 KiB)" \
+        in mem[exact.address]["message"]
+    assert "memory: MemTotal 15.99 GiB (16,777,215 KiB)" in mem[below.address]["message"]
+    assert mem[issue.address]["observed"] == 16_780_288
+    disk = {x["target"]: x for x in run.requirement("DEMO-SYS-DISK")["results"]}
+    assert ("filesystem /var/lib/docker (tmpfs, holding /var/lib/docker): 200.00 GiB (214,748,364,800 bytes), "
+            "need more than 200 GiB (214,748,364,800 bytes)") in disk[exact.address]["message"]
+    assert disk[exact.address]["status"] == "fail"
+    assert "/var/lib/docker" not in disk[above.address]["message"]      # one page more: that one is enough
+    assert disk[above.address]["evidence"]["filesystems"]["/var/lib/docker"]["size_bytes"] == 200 * 1024**3 + page
