@@ -338,6 +338,28 @@ def test_machine_id_unreadable_falls_back_to_the_address(lab_module, tmp_path):
     assert size["status"] == "fail" and size["evidence"]["machine"]["identified_by"] == how
 
 
+def test_sizing_floor_exactly_and_a_few_mib_under(lab_module, tmp_path):
+    """The table's 4 GiB less the catalog's 7 % is 3,900,702.72 KiB; 80 GiB less 5 % is 81,604,378,624
+    bytes. At the floor passes; 3 MiB (shown as 3.72 GiB when rounded) or one page under fails."""
+    floor_disk = 80 * 1024**3 * 95 // 100
+    ok, low = lab_module.add_hosts([
+        {"name": "floorok", "files": {"/etc/os-release": JAMMY}, "fake_cpus": 2, "meminfo_kib": 3_900_703,
+         "tmpfs": {"/var/lib/cassandra": str(floor_disk)}},
+        {"name": "floorlow", "files": {"/etc/os-release": JAMMY}, "fake_cpus": 2, "meminfo_kib": 3_900_702 - 3 * 1024,
+         "tmpfs": {"/var/lib/cassandra": str(floor_disk - 4096)}},
+    ])
+    inv = lab_module.inventory_ini(tmp_path / "hosts.ini", {"cassandra": [ok, low]}, hosts=[ok, low])
+    run = run_suite(["--ansible-inventory", str(inv), "-k", "vm_size_cassandra"], tmp_path / "r")
+    got = results(run, "PROD-VM-CASSANDRA")
+    assert got["floorok"]["status"] == "pass", got["floorok"]["message"]
+    assert got["floorlow"]["status"] == "fail"
+    assert ("memory: 3.71 GiB MemTotal (3,897,630 KiB), need 4 GiB for cassandra (MemTotal >= 3,900,703 KiB = "
+            "3.72 GiB with the 7% kernel allowance)") in got["floorlow"]["message"]
+    assert (f"is 75.9 GiB ({floor_disk - 4096:,} bytes), need 80 GiB (>= {floor_disk:,} bytes = 76.0 GiB with the 5% "
+            "file-system allowance)") in got["floorlow"]["message"]
+    assert "CPU" not in got["floorlow"]["message"]
+
+
 def test_physical_servers_shared(fleet, lab_module, tmp_path):
     inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini", placement={"cassandra2": "server1"},
                           all_vars={"wirecheck_offline_artifact": "/etc/os-release"})
