@@ -269,14 +269,15 @@ def _cgroup_mount_lines() -> list[str]:
         if not point.startswith("/sys/fs/cgroup"):
             continue
         if t[0] == "tmpfs" and point == "/sys/fs/cgroup":
-            lines.append("mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup")
+            lines.append("mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup || echo 'lab: no tmpfs on /sys/fs/cgroup' >&2")
         elif t[0] == "cgroup2":
-            lines.append(f"mkdir -p {shlex.quote(point)} && mount -t cgroup2 cgroup2 {shlex.quote(point)}")
+            lines.append(f"{{ mkdir -p {shlex.quote(point)} && mount -t cgroup2 cgroup2 {shlex.quote(point)}; }} || "
+                         f"echo 'lab: cannot mount cgroup2 on {point}' >&2")
         elif t[0] == "cgroup" and len(t) > 2:
             ctrls = [o for o in t[2].split(",") if o in ("cpu", "cpuacct", "cpuset")]
             if "cpu" in ctrls or "cpuset" in ctrls:
-                lines.append(f"mkdir -p {shlex.quote(point)} && mount -t cgroup -o {','.join(ctrls)} cgroup "
-                             f"{shlex.quote(point)}")
+                lines.append(f"{{ mkdir -p {shlex.quote(point)} && mount -t cgroup -o {','.join(ctrls)} cgroup "
+                             f"{shlex.quote(point)}; }} || echo 'lab: cannot mount cgroup {point}' >&2")
     return lines
 
 
