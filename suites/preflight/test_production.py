@@ -172,14 +172,16 @@ def judge_size(site, rid: str, roles, snap: dict[str, Any]) -> None:
         record(cpu_limits=cores.detail["limits"])
     expect(cores.value, f"CPU cores for {combo}", method=cores.method, soft=True).at_least(need_cores)
     kib = snap["meminfo"].get("MemTotal")
+    if kib is None:
+        cannot_measure("/proc/meminfo on the host has no MemTotal line")
     floor = sizing.with_allowance(sizing.gib_in_kib(need_gib), mem_tol)
     floor_kib = math.ceil(floor)
     record(memory={"MemTotal_KiB": kib, "need_GiB": float(need_gib), "floor_KiB": floor_kib})
-    shown = f"{sizing.gib_text(kib, sizing.KIB_PER_GIB)} GiB" if kib is not None else "no"
+    shown = f"{sizing.gib_text(kib, sizing.KIB_PER_GIB)} GiB"
     expect(kib, "memory", method="/proc/meminfo MemTotal", unit="KiB", soft=True).satisfies(
         lambda k: sizing.at_least(k, floor),
         f">= {float(need_gib):g} GiB for {combo} (MemTotal >= {floor_kib:,} KiB)",
-        f"memory: {shown} MemTotal ({kib or 0:,} KiB), need {float(need_gib):g} GiB for {combo} "
+        f"memory: {shown} MemTotal ({kib:,} KiB), need {float(need_gib):g} GiB for {combo} "
         f"(MemTotal >= {floor_kib:,} KiB = {sizing.gib_text(floor, sizing.KIB_PER_GIB, up=True)} GiB with the "
         f"{float(mem_tol):g}% kernel allowance)")
     by_mount: dict[str, dict[str, Any]] = {}
