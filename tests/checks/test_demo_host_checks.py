@@ -286,3 +286,10 @@ def test_memory_and_disk_at_the_boundary(lab, tmp_path):
     assert disk[exact.address]["status"] == "fail"
     assert "/var/lib/docker" not in disk[above.address]["message"]      # one page more: that one is enough
     assert disk[above.address]["evidence"]["filesystems"]["/var/lib/docker"]["size_bytes"] == 200 * 1024**3 + page
+
+
+def test_meminfo_without_memtotal_is_an_error(lab, tmp_path):
+    h = lab.add_host("nomem", files={"/proc/meminfo": "MemFree:        1048576 kB\n"})
+    run = run_suite([*host_args(h), "-k", "test_memory"], tmp_path / "r")
+    mem = run.result("DEMO-SYS-MEM")
+    assert mem["status"] == "error" and "/proc/meminfo on the host has no MemTotal line" in mem["message"]
