@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .exit_status import gate_blocking, gate_exit_code, gate_statuses
 from .report import integrity
 from .report.model import ReportError, load_compliance
 
@@ -93,9 +94,8 @@ def _sign(args: argparse.Namespace) -> int:
 def _gate(args: argparse.Namespace) -> int:
     compliance = load_compliance(Path(args.dir))
     levels = {lv.strip().lower() for lv in args.level.split(",") if lv.strip()}
-    bad = {"fail", "warn"} | (set() if args.allow_errors else {"error"})
-    blocking = [r for r in compliance["requirements"]
-                if str(r.get("level", "")).lower() in levels and r.get("status") in bad]
+    bad = gate_statuses(args.allow_errors)
+    blocking = gate_blocking(compliance["requirements"], levels, args.allow_errors)
     waived = sum(1 for r in compliance["requirements"] if r.get("status") == "waived")
     if not blocking:
         print(f"gate passed: no {'/'.join(sorted(levels)).upper()} requirement failed"
@@ -105,7 +105,7 @@ def _gate(args: argparse.Namespace) -> int:
     for r in blocking:
         hosts = sorted({str(x.get("target")) for x in r.get("results") or [] if x.get("status") in bad})
         print(f"  {r.get('id')} [{r.get('status')}] on {', '.join(hosts) or '-'}: {r.get('title')}")
-    return 1
+    return gate_exit_code(blocking)
 
 
 def _allure(args: argparse.Namespace) -> int:

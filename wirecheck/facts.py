@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .firewall import View
 from .outcome import CannotMeasure
+from .sizing import CPU_SCRIPT, cpu_method, cpus_number, parse_cpu_output, usable_cpus
 from .transport import file_lock, shared_dir
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 class Measured:
     value: Any
     method: str
+    detail: dict[str, Any] | None = None   # what else was read, for the evidence
 
 
 @dataclass
@@ -58,6 +60,8 @@ def parse_meminfo(text: str) -> dict[str, int]:
             out[key.strip()] = int(fields[0])
     return out
 
+
+IDENTITY_FIELDS = ("hostname", "hosts_entry", "machine_id", "product_uuid", "boot_id")
 
 #: programs whose location the host snapshot looks up at once (facts.which() then costs nothing)
 WHICH_PRIMED = ("ufw", "iptables", "nft", "systemctl", "curl", "chronyc", "timedatectl", "fuser", "lsof",
@@ -179,23 +183,23 @@ class Facts:
         return self._cached("arch", get)
 
     def cpu_cores(self) -> Measured:
-        """Usable cores: nproc (CPU affinity), capped by a cgroup v2 CPU quota when one is set."""
+        """Usable CPUs: min(online, affinity (nproc), cgroup cpusets and CPU quotas along the process's
+        own cgroup path, v1 and v2); see wirecheck.sizing."""
         def get():
-            out = self._need("nproc; cat /sys/fs/cgroup/cpu.max 2>/dev/null || true", "CPU cores")
-            lines = out.split("\n")
-            if not lines[0].strip().isdigit():
-                raise CannotMeasure(f"`nproc` on {self.t.name} printed no number: {lines[0].strip()[:80]!r}")
-            cores = int(lines[0].strip())
-            method = "nproc"
-            if len(lines) > 1 and lines[1].strip():
-                quota, _, period = lines[1].strip().partition(" ")
-                if quota != "max" and period.isdigit() and quota.isdigit() and int(period):
-                    limit = max(1, -(-int(quota) // int(period)))
-                    if limit < cores:
-                        cores = limit
-                    method = f"nproc, cgroup cpu.max {lines[1].strip()}"
-            return Measured(cores, method)
+            return self._cpus(self._need(CPU_SCRIPT, "CPU cores"))
         return self._cached("cpu", get)
+
+    def _cpus(self, out: str) -> Measured:
+        try:
+            affinity, online, own, mounts, files = parse_cpu_output(out)
+        except ValueError as exc:
+            raise CannotMeasure(f"CPU cores on {self.t.name}: {exc}") from None
+        value, limits, problem = usable_cpus(affinity, online, own, mounts, files)
+        if problem:
+            raise CannotMeasure(f"CPU quota on {self.t.name} cannot be read: {problem}")
+        return Measured(cpus_number(value), cpu_method(limits, value),
+                        {"limits": {lim.source: cpus_number(lim.value) for lim in limits},
+                         "cgroup": own.strip().splitlines()})
 
     def meminfo(self) -> dict[str, int]:
         def get():
@@ -484,11 +488,12 @@ class Facts:
             script = (
                 "s() { printf '\\n@@%s\\n' \"$1\"; }; "
                 "s os; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; "
-                "s nproc; nproc; cat /sys/fs/cgroup/cpu.max 2>/dev/null; "
+                f"s nproc; {CPU_SCRIPT}"
                 "s meminfo; cat /proc/meminfo; "
                 "s hostname; hostname; hostname -f 2>/dev/null || echo; "
                 "s hosts; getent hosts \"$(hostname)\" || true; "
                 "s machineid; cat /etc/machine-id 2>/dev/null; "
+                "s bootid; cat /proc/sys/kernel/random/boot_id 2>/dev/null; "
                 "s uuid; cat /sys/class/dmi/id/product_uuid 2>/dev/null; "
                 "s addr; ip -j addr; "
                 "s route; ip -j route; "
@@ -515,23 +520,17 @@ class Facts:
                 raise CannotMeasure(f"host snapshot on {self.t.name} ended early")
             snap: dict[str, Any] = {"raw": parts, "paths": paths}
             snap["os_release"] = parse_os_release(parts.get("os", ""))
-            lines = parts.get("nproc", "").strip().splitlines()
-            if not lines or not lines[0].strip().isdigit():
-                raise CannotMeasure(f"`nproc` on {self.t.name} printed no number: {(lines or [''])[0][:80]!r}")
-            cores, method = int(lines[0]), "nproc"
-            if len(lines) > 1:
-                quota, _, period = lines[1].strip().partition(" ")
-                if quota.isdigit() and period.isdigit() and int(period):
-                    limit = max(1, -(-int(quota) // int(period)))
-                    if limit < cores:
-                        cores, method = limit, f"nproc, cgroup cpu.max {lines[1].strip()}"
-            snap["cpu"] = Measured(cores, method)
+            try:
+                snap["cpu"] = self._cpus(parts.get("nproc", ""))
+            except CannotMeasure as exc:     # only the checks that read the cores end in error
+                snap["cpu"] = exc
             snap["meminfo"] = parse_meminfo(parts.get("meminfo", ""))
             names = parts.get("hostname", "").strip().splitlines()
             snap["hostname"] = names[0].strip() if names else ""
             snap["fqdn"] = names[1].strip() if len(names) > 1 else ""
             snap["hosts_entry"] = parts.get("hosts", "").strip()
             snap["machine_id"] = parts.get("machineid", "").strip()
+            snap["boot_id"] = parts.get("bootid", "").strip()
             snap["product_uuid"] = parts.get("uuid", "").strip()
             for key in ("addr", "route"):
                 try:
@@ -555,7 +554,8 @@ class Facts:
                                             mount=" ".join(f[5:]))
             snap["disks"] = disks
             self._cache.setdefault("os_release", snap["os_release"])
-            self._cache.setdefault("cpu", snap["cpu"])
+            if isinstance(snap["cpu"], Measured):
+                self._cache.setdefault("cpu", snap["cpu"])
             self._cache.setdefault("meminfo", snap["meminfo"])
             self._cache.setdefault("arch", snap["arch"])
             self._cache.setdefault("ip:addr", snap["addr"])
@@ -577,16 +577,17 @@ class Facts:
         already taken, else one light command (fleet checks ask every host for these)."""
         for key, snap in list(self._cache.items()):
             if key.startswith("snapshot:"):
-                return {k: snap[k] for k in ("hostname", "hosts_entry", "machine_id", "product_uuid")}
+                return {k: snap[k] for k in IDENTITY_FIELDS}
 
         def get():
             mark = "@@wirecheck-id@@"
-            out = self._need(f"hostname; echo {mark}; getent hosts \"$(hostname)\"; echo {mark}; "
-                             f"cat /etc/machine-id 2>/dev/null; echo {mark}; "
-                             f"cat /sys/class/dmi/id/product_uuid 2>/dev/null; echo {mark}", "host identity")
+            out = self._shared_output(
+                f"hostname; echo {mark}; getent hosts \"$(hostname)\"; echo {mark}; "
+                f"cat /etc/machine-id 2>/dev/null; echo {mark}; cat /sys/class/dmi/id/product_uuid 2>/dev/null; "
+                f"echo {mark}; cat /proc/sys/kernel/random/boot_id 2>/dev/null; echo {mark}", "host identity")
             parts = [p.strip() for p in out.split(mark)]
-            if len(parts) != 5 or not re.fullmatch(r"[A-Za-z0-9_.-]+", parts[0]):
+            if len(parts) != len(IDENTITY_FIELDS) + 1 or not re.fullmatch(r"[A-Za-z0-9_.-]+", parts[0]):
                 raise CannotMeasure(f"host identity: `hostname; getent hosts …` on {self.t.name} printed "
                                     f"no host name: {out.strip()[:80]!r}")
-            return dict(zip(("hostname", "hosts_entry", "machine_id", "product_uuid"), parts[:4], strict=True))
+            return dict(zip(IDENTITY_FIELDS, parts[:len(IDENTITY_FIELDS)], strict=True))
         return self._cached("identity", get)

@@ -14,6 +14,7 @@ import pytest
 
 from . import __version__
 from .catalog import CatalogError, Requirement, default_catalog, load_catalog
+from .exit_status import report_outcome
 from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end
 from .report_json import build_compliance, jsonable, write_compliance
 from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
@@ -752,15 +753,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         _label_for_allure(item, req, site, target, result)
     if call.when == "setup" and status == PASS:
         return report
-    if status in (PASS, WARN):
-        report.outcome = "passed"
+    report.outcome = report_outcome(status)       # error and fail fail the run (wirecheck.exit_status)
+    if report.outcome == "passed":
         report.longrepr = None
-    elif status in (NOT_APPLICABLE, NOT_EVALUATED):
-        report.outcome = "skipped"
+    elif report.outcome == "skipped":
         path, lineno, _ = item.reportinfo()
         report.longrepr = (str(path), (lineno or 0) + 1, f"{status}: {result['message']}")
     else:
-        report.outcome = "failed"
         if not keep_traceback:
             fix = f"\n  fix: {req.remediation}" if req.remediation and status == FAIL else ""
             report.longrepr = result["message"] + fix

@@ -10,6 +10,8 @@ upgrade) the version is read from the running cluster instead.
 from __future__ import annotations
 
 from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
+from wirecheck.fleet import machines
+from wirecheck.machines import merged_names
 from wirecheck.probes import k8s
 
 WORKER_GROUPS = ("kube-node", "kube_node")
@@ -29,24 +31,31 @@ def conclude(j: k8s.Judgement, what: str) -> None:
 
 
 def _group_hosts(site, groups: tuple[str, ...]) -> list[str]:
+    """The group's machines (one machine under several names counts once), named by their names."""
     if not site.inventory_path:
         not_evaluated(f"the [{groups[0]}] group comes from the Ansible inventory, none given",
                       option="--ansible-inventory")
-    return sorted(t.name for t in site.targets_with_role(*groups))
+    members = site.targets_with_role(*groups)
+    ms = machines(site, members)
+    merged = merged_names(ms)
+    record(identified_by={m.label: m.identity.how for m in ms})
+    if merged:
+        record(merged_names=merged)
+    return sorted(m.label for m in ms)
 
 
 @requirement("K8S-WORKERS")
 def test_inventory_worker_nodes(site, spec):
     hosts = _group_hosts(site, WORKER_GROUPS)
     conclude(k8s.judge_inventory_group(WORKER_GROUPS[0], hosts, int(spec.get("min_workers", 3))),
-             "worker nodes in the inventory")
+             "worker machines in the inventory")
 
 
 @requirement("K8S-ETCD")
 def test_inventory_etcd_members(site, spec):
     hosts = _group_hosts(site, ETCD_GROUPS)
     conclude(k8s.judge_inventory_group(ETCD_GROUPS[0], hosts, int(spec.get("min_members", 3)), odd=True),
-             "etcd members in the inventory")
+             "etcd machines in the inventory")
 
 
 @requirement("K8S-VERSION")

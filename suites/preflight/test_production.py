@@ -23,15 +23,19 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import math
 import re
 import select
 import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Any
 
-from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
+from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement, sizing
 from wirecheck.catalog import default_catalog
+from wirecheck.fleet import machines
+from wirecheck.machines import Machine, count_machines, machine_of, merged_names
 from wirecheck.outcome import Outcome
 from wirecheck.transport import TransportError
 
@@ -128,88 +132,126 @@ def release_list(value: Any) -> list[str]:
 
 # --- PROD-VM-*: sizing per role ----------------------------------------------------------------------
 
+def record_machine(m: Machine) -> None:
+    record(machine={"names": m.names, "identified_by": m.identity.how, "roles": sorted(m.roles)})
+    if m.merged:
+        record(merged_names=f"{', '.join(m.names)} are one machine ({m.identity.how}): it carries the roles of "
+                            "all these names")
+
+
+def sizing_roles(site, target) -> tuple[list[str], Machine | None]:
+    """The roles a host's machine carries: those of every inventory name that is the same machine."""
+    sized = [t for t in site.targets if components_of(t.roles)] if target in site.targets else []
+    if target not in sized:
+        sized.append(target)
+    m = machine_of(target.name, machines(site, sized))
+    record_machine(m)
+    return sorted(m.roles), m
+
+
 def judge_size(site, rid: str, roles, snap: dict[str, Any]) -> None:
-    """Cores, memory and disk of one host against the sum of the rows of its sized components."""
+    """Cores, memory and disk of one machine against the sum of the rows of its sized components,
+    compared exactly in the measured unit (cores, KiB, bytes) less the catalog's stated allowance."""
     comps = components_of(roles)
     if rid not in comps.values():   # the control machine checked as the admin host
         comps = {"admin": rid}
     rows = {c: params(site, r) for c, r in comps.items()}
     mine = params(site, rid)
-    mem_tol, disk_tol = float(mine["memory_tolerance_pct"]), float(mine["disk_tolerance_pct"])
+    mem_tol, disk_tol = mine["memory_tolerance_pct"], mine["disk_tolerance_pct"]
     need_cores = sum(int(p["cores"]) for p in rows.values())
-    need_mem = sum(float(p["memory_gb"]) for p in rows.values())
+    need_gib = sum(Fraction(str(p["memory_gb"])) for p in rows.values())
     record(components={c: {"cores": p["cores"], "memory_GiB": p["memory_gb"], "disk_GiB": p["disk_gb"],
                            "data_path": p["data_path"]} for c, p in rows.items()},
            colocation_rule=SIZING_RULE if len(rows) > 1 else "one component on this host",
            units=UNIT_RULE.format(m=mem_tol, d=disk_tol))
     combo = "+".join(rows)
     cores = snap["cpu"]
-    expect(cores.value, f"CPU cores for {combo}", method=cores.method, soft=True
-           ).at_least(need_cores)
+    if isinstance(cores, Exception):
+        raise cores
+    if cores.detail:
+        record(cpu_limits=cores.detail["limits"])
+    expect(cores.value, f"CPU cores for {combo}", method=cores.method, soft=True).at_least(need_cores)
     kib = snap["meminfo"].get("MemTotal")
-    mem_gib = round(kib / KIB_PER_GIB, 2) if kib else None
-    floor = round(need_mem * (1 - mem_tol / 100), 2)
-    expect(mem_gib, "memory", method="/proc/meminfo MemTotal", unit="GiB", soft=True).satisfies(
-        lambda g: g is not None and g >= floor, f">= {need_mem:g} GiB for {combo} (MemTotal >= {floor:g} GiB)",
-        f"memory: {mem_gib} GiB MemTotal, need {need_mem:g} GiB for {combo} (>= {floor:g} GiB with the "
-        f"{mem_tol:g}% kernel allowance)")
+    if kib is None:
+        cannot_measure("/proc/meminfo on the host has no MemTotal line")
+    floor = sizing.with_allowance(sizing.gib_in_kib(need_gib), mem_tol)
+    floor_kib = math.ceil(floor)
+    record(memory={"MemTotal_KiB": kib, "need_GiB": float(need_gib), "floor_KiB": floor_kib})
+    shown = f"{sizing.gib_text(kib, sizing.KIB_PER_GIB)} GiB"
+    expect(kib, "memory", method="/proc/meminfo MemTotal", unit="KiB", soft=True).satisfies(
+        lambda k: sizing.at_least(k, floor),
+        f">= {float(need_gib):g} GiB for {combo} (MemTotal >= {floor_kib:,} KiB)",
+        f"memory: {shown} MemTotal ({kib:,} KiB), need {float(need_gib):g} GiB for {combo} "
+        f"(MemTotal >= {floor_kib:,} KiB = {sizing.gib_text(floor, sizing.KIB_PER_GIB, up=True)} GiB with the "
+        f"{float(mem_tol):g}% kernel allowance)")
     by_mount: dict[str, dict[str, Any]] = {}
     for comp, p in rows.items():
         du = snap["disks"].get(str(p["data_path"]))
         if du is None:
             cannot_measure(f"df did not report the file system holding {p['data_path']} on the host")
-        fs = by_mount.setdefault(du.mount, {"size_GiB": round(du.size / GIB, 1), "source": du.source,
-                                            "holds": [], "need_GiB": 0.0})
+        fs = by_mount.setdefault(du.mount, {"size_bytes": du.size, "size_GiB": round(du.size / GIB, 1),
+                                            "source": du.source, "holds": [], "need_GiB": Fraction(0)})
         fs["holds"].append(f"{comp} {p['data_path']}")
-        fs["need_GiB"] += float(p["disk_gb"])
-    record(filesystems=by_mount)
+        fs["need_GiB"] += Fraction(str(p["disk_gb"]))
     for mount, fs in by_mount.items():
         need = fs["need_GiB"]
-        dfloor = round(need * (1 - disk_tol / 100), 1)
-        expect(fs["size_GiB"], f"disk {mount}", method="df -B1", unit="GiB", soft=True).satisfies(
-            lambda g, dfloor=dfloor: g >= dfloor, f">= {need:g} GiB ({', '.join(fs['holds'])})",
-            f"disk: file system {mount} holding {', '.join(fs['holds'])} is {fs['size_GiB']:g} GiB, need "
-            f"{need:g} GiB (>= {dfloor:g} GiB with the {disk_tol:g}% file-system allowance)")
+        dfloor = sizing.with_allowance(sizing.gib_in_bytes(need), disk_tol)
+        fs["need_GiB"], fs["floor_bytes"] = float(need), math.ceil(dfloor)
+        expect(fs["size_bytes"], f"disk {mount}", method="df -B1", unit="bytes", soft=True).satisfies(
+            lambda b, dfloor=dfloor: sizing.at_least(b, dfloor),
+            f">= {float(need):g} GiB ({', '.join(fs['holds'])}; size >= {math.ceil(dfloor):,} bytes)",
+            f"disk: file system {mount} holding {', '.join(fs['holds'])} is "
+            f"{sizing.gib_text(fs['size_bytes'], sizing.BYTES_PER_GIB, places=1)} GiB ({fs['size_bytes']:,} bytes), "
+            f"need {float(need):g} GiB (>= {math.ceil(dfloor):,} bytes = "
+            f"{sizing.gib_text(dfloor, sizing.BYTES_PER_GIB, places=1, up=True)} GiB with the "
+            f"{float(disk_tol):g}% file-system allowance)")
+    record(filesystems=by_mount)
+
+
+def size_check(target, site, rid: str) -> None:
+    snap = snapshot(target, site)
+    roles, _ = sizing_roles(site, target)
+    judge_size(site, rid, roles, snap)
 
 
 @requirement("PROD-VM-CASSANDRA")
 def test_vm_size_cassandra(target, site):
-    judge_size(site, "PROD-VM-CASSANDRA", target.roles, snapshot(target, site))
+    size_check(target, site, "PROD-VM-CASSANDRA")
 
 
 @requirement("PROD-VM-MINIO")
 def test_vm_size_minio(target, site):
-    judge_size(site, "PROD-VM-MINIO", target.roles, snapshot(target, site))
+    size_check(target, site, "PROD-VM-MINIO")
 
 
 @requirement("PROD-VM-ELASTICSEARCH")
 def test_vm_size_elasticsearch(target, site):
-    judge_size(site, "PROD-VM-ELASTICSEARCH", target.roles, snapshot(target, site))
+    size_check(target, site, "PROD-VM-ELASTICSEARCH")
 
 
 @requirement("PROD-VM-KUBERNETES")
 def test_vm_size_kubernetes(target, site):
-    judge_size(site, "PROD-VM-KUBERNETES", target.roles, snapshot(target, site))
+    size_check(target, site, "PROD-VM-KUBERNETES")
 
 
 @requirement("PROD-VM-RESTUND")
 def test_vm_size_restund(target, site):
-    judge_size(site, "PROD-VM-RESTUND", target.roles, snapshot(target, site))
+    size_check(target, site, "PROD-VM-RESTUND")
 
 
 @requirement("PROD-VM-ADMIN")
 def test_vm_size_admin(target, site):
-    judge_size(site, "PROD-VM-ADMIN", target.roles, snapshot(target, site))
+    size_check(target, site, "PROD-VM-ADMIN")
 
 
 @requirement("PROD-VM-ASSET")
 def test_vm_size_asset(target, site):
-    judge_size(site, "PROD-VM-ASSET", target.roles, snapshot(target, site))
+    size_check(target, site, "PROD-VM-ASSET")
 
 
 @requirement("PROD-VM-POSTGRESQL")
 def test_vm_size_postgresql(target, site):
-    judge_size(site, "PROD-VM-POSTGRESQL", target.roles, snapshot(target, site))
+    size_check(target, site, "PROD-VM-POSTGRESQL")
 
 
 @requirement("PROD-VM-ADMIN")
@@ -605,20 +647,27 @@ def test_admin_disk(site, control, spec):
     path = site.option("wire_server_deploy") or "."
     if artifact:
         res = host.run(f"stat -c %s -- {shlex.quote(str(artifact))}", timeout=15)
-        if res.rc != 0:
-            cannot_measure(f"{spec.site_var}={artifact}: cannot stat it on {which}: {res.stderr.strip()}")
-        size_gib = int(res.stdout.strip()) / GIB
+        if res.rc != 0 or not res.stdout.strip().isdigit():
+            cannot_measure(f"{spec.site_var}={artifact}: cannot stat it on {which}: "
+                           f"{res.stderr.strip() or res.stdout.strip()[:80] or f'exit {res.rc}'}")
+        size = Fraction(int(res.stdout.strip()))
         path = (str(artifact).rsplit("/", 1)[0] or "/") if "/" in str(artifact) else "."
         source = f"size of {artifact}"
     elif spec.artifact_gib:
-        size_gib, source = float(spec.artifact_gib), "--param IMP-ADMIN-DISK.artifact_gib"
+        size, source = sizing.gib_in_bytes(spec.artifact_gib), "--param IMP-ADMIN-DISK.artifact_gib"
     else:
         not_evaluated("the offline artifact's size is unknown",
                       option=f"{spec.site_var}=<path of the tarball> in [all:vars] or --param IMP-ADMIN-DISK.artifact_gib=N")
     du = host.facts.disk(path)
-    need = round(size_gib * float(spec.factor), 1)
-    record(admin_machine=which, artifact_GiB=round(size_gib, 2), artifact_from=source, path=path, mount=du.mount)
-    expect(round(du.avail / GIB, 1), f"free space on {du.mount} ({which})", method="df -B1", unit="GiB").at_least(need)
+    need = size * Fraction(str(spec.factor))            # bytes, exactly; GiB only in the text
+    record(admin_machine=which, artifact_GiB=round(float(size) / GIB, 2), artifact_from=source, path=path,
+           mount=du.mount, free_bytes=du.avail, need_bytes=math.ceil(need))
+    expect(du.avail, f"free space on {du.mount} ({which})", method="df -B1", unit="bytes").satisfies(
+        lambda b: sizing.at_least(b, need), f">= {sizing.gib_text(need, sizing.BYTES_PER_GIB, up=True)} GiB "
+        f"({math.ceil(need):,} bytes)",
+        f"free space on {du.mount} ({which}): {sizing.gib_text(du.avail, sizing.BYTES_PER_GIB)} GiB "
+        f"({du.avail:,} bytes), need >= {sizing.gib_text(need, sizing.BYTES_PER_GIB, up=True)} GiB "
+        f"({math.ceil(need):,} bytes: {spec.factor:g} x the artifact)")
 
 
 @requirement("IMP-SSH-HOSTKEYS")
@@ -672,15 +721,24 @@ def _inventory(site) -> None:
 
 @requirement("PROD-VM-COUNT")
 def test_vm_count(site, spec):
+    """Machines per group, not names: one VM listed twice counts once."""
     _inventory(site)
-    counts = {g: len(site.targets_with_role(g)) for g in spec.minima}
-    total = len(site.targets)
-    record(per_group=counts, hosts=total, documented_totals=dict(spec.documented_totals),
+    ms = machines(site)
+    counts = {g: len(count_machines(ms, [g])) for g in spec.minima}
+    names = {g: len(site.targets_with_role(g)) for g in spec.minima}
+    merged = merged_names(ms)
+    record(per_group=counts, hosts=len(ms), inventory_names=len(site.targets), merged_names=merged,
+           identified_by={m.label: m.identity.how for m in ms}, documented_totals=dict(spec.documented_totals),
            note="the docs' totals conflict (16, 17, 19); groups are counted against their own minima")
-    short = [f"[{g}] has {counts[g]}, need {n}" for g, n in spec.minima.items()
-             if counts[g] < n and (counts[g] or g in ("cassandra", "elasticsearch", "kube-node", "etcd"))]
-    expect(short, "hosts per group", method="inventory groups").is_empty(
-        "each group at its documented minimum", "; ".join(short))
+    short = []
+    for g, n in spec.minima.items():
+        if counts[g] < n and (counts[g] or g in ("cassandra", "elasticsearch", "kube-node", "etcd")):
+            dup = f" ({names[g]} names, some of them one machine)" if names[g] != counts[g] else ""
+            short.append(f"[{g}] has {counts[g]}{dup}, need {n}")
+    expect(short, "machines per group", method="inventory groups; machine-id of each host").is_empty(
+        "each group at its documented minimum", "; ".join(short)
+        + (f" (one machine under several names: {'; '.join(', '.join(v) for v in merged.values())})"
+           if merged else ""))
 
 
 @requirement("PROD-PHYS-SERVERS")

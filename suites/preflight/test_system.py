@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wirecheck import expect, record, requirement
+from wirecheck import cannot_measure, expect, record, requirement, sizing
 
 GIB = 1024**3
 
@@ -29,34 +29,51 @@ def test_architecture(target, spec):
 @requirement("DEMO-SYS-CPU")
 def test_cpu_cores(target, spec):
     cores = target.facts.cpu_cores()
+    if cores.detail:
+        record(cpu_limits=cores.detail["limits"], cgroup=cores.detail["cgroup"])
     expect(cores.value, "CPU cores", method=cores.method).at_least(spec.min_cores)
 
 
 @requirement("DEMO-SYS-MEM")
 def test_memory(target, spec):
+    """MemTotal (KiB) compared with the limit in KiB: > 16 GiB is > 16,777,216 KiB."""
     kib = target.facts.meminfo().get("MemTotal")
-    gib = round(kib / 1024**2, 2) if kib else None
-    record(mem_total_kib=kib)
-    expect(gib, "memory", method="/proc/meminfo MemTotal", unit="GiB").greater_than(spec.more_than_gib)
-    if gib is not None and gib < spec.more_than_gib + spec.headroom_gib:
-        record(note=f"only {gib - spec.more_than_gib:.2f} GiB above minikube's {spec.more_than_gib} GiB; "
-                    f"the host OS and Docker need memory outside it")
+    if kib is None:
+        cannot_measure("/proc/meminfo on the host has no MemTotal line")
+    limit = sizing.gib_in_kib(spec.more_than_gib)
+    record(mem_total_kib=kib, limit_kib=int(limit))
+    shown = f"{sizing.gib_text(kib, sizing.KIB_PER_GIB)} GiB ({kib:,} KiB)"
+    expect(kib, "memory", method="/proc/meminfo MemTotal", unit="KiB").satisfies(
+        lambda k: sizing.more_than(k, limit), f"> {spec.more_than_gib:g} GiB ({int(limit):,} KiB)",
+        f"memory: MemTotal {shown}, need more than {spec.more_than_gib:g} GiB ({int(limit):,} KiB)")
+    headroom = sizing.gib_in_kib(spec.more_than_gib + spec.headroom_gib)
+    if kib < headroom:
+        record(note=f"only {sizing.gib_text(kib - limit, sizing.KIB_PER_GIB)} GiB above minikube's "
+                    f"{spec.more_than_gib:g} GiB; the host OS and Docker need memory outside it")
 
 
 @requirement("DEMO-SYS-DISK")
 def test_disk(target, spec):
+    """File-system sizes in bytes (df -B1) compared with the limit in bytes: > 200 GiB is
+    > 214,748,364,800 bytes."""
     user = target.user or target.facts.whoami()
+    limit = sizing.gib_in_bytes(spec.more_than_gib)
     seen: dict[str, dict] = {}
     for path in spec.paths:
         path = path.format(user=user)
         du = target.facts.disk(path)
-        seen.setdefault(du.mount, {"paths": [], "source": du.source, "fstype": du.fstype,
+        seen.setdefault(du.mount, {"paths": [], "source": du.source, "fstype": du.fstype, "size_bytes": du.size,
                                    "size_gib": round(du.size / GIB, 1), "avail_gib": round(du.avail / GIB, 1)})
         seen[du.mount]["paths"].append(path)
-    record(filesystems=seen)
+    record(filesystems=seen, limit_bytes=int(limit))
     for mount, fs in seen.items():
-        expect(fs["size_gib"], f"filesystem {mount} ({fs['source']}, holding {', '.join(fs['paths'])})",
-               method="df -B1", unit="GiB", soft=True).greater_than(spec.more_than_gib)
+        size = fs["size_bytes"]
+        expect(size, f"filesystem {mount} ({fs['source']}, holding {', '.join(fs['paths'])})",
+               method="df -B1", unit="bytes", soft=True).satisfies(
+            lambda b: sizing.more_than(b, limit), f"> {spec.more_than_gib:g} GiB ({int(limit):,} bytes)",
+            f"filesystem {mount} ({fs['source']}, holding {', '.join(fs['paths'])}): "
+            f"{sizing.gib_text(size, sizing.BYTES_PER_GIB)} GiB ({size:,} bytes), need more than "
+            f"{spec.more_than_gib:g} GiB ({int(limit):,} bytes)")
 
 
 @requirement("DEMO-SYS-USER-HOME")

@@ -106,7 +106,8 @@ def test_compliant_evidence(good_run, good):
     os_ = good_run.result("DEMO-SYS-OS")
     assert os_["evidence"]["os_release"]["VERSION_CODENAME"] == "noble"
     mem = good_run.result("DEMO-SYS-MEM")
-    assert mem["observed"] == 20.0 and mem["expected"] == "> 16 GiB" and mem["method"] == "/proc/meminfo MemTotal"
+    assert mem["observed"] == 20 * GIB_KIB and mem["expected"] == "> 16 GiB (16,777,216 KiB)"
+    assert mem["method"] == "/proc/meminfo MemTotal"
     home = good_run.result("DEMO-SYS-USER-HOME")
     assert home["evidence"]["home"] == "/home/wire" and home["evidence"]["uid"] != 0
     fw = good_run.result("DEMO-NET-FIREWALL")
@@ -122,7 +123,8 @@ def test_broken_host_fails_with_evidence(bad_run, bad):
     assert (cpu["status"], cpu["observed"], cpu["expected"]) == ("fail", 1, ">= 16")
     assert cpu["message"] == f"DEMO-SYS-CPU on {bad.address}: CPU cores: 1, need >= 16 (nproc)"
     mem = r("DEMO-SYS-MEM")
-    assert (mem["status"], mem["observed"]) == ("fail", 8.0)
+    assert (mem["status"], mem["observed"]) == ("fail", 8 * GIB_KIB)
+    assert "memory: MemTotal 8.00 GiB (8,388,608 KiB), need more than 16 GiB (16,777,216 KiB)" in mem["message"]
     disk = r("DEMO-SYS-DISK")
     assert disk["status"] == "fail" and "/var/lib/docker" in disk["message"] and "tmpfs" in disk["message"]
     assert disk["evidence"]["filesystems"]["/var/lib/docker"]["size_gib"] == 1.0
@@ -216,3 +218,79 @@ def test_local_machine_default(tmp_path, mirror):
     for rid in ("DNS-DEMO-RECORDS", "DNS-SPF", "DNS-SFTD", "TLS-SAN"):
         assert run.status(rid) in ("not_evaluated", "not_implemented", "not_applicable"), rid
     assert c["summary"]["pass"] + c["summary"]["fail"] > 10
+
+
+@pytest.mark.parametrize("quota_us, cores", [(150_000, 1.5), (400_000, 4)])
+def test_cgroup_cpu_quota_on_the_process_path(lab, tmp_path, quota_us, cores):
+    """A real cgroup with a CPU quota (v2 cpu.max or v1 cfs_quota_us, whichever the machine has): the
+    host's sshd is moved into it, so the commands wirecheck runs over SSH inherit it. Usable CPUs are
+    the quota, not nproc: 1.5 CPUs are not 2 cores (a rounding-up reader passed it); a quota above
+    nproc leaves nproc's figure."""
+    from tests.lab.fixtures import REQUIRE_ENV
+    from tests.support import cgroup
+
+    h = lab.add_host("quota", user="wire", sudo=True, files={"/etc/os-release": UBUNTU_NOBLE})
+    try:
+        made = cgroup.cpu_quota_cgroup(quota_us)
+        d, quota_file = made.__enter__()
+    except cgroup.CgroupUnavailable as exc:
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"cannot make a cgroup with a CPU quota: {exc}")
+        pytest.skip(f"cannot make a cgroup with a CPU quota: {exc}")
+    original = cgroup.current_cgroup_dir(h.sshd.pid, d)
+    try:
+        cgroup.move(h.sshd.pid, d)
+        run = run_suite([*host_args(h), "-k", "test_cpu_cores", "--param", "DEMO-SYS-CPU.min_cores=2"],
+                        tmp_path / "r")
+    finally:
+        cgroup.move_back(h.sshd.pid, original)
+        made.__exit__(None, None, None)
+    cpu = run.result("DEMO-SYS-CPU")
+    nproc = len(os.sched_getaffinity(0))
+    want = min(cores, nproc)
+    assert (cpu["status"], cpu["observed"]) == ("pass" if want >= 2 else "fail", want), cpu
+    limits = cpu["evidence"]["cpu_limits"]
+    quota_key = next(k for k in limits if k.startswith(f"{d}/{quota_file}"))
+    assert limits[quota_key] == cores and cpu["evidence"]["cgroup"]
+    if want < nproc:
+        assert cpu["method"] == f"nproc, {quota_key}"
+        assert cpu["message"].startswith(f"DEMO-SYS-CPU on {h.address}: CPU cores: 1.50, need >= 2")
+    else:
+        assert cpu["method"] == "nproc"
+
+
+def test_memory_and_disk_at_the_boundary(lab, tmp_path):
+    """"> 16 GiB" and "> 200 GiB" at the boundary, on real hosts: MemTotal exactly 16 GiB fails and one
+    KiB more passes (16,780,288 KiB, shown as 16.00 GiB, passes: compared in KiB, not rounded); a file
+    system of exactly 200 GiB fails, one page more passes (compared in bytes)."""
+    page = 4096
+    exact, above, issue, below = lab.add_hosts([
+        {"name": "exact", "meminfo_kib": 16 * GIB_KIB, "tmpfs": {"/var/lib/docker": str(200 * 1024**3)}},
+        {"name": "above", "meminfo_kib": 16 * GIB_KIB + 1, "tmpfs": {"/var/lib/docker": str(200 * 1024**3 + page)}},
+        {"name": "issue", "meminfo_kib": 16_780_288},
+        {"name": "below", "meminfo_kib": 16 * GIB_KIB - 1},
+    ])
+    hosts = ",".join(h.hostspec for h in (exact, above, issue, below))
+    run = run_suite(["--hosts", hosts, "--ssh-identity-file", exact.key_path,
+                     f"--ssh-extra-args={exact.ssh_extra_args}", "-k", "test_memory or test_disk"], tmp_path / "r")
+    mem = {x["target"]: x for x in run.requirement("DEMO-SYS-MEM")["results"]}
+    assert {n: mem[h.address]["status"] for n, h in (("exact", exact), ("above", above), ("issue", issue),
+                                                      ("below", below))} == {
+        "exact": "fail", "above": "pass", "issue": "pass", "below": "fail"}
+    assert "memory: MemTotal 16.00 GiB (16,777,216 KiB), need more than 16 GiB (16,777,216 KiB)" \
+        in mem[exact.address]["message"]
+    assert "memory: MemTotal 15.99 GiB (16,777,215 KiB)" in mem[below.address]["message"]
+    assert mem[issue.address]["observed"] == 16_780_288
+    disk = {x["target"]: x for x in run.requirement("DEMO-SYS-DISK")["results"]}
+    assert ("filesystem /var/lib/docker (tmpfs, holding /var/lib/docker): 200.00 GiB (214,748,364,800 bytes), "
+            "need more than 200 GiB (214,748,364,800 bytes)") in disk[exact.address]["message"]
+    assert disk[exact.address]["status"] == "fail"
+    assert "/var/lib/docker" not in disk[above.address]["message"]      # one page more: that one is enough
+    assert disk[above.address]["evidence"]["filesystems"]["/var/lib/docker"]["size_bytes"] == 200 * 1024**3 + page
+
+
+def test_meminfo_without_memtotal_is_an_error(lab, tmp_path):
+    h = lab.add_host("nomem", files={"/proc/meminfo": "MemFree:        1048576 kB\n"})
+    run = run_suite([*host_args(h), "-k", "test_memory"], tmp_path / "r")
+    mem = run.result("DEMO-SYS-MEM")
+    assert mem["status"] == "error" and "/proc/meminfo on the host has no MemTotal line" in mem["message"]

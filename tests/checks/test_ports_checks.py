@@ -33,6 +33,7 @@ FIREWALL = [
     "nft add rule inet wcfilter input udp dport 60000-60010 drop",
     "iptables -A INPUT -p tcp --dport 443 -j REJECT",
     "iptables -A INPUT -p tcp --dport 80 -j DROP",
+    "iptables -A INPUT -p udp --dport 65535 -j DROP",      # the range's last port: a boundary
 ]
 #: a default route into a veth pair whose both ends stay in the host (no dummy module here): IMP-MTU
 #: has an interface to judge, and nothing can leave (the peer end hands packets back to a host that
@@ -93,8 +94,8 @@ def test_firewall_rules_fail_with_exactly_the_blocked_ports(hosts: dict[str, Lab
     udp = run.result("NET-PORT-UDP-RANGE", name)
     assert udp["status"] == "fail"
     assert udp["message"].startswith(
-        f"NET-PORT-UDP-RANGE on {name}: 1,011 of 32,768 ports blocked: 40000-40999, 60000-60010")
-    assert udp["evidence"]["blocked"] == "40000-40999, 60000-60010"
+        f"NET-PORT-UDP-RANGE on {name}: 1,012 of 32,768 ports blocked: 40000-40999, 60000-60010, 65535")
+    assert udp["evidence"]["blocked"] == "40000-40999, 60000-60010, 65535"
     assert udp["evidence"]["probed_address"] == h.address
     assert udp["evidence"]["classification"]["40000-40999"].startswith("filtered (dropped")
     https = run.result("NET-PORT-TCP-443", name)

@@ -64,12 +64,12 @@ def spec_for(i: int, name: str) -> dict:
 
 
 def write_inventory(lab, hosts, path, *, physical: bool = True, extra_groups: dict | None = None,
-                    all_vars: dict | None = None, placement: dict | None = None):
+                    all_vars: dict | None = None, placement: dict | None = None, aliases: dict | None = None):
     """The layout of wire-server-deploy's ansible/inventory/offline/99-static (plus postgresql, admin)."""
     by = {h.name: h for h in hosts}
 
     def g(*names):
-        return [by[n] for n in names]
+        return [by.get(n, n) for n in names]
     groups = {
         "kube-master": g("kubenode1", "kubenode2", "kubenode3"),
         "etcd": g("kubenode1", "kubenode2", "kubenode3"),
@@ -83,7 +83,8 @@ def write_inventory(lab, hosts, path, *, physical: bool = True, extra_groups: di
     lab.inventory_ini(path, groups, vars={"target_domain": "wire.example.test", **(all_vars or {})},
                       group_vars={"cassandra": {"cassandra_network_interface": "eth0"},
                                   "elasticsearch": {"elasticsearch_network_interface": "eth0"},
-                                  "minio": {"minio_network_interface": "eth0"}}, hosts=hosts)
+                                  "minio": {"minio_network_interface": "eth0"}}, hosts=hosts,
+                      aliases=aliases)
     text = path.read_text().replace("[kube-node]", "[k8s-cluster:children]\nkube-master\nkube-node\n\n[kube-node]", 1)
     text = text.replace("[elasticsearch]", "[elasticsearch_master:children]\nelasticsearch\n\n[elasticsearch]", 1)
     if physical:   # three servers, each group spread over them
@@ -166,17 +167,23 @@ def test_run_names_exactly_the_broken_hosts(fleet_run):
 def test_undersized_hosts_show_observed_and_required(fleet_run):
     cass = results(fleet_run, "PROD-VM-CASSANDRA")["cassandra2"]["message"]
     assert "CPU cores for cassandra: 1, need >= 2;" in cass and cass.endswith("(nproc; /proc/meminfo MemTotal; df -B1)")
-    assert "memory: 1.92 GiB MemTotal, need 4 GiB for cassandra (>= 3.72 GiB with the 7% kernel allowance)" in cass
+    assert ("memory: 1.91 GiB MemTotal (2,013,265 KiB), need 4 GiB for cassandra (MemTotal >= 3,900,703 KiB = "
+            "3.72 GiB with the 7% kernel allowance)") in cass
     assert "disk" not in cass.split("(nproc)")[-1]            # the disk is fine: not named
     minio = results(fleet_run, "PROD-VM-MINIO")["minio3"]
-    assert ("disk: file system /var/lib/minio holding minio /var/lib/minio is 200 GiB, need 400 GiB "
-            "(>= 380 GiB with the 5% file-system allowance)") in minio["message"]
+    assert ("disk: file system /var/lib/minio holding minio /var/lib/minio is 200.0 GiB (214,748,364,800 bytes), "
+            "need 400 GiB (>= 408,021,893,120 bytes = 380.0 GiB with the 5% file-system allowance)") in minio["message"]
     assert minio["evidence"]["filesystems"]["/var/lib/minio"]["size_GiB"] == 200.0
+    assert minio["evidence"]["filesystems"]["/var/lib/minio"]["size_bytes"] == 200 * 1024**3
     kube = results(fleet_run, "PROD-VM-KUBERNETES")["kubenode3"]["message"]
-    assert "memory: 5.76 GiB MemTotal, need 8 GiB for kubernetes" in kube and "CPU" not in kube
+    assert "memory: 5.75 GiB MemTotal (6,039,797 KiB), need 8 GiB for kubernetes" in kube and "CPU" not in kube
     ok = results(fleet_run, "PROD-VM-CASSANDRA")["cassandra1"]
     assert ok["status"] == "pass" and "GiB" in ok["evidence"]["units"]
-    assert "memory: 3.84 GiB (need >= 4 GiB for cassandra (MemTotal >= 3.72 GiB))" in ok["message"]
+    assert "memory: 4,026,531 KiB (need >= 4 GiB for cassandra (MemTotal >= 3,900,703 KiB))" in ok["message"]
+    # every host is its own machine here: identified by its machine-id, nothing merged
+    assert ok["evidence"]["machine"]["names"] == ["cassandra1"]
+    assert ok["evidence"]["machine"]["identified_by"].startswith("machine-id ")
+    assert "merged_names" not in ok["evidence"]
 
 
 def test_10net_and_release_named(fleet_run):
@@ -275,6 +282,84 @@ def test_bad_topology_fails_the_fleet_checks(fleet, lab_module, tmp_path):
     assert "sum" in c3["evidence"]["colocation_rule"]
 
 
+def test_one_machine_under_two_names_is_held_to_both_roles(fleet, lab_module, tmp_path):
+    """Issue 12: cassandra1 (2 cores, 3.84 GiB) listed again as `es3` in [elasticsearch] and as `cas1b`
+    in [cassandra]. By names both sizing checks passed and [cassandra] counted three; by machines
+    the one machine carries cassandra+elasticsearch (3 cores, 6 GiB: it fails under both names) and
+    [cassandra] has two machines."""
+    by = {h.name: h for h in fleet}
+    inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini", aliases={"es3": by["cassandra1"],
+                                                                             "cas1b": by["cassandra1"],
+                                                                             "kube1b": by["kubenode1"]},
+                          extra_groups={"cassandra": ["cassandra1", "cassandra2", "cas1b"],
+                                        "elasticsearch": ["elasticsearch1", "elasticsearch2", "es3"],
+                                        "kube-node": ["kubenode1", "kubenode2", "kube1b"]})
+    run = run_suite(["--ansible-inventory", str(inv), "-n", "2", "-k",
+                     "vm_size_cassandra or vm_size_elasticsearch or vm_count or inventory_worker_nodes"],
+                    tmp_path / "r")
+    assert "INTERNALERROR" not in run.stdout + run.stderr, run.stdout[-3000:]
+    for rid, name in (("PROD-VM-CASSANDRA", "cassandra1"), ("PROD-VM-CASSANDRA", "cas1b"),
+                      ("PROD-VM-ELASTICSEARCH", "es3")):
+        r = results(run, rid)[name]
+        assert r["status"] == "fail", (rid, name, r["message"])
+        assert "CPU cores for cassandra+elasticsearch: 2, need >= 3" in r["message"]
+        assert "need 6 GiB for cassandra+elasticsearch (MemTotal >= 5,851,055 KiB" in r["message"]
+        assert r["evidence"]["machine"]["names"] == ["cas1b", "cassandra1", "es3"]
+        assert r["evidence"]["merged_names"].startswith("cas1b, cassandra1, es3 are one machine (machine-id ")
+    # the others are their own machines and pass as before
+    assert results(run, "PROD-VM-ELASTICSEARCH")["elasticsearch1"]["status"] == "pass"
+    assert results(run, "PROD-VM-CASSANDRA")["cassandra2"]["status"] == "fail"       # undersized on its own
+    count = run.result("PROD-VM-COUNT")
+    assert count["status"] == "warn"
+    assert "[cassandra] has 2 (3 names, some of them one machine), need 3" in count["message"]
+    assert "[kube-node] has 2 (3 names, some of them one machine), need 3" in count["message"]
+    assert "[elasticsearch]" not in count["message"]          # three machines, one of them also cassandra
+    assert count["evidence"]["per_group"]["cassandra"] == 2 and count["evidence"]["inventory_names"] == 20
+    assert count["evidence"]["hosts"] == 17
+    workers = run.result("K8S-WORKERS")
+    assert workers["status"] == "fail" and workers["observed"] == "[kube-node] has 2 host(s): kube1b = kubenode1, kubenode2"
+    assert list(workers["evidence"]["merged_names"].values()) == [["kube1b", "kubenode1"]]
+
+
+def test_machine_id_unreadable_falls_back_to_the_address(lab_module, tmp_path):
+    """A host without a machine-id is told apart by its address and port, and the evidence says so;
+    the same address under two names is still one machine."""
+    h = lab_module.add_host("noid", files={"/etc/os-release": JAMMY, "/etc/machine-id": ""}, fake_cpus=1,
+                            meminfo_kib=4 * GIB_KIB)
+    inv = lab_module.inventory_ini(tmp_path / "hosts.ini", {"kube-node": [h, "noid-b"]}, hosts=[h],
+                                   aliases={"noid-b": h})
+    run = run_suite(["--ansible-inventory", str(inv), "-k", "inventory_worker_nodes or vm_size_kubernetes"],
+                    tmp_path / "r")
+    workers = run.result("K8S-WORKERS")
+    assert workers["status"] == "fail" and workers["observed"] == "[kube-node] has 1 host(s): noid = noid-b"
+    how = workers["evidence"]["identified_by"]["noid = noid-b"]
+    assert how == f"address {h.address}:{h.port} (machine-id not read: /etc/machine-id is empty or missing)"
+    size = results(run, "PROD-VM-KUBERNETES")["noid-b"]
+    assert size["status"] == "fail" and size["evidence"]["machine"]["identified_by"] == how
+
+
+def test_sizing_floor_exactly_and_a_few_mib_under(lab_module, tmp_path):
+    """The table's 4 GiB less the catalog's 7 % is 3,900,702.72 KiB; 80 GiB less 5 % is 81,604,378,624
+    bytes. At the floor passes; 3 MiB (shown as 3.72 GiB when rounded) or one page under fails."""
+    floor_disk = 80 * 1024**3 * 95 // 100
+    ok, low = lab_module.add_hosts([
+        {"name": "floorok", "files": {"/etc/os-release": JAMMY}, "fake_cpus": 2, "meminfo_kib": 3_900_703,
+         "tmpfs": {"/var/lib/cassandra": str(floor_disk)}},
+        {"name": "floorlow", "files": {"/etc/os-release": JAMMY}, "fake_cpus": 2, "meminfo_kib": 3_900_702 - 3 * 1024,
+         "tmpfs": {"/var/lib/cassandra": str(floor_disk - 4096)}},
+    ])
+    inv = lab_module.inventory_ini(tmp_path / "hosts.ini", {"cassandra": [ok, low]}, hosts=[ok, low])
+    run = run_suite(["--ansible-inventory", str(inv), "-k", "vm_size_cassandra"], tmp_path / "r")
+    got = results(run, "PROD-VM-CASSANDRA")
+    assert got["floorok"]["status"] == "pass", got["floorok"]["message"]
+    assert got["floorlow"]["status"] == "fail"
+    assert ("memory: 3.71 GiB MemTotal (3,897,630 KiB), need 4 GiB for cassandra (MemTotal >= 3,900,703 KiB = "
+            "3.72 GiB with the 7% kernel allowance)") in got["floorlow"]["message"]
+    assert (f"is 75.9 GiB ({floor_disk - 4096:,} bytes), need 80 GiB (>= {floor_disk:,} bytes = 76.0 GiB with the 5% "
+            "file-system allowance)") in got["floorlow"]["message"]
+    assert "CPU" not in got["floorlow"]["message"]
+
+
 def test_physical_servers_shared(fleet, lab_module, tmp_path):
     inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini", placement={"cassandra2": "server1"},
                           all_vars={"wirecheck_offline_artifact": "/etc/os-release"})
@@ -371,7 +456,9 @@ def test_os_releases_are_a_site_setting(odd_run):
 
 def test_admin_disk_too_small_for_the_artifact(odd_run):
     r = odd_run.result("IMP-ADMIN-DISK")
-    assert r["status"] == "warn" and r["target"] == "control" and "need >= 3,000,000.00 GiB" in r["message"]
+    assert r["status"] == "warn" and r["target"] == "control"
+    assert "need >= 3,000,000.00 GiB (3,221,225,472,000,000 bytes: 3 x the artifact)" in r["message"]
+    assert r["evidence"]["need_bytes"] == 3 * 1_000_000 * 1024**3
     assert r["evidence"]["admin_machine"] == "the control machine"
 
 

@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -233,7 +234,51 @@ def _fake_cpu_files(count: int | None) -> dict[str, FileContent]:
     for name in ("online", "present", "possible"):
         if os.path.isfile(f"/sys/devices/system/cpu/{name}"):
             files[f"/sys/devices/system/cpu/{name}"] = cpu_range + "\n"
+    # the cgroup files wirecheck reads along the process's cgroup path (the runner's: the host's
+    # sshd starts in it) say the same: cpusets of `count` CPUs, no CPU quota
+    from wirecheck.sizing import cgroup_dirs, parse_cgroup_mounts
+    try:
+        own = Path("/proc/self/cgroup").read_text()
+        mounts = parse_cgroup_mounts(Path("/proc/self/mountinfo").read_text())
+    except OSError:
+        own, mounts = "", []
+    fake = {"cpu.max": "max 100000", "cpu.cfs_quota_us": "-1", "cpuset.cpus.effective": cpu_range,
+            "cpuset.effective_cpus": cpu_range}
+    for _, directory, _ in cgroup_dirs(own, mounts):
+        for name, content in fake.items():
+            if os.path.isfile(f"{directory}/{name}"):
+                files[f"{directory}/{name}"] = content + "\n"
     return files
+
+
+def _cgroup_mount_lines() -> list[str]:
+    """Shell lines that mount, inside a host, the runner's cgroup v2 hierarchy and its v1 cpu and
+    cpuset hierarchies where the runner has them (same places, same hierarchies: a cgroup made on
+    the runner shows inside the host)."""
+    try:
+        info = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return []
+    lines: list[str] = []
+    for line in info.splitlines():
+        head, sep, tail = line.partition(" - ")
+        f, t = head.split(), tail.split()
+        if not sep or len(f) < 5 or not t:
+            continue
+        point = f[4]
+        if not point.startswith("/sys/fs/cgroup"):
+            continue
+        if t[0] == "tmpfs" and point == "/sys/fs/cgroup":
+            lines.append("mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup || echo 'lab: no tmpfs on /sys/fs/cgroup' >&2")
+        elif t[0] == "cgroup2":
+            lines.append(f"{{ mkdir -p {shlex.quote(point)} && mount -t cgroup2 cgroup2 {shlex.quote(point)}; }} || "
+                         f"echo 'lab: cannot mount cgroup2 on {point}' >&2")
+        elif t[0] == "cgroup" and len(t) > 2:
+            ctrls = [o for o in t[2].split(",") if o in ("cpu", "cpuacct", "cpuset")]
+            if "cpu" in ctrls or "cpuset" in ctrls:
+                lines.append(f"{{ mkdir -p {shlex.quote(point)} && mount -t cgroup -o {','.join(ctrls)} cgroup "
+                             f"{shlex.quote(point)}; }} || echo 'lab: cannot mount cgroup {point}' >&2")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -719,18 +764,23 @@ class Lab:
         out.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
         return out
 
-    def inventory_ini(self, path: str | os.PathLike[str], groups: Mapping[str, Sequence[LabHost]] | None = None,
+    def inventory_ini(self, path: str | os.PathLike[str], groups: Mapping[str, Sequence[LabHost | str]] | None = None,
                       vars: Mapping[str, Any] | None = None, *,
                       group_vars: Mapping[str, Mapping[str, Any]] | None = None,
-                      hosts: Sequence[LabHost] | None = None) -> Path:
+                      hosts: Sequence[LabHost] | None = None,
+                      aliases: Mapping[str, LabHost] | None = None) -> Path:
         """Write an Ansible INI inventory in the production layout: hosts with their connection
-        variables under [all], then one section per group listing host names, then [all:vars]."""
+        variables under [all], then one section per group listing host names, then [all:vars].
+
+        aliases={name: host} adds further inventory names for a host (same address and port: one
+        machine under two names); groups may list those names as strings."""
         chosen = list(hosts) if hosts is not None else list(self.hosts)
         lines = ["[all]"]
-        for h in chosen:
-            lines.append(h.name + "".join(f" {k}={_ini_host_value(v)}" for k, v in self._host_vars(h).items()))
+        named = [(h.name, h) for h in chosen] + list((aliases or {}).items())
+        for name, h in named:
+            lines.append(name + "".join(f" {k}={_ini_host_value(v)}" for k, v in self._host_vars(h).items()))
         for group, members in (groups or {}).items():
-            lines += ["", f"[{group}]"] + [m.name for m in members]
+            lines += ["", f"[{group}]"] + [m if isinstance(m, str) else m.name for m in members]
         for group, gvars in (group_vars or {}).items():
             lines += ["", f"[{group}:vars]"] + [f"{k}={_ini_vars_value(v)}" for k, v in gvars.items()]
         if vars:
@@ -901,6 +951,9 @@ class _HostBuilder:
             L.append("ip -batch - <<'WCL_IP'\n" + "".join(f"addr add {c} dev extra0\n" for c in host.extra_addresses)
                      + "link set extra0 up\nWCL_IP")
         L.append(f"echo {q(host.name)} > /proc/sys/kernel/hostname")
+        # `ip netns exec` mounts a fresh /sys, which hides the cgroup file systems; mount them again
+        # as the runner has them (the CPU ones: wirecheck reads CPU quotas and cpusets there)
+        L += _cgroup_mount_lines()
 
         # -- plan: overlays (defaults, private_dirs, ancestors of new paths), tmpfs, files --
         self.tmpfs_dirs = ["/run", "/home"] + (["/tmp", "/dev/shm"] if self.private_tmp else [])
@@ -1016,8 +1069,12 @@ class _HostBuilder:
             sudoers += f"{host.user}\tALL=(ALL:ALL) NOPASSWD: ALL\n"
         hosts = (f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n{host.address}\t{host.name}\n"
                  "::1\tlocalhost ip6-localhost ip6-loopback\n")
+        # a machine-id of its own: /etc is a copy-on-write overlay of the runner's, so without this every
+        # host would carry the runner's machine-id and wirecheck would (rightly) take them for one machine
+        machine_id = uuid.uuid4().hex + "\n"
         return {"/etc/passwd": passwd, "/etc/group": group, "/etc/shadow": (shadow, 0o640),
-                "/etc/sudoers": (sudoers, 0o440), "/etc/hostname": host.name + "\n", "/etc/hosts": hosts}
+                "/etc/sudoers": (sudoers, 0o440), "/etc/hostname": host.name + "\n", "/etc/hosts": hosts,
+                "/etc/machine-id": machine_id}
 
     def _sshd_config(self) -> None:
         host = self.host

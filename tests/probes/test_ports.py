@@ -293,3 +293,27 @@ def test_listener_goes_away_when_the_prober_dies(hosts: dict[str, LabHost], how:
         except ProcessLookupError:
             pass
         child.wait(timeout=10)
+
+
+def test_tcp_accepted_by_another_listener_is_not_reachable(lab_module: Lab) -> None:
+    """Issue 12 mutant: a TCP port that something other than wirecheck's listener accepts (here a
+    REDIRECT to a foreign listener on 8081) connects, but wirecheck's token never arrives: the port is
+    open, not confirmed, and not counted as reachable. Port 443 on the same host is the control."""
+    h = lab_module.add_host("redirected", setup=[
+        "iptables -t nat -A PREROUTING -p tcp --dport 80 -j REDIRECT --to-ports 8081"])
+    foreign = h.popen([sys.executable, "-c", (
+        "import socket,sys\n"
+        "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',8081));s.listen()\n"
+        "print('ok',flush=True)\n"
+        "sys.stdin.read()\n")], **PIPES)
+    try:
+        assert foreign.stdout is not None and foreign.stdout.readline().strip() == b"ok"
+        r = probe_ports(spawn_on(h), h.address, udp=[], tcp=[80, 443], tcp_timeout=2.0)
+        assert (r.tcp[80].state, r.tcp[80].confirmed, r.tcp[80].existing_service) == ("open", False, None)
+        assert not r.tcp[80].passed
+        assert r.tcp_summary(80) == "TCP 80 open but the connection did not reach the wirecheck listener"
+        assert (r.tcp[443].state, r.tcp[443].confirmed) == ("open", True) and r.tcp[443].passed
+    finally:
+        assert foreign.stdin is not None
+        foreign.stdin.close()
+        foreign.wait(timeout=10)

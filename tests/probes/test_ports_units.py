@@ -98,3 +98,18 @@ def test_agent_exits_on_stdin_eof() -> None:
     procs[0].stdin.close()
     assert procs[0].wait(timeout=10) == 0
     ag.kill()
+
+
+# --- what counts as reachable (issue 12: a mutant dropping the token check survived) -------------------
+
+def test_tcp_open_without_the_token_is_not_reachable():
+    from wirecheck.probes.ports import TcpPortResult
+    mine = TcpPortResult(port=80, state="open", seconds=0.01, detail="", confirmed=True)
+    other = TcpPortResult(port=80, state="open", seconds=0.01, detail="", confirmed=False)
+    refused = TcpPortResult(port=80, state="refused", seconds=0.01, detail="", confirmed=True)
+    existing = TcpPortResult(port=22, state="open", seconds=0.01, detail="SSH-2.0-x", confirmed=False,
+                             existing_service="pid 1 (sshd)")
+    existing_closed = TcpPortResult(port=22, state="timed out", seconds=2, detail="", confirmed=False,
+                                    existing_service="pid 1 (sshd)")
+    assert mine.passed and not other.passed and not refused.passed
+    assert existing.passed and not existing_closed.passed

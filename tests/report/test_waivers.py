@@ -121,3 +121,105 @@ def test_missing_file(tmp_path):
 def test_empty_file_means_no_waivers(tmp_path):
     (tmp_path / "w.yaml").write_text("# nothing yet\n")
     assert waivers.load(tmp_path / "w.yaml") == []
+
+
+# --- the decision itself, on hand-made results (fast; also what the mutation run leans on) -------------
+
+def _w(hosts, rid="DEMO-SYS-DISK", expires=dt.date(2026, 12, 31), wid="W1"):
+    return waivers.Waiver(id=wid, requirement=rid, hosts=hosts, justification="j", approver="a", expires=expires)
+
+
+def _run(*results, rid="DEMO-SYS-DISK"):
+    return {"requirements": [{"id": rid, "status": "fail", "results": [dict(r) for r in results]}]}
+
+
+def test_waiver_for_one_host_does_not_waive_a_host_whose_name_starts_alike():
+    """Issue 12 mutant: a waiver for wiab-1 also waived wiab-10."""
+    run = _run({"target": "wiab-1", "status": "fail"}, {"target": "wiab-10", "status": "fail"},
+               {"target": "wiab", "status": "fail"}, {"target": "xwiab-1", "status": "fail"})
+    reg = waivers.apply(run, [_w(("wiab-1",))], dt.date(2026, 12, 1))
+    got = {r["target"]: r["status"] for r in run["requirements"][0]["results"]}
+    assert got == {"wiab-1": "waived", "wiab-10": "fail", "wiab": "fail", "xwiab-1": "fail"}
+    assert run["requirements"][0]["status"] == "fail" and run["requirements"][0]["original_status"] == "fail"
+    assert reg[0]["applied_to"] == ["wiab-1"] and reg[0]["state"] == "active"
+
+
+def test_waiver_from_a_single_host_string_matches_that_host_only(tmp_path):
+    from wirecheck.report.model import as_hosts
+    assert as_hosts("wiab-1") == ("wiab-1",)
+    ws = waivers.parse([{"requirement": "DEMO-SYS-DISK", "hosts": "wiab-1", "justification": "j", "approver": "a",
+                         "expires": "2026-12-31"}])
+    assert ws[0].covers("DEMO-SYS-DISK", "wiab-1") and not ws[0].covers("DEMO-SYS-DISK", "wiab-10")
+    assert not ws[0].covers("DEMO-SYS-DISK", "wiab-") and not ws[0].covers("DEMO-SYS-DIS", "wiab-1")
+    assert not ws[0].covers("DEMO-SYS-DISK-X", "wiab-1")
+
+
+def test_waiver_for_every_host_and_statuses_it_never_touches():
+    run = {"requirements": [{"id": "DEMO-SYS-DISK", "status": "error", "results": [
+        {"target": "a", "status": "fail"}, {"target": "b", "status": "warn"}, {"target": "c", "status": "error"},
+        {"target": "d", "status": "pass"}, {"target": "e", "status": "not_evaluated"},
+        {"target": "f", "status": "not_applicable"}]}]}
+    waivers.apply(run, [_w(None)], dt.date(2026, 12, 1))
+    got = {r["target"]: r["status"] for r in run["requirements"][0]["results"]}
+    assert got == {"a": "waived", "b": "waived", "c": "error", "d": "pass", "e": "not_evaluated",
+                   "f": "not_applicable"}
+    assert run["requirements"][0]["status"] == "error"      # the worst left: an error is never waived
+
+
+def test_all_results_waived_makes_the_requirement_waived():
+    run = _run({"target": "a", "status": "fail"}, {"target": "b", "status": "warn"}, {"target": "c", "status": "pass"})
+    waivers.apply(run, [_w(("a", "b"))], dt.date(2026, 12, 1))
+    req = run["requirements"][0]
+    assert req["status"] == "waived" and req["original_status"] == "fail"
+    assert req["results"][1]["original_status"] == "warn" and req["results"][1]["waiver"]["id"] == "W1"
+
+
+def test_expired_and_unused_states_and_the_latest_expired_is_named():
+    run = _run({"target": "a", "status": "fail"})
+    old, older = _w(("a",), expires=dt.date(2026, 11, 30), wid="old"), _w(("a",), expires=dt.date(2026, 1, 1), wid="older")
+    unused = _w(("zz",), wid="unused")
+    reg = {r["id"]: r for r in waivers.apply(run, [older, old, unused], dt.date(2026, 12, 1))}
+    res = run["requirements"][0]["results"][0]
+    assert res["status"] == "fail" and res["waiver_expired"]["id"] == "old" and "waiver" not in res
+    assert "original_status" not in run["requirements"][0]
+    assert reg["old"]["state"] == "expired" and reg["old"]["would_apply_to"] == ["a"]
+    assert reg["older"]["would_apply_to"] == [] and reg["unused"]["state"] == "unused"
+    assert reg["unused"]["applied_to"] == [] and reg["unused"]["hosts"] == ["zz"]
+    # on its last day a waiver still applies; the first active one of several wins
+    run = _run({"target": "a", "status": "fail"})
+    reg = {r["id"]: r for r in waivers.apply(run, [old, _w(("a",), wid="new")], dt.date(2026, 11, 30))}
+    assert run["requirements"][0]["results"][0]["waiver"]["id"] == "old" and reg["new"]["state"] == "unused"
+
+
+def test_site_results_without_target_match_a_site_waiver():
+    run = _run({"status": "fail"})
+    waivers.apply(run, [_w(("site",))], dt.date(2026, 12, 1))
+    assert run["requirements"][0]["results"][0]["status"] == "waived"
+
+
+def test_waiver_as_recorded_in_the_report():
+    w = waivers.Waiver(id="W9", requirement="DEMO-SYS-CPU", hosts=None, justification="pilot", approver="CISO",
+                       expires=dt.date(2026, 12, 31), reference="CHG-1")
+    assert w.as_dict() == {"id": "W9", "requirement": "DEMO-SYS-CPU", "hosts": ["*"], "justification": "pilot",
+                           "approver": "CISO", "expires": "2026-12-31", "reference": "CHG-1"}
+    assert _w(("a", "b")).as_dict()["hosts"] == ["a", "b"] and _w(("a",)).as_dict()["reference"] is None
+
+
+def test_applying_again_keeps_the_first_original_status():
+    run = {"requirements": [{"id": "DEMO-SYS-DISK", "status": "fail", "original_status": "error",
+                             "results": [{"target": "a", "status": "fail"}]}]}
+    waivers.apply(run, [_w(("a",))], dt.date(2026, 12, 1))
+    assert run["requirements"][0]["original_status"] == "error" and run["requirements"][0]["status"] == "waived"
+
+
+def test_parse_errors_name_the_file_the_entry_and_its_requirement():
+    entry = {"requirement": "DEMO-SYS-DISK", "approver": "a", "expires": "2026-12-31"}
+    with pytest.raises(ReportError) as exc:
+        waivers.parse([entry])
+    assert str(exc.value) == ("waivers: waiver #1 (DEMO-SYS-DISK): 'justification' is required and must be "
+                              "non-empty text")
+    with pytest.raises(ReportError) as exc:
+        waivers.parse([{"justification": "j", "approver": "a", "expires": "2026-12-31"}], "w.yaml")
+    assert str(exc.value) == "w.yaml: waiver #1: 'requirement' is required and must be non-empty text"
+    w = waivers.parse([{**entry, "justification": " pilot "}])[0]
+    assert w.justification == "pilot" and w.id == "W1"
