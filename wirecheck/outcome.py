@@ -15,8 +15,9 @@ PASS, FAIL, WARN = "pass", "fail", "warn"
 NOT_APPLICABLE, NOT_EVALUATED, ERROR, NOT_IMPLEMENTED = (
     "not_applicable", "not_evaluated", "error", "not_implemented")
 STATUSES = (PASS, FAIL, WARN, NOT_APPLICABLE, NOT_EVALUATED, ERROR, NOT_IMPLEMENTED)
-# Worst first: a requirement's status is the worst of its results.
-SEVERITY = {ERROR: 7, FAIL: 6, WARN: 5, NOT_EVALUATED: 4, NOT_IMPLEMENTED: 3, PASS: 2, NOT_APPLICABLE: 1}
+# Worst first: a requirement's status is the worst of its results. A measured failure outranks "could
+# not measure": one host that cannot be read does not hide another host's measured failure (issue 18).
+SEVERITY = {FAIL: 7, ERROR: 6, WARN: 5, NOT_EVALUATED: 4, NOT_IMPLEMENTED: 3, PASS: 2, NOT_APPLICABLE: 1}
 
 
 def worst(statuses: Iterable[str]) -> str:

@@ -81,7 +81,7 @@ def test_record(ev):
 
 
 @pytest.mark.parametrize("statuses,expected", [
-    (["pass", "fail"], "fail"), (["pass", "error", "fail"], "error"), (["pass", "warn"], "warn"),
+    (["pass", "fail"], "fail"), (["pass", "error", "fail"], "fail"), (["pass", "error"], "error"), (["pass", "warn"], "warn"),
     (["not_applicable", "pass"], "pass"), (["not_evaluated", "pass"], "not_evaluated"), ([], "not_implemented"),
 ])
 def test_worst(statuses, expected):

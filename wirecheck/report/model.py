@@ -29,7 +29,7 @@ STATUSES: tuple[str, ...] = (PASS, FAIL, WARN, ERROR, WAIVED, ATTESTED,
 #: Worst first: a requirement's status is the worst of its results.  Same order as the engine's
 #: (wirecheck.outcome.SEVERITY) with waived just below warn and attested just below pass-worthy
 #: "not checked" states, so a waiver never hides another host's failure.
-SEVERITY: dict[str, float] = {ERROR: 7, FAIL: 6, WARN: 5, WAIVED: 4.5, NOT_EVALUATED: 4,
+SEVERITY: dict[str, float] = {FAIL: 7, ERROR: 6, WARN: 5, WAIVED: 4.5, NOT_EVALUATED: 4,
                               NOT_IMPLEMENTED: 3, ATTESTED: 2.5, PASS: 2, NOT_APPLICABLE: 1}
 
 LABELS: dict[str, str] = {PASS: "pass", FAIL: "fail", WARN: "warn", ERROR: "could not measure",
