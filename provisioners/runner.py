@@ -40,13 +40,27 @@ def tool_path_env() -> str:
     return here + (os.pathsep + path if path else "")
 
 
+def ansible_in_use() -> tuple[str | None, str | None]:
+    """(path, ansible-core version) of the ansible-playbook the playbooks run with (PATH of tool_path_env)."""
+    path = shutil.which("ansible-playbook", path=tool_path_env())
+    if not path:
+        return None, None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False,
+                             env={**os.environ, "LC_ALL": "C.UTF-8", "PATH": tool_path_env()}).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return path, None
+    m = re.search(r"core (\d+\.\d+\.\d+)", out)
+    return path, m.group(1) if m else None
+
+
 def runner_config(step: Step, ctx: ProvisionContext, private_dir: Path) -> Any:
     """Build (and prepare) the ansible-runner config for a playbook step; `.command` is the exact argv."""
     from ansible_runner import RunnerConfig
 
     private_dir.mkdir(parents=True, exist_ok=True)
     cwd = step.cwd or ctx.wsd
-    env = {"PATH": tool_path_env(), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    env = {"PATH": tool_path_env(), "LC_ALL": "C.UTF-8", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
            "ANSIBLE_HOST_KEY_CHECKING": "0"}
     env.update(ctx.env)
     env.update(step.env)

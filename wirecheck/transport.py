@@ -216,6 +216,8 @@ class Transport:
     user: str | None = None
     is_root: bool = False
     description = "transport"
+    #: the locale commands run in: fixed, so that output parses the same everywhere
+    locale = "C"
 
     def argv_for(self, command: str) -> list[str]:
         raise NotImplementedError
@@ -225,7 +227,7 @@ class Transport:
 
     def wrap(self, command: str, sudo: bool) -> str:
         # sbin directories: a non-root login's PATH often lacks them, and iptables/nft/ufw live there
-        command = f"LC_ALL=C; PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export LC_ALL PATH; {command}"
+        command = f"LC_ALL={self.locale}; PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export LC_ALL PATH; {command}"
         if sudo and not self.is_root:
             return f"sudo -n -- /bin/sh -c {shlex.quote(command)}"
         return command
@@ -276,6 +278,9 @@ class Transport:
 
 class LocalTransport(Transport):
     description = "local machine"
+    # A UTF-8 locale with C's messages and formats: operators' tools refuse anything else (ansible-core
+    # will not start under LC_ALL=C: "Ansible requires the locale encoding to be UTF-8").
+    locale = "C.UTF-8"
 
     def __init__(self) -> None:
         self.is_root = os.geteuid() == 0
