@@ -161,7 +161,7 @@ class _Evaluation:
     def addresses(self, name: str) -> list[str]:
         rdtype = "A" if self.ip.version == 4 else "AAAA"
         answer = self.lookup(name, rdtype)
-        if answer.status in ("timeout", "servfail", "refused", "error"):
+        if answer.status in UNMEASURED:
             raise _TempError(f"{name} {rdtype}: {answer.status} ({answer.error})")
         return answer.addresses
 
@@ -215,7 +215,7 @@ class _Evaluation:
         if name == "mx":
             self.count(mechanism.text)
             answer = self.lookup(target, "MX")
-            if answer.status in ("timeout", "servfail", "refused", "error"):
+            if answer.status in UNMEASURED:
                 raise _TempError(f"{target} MX: {answer.status} ({answer.error})")
             exchanges = [str(rdata.exchange).rstrip(".") for rdata in answer.rdatas][:10]  # type: ignore[attr-defined]
             seen = []
@@ -258,7 +258,7 @@ def _expand(value: str, domain: str) -> str:
 def fetch_spf(domain: str, lookup: Lookup) -> Spf | None:
     """The SPF record of `domain` (None if there is none). Raises on ambiguity or resolver trouble."""
     answer = lookup(domain, "TXT")
-    if answer.status in ("timeout", "servfail", "refused", "error"):
+    if answer.status in UNMEASURED:
         raise _TempError(f"{domain} TXT: {answer.status} ({answer.error})")
     records = [text for text in answer.texts if is_spf(text)]
     if len(records) > 1:
