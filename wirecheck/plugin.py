@@ -61,6 +61,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="path of the wire-server-deploy checkout (for CTRL-WSD-CHECKOUT and friends)")
     g.addoption("--internet-url", action="append", default=[],
                 help="URL the deploy node must reach (repeatable; default: those Wire's playbook downloads from)")
+    g.addoption("--public-ip-url", default=None, metavar="URL",
+                help="with wire_ip empty (demo): the URL the deploy node asks for its public address, as Wire's "
+                     "verify_wire_ip.yml does (default $WIRECHECK_PUBLIC_IP_URL, else https://api.ipify.org)")
+    g.addoption("--public-ip-timeout", type=float, default=10.0,
+                help="seconds the deploy node may take to get its public address (default 10)")
     g.addoption("--dns-timeout", type=float, default=2.0, help="seconds per DNS query (default 2)")
     g.addoption("--dns-tries", type=int, default=2, help="tries per DNS query and resolver (default 2)")
     g.addoption("--tls-port", type=int, default=443, help="HTTPS port of the ingress (default 443)")

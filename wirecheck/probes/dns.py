@@ -546,6 +546,25 @@ def assess_points_to(answers: dict[str, Answer], expected: set[str], rdtype: str
     return result
 
 
+def assess_exist_and_agree(answers: dict[str, Answer], rdtype: str = "A") -> Assessment:
+    """Without the address to compare against: every name must resolve, and all to one same address set.
+    A name that does not exist is a problem whatever the address (as Wire's verify_dns.yml has it)."""
+    result = assess_points_to(answers, set(), rdtype)
+    result.problems = [p for p in result.problems if " resolves to " not in p]   # no expected address here
+    found = {name: frozenset(address_set(a)) for name, a in answers.items() if a.ok}
+    groups: dict[frozenset[str], list[str]] = {}
+    for name, addresses in found.items():
+        groups.setdefault(addresses, []).append(name)
+    if len(groups) > 1:
+        shown = "; ".join(f"{', '.join(sorted(addrs))} ({', '.join(names)})" for addrs, names in
+                          sorted(groups.items(), key=lambda kv: -len(kv[1])))
+        result.problems.append(f"the names do not agree on one address: {shown}; every name must point to "
+                               "the one public address of the node (wire_ip)")
+    result.problems = [p.replace(f" IN {rdtype} `", f" IN {rdtype} <wire_ip>`") for p in result.problems]
+    result.expected = "every name exists, all with the same address"
+    return result
+
+
 KNOWN_CAA_TAGS = {"issue", "issuewild", "iodef", "issuemail", "contactemail", "contactphone", "issuevmc"}
 
 
