@@ -19,6 +19,7 @@ from .report_json import build_compliance, jsonable, write_compliance
 from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
 from .targets import (
     Inventory,
+    SshOverrides,
     TargetError,
     infer_profile,
     is_secret_key,
@@ -145,13 +146,20 @@ def build_site(config: pytest.Config) -> Site:
     site_vars: dict[str, Any] = {}
     secrets: list[str] = []
     redacted: list[str] = []
+    ssh_given: dict[str, Any] = {}
     if inv_path and hosts_opt:
         raise SiteError("give either --hosts or --ansible-inventory, not both")
     if inv_path:
         inv = _inventory_from_controller(config) or load_inventory(inv_path)
         config._wc_inventory = inv  # type: ignore[attr-defined]
         profile = profile or infer_profile(inv)
-        targets = targets_from_inventory(inv, profile, connect_timeout=opt.connect_timeout)
+        extra = getattr(opt, "ssh_extra_args", None)
+        import shlex
+        ssh = SshOverrides(ssh_config=getattr(opt, "ssh_config", None),
+                           identity_file=getattr(opt, "ssh_identity_file", None),
+                           extra_args=shlex.split(extra) if extra else [])
+        targets = targets_from_inventory(inv, profile, connect_timeout=opt.connect_timeout, overrides=ssh)
+        ssh_given = ssh.describe()
         site_vars = dict(inv.all_vars)
         for hv in inv.hosts.values():
             if "target_domain" in hv or "wire_ip" in hv:
@@ -219,7 +227,7 @@ def build_site(config: pytest.Config) -> Site:
                 nameservers=nameservers, ca_bundle=opt.ca_bundle, kubeconfig=opt.kubeconfig,
                 report_dir=Path(opt.report_dir), inventory_path=inv_path, overrides=overrides,
                 options=dict(vars(opt)), secrets=sorted(set(secrets), key=len, reverse=True),
-                redacted_fields=sorted(set(redacted)))
+                redacted_fields=sorted(set(redacted)), ssh_overrides=ssh_given)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -285,7 +293,8 @@ def _inventory_from_controller(config: pytest.Config) -> Inventory | None:
     if not text:
         return None
     data = json.loads(text)
-    return Inventory(hosts=data["hosts"], groups=data["groups"], all_vars=data["all_vars"])
+    return Inventory(hosts=data["hosts"], groups=data["groups"], all_vars=data["all_vars"],
+                     connection=data.get("connection", {}), path=data.get("path", ""))
 
 
 GROUPS_FILE = "xdist-groups.json"
@@ -322,7 +331,8 @@ def pytest_configure_node(node) -> None:  # xdist hook (controller side)
         node.workerinput["wirecheck_deadline"] = deadline
     inv = getattr(node.config, "_wc_inventory", None)
     if inv is not None:
-        data = {"hosts": inv.hosts, "groups": inv.groups, "all_vars": inv.all_vars}
+        data = {"hosts": inv.hosts, "groups": inv.groups, "all_vars": inv.all_vars, "connection": inv.connection,
+                "path": inv.path}
         try:
             text = json.dumps(data)
             if json.loads(text) == data:     # else a value JSON cannot carry as it is (a date, an int key)

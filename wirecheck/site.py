@@ -101,6 +101,8 @@ class Site:
     options: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
     redacted_fields: list[str] = field(default_factory=list)
+    #: --ssh-config / --ssh-identity-file / --ssh-extra-args that override the inventory's settings
+    ssh_overrides: dict[str, Any] = field(default_factory=dict)
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
