@@ -389,6 +389,13 @@ class SshTransport(Transport):
             text = _decode(err.read()).strip().splitlines()
         if rc != 0:
             why = text[-1] if text else ("timed out" if rc is None else f"ssh exit {rc}")
+            if self._password and rc == 6:        # sshpass: ssh asked whether to trust an unknown host key
+                why = (f"the host key of {self.host} is not known to this machine, and a password login cannot "
+                       f"answer ssh's question about it (sshpass exit 6): add it with `ssh-keyscan -H {self.host} "
+                       ">> ~/.ssh/known_hosts` after checking its fingerprint, or set StrictHostKeyChecking="
+                       "accept-new in ansible_ssh_common_args")
+            elif self._password and rc == 5:
+                why = "the password was refused (sshpass exit 5): check ansible_password / ansible_ssh_pass"
             self._connect_error = f"{self.description}: cannot connect: {why}"
             if failed:
                 with contextlib.suppress(OSError), open(failed, "w", encoding="utf-8") as fh:

@@ -1,0 +1,116 @@
+"""Inventories as Wire operators have them: variables in group_vars/ and host_vars/ beside the inventory,
+Ansible's variable aliases, Jinja templates in connection settings, testinfra's --ssh-* options.
+
+Our own minimal fixtures reproduce each behaviour of wire-server-deploy's inventories (commit
+682349dc9df15ca1db6dd1e93d3c4a02d9152502): ``ansible/inventory/offline/group_vars/all/offline.yml``
+renders ``ansible_ssh_common_args`` from a template that tests ``groups['all']``; ``offline/99-static``
+logs in with ``ansible_password``. When the lead has put wire-server-deploy under ``../shared/`` (beside
+the repository), Wire's own inventories are read too and compared with ``ansible-inventory --host``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.wc import REPO, run_suite
+from wirecheck.targets import load_inventory
+
+SHARED_WSD = Path(os.environ.get("WIRECHECK_WSD_DATA") or REPO.parent / "shared" / "wire-server-deploy")
+WIRE_INVENTORIES = ["ansible/inventory/demo/host.yml", "ansible/inventory/demo/wiab-staging.yml",
+                    "ansible/inventory/offline/99-static", "ansible/inventory/offline/staging.yml",
+                    "ansible/inventory/dmz-k8s/hosts.ini"]
+
+
+def ansible_inventory_host(inventory: Path, host: str) -> dict:
+    """What `ansible-inventory --host` prints (the ansible of wirecheck's own environment)."""
+    tool = Path(sys.executable).parent / "ansible-inventory"
+    proc = subprocess.run([str(tool), "-i", str(inventory), "--host", host], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "LC_ALL": "C.UTF-8"}, check=True)
+    return json.loads(proc.stdout)
+
+
+def layered_inventory(root: Path, host, *, key: str | None = None, common_args: str | None = None) -> Path:
+    """Wire's offline layout: the inventory names hosts, group_vars/ and host_vars/ beside it hold the rest."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "hosts.yml").write_text(yaml.safe_dump({
+        "wiab": {"hosts": {"deploy_node": {"ansible_host": "placeholder_ip"}},
+                 "vars": {"target_domain": "inventory.example.test", "wire_ip": ""}}}))
+    (root / "group_vars" / "all").mkdir(parents=True)
+    (root / "group_vars" / "all" / "wire.yml").write_text(yaml.safe_dump({
+        "artifact_hash": "8e5087a0d9c58a9bd34c6c02f87514abe8b3ce0e", "kube_version": "v1.29.10",
+        # as offline.yml: a template over groups['all'] that renders to nothing without a bastion
+        "ansible_ssh_common_args": "{% if 'bastion' in groups['all'] %} -o ProxyJump=bastion {% endif %}"
+                                   + (common_args or ""),
+    }))
+    (root / "group_vars" / "wiab.yml").write_text(yaml.safe_dump({"target_domain": "wire.example.test"}))
+    (root / "host_vars").mkdir()
+    hv = {"ansible_host": host.address, "ansible_ssh_user": host.user, "ansible_port": host.port}
+    if key:
+        hv["ansible_ssh_private_key_file"] = key
+    (root / "host_vars" / "deploy_node.yml").write_text(yaml.safe_dump(hv))
+    return root / "hosts.yml"
+
+
+@pytest.fixture(scope="module")
+def node(lab_module):
+    return lab_module.add_host("deploy_node", user="wire", sudo=True)
+
+
+def test_group_vars_and_host_vars_are_read_with_ansibles_precedence(node, tmp_path):
+    inv = layered_inventory(tmp_path / "inv", node, key=node.key_path, common_args=" " + node.ssh_extra_args)
+    ours = load_inventory(str(inv))
+    assert ours.hosts["deploy_node"] == ansible_inventory_host(inv, "deploy_node")
+    conn = ours.connection["deploy_node"]
+    assert conn["host"] == node.address and conn["host_var"] == "ansible_host"          # host_vars beats inventory
+    assert conn["user"] == node.user and conn["user_var"] == "ansible_ssh_user"          # Ansible's alias
+    assert "{%" not in conn["common_args"] and "bastion" not in conn["common_args"]      # rendered as Ansible does
+    run = run_suite(["--ansible-inventory", str(inv), "-k", "ip_forward or demo_inventory"], tmp_path / "r")
+    c = run.compliance
+    assert c["site"]["domain"] == "wire.example.test"                                    # group_vars/wiab.yml
+    assert c["targets"][0]["address"] == node.address
+    fwd = run.result("DEMO-NET-IP-FORWARD", "deploy_node")
+    assert fwd["status"] in ("pass", "fail") and "cannot connect" not in fwd["message"], fwd
+
+
+def test_command_line_ssh_options_win_over_the_inventory_and_are_recorded(node, tmp_path):
+    """The inventory names a key that does not exist and no known_hosts: --ssh-identity-file and
+    --ssh-extra-args (testinfra's options) make the connection, and the report says they were used."""
+    inv = layered_inventory(tmp_path / "inv", node, key="~/.ssh/wiab-demo.pem")
+    without = run_suite(["--ansible-inventory", str(inv), "-k", "ip_forward"], tmp_path / "without")
+    assert "cannot connect" in without.result("DEMO-NET-IP-FORWARD", "deploy_node")["message"]
+    run = run_suite(["--ansible-inventory", str(inv), "-k", "ip_forward", "--ssh-identity-file", node.key_path,
+                     f"--ssh-extra-args={node.ssh_extra_args}"], tmp_path / "with")
+    fwd = run.result("DEMO-NET-IP-FORWARD", "deploy_node")
+    assert "cannot connect" not in fwd["message"], fwd
+    given = run.compliance["site"]["ssh_overrides"]
+    assert given["--ssh-identity-file"] == node.key_path and "UserKnownHostsFile" in given["--ssh-extra-args"]
+
+
+def test_password_login_to_an_unknown_host_key_says_so(node, tmp_path):
+    """99-static logs in with ansible_password: through sshpass, an unknown host key is a clear message."""
+    inv = tmp_path / "99-static"
+    inv.write_text(f"[all:vars]\nansible_user={node.user}\nansible_password=not-the-password\n"
+                   f"ansible_ssh_common_args='-o UserKnownHostsFile={tmp_path}/empty_known_hosts "
+                   "-o GlobalKnownHostsFile=/dev/null'\n"
+                   f"[assethost]\nassethost ansible_host={node.address} ansible_port={node.port}\n")
+    run = run_suite(["--ansible-inventory", str(inv), "--profile", "production", "-k", "sudo"], tmp_path / "r")
+    messages = [x["message"] for r in run.compliance["requirements"] for x in r["results"] if x["target"] == "assethost"]
+    assert messages and any("host key of" in m and "ssh-keyscan" in m for m in messages), messages
+    assert "not-the-password" not in json.dumps(run.compliance)
+
+
+@pytest.mark.parametrize("relative", WIRE_INVENTORIES)
+def test_wires_own_inventories_read_as_ansible_reads_them(relative):
+    path = SHARED_WSD / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not there (wire-server-deploy is not under ../shared/)")
+    ours = load_inventory(str(path))
+    for host in ours.hosts:
+        assert ours.hosts[host] == ansible_inventory_host(path, host), host
