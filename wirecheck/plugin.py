@@ -22,6 +22,7 @@ from .targets import (
     SshOverrides,
     TargetError,
     infer_profile,
+    inventory_kind,
     is_secret_key,
     load_inventory,
     local_target,
@@ -147,11 +148,18 @@ def build_site(config: pytest.Config) -> Site:
     secrets: list[str] = []
     redacted: list[str] = []
     ssh_given: dict[str, Any] = {}
+    inventory_kind_: str | None = None
     if inv_path and hosts_opt:
         raise SiteError("give either --hosts or --ansible-inventory, not both")
     if inv_path:
         inv = _inventory_from_controller(config) or load_inventory(inv_path)
         config._wc_inventory = inv  # type: ignore[attr-defined]
+        inventory_kind_ = inventory_kind(inv)
+        if inventory_kind_ == "wiab-staging":
+            raise SiteError(f"{inv_path} is wire-server-deploy's wiab-staging inventory (Wire in a Box staging: "
+                            "one adminhost running seven VMs, offline/wiab-staging.md); wirecheck has no "
+                            "wiab-staging profile and does not judge it by the demo's or production's "
+                            "requirements: not supported")
         profile = profile or infer_profile(inv)
         extra = getattr(opt, "ssh_extra_args", None)
         import shlex
@@ -227,7 +235,8 @@ def build_site(config: pytest.Config) -> Site:
                 nameservers=nameservers, ca_bundle=opt.ca_bundle, kubeconfig=opt.kubeconfig,
                 report_dir=Path(opt.report_dir), inventory_path=inv_path, overrides=overrides,
                 options=dict(vars(opt)), secrets=sorted(set(secrets), key=len, reverse=True),
-                redacted_fields=sorted(set(redacted)), ssh_overrides=ssh_given)
+                redacted_fields=sorted(set(redacted)), ssh_overrides=ssh_given,
+                inventory_kind=inventory_kind_)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -377,6 +377,23 @@ def _inventory_reason(path: str, warnings: str, exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def inventory_kind(inv: Inventory) -> str:
+    """Which of wire-server-deploy's inventories this is: "wiab-staging" (demo/wiab-staging.yml: one
+    adminhost that runs the staging VMs), "demo" (demo/host.yml: Wire-in-a-Box on one deploy node),
+    "production" (offline/99-static, offline/staging.yml, dmz-k8s/hosts.ini), or "unknown"."""
+    groups = set(inv.groups)
+    if "wiab-staging" in groups:
+        return "wiab-staging"
+    if "deploy_node" in inv.hosts and any("private_deployment" in hv and not hv.get("target_domain")
+                                          for hv in inv.hosts.values()):
+        return "wiab-staging"
+    if infer_profile(inv) == "production":
+        return "production"
+    if "deploy_node" in inv.hosts or "deploy_node" in groups or "wiab" in groups:
+        return "demo"
+    return "unknown"
+
+
 def infer_profile(inv: Inventory) -> str:
     production_groups = {"kube-node", "kube-master", "etcd", "cassandra", "elasticsearch", "minio",
                          "restund", "k8s-cluster", "postgresql", "assethost"}

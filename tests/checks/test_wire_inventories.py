@@ -114,3 +114,41 @@ def test_wires_own_inventories_read_as_ansible_reads_them(relative):
     ours = load_inventory(str(path))
     for host in ours.hosts:
         assert ours.hosts[host] == ansible_inventory_host(path, host), host
+
+
+WIAB_STAGING = """wiab-staging:
+  hosts:
+    deploy_node:
+      ansible_host: 198.18.255.254
+      ansible_user: 'demo'
+      ansible_ssh_private_key_file: "~/.ssh/id_ed25519"
+  vars:
+    artifact_hash: 5b01f250e128db689715558bad6b5e532cf4a7a0
+    private_deployment: true
+"""
+
+
+def test_wiab_staging_is_named_and_not_judged_as_the_demo(tmp_path):
+    """demo/wiab-staging.yml's layout (our copy of its shape): one clear line, no demo verdicts."""
+    inv = tmp_path / "wiab-staging.yml"
+    inv.write_text(WIAB_STAGING)
+    for extra in ([], ["--profile", "demo"]):
+        run = run_suite(["--ansible-inventory", str(inv), *extra], tmp_path / "r")
+        out = (run.stdout + run.stderr).strip()
+        assert run.rc == 4 and "wiab-staging inventory" in out and "not supported" in out, out
+        assert len(out.splitlines()) == 1 and not (tmp_path / "r" / "compliance.json").exists()
+
+
+def test_demo_and_production_inventories_are_told_apart(tmp_path):
+    from wirecheck.targets import inventory_kind
+
+    demo = tmp_path / "host.yml"
+    demo.write_text("wiab:\n  hosts:\n    deploy_node:\n      ansible_host: 198.18.255.254\n"
+                    "  vars:\n    target_domain: example.com\n    wire_ip: ''\n")
+    prod = tmp_path / "hosts.ini"
+    prod.write_text("[kube-node]\nkubenode1 ansible_host=198.18.255.253\n[cassandra]\ncassandra1 ansible_host=198.18.255.252\n")
+    staging = tmp_path / "wiab-staging.yml"
+    staging.write_text(WIAB_STAGING)
+    assert [inventory_kind(load_inventory(str(p))) for p in (demo, prod, staging)] == ["demo", "production", "wiab-staging"]
+    run = run_suite(["--ansible-inventory", str(demo), "-k", "demo_inventory"], tmp_path / "r")
+    assert run.compliance["site"]["inventory_kind"] == "demo" and run.compliance["profile"] == "demo"
