@@ -152,3 +152,22 @@ def test_demo_and_production_inventories_are_told_apart(tmp_path):
     assert [inventory_kind(load_inventory(str(p))) for p in (demo, prod, staging)] == ["demo", "production", "wiab-staging"]
     run = run_suite(["--ansible-inventory", str(demo), "-k", "demo_inventory"], tmp_path / "r")
     assert run.compliance["site"]["inventory_kind"] == "demo" and run.compliance["profile"] == "demo"
+
+
+def test_missing_values_files_name_the_path_and_the_example_to_copy(tmp_path):
+    """A wire-server-deploy checkout as shipped: values/wire-server holds only the examples."""
+    chart = tmp_path / "wsd" / "values" / "wire-server"
+    chart.mkdir(parents=True)
+    (chart / "demo-values.example.yaml").write_text("brig:\n  config:\n    optSettings:\n"
+                                                    "      setFederationDomain: example.com\n")
+    run = run_suite(["--wire-server-deploy", str(tmp_path / "wsd"), "-k", "federation_domain or smtp or secrets"],
+                    tmp_path / "r")
+    fed = run.result("FED-DOMAIN")
+    assert fed["status"] == "not_evaluated", fed
+    assert f"{chart / 'values.yaml'}" in fed["message"]
+    assert f"cp {chart / 'demo-values.example.yaml'} {chart / 'values.yaml'}" in fed["message"]
+    assert not [x for r in run.compliance["requirements"] for x in r["results"] if x["status"] == "error"]
+    (chart / "values.yaml").write_text((chart / "demo-values.example.yaml").read_text())
+    run = run_suite(["--wire-server-deploy", str(tmp_path / "wsd"), "-k", "federation_domain"], tmp_path / "r2")
+    fed = run.result("FED-DOMAIN")
+    assert fed["status"] == "fail" and "example.com" in fed["message"], fed
