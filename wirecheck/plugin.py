@@ -166,7 +166,15 @@ def build_site(config: pytest.Config) -> Site:
         ssh = SshOverrides(ssh_config=getattr(opt, "ssh_config", None),
                            identity_file=getattr(opt, "ssh_identity_file", None),
                            extra_args=shlex.split(extra) if extra else [])
-        targets = targets_from_inventory(inv, profile, connect_timeout=opt.connect_timeout, overrides=ssh)
+        try:
+            targets = targets_from_inventory(inv, profile, connect_timeout=opt.connect_timeout, overrides=ssh)
+        except TargetError as exc:          # often an example value of Wire's template: name every one left
+            from . import placeholders
+            hits, _ = placeholders.scan(placeholders.inventory_files(Path(inv_path)))
+            if not hits:
+                raise
+            raise TargetError(f"{exc}; the inventory still holds {len(hits)} example value(s) of Wire's templates: "
+                              + "; ".join(str(h) for h in hits[:10])) from None
         ssh_given = ssh.describe()
         site_vars = dict(inv.all_vars)
         for hv in inv.hosts.values():

@@ -164,27 +164,26 @@ def test_demo_inventory(site, spec):
 
 @requirement("CFG-NO-PLACEHOLDERS")
 def test_no_placeholders(site, spec):
+    from wirecheck import placeholders
+
     files: list[Path] = []
     if site.inventory_path:
-        inv = Path(site.inventory_path)
-        files += sorted(p for p in inv.rglob("*") if p.is_file()) if inv.is_dir() else [inv]
-    wsd = site.option("wire_server_deploy")
-    if wsd:
-        files += sorted(Path(wsd).expanduser().glob("values/*/values.yaml"))
+        files += placeholders.inventory_files(Path(site.inventory_path))
+    values = site.option("values_dir") or (str(Path(site.option("wire_server_deploy")).expanduser() / "values")
+                                           if site.option("wire_server_deploy") else None)
+    if values:
+        files += placeholders.values_files(Path(values).expanduser())
     if not files:
-        not_evaluated("no inventory or values files to read", option="--ansible-inventory / --wire-server-deploy")
-    hits = []
-    pats = [(p, re.compile(r"(?<![\w.-])" + re.escape(p) + r"(?![\w-])", re.I)) for p in spec.placeholders]
-    for path in files:
-        try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            continue
-        for n, line in enumerate(lines, 1):
-            code = line.split("#", 1)[0]
-            for p, rx in pats:
-                if rx.search(code):
-                    hits.append(f"{path}:{n}: {p}")
-    record(files=[str(f) for f in files])
-    expect(hits, "placeholders", method="search of " + ", ".join(str(f) for f in files[:5])).is_empty(
-        "no example values left", f"{len(hits)} placeholder(s) left: " + "; ".join(hits[:10]))
+        not_evaluated("no inventory or values files to read",
+                      option="--ansible-inventory / --wire-server-deploy (values/<chart>/values.yaml)")
+    hits, unreadable = placeholders.scan(files, [str(p) for p in spec.placeholders])
+    record(files=[str(f) for f in files], placeholders=[str(h) for h in hits])
+    method = f"Wire's template vocabulary over {len(files)} file(s): " + ", ".join(str(f) for f in files[:5]) + \
+        (" ..." if len(files) > 5 else "")
+    if hits:
+        fail(f"{len(hits)} example value(s) from Wire's templates left: " + "; ".join(str(h) for h in hits[:12])
+             + (f"; and {len(hits) - 12} more (see the evidence)" if len(hits) > 12 else ""),
+             observed=[str(h) for h in hits], expected="no example values left", method=method)
+    if unreadable:
+        cannot_measure("could not read: " + "; ".join(unreadable), method=method)
+    expect(hits, "placeholders", method=method).is_empty("no example values left")

@@ -171,3 +171,68 @@ def test_missing_values_files_name_the_path_and_the_example_to_copy(tmp_path):
     run = run_suite(["--wire-server-deploy", str(tmp_path / "wsd"), "-k", "federation_domain"], tmp_path / "r2")
     fed = run.result("FED-DOMAIN")
     assert fed["status"] == "fail" and "example.com" in fed["message"], fed
+
+
+def test_wires_template_vocabulary_is_found_with_file_and_line(tmp_path):
+    """Each shape of placeholder Wire's templates use (our own fixture, one of each), found where it is;
+    the same files filled in pass. Regular expressions' named groups (fluent-bit) are not placeholders."""
+    from wirecheck import placeholders
+
+    inv = tmp_path / "inventory" / "hosts.yml"
+    (tmp_path / "inventory" / "group_vars" / "all").mkdir(parents=True)
+    inv.write_text("all:\n  hosts:\n    assethost:\n      ansible_host: \"assethost_ip\"\n"
+                   "    deploy_node:\n      ansible_host: example.com   # the demo's\n")
+    (tmp_path / "inventory" / "group_vars" / "all" / "secrets.yml").write_text(
+        "ansible_user: <some_user>\nansible_become_pass: <some password>\n")
+    chart = tmp_path / "values" / "wire-server"
+    chart.mkdir(parents=True)
+    (chart / "prod-secrets.example.yaml").write_text(
+        "brig:\n  secrets:\n    pgPassword: verysecurepassword\n    turn:\n      secret: CHANGEMEE6KHMJU1\n")
+    (chart / "secrets.yaml").write_text(
+        "# CHANGEME-PROD: a comment is not a placeholder\nbrig:\n  secrets:\n    pgPassword: verysecurepassword\n"
+        "    turn:\n      secret: CHANGEMEE6KHMJU1\n")
+    (tmp_path / "values" / "fluent-bit").mkdir()
+    (tmp_path / "values" / "fluent-bit" / "values.yaml").write_text(
+        "parsers:\n  regex: '^(?<time>[^ ]+) (?<stream>stdout|stderr) (?<log>.*)$'\n")
+    files = placeholders.inventory_files(inv) + placeholders.values_files(tmp_path / "values")
+    hits, unreadable = placeholders.scan(files)
+    found = {(Path(h.path).name, h.line, h.text) for h in hits}
+    assert found == {("hosts.yml", 4, "assethost_ip"), ("hosts.yml", 6, "example.com"),
+                     ("secrets.yml", 1, "<some_user>"), ("secrets.yml", 2, "<some password>"),
+                     ("secrets.yaml", 4, "brig.secrets.pgPassword = very..."),
+                     ("secrets.yaml", 6, "CHANGEMEE6KHMJU1")}, found
+    assert not unreadable
+    inv.write_text("all:\n  hosts:\n    deploy_node:\n      ansible_host: 198.18.0.5\n")
+    (tmp_path / "inventory" / "group_vars" / "all" / "secrets.yml").write_text("ansible_user: wire\n")
+    (chart / "secrets.yaml").write_text("brig:\n  secrets:\n    pgPassword: Kx8vQ2rLmN4pZ7wT\n")
+    assert placeholders.scan(files) == ([], [])
+
+
+def test_placeholders_through_the_check_and_in_a_shipped_inventory(tmp_path):
+    """As run by an operator: CFG-NO-PLACEHOLDERS names file and line; an inventory whose login user is
+    still Wire's <some_user> (offline/99-static) is refused in one line naming every example value."""
+    inv = tmp_path / "host.yml"
+    inv.write_text("wiab:\n  hosts:\n    deploy_node:\n      ansible_host: example.com\n"
+                   "  vars:\n    target_domain: example.com\n")
+    run = run_suite(["--ansible-inventory", str(inv), "-k", "placeholders"], tmp_path / "r")
+    r = run.result("CFG-NO-PLACEHOLDERS")
+    assert r["status"] == "fail" and f"{inv}:4: example.com" in r["message"] and f"{inv}:6: example.com" in r["message"]
+    static = tmp_path / "99-static"
+    static.write_text("[all:vars]\nansible_user=<some_user>\nansible_password=<some password>\n"
+                      "[assethost]\nassethost ansible_host=198.18.255.254\n")
+    run = run_suite(["--ansible-inventory", str(static)], tmp_path / "r2")
+    out = (run.stdout + run.stderr).strip()
+    assert run.rc == 4 and len(out.splitlines()) == 1, out
+    assert f"{static}:2: <some_user>" in out and f"{static}:3: <some password>" in out
+
+
+@pytest.mark.parametrize("relative", ["ansible/inventory/demo/host.yml", "ansible/inventory/offline/staging.yml"])
+def test_wires_shipped_inventories_name_their_placeholders(relative, tmp_path):
+    path = SHARED_WSD / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not there (wire-server-deploy is not under ../shared/)")
+    run = run_suite(["--ansible-inventory", str(path), "-k", "placeholders"], tmp_path / "r")
+    r = run.result("CFG-NO-PLACEHOLDERS")
+    assert r["status"] == "fail", r
+    wanted = "example.com" if "demo" in relative else "assethost_ip"
+    assert f"{path}:" in r["message"] and wanted in r["message"]
