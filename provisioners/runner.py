@@ -34,8 +34,9 @@ def _slug(text: str) -> str:
 
 
 def tool_path_env() -> str:
-    """PATH with the running interpreter's bin dir first, so ansible-playbook from this venv is used."""
-    here = str(Path(sys.executable).parent)
+    """PATH with the running interpreter's bin dir first, so ansible-playbook from this venv is used; or
+    $WIRECHECK_ANSIBLE_BIN first, the bin directory of a dedicated Ansible environment."""
+    here = os.environ.get("WIRECHECK_ANSIBLE_BIN") or str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     return here + (os.pathsep + path if path else "")
 
