@@ -112,5 +112,7 @@ def test_filled_in_demo_inventory_passes_the_provisioners_preflight(node, lab_mo
     assert report["site"]["inventory_kind"] == "demo"
     wire_ip = next(r for r in report["requirements"] if r["id"] == "DEMO-NET-WIRE-IP")["results"][0]
     assert wire_ip["evidence"]["wire_ip"] == node.address and ipify.requests >= 1
+    acme = next(r for r in report["requirements"] if r["id"] == "TLS-ACME-PREREQ")["results"][0]
+    assert acme["status"] == "pass", acme          # compared with the address the node determined
     counts = report["summary"]
     assert counts.get("fail", 0) == 0 and counts.get("error", 0) == 0 and counts.get("pass", 0) >= 30, counts
