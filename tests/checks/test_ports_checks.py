@@ -140,7 +140,8 @@ def test_done_criterion_with_the_operators_inventory(lab_module: Lab, tmp_path: 
 def test_open_host_passes(hosts: dict[str, LabHost], tmp_path: Path) -> None:
     h = hosts["clean"]
     before = footprint(h)
-    run = run_ports(h, tmp_path)
+    with PublicIpServer(h.lab.gateway, h.address) as ipify:    # wire_ip empty: the node asks, as Wire's play
+        run = run_ports(h, tmp_path, "--public-ip-url", ipify.url)
     for rid in PORT_REQS:
         assert run.result(rid, h.address)["status"] == "pass", run.result(rid, h.address)
     udp = run.result("NET-PORT-UDP-RANGE", h.address)["evidence"]

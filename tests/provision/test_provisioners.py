@@ -96,7 +96,8 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path):
     assert not (tmp_path / "r" / "preflight" / "compliance.json").exists()
     # the provisioner says which ansible it runs the playbooks with: the one of its own environment
     said = json.loads((tmp_path / "r" / "provision.json").read_text())["ansible"]
-    assert said["ansible_playbook"] == str(Path(sys.executable).parent / "ansible-playbook")
+    bindir = os.environ.get("WIRECHECK_ANSIBLE_BIN") or str(Path(sys.executable).parent)
+    assert said["ansible_playbook"] == str(Path(bindir) / "ansible-playbook")
     assert f"ansible: {said['ansible_playbook']}" in run.stderr
 
 

@@ -18,8 +18,9 @@ class PublicIpServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
                 outer.requests += 1
+                # HTTP/1.0 without Content-Length: the body ends when this server closes, so the server
+                # closes first and the TIME-WAIT stays here, not on the test host the client ran on
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -468,9 +468,30 @@ class DnsLookup:
         unique = list(dict.fromkeys(names))
         if len(unique) <= 1:
             return {name: self(name, rdtype) for name in unique}
-        with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:
-            answers = list(pool.map(lambda name: self(name, rdtype), unique))
-        return dict(zip(unique, answers, strict=True))
+        # daemon threads, not a pool: a check stopped while they wait (--max-run-time) returns at once, and
+        # neither the check nor the process waits for a resolver that does not answer
+        import queue
+
+        todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for name in unique:
+            todo.put(name)
+        answers: dict[str, Answer] = {}
+
+        def work() -> None:
+            while True:
+                try:
+                    name = todo.get_nowait()
+                except queue.Empty:
+                    return
+                answers[name] = self(name, rdtype)
+
+        threads = [threading.Thread(target=work, name="wirecheck-dns", daemon=True)
+                   for _ in range(min(8, len(unique)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {name: answers[name] for name in unique}
 
 
 def address_set(answer: Answer) -> set[str]:
