@@ -136,11 +136,15 @@ def _demo_host_vars(site) -> tuple[str, dict]:
 @requirement("CTRL-DEMO-INVENTORY")
 def test_demo_inventory(site, spec):
     name, hv = _demo_host_vars(site)
-    problems = [f"{k} is missing or empty" for k in spec.required if hv.get(k) in (None, "")]
+    # Ansible's aliases count (ansible_ssh_user for ansible_user ...), as Ansible's ssh plugin reads them
+    aliases = {"ansible_user": ("ansible_ssh_user",), "ansible_host": ("ansible_ssh_host",),
+               "ansible_ssh_private_key_file": ("ansible_private_key_file",)}
+    problems = [f"{k} is missing or empty" for k in spec.required
+                if all(hv.get(name) in (None, "") for name in (k, *aliases.get(k, ())))]
     for k in ("target_domain", "ansible_host"):
         if str(hv.get(k, "")).strip().lower() == spec.placeholder_domain:
             problems.append(f"{k} is still the shipped {spec.placeholder_domain}")
-    key = hv.get("ansible_ssh_private_key_file")
+    key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
     if key:
         path = Path(os.path.expanduser(str(key)))
         if not path.is_file():

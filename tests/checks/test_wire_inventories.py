@@ -77,6 +77,8 @@ def test_group_vars_and_host_vars_are_read_with_ansibles_precedence(node, tmp_pa
     assert c["targets"][0]["address"] == node.address
     fwd = run.result("DEMO-NET-IP-FORWARD", "deploy_node")
     assert fwd["status"] in ("pass", "fail") and "cannot connect" not in fwd["message"], fwd
+    demo_inv = run.result("CTRL-DEMO-INVENTORY")      # ansible_ssh_user stands for ansible_user, as in Ansible
+    assert demo_inv["status"] == "pass", demo_inv
 
 
 def test_command_line_ssh_options_win_over_the_inventory_and_are_recorded(node, tmp_path):
