@@ -198,6 +198,9 @@ def test_sftd(site, spec):
     sft_declared = site.profile == "demo" or _truthy(site.vars.get("sft_enabled", False))
     if not sft_declared and answer.status in ("nxdomain", "nodata"):
         not_applicable("SFT is not declared (sft_enabled) and sftd has no record")
+    if answer.status in ("nxdomain", "nodata") and not effective_wire_ip(site).known:
+        # a missing name is wrong whatever the address it should have (Wire's verify_dns.yml)
+        _conclude(assess_exist_and_agree({name: answer}), "A record", _method(lookup, "A lookup"))
     wire_ip = _wire_ip(site, "the ingress IP")
     sft_ips = {str(ip) for ip in site.vars.get("sft_external_ips", []) or []}
     record(lookup=answer.evidence(), sft_external_ips=sorted(sft_ips))

@@ -414,12 +414,14 @@ def test_empty_wire_ip_and_a_missing_name_fail_with_non_zero_exit(tmp_path):
     that does not exist is still a fail, and the run exits non-zero, as Wire's verify_dns.yml stops."""
     wire_ip = loopback()
     zone = wire_zone(DOMAIN, wire_ip)
-    del zone.a["teams"]
+    del zone.a["teams"], zone.a["sftd"]
     report, rc = preflight_without_wire_ip(tmp_path, zone, "--public-ip-url", "http://127.0.0.1:9/")
     records = result(report, "DNS-DEMO-RECORDS")
     assert records["status"] == "fail", records
     assert f"teams.{DOMAIN} does not exist (NXDOMAIN" in records["message"]
     assert f"create `teams.{DOMAIN}. IN A <wire_ip>`" in records["message"]
+    sftd = result(report, "DNS-SFTD")
+    assert sftd["status"] == "fail" and f"sftd.{DOMAIN} does not exist" in sftd["message"], sftd
     assert "cannot determine its public address" in records["evidence"]["wire_ip_problem"]
     assert rc != 0
 
