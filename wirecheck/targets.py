@@ -368,7 +368,11 @@ def load_inventory(path: str) -> Inventory:
 
 def _inventory_reason(path: str, warnings: str, exc: Exception) -> str:
     """The one parser complaint that matters: the YAML one for .yml files, else the INI one."""
-    found = dict(re.findall(r"Failed to parse inventory with '(\w+)' plugin: ([^\n]+)", warnings))
+    found = dict(re.findall(r"Failed to parse inventory with '(\w+)' plugin: ([^\n]+)", warnings))   # 2.19
+    for plugin, text in re.findall(r"Failed to parse\s.*?\swith\s+(\w+)\s+plugin:\s*(.*?)(?=\n\[WARNING\]|\Z)", warnings,
+                                   re.S):                               # ansible-core 2.16: wrapped lines
+        text = " ".join(text.split())
+        found.setdefault(plugin, text.split("these are the errors we got from each: ")[-1])
     plugin = "yaml" if path.endswith((".yml", ".yaml")) else "ini"
     why = found.get(plugin) or found.get("auto") or next(iter(found.values()), None)
     if why:
