@@ -168,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     except ProvisionError as exc:
         return finish(EXIT_USAGE, None, f"provision: {exc}")
 
+    from provisioners.runner import ansible_in_use
+    ansible_path, ansible_core = ansible_in_use()
+    record["ansible"] = {"ansible_playbook": ansible_path, "ansible_core": ansible_core}
+    _say(f"ansible: {ansible_path or 'no ansible-playbook found'}"
+         + (f" (ansible-core {ansible_core})" if ansible_core else ""))
+
     gate_common = {"profile": prov.profile, "inventory": inventory, "suites": args.suites,
                    "pytest_args": pytest_args, "kubeconfig": args.kubeconfig,
                    "wsd": Path(wsd)}

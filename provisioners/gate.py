@@ -9,6 +9,7 @@ reported but do not block. The acceptance gate retries a stack that is still con
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -103,8 +104,10 @@ def run_gate_once(phase: str, report_dir: Path, *, timeout: float | None = None,
     with log.open("w", encoding="utf-8") as out:
         out.write(line + "\n")
         out.flush()
+        # the ansible the preflight judges (CTRL-ANSIBLE-*) is the one the playbooks run with
+        from provisioners.runner import tool_path_env
         proc = subprocess.Popen(argv, cwd=kw["suites"].resolve().parent, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, env={**os.environ, "PATH": tool_path_env()})
         try:
             code: int | None = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -34,10 +34,25 @@ def _slug(text: str) -> str:
 
 
 def tool_path_env() -> str:
-    """PATH with the running interpreter's bin dir first, so ansible-playbook from this venv is used."""
-    here = str(Path(sys.executable).parent)
+    """PATH with the running interpreter's bin dir first, so ansible-playbook from this venv is used; or
+    $WIRECHECK_ANSIBLE_BIN first, the bin directory of a dedicated Ansible environment."""
+    here = os.environ.get("WIRECHECK_ANSIBLE_BIN") or str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     return here + (os.pathsep + path if path else "")
+
+
+def ansible_in_use() -> tuple[str | None, str | None]:
+    """(path, ansible-core version) of the ansible-playbook the playbooks run with (PATH of tool_path_env)."""
+    path = shutil.which("ansible-playbook", path=tool_path_env())
+    if not path:
+        return None, None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False,
+                             env={**os.environ, "LC_ALL": "C.UTF-8", "PATH": tool_path_env()}).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return path, None
+    m = re.search(r"core (\d+\.\d+\.\d+)", out)
+    return path, m.group(1) if m else None
 
 
 def runner_config(step: Step, ctx: ProvisionContext, private_dir: Path) -> Any:
@@ -46,7 +61,7 @@ def runner_config(step: Step, ctx: ProvisionContext, private_dir: Path) -> Any:
 
     private_dir.mkdir(parents=True, exist_ok=True)
     cwd = step.cwd or ctx.wsd
-    env = {"PATH": tool_path_env(), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    env = {"PATH": tool_path_env(), "LC_ALL": "C.UTF-8", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
            "ANSIBLE_HOST_KEY_CHECKING": "0"}
     env.update(ctx.env)
     env.update(step.env)

@@ -22,8 +22,10 @@ from .sitepacks import load_packs
 from .sitepacks import registry as pack_registry
 from .targets import (
     Inventory,
+    SshOverrides,
     TargetError,
     infer_profile,
+    inventory_kind,
     is_secret_key,
     load_inventory,
     local_target,
@@ -64,6 +66,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="path of the wire-server-deploy checkout (for CTRL-WSD-CHECKOUT and friends)")
     g.addoption("--internet-url", action="append", default=[],
                 help="URL the deploy node must reach (repeatable; default: those Wire's playbook downloads from)")
+    g.addoption("--public-ip-url", default=None, metavar="URL",
+                help="with wire_ip empty (demo): the URL the deploy node asks for its public address, as Wire's "
+                     "verify_wire_ip.yml does (default $WIRECHECK_PUBLIC_IP_URL, else https://api.ipify.org)")
+    g.addoption("--public-ip-timeout", type=float, default=10.0,
+                help="seconds the deploy node may take to get its public address (default 10)")
     g.addoption("--dns-timeout", type=float, default=2.0, help="seconds per DNS query (default 2)")
     g.addoption("--dns-tries", type=int, default=2, help="tries per DNS query and resolver (default 2)")
     g.addoption("--tls-port", type=int, default=443, help="HTTPS port of the ingress (default 443)")
@@ -148,13 +155,35 @@ def build_site(config: pytest.Config) -> Site:
     site_vars: dict[str, Any] = {}
     secrets: list[str] = []
     redacted: list[str] = []
+    ssh_given: dict[str, Any] = {}
+    inventory_kind_: str | None = None
     if inv_path and hosts_opt:
         raise SiteError("give either --hosts or --ansible-inventory, not both")
     if inv_path:
         inv = _inventory_from_controller(config) or load_inventory(inv_path)
         config._wc_inventory = inv  # type: ignore[attr-defined]
+        inventory_kind_ = inventory_kind(inv)
+        if inventory_kind_ == "wiab-staging":
+            raise SiteError(f"{inv_path} is wire-server-deploy's wiab-staging inventory (Wire in a Box staging: "
+                            "one adminhost running seven VMs, offline/wiab-staging.md); wirecheck has no "
+                            "wiab-staging profile and does not judge it by the demo's or production's "
+                            "requirements: not supported")
         profile = profile or infer_profile(inv)
-        targets = targets_from_inventory(inv, profile, connect_timeout=opt.connect_timeout)
+        extra = getattr(opt, "ssh_extra_args", None)
+        import shlex
+        ssh = SshOverrides(ssh_config=getattr(opt, "ssh_config", None),
+                           identity_file=getattr(opt, "ssh_identity_file", None),
+                           extra_args=shlex.split(extra) if extra else [])
+        try:
+            targets = targets_from_inventory(inv, profile, connect_timeout=opt.connect_timeout, overrides=ssh)
+        except TargetError as exc:          # often an example value of Wire's template: name every one left
+            from . import placeholders
+            hits, _ = placeholders.scan(placeholders.inventory_files(Path(inv_path)))
+            if not hits:
+                raise
+            raise TargetError(f"{exc}; the inventory still holds {len(hits)} example value(s) of Wire's templates: "
+                              + "; ".join(str(h) for h in hits[:10])) from None
+        ssh_given = ssh.describe()
         site_vars = dict(inv.all_vars)
         for hv in inv.hosts.values():
             if "target_domain" in hv or "wire_ip" in hv:
@@ -222,7 +251,8 @@ def build_site(config: pytest.Config) -> Site:
                 nameservers=nameservers, ca_bundle=opt.ca_bundle, kubeconfig=opt.kubeconfig,
                 report_dir=Path(opt.report_dir), inventory_path=inv_path, overrides=overrides,
                 options=dict(vars(opt)), secrets=sorted(set(secrets), key=len, reverse=True),
-                redacted_fields=sorted(set(redacted)), site_packs=packs)
+                redacted_fields=sorted(set(redacted)), site_packs=packs, ssh_overrides=ssh_given,
+                inventory_kind=inventory_kind_)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -288,7 +318,8 @@ def _inventory_from_controller(config: pytest.Config) -> Inventory | None:
     if not text:
         return None
     data = json.loads(text)
-    return Inventory(hosts=data["hosts"], groups=data["groups"], all_vars=data["all_vars"])
+    return Inventory(hosts=data["hosts"], groups=data["groups"], all_vars=data["all_vars"],
+                     connection=data.get("connection", {}), path=data.get("path", ""))
 
 
 GROUPS_FILE = "xdist-groups.json"
@@ -325,7 +356,8 @@ def pytest_configure_node(node) -> None:  # xdist hook (controller side)
         node.workerinput["wirecheck_deadline"] = deadline
     inv = getattr(node.config, "_wc_inventory", None)
     if inv is not None:
-        data = {"hosts": inv.hosts, "groups": inv.groups, "all_vars": inv.all_vars}
+        data = {"hosts": inv.hosts, "groups": inv.groups, "all_vars": inv.all_vars, "connection": inv.connection,
+                "path": inv.path}
         try:
             text = json.dumps(data)
             if json.loads(text) == data:     # else a value JSON cannot carry as it is (a date, an int key)

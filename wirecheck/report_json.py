@@ -89,7 +89,9 @@ def build_compliance(catalog: Catalog, site, results: list[dict[str, Any]], regi
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wirecheck_version": version, "catalog_version": catalog.version,
         "site": {"domain": site.domain, "wire_ip": site.wire_ip, "inventory": site.inventory_path,
-                 "nameservers": [f"{h}:{p}" for h, p in site.nameservers]},
+                 "nameservers": [f"{h}:{p}" for h, p in site.nameservers],
+                 **({"ssh_overrides": site.ssh_overrides} if getattr(site, "ssh_overrides", None) else {}),
+                 **({"inventory_kind": site.inventory_kind} if getattr(site, "inventory_kind", None) else {})},
         "targets": [t.describe() for t in site.targets],
         "redacted_fields": site.redacted_fields,
         "site_packs": [{"name": p.name, "path": str(p.path), "ids": list(p.ids), "origin": p.origin}

@@ -216,6 +216,8 @@ class Transport:
     user: str | None = None
     is_root: bool = False
     description = "transport"
+    #: the locale commands run in: fixed, so that output parses the same everywhere
+    locale = "C"
 
     def argv_for(self, command: str) -> list[str]:
         raise NotImplementedError
@@ -225,7 +227,7 @@ class Transport:
 
     def wrap(self, command: str, sudo: bool) -> str:
         # sbin directories: a non-root login's PATH often lacks them, and iptables/nft/ufw live there
-        command = f"LC_ALL=C; PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export LC_ALL PATH; {command}"
+        command = f"LC_ALL={self.locale}; PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export LC_ALL PATH; {command}"
         if sudo and not self.is_root:
             return f"sudo -n -- /bin/sh -c {shlex.quote(command)}"
         return command
@@ -276,6 +278,9 @@ class Transport:
 
 class LocalTransport(Transport):
     description = "local machine"
+    # A UTF-8 locale with C's messages and formats: operators' tools refuse anything else (ansible-core
+    # will not start under LC_ALL=C: "Ansible requires the locale encoding to be UTF-8").
+    locale = "C.UTF-8"
 
     def __init__(self) -> None:
         self.is_root = os.geteuid() == 0
@@ -384,6 +389,13 @@ class SshTransport(Transport):
             text = _decode(err.read()).strip().splitlines()
         if rc != 0:
             why = text[-1] if text else ("timed out" if rc is None else f"ssh exit {rc}")
+            if self._password and rc == 6:        # sshpass: ssh asked whether to trust an unknown host key
+                why = (f"the host key of {self.host} is not known to this machine, and a password login cannot "
+                       f"answer ssh's question about it (sshpass exit 6): add it with `ssh-keyscan -H {self.host} "
+                       ">> ~/.ssh/known_hosts` after checking its fingerprint, or set StrictHostKeyChecking="
+                       "accept-new in ansible_ssh_common_args")
+            elif self._password and rc == 5:
+                why = "the password was refused (sshpass exit 5): check ansible_password / ansible_ssh_pass"
             self._connect_error = f"{self.description}: cannot connect: {why}"
             if failed:
                 with contextlib.suppress(OSError), open(failed, "w", encoding="utf-8") as fh:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from suites.preflight.test_kubernetes import conclude
-from wirecheck import cannot_measure, not_applicable, not_evaluated, record, requirement
+from wirecheck import not_applicable, not_evaluated, record, requirement
 from wirecheck.probes import k8s_config as kc
 
 
@@ -32,12 +32,29 @@ def values_from_files(site) -> kc.ValuesSource:
         not_evaluated("no Helm values directory was named",
                       option="--values-dir (or --wire-server-deploy with its values/)")
     root = Path(str(path)).expanduser()
-    if not root.is_dir():
-        cannot_measure(f"values directory {root} does not exist")
+    if not root.is_dir():   # an input the operator has not made yet (helm-prod.md: copy the examples there)
+        not_evaluated(f"the Helm values directory {root} does not exist",
+                      option="--values-dir (or --wire-server-deploy with its values/<chart>/values.yaml)")
     src = kc.values_dir(root)
     if src.problems:
         record(values_problems=list(src.problems))
     return src
+
+
+def need_release(site, src: kc.ValuesSource, release: str = "wire-server") -> None:
+    """Values files with no values for ``release``: not_evaluated, naming the files looked for and the example
+    wire-server-deploy ships to copy (helm-prod.md: `cp values/wire-server/prod-values.example.yaml ...`)."""
+    if src.method != kc.FILES_METHOD or src.has(release):
+        return
+    chart = Path(src.where) / release
+    kind = "demo" if site.profile == "demo" else "prod"
+    examples = {name: chart / f"{kind}-{name}.example.yaml" for name in ("values", "secrets")}
+    copy = [f"cp {example} {chart / (name + '.yaml')}" for name, example in examples.items() if example.is_file()]
+    record(looked_for=[str(chart / "values.yaml"), str(chart / "secrets.yaml")],
+           examples=[str(e) for e in examples.values() if e.is_file()])
+    not_evaluated(f"no {release} values: neither {chart / 'values.yaml'} nor {chart / 'secrets.yaml'} exists"
+                  + (f"; start from wire-server-deploy's examples: {'; '.join(copy)}" if copy else ""),
+                  option="--values-dir (or --wire-server-deploy with values/" + release + "/values.yaml)")
 
 
 def federating(site, src: kc.ValuesSource | None = None) -> bool:
@@ -72,22 +89,29 @@ def rabbitmq_used(site, src: kc.ValuesSource) -> bool:
 
 @requirement("FED-DOMAIN")
 def test_federation_domain(site, spec):
-    check_federation_domain(site, values_from_files(site))
+    src = values_from_files(site)
+    need_release(site, src)
+    check_federation_domain(site, src)
 
 
 @requirement("FED-CA-TRUST")
 def test_federation_ca_trust(site, spec):
     if not federating(site) and not has_values_files(site):
         not_applicable("federation is not enabled (--federation or federation_enabled), and no values to say so")
-    check_federation_ca_trust(site, values_from_files(site))
+    src = values_from_files(site)
+    need_release(site, src)
+    check_federation_ca_trust(site, src)
 
 
 @requirement("PROD-ACC-SMTP")
 def test_smtp(site, spec):
-    conclude(kc.judge_smtp(values_from_files(site)), "SMTP configuration")
+    src = values_from_files(site)
+    need_release(site, src)
+    conclude(kc.judge_smtp(src), "SMTP configuration")
 
 
 @requirement("PROD-ACC-SECRETS")
 def test_secrets(site, spec):
     src = values_from_files(site)
+    need_release(site, src)
     conclude(kc.judge_secrets(src, rabbitmq_used(site, src)), "wire-server secrets")

@@ -6,50 +6,80 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import stat
 from pathlib import Path
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
 
 
+def _ansible_tool(control, tool: str) -> str:
+    """The path of an Ansible command the operator will run: the first on PATH (under the provisioner,
+    PATH starts with the provisioner's own environment, whose ansible it runs the playbooks with)."""
+    path = control.facts.which(tool)
+    record(**{f"{tool.replace('-', '_')}_path": path})
+    if not path:
+        fail(f"{tool} is not installed on the control machine (not on PATH)", observed=f"no {tool} on PATH",
+             expected=f"{tool} on PATH", method="command -v " + tool)
+    return path
+
+
+def _ran(control, res, tool: str, method: str) -> None:
+    """A command that did not run to the end is not a measurement: its own words say why."""
+    if res.rc != 0:
+        why = (res.stderr.strip() or res.stdout.strip() or f"exit {res.rc}").splitlines()[-1][:300]
+        cannot_measure(f"`{method}` failed with exit {res.rc} in locale C.UTF-8: {why}", method=method)
+
+
 @requirement("CTRL-ANSIBLE-VERSION")
 def test_ansible_version(control, spec, site):
-    res = control.run("ansible --version", timeout=60)
+    path = _ansible_tool(control, "ansible")
+    method = f"{path} --version"
+    res = control.run(f"{shlex.quote(path)} --version", timeout=60)
+    _ran(control, res, "ansible", method)
     m = re.search(r"core (\d+)\.(\d+)\.(\d+)", res.stdout)
-    version = ".".join(m.groups()) if m else None
-    if version is None and res.rc == 127 and "ansible" in res.stderr and "not found" in res.stderr:
-        version = ""       # the shell says there is no ansible: a measured absence
-    if version is None:
-        cannot_measure(f"`ansible --version` named no ansible-core release (exit {res.rc}): "
-                       f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
-    expect(version, "ansible-core", method="ansible --version").is_true(
-        f"ansible-core {spec.demo_core}.x", "ansible is not installed on the control machine")
+    if not m:
+        cannot_measure(f"`{method}` printed no ansible-core version: {res.stdout.strip()[:200]!r}", method=method)
+    version = ".".join(m.groups())
     record(ansible_core=version)
     if site.profile == "production":
         record(note="production docs name conflicting Ansible releases; recorded, not judged")
+        expect(version, "ansible-core", method=method).is_true("any ansible-core (recorded)")
         return
     major_minor = ".".join(version.split(".")[:2])
-    expect(major_minor, "ansible-core release", method="ansible --version").equals(spec.demo_core)
+    expect(major_minor, f"ansible-core release of {path}", method=method).satisfies(
+        lambda v: v == str(spec.demo_core), f"{spec.demo_core}.x",
+        f"{path} is ansible-core {version}; Wire's demo playbooks are pinned to {spec.demo_core}.x: install "
+        f"`pip install 'ansible-core>={spec.demo_core},<{_next_minor(str(spec.demo_core))}'`")
+
+
+def _next_minor(release: str) -> str:
+    major, minor = release.split(".")[:2]
+    return f"{major}.{int(minor) + 1}"
 
 
 @requirement("CTRL-ANSIBLE-COLLECTIONS")
 def test_ansible_collections(control, spec):
-    res = control.run("ansible-galaxy collection list --format json", timeout=60)
-    if res.rc != 0 and "command not found" in res.stderr + res.stdout or res.rc == 127:
-        fail("ansible-galaxy is not installed on the control machine", observed="no ansible-galaxy",
-             expected=", ".join(spec.collections), method="ansible-galaxy collection list")
+    path = _ansible_tool(control, "ansible-galaxy")
+    method = f"{path} collection list --format json"
+    res = control.run(f"{shlex.quote(path)} collection list --format json", timeout=60)
     found: dict[str, str] = {}
     try:
-        for _path, cols in json.loads(res.stdout).items():
+        listing = json.loads(res.stdout or "")
+        for _path, cols in listing.items():
             for name, info in cols.items():
                 found.setdefault(name, info.get("version", "?"))
-    except (json.JSONDecodeError, AttributeError):
-        cannot_measure(f"`ansible-galaxy collection list --format json` gave no collection list (exit {res.rc}): "
-                       f"{(res.stderr.strip().splitlines() or [repr(res.stdout.strip()[:80])])[-1]}")
+    except (json.JSONDecodeError, AttributeError) as exc:
+        # ansible-galaxy exits non-zero with "None of the provided paths were usable" when there is no
+        # collection directory at all: that is an empty listing, not a failure to measure
+        if "None of the provided paths were usable" not in res.stderr + res.stdout:
+            _ran(control, res, "ansible-galaxy", method)
+            cannot_measure(f"`{method}` printed no JSON listing ({exc}): {res.stdout.strip()[:200]!r}", method=method)
     missing = [c for c in spec.collections if c not in found]
     record(found={c: found.get(c) for c in spec.collections})
-    expect(missing, "missing collections", method="ansible-galaxy collection list --format json").is_empty(
-        ", ".join(spec.collections), "missing Ansible collections: " + ", ".join(missing))
+    expect(missing, "missing collections", method=method).is_empty(
+        ", ".join(spec.collections), "missing Ansible collections for " + path + ": " + ", ".join(missing)
+        + " (install them with `ansible-galaxy collection install " + " ".join(missing) + "`)")
 
 
 @requirement("CTRL-FETCH-TOOLS")
@@ -106,11 +136,15 @@ def _demo_host_vars(site) -> tuple[str, dict]:
 @requirement("CTRL-DEMO-INVENTORY")
 def test_demo_inventory(site, spec):
     name, hv = _demo_host_vars(site)
-    problems = [f"{k} is missing or empty" for k in spec.required if hv.get(k) in (None, "")]
+    # Ansible's aliases count (ansible_ssh_user for ansible_user ...), as Ansible's ssh plugin reads them
+    aliases = {"ansible_user": ("ansible_ssh_user",), "ansible_host": ("ansible_ssh_host",),
+               "ansible_ssh_private_key_file": ("ansible_private_key_file",)}
+    problems = [f"{k} is missing or empty" for k in spec.required
+                if all(hv.get(name) in (None, "") for name in (k, *aliases.get(k, ())))]
     for k in ("target_domain", "ansible_host"):
         if str(hv.get(k, "")).strip().lower() == spec.placeholder_domain:
             problems.append(f"{k} is still the shipped {spec.placeholder_domain}")
-    key = hv.get("ansible_ssh_private_key_file")
+    key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
     if key:
         path = Path(os.path.expanduser(str(key)))
         if not path.is_file():
@@ -134,27 +168,26 @@ def test_demo_inventory(site, spec):
 
 @requirement("CFG-NO-PLACEHOLDERS")
 def test_no_placeholders(site, spec):
+    from wirecheck import placeholders
+
     files: list[Path] = []
     if site.inventory_path:
-        inv = Path(site.inventory_path)
-        files += sorted(p for p in inv.rglob("*") if p.is_file()) if inv.is_dir() else [inv]
-    wsd = site.option("wire_server_deploy")
-    if wsd:
-        files += sorted(Path(wsd).expanduser().glob("values/*/values.yaml"))
+        files += placeholders.inventory_files(Path(site.inventory_path))
+    values = site.option("values_dir") or (str(Path(site.option("wire_server_deploy")).expanduser() / "values")
+                                           if site.option("wire_server_deploy") else None)
+    if values:
+        files += placeholders.values_files(Path(values).expanduser())
     if not files:
-        not_evaluated("no inventory or values files to read", option="--ansible-inventory / --wire-server-deploy")
-    hits = []
-    pats = [(p, re.compile(r"(?<![\w.-])" + re.escape(p) + r"(?![\w-])", re.I)) for p in spec.placeholders]
-    for path in files:
-        try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            continue
-        for n, line in enumerate(lines, 1):
-            code = line.split("#", 1)[0]
-            for p, rx in pats:
-                if rx.search(code):
-                    hits.append(f"{path}:{n}: {p}")
-    record(files=[str(f) for f in files])
-    expect(hits, "placeholders", method="search of " + ", ".join(str(f) for f in files[:5])).is_empty(
-        "no example values left", f"{len(hits)} placeholder(s) left: " + "; ".join(hits[:10]))
+        not_evaluated("no inventory or values files to read",
+                      option="--ansible-inventory / --wire-server-deploy (values/<chart>/values.yaml)")
+    hits, unreadable = placeholders.scan(files, [str(p) for p in spec.placeholders])
+    record(files=[str(f) for f in files], placeholders=[str(h) for h in hits])
+    method = f"Wire's template vocabulary over {len(files)} file(s): " + ", ".join(str(f) for f in files[:5]) + \
+        (" ..." if len(files) > 5 else "")
+    if hits:
+        fail(f"{len(hits)} example value(s) from Wire's templates left: " + "; ".join(str(h) for h in hits[:12])
+             + (f"; and {len(hits) - 12} more (see the evidence)" if len(hits) > 12 else ""),
+             observed=[str(h) for h in hits], expected="no example values left", method=method)
+    if unreadable:
+        cannot_measure("could not read: " + "; ".join(unreadable), method=method)
+    expect(hits, "placeholders", method=method).is_empty("no example values left")

@@ -20,11 +20,13 @@ from wirecheck.probes.dns import (
     address_set,
     assess_aaaa,
     assess_caa,
+    assess_exist_and_agree,
     assess_points_to,
     assess_srv,
     caa_policies,
 )
 from wirecheck.probes.spf import assess_spf
+from wirecheck.public_ip import effective_wire_ip
 
 # Used until the catalog carries these parameters (keys as proposed for catalog.yaml).
 DEMO_NAMES = ["nginz-https", "nginz-ssl", "assets", "webapp", "account", "teams", "sftd"]
@@ -62,9 +64,18 @@ def _domain(site) -> str:
 
 
 def _wire_ip(site, what: str = "the public IP of the installation") -> str:
-    if not site.wire_ip:
-        not_evaluated(f"{what} is not known", option="--wire-ip (or wire_ip in the inventory)")
-    return site.wire_ip
+    """wire_ip as given, else (demo) as the deploy node determines it, as Wire's verify_wire_ip.yml does."""
+    public = effective_wire_ip(site)
+    if public.known:
+        if not site.wire_ip:
+            record(wire_ip=public.address, wire_ip_source=public.source)
+        return str(public.address)
+    if public.problem:
+        cannot_measure(f"{what} is not known: {public.problem}")
+    if site.profile == "demo" and site.targets_with_role("deploy_node"):
+        cannot_measure(f"{what} is not known: {public.unmeasured}")
+    not_evaluated(f"{what} is not known", option="--wire-ip (or wire_ip in the inventory)")
+    raise AssertionError  # not reached
 
 
 def _conclude(result: Assessment, what: str, method: str) -> None:
@@ -101,10 +112,24 @@ def _federation(site) -> tuple[str, str] | None:
 
 @requirement("DNS-DEMO-RECORDS")
 def test_demo_records(site, spec):
-    domain, wire_ip = _domain(site), _wire_ip(site)
+    domain = _domain(site)
     lookup = _lookup(site)
     names = [f"{label}.{domain}" for label in spec.get("names", DEMO_NAMES)]
-    result = assess_points_to(lookup.many(names, "A"), {wire_ip})
+    answers = lookup.many(names, "A")
+    public = effective_wire_ip(site)
+    if public.known:
+        record(wire_ip=public.address, wire_ip_source=public.source)
+        _conclude(assess_points_to(answers, {str(public.address)}), "A records", _method(lookup, "A lookups"))
+        return
+    # wire_ip is empty and the node cannot say its address: names that do not exist, or that disagree, are
+    # still wrong (Wire's verify_dns.yml fails on a missing name whatever wire_ip is)
+    result = assess_exist_and_agree(answers)
+    why = public.problem or public.unmeasured
+    record(wire_ip="not determined", wire_ip_problem=why)
+    if not result.problems and not result.unmeasured:
+        shown = ", ".join(sorted(set().union(*(address_set(a) for a in answers.values()))))
+        cannot_measure(f"every name exists and all point to {shown}, but whether that is the node's public "
+                       f"address is unknown: {why}", method=_method(lookup, "A lookups"))
     _conclude(result, "A records", _method(lookup, "A lookups"))
 
 
@@ -176,6 +201,9 @@ def test_sftd(site, spec):
     sft_declared = site.profile == "demo" or _truthy(site.vars.get("sft_enabled", False))
     if not sft_declared and answer.status in ("nxdomain", "nodata"):
         not_applicable("SFT is not declared (sft_enabled) and sftd has no record")
+    if answer.status in ("nxdomain", "nodata") and not effective_wire_ip(site).known:
+        # a missing name is wrong whatever the address it should have (Wire's verify_dns.yml)
+        _conclude(assess_exist_and_agree({name: answer}), "A record", _method(lookup, "A lookup"))
     wire_ip = _wire_ip(site, "the ingress IP")
     sft_ips = {str(ip) for ip in site.vars.get("sft_external_ips", []) or []}
     record(lookup=answer.evidence(), sft_external_ips=sorted(sft_ips))

@@ -14,6 +14,7 @@ from typing import Any
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
 from wirecheck.probes.ports import PortProbeResult, ProbeError, format_ranges, probe_ports
+from wirecheck.public_ip import effective_wire_ip
 from wirecheck.turn import target_turn_address
 
 #: used until the catalog carries these parameters (then spec.* wins)
@@ -59,6 +60,10 @@ def probed_address(target, site) -> str:
     (for the local machine: its default-route interface address, not a loopback name)."""
     if site.wire_ip and (site.profile == "demo" or "deploy_node" in target.roles):
         return site.wire_ip
+    if site.profile == "demo" and "deploy_node" in target.roles:
+        public = effective_wire_ip(site)     # wire_ip empty: the address Wire's playbook determines
+        if public.known:
+            return str(public.address)
     if getattr(target, "local", False):
         address = _own_address(target)
         if address:
@@ -360,14 +365,21 @@ def test_local_port_range_gets_through(target, site):
 
 @requirement("DEMO-NET-WIRE-IP")
 def test_wire_ip_usable(target, site):
+    public = effective_wire_ip(site) if "deploy_node" in target.roles else None
+    if public is not None:
+        record(wire_ip=public.address or "not determined", wire_ip_source=public.source)
+        if public.unmeasured:
+            cannot_measure(public.unmeasured, method=f"as verify_wire_ip.yml: {public.source}")
+        if public.problem:
+            fail(public.problem, observed="no public address", expected="wire_ip set, or determinable on the node",
+                 method=f"as verify_wire_ip.yml: ~/wire_vars/wire_ip, then {public.source}")
     r = port_probe(target, site)
     t = r.tcp[TURN_PORT]
     routes = target.facts.ip_json("-4 route show default")
     dev = routes[0].get("dev") if routes else None
     default_addrs = [a["local"] for link in target.facts.ip_json("-4 addr show")
                      if link.get("ifname") == dev for a in link.get("addr_info", [])]
-    record(wire_ip=site.wire_ip or "not set (the play would ask api.ipify.org; wirecheck probes the target's address)",
-           probed_address=r.probed_address, received_on=sorted(r.receiving_addresses),
+    record(probed_address=r.probed_address, received_on=sorted(r.receiving_addresses),
            default_route_interface=dev, default_route_addresses=default_addrs, tcp_3478=t.__dict__)
     if t.passed and r.probed_address not in default_addrs and not site.wire_ip:
         record(recommendation="the probed address is not on the default-route interface (NAT): set wire_ip")

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # one DNS answer cache for the whole run, shared with the DNS checks
-from suites.preflight.test_dns import _domain, _federation, _lookup, _wire_names
+from suites.preflight.test_dns import _domain, _federation, _lookup, _wire_ip, _wire_names
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
 from wirecheck.outcome import current
 from wirecheck.probes.dns import (
@@ -114,14 +114,13 @@ def test_acme_prerequisites(site, spec):
     if not site.use_cert_manager:
         not_applicable("cert-manager is not used (use_cert_manager: false)")
     domain = _domain(site)
-    if not site.wire_ip:
-        not_evaluated("the public IP the names must resolve to is not known", option="--wire-ip (or wire_ip)")
+    wire_ip = _wire_ip(site, "the public IP the names must resolve to")   # wire_ip "": as Wire's playbook finds it
     lookup = _lookup(site)
     names = _wire_names(site, domain)
     with ThreadPoolExecutor(max_workers=2) as pool:  # both at once: a dead resolver costs one timeout
         addresses = pool.submit(lookup.many, names, "A")
         policies = pool.submit(caa_policies, names, lookup)
-        result = assess_points_to(addresses.result(), {site.wire_ip})
+        result = assess_points_to(addresses.result(), {wire_ip})
         account = site.vars.get("acme_account_uri")
         caa = assess_caa(policies.result(), spec.get("issuer", "letsencrypt.org"),
                          str(site.vars.get("acme_challenge") or "http-01"), str(account) if account else None)
@@ -130,22 +129,22 @@ def test_acme_prerequisites(site, spec):
     result.evidence = {"dns": result.evidence, "caa": caa.evidence}
     port = int(site.option("http_port") or 80)
     timeout = float(spec.get("connect_timeout_s", 5))
-    reachable, how = tcp_reachable(site.wire_ip, port, timeout)
-    result.evidence[f"tcp {site.wire_ip}:{port}"] = how
+    reachable, how = tcp_reachable(wire_ip, port, timeout)
+    result.evidence[f"tcp {wire_ip}:{port}"] = how
     if not reachable and how == "refused":
-        result.notes.append(f"TCP {site.wire_ip}:{port} refused: nothing listens yet (expected before install); "
+        result.notes.append(f"TCP {wire_ip}:{port} refused: nothing listens yet (expected before install); "
                             "NET-PORT-TCP-80 proves the port is open with a temporary listener")
     elif not reachable:
-        result.problems.append(f"TCP {site.wire_ip}:{port} {how} (filtered?): Let's Encrypt's HTTP-01 challenge "
+        result.problems.append(f"TCP {wire_ip}:{port} {how} (filtered?): Let's Encrypt's HTTP-01 challenge "
                                f"needs port {port} reachable from the internet")
     result.observed = {"names": result.observed, "caa": caa.observed, f"tcp/{port}": how}
-    result.expected = {"names": f"all resolve to {site.wire_ip}", "caa": caa.expected,
+    result.expected = {"names": f"all resolve to {wire_ip}", "caa": caa.expected,
                        f"tcp/{port}": "reachable (connected, or refused before install)"}
     lookups = f"dnspython A and CAA lookups via {lookup.resolvers_text}"
-    summary = (f"all {len(names)} names resolve to {site.wire_ip}, CAA lets {spec.get('issuer', 'letsencrypt.org')} "
-               f"issue, and TCP {site.wire_ip}:{port} "
+    summary = (f"all {len(names)} names resolve to {wire_ip}, CAA lets {spec.get('issuer', 'letsencrypt.org')} "
+               f"issue, and TCP {wire_ip}:{port} "
                + ("accepts connections" if how == "connected" else "refuses connections (nothing listens yet)"))
-    conclude(result, "Let's Encrypt prerequisites", f"{lookups}; TCP connect {site.wire_ip}:{port}", summary,
+    conclude(result, "Let's Encrypt prerequisites", f"{lookups}; TCP connect {wire_ip}:{port}", summary,
              "the names on the ingress IP, CAA allowing the issuer, the HTTP-01 port reachable")
 
 

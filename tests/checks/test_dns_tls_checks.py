@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dnsmasq import DnsmasqServer, SilentResolver, Zone, wire_zone
+from tests.support.publicip import PublicIpServer
 from tests.support.testca import TestCA, write_chain
 from tests.support.tlsserver import TlsServer
 from tests.support.wc import QUIET_PLUGINS, host_args
@@ -537,3 +538,98 @@ def test_node_resolver_on_lab_hosts(lab_module, tmp_path):
     assert bad["status"] == "warn"
     assert "`getent ahostsv4 download.docker.com` does not resolve" in bad["message"]
     assert "only names the 127.0.0.53 stub" in bad["message"]
+
+
+# --- wire_ip "" as Wire's demo inventory ships it -------------------------------------------------
+
+
+def preflight_without_wire_ip(tmp_path: Path, zone, *extra: str) -> tuple[dict, int]:
+    """DNS checks with no --wire-ip (the local machine is the deploy node), exit status included."""
+    with DnsmasqServer(zone, address=loopback()) as server:
+        argv = [sys.executable, "-m", "pytest", "suites/preflight", "-k", "demo_records or sftd or spf", "-q",
+                *QUIET_PLUGINS, "--report-dir", str(tmp_path / "report"), "--domain", DOMAIN,
+                "--nameserver", server.nameserver, *extra]  # fmt: skip
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    return json.loads((tmp_path / "report" / "compliance.json").read_text()), proc.returncode
+
+
+def test_empty_wire_ip_and_a_missing_name_fail_with_non_zero_exit(tmp_path):
+    """The node cannot determine its address (its question to the public-IP URL is refused): a name
+    that does not exist is still a fail, and the run exits non-zero, as Wire's verify_dns.yml stops."""
+    wire_ip = loopback()
+    zone = wire_zone(DOMAIN, wire_ip)
+    del zone.a["teams"], zone.a["sftd"]
+    report, rc = preflight_without_wire_ip(tmp_path, zone, "--public-ip-url", "http://127.0.0.1:9/")
+    records = result(report, "DNS-DEMO-RECORDS")
+    assert records["status"] == "fail", records
+    assert f"teams.{DOMAIN} does not exist (NXDOMAIN" in records["message"]
+    assert f"create `teams.{DOMAIN}. IN A <wire_ip>`" in records["message"]
+    sftd = result(report, "DNS-SFTD")
+    assert sftd["status"] == "fail" and f"sftd.{DOMAIN} does not exist" in sftd["message"], sftd
+    assert "cannot determine its public address" in records["evidence"]["wire_ip_problem"]
+    assert rc != 0
+
+
+def test_empty_wire_ip_names_that_disagree_fail_and_agreeing_names_are_not_a_pass(tmp_path):
+    wire_ip, other = loopback(), loopback()
+    zone = wire_zone(DOMAIN, wire_ip)
+    zone.a["webapp"] = [other]
+    report, _ = preflight_without_wire_ip(tmp_path / "a", zone, "--public-ip-url", "http://127.0.0.1:9/")
+    records = result(report, "DNS-DEMO-RECORDS")
+    assert records["status"] == "fail" and "do not agree on one address" in records["message"], records
+    assert f"{other} (webapp.{DOMAIN})" in records["message"]
+    report, _ = preflight_without_wire_ip(tmp_path / "b", wire_zone(DOMAIN, wire_ip),
+                                          "--public-ip-url", "http://127.0.0.1:9/")
+    records = result(report, "DNS-DEMO-RECORDS")
+    assert records["status"] == "error", records
+    assert f"all point to {wire_ip}" in records["message"] and "127.0.0.1:9" in records["message"]
+
+
+def test_empty_wire_ip_is_determined_from_the_node_like_wires_playbook(tmp_path):
+    """wire_ip "" and a public-IP service that answers: the names are compared with that address;
+    a stray second address on one name fails (the issue-12 mutant)."""
+    wire_ip, stray = loopback(), loopback()
+    with PublicIpServer(loopback(), wire_ip) as ipify:
+        report, rc = preflight_without_wire_ip(tmp_path / "ok", wire_zone(DOMAIN, wire_ip), "--public-ip-url", ipify.url)
+        records = result(report, "DNS-DEMO-RECORDS")
+        assert records["status"] == "pass", records
+        assert records["evidence"]["wire_ip"] == wire_ip
+        assert records["evidence"]["wire_ip_source"] == f"{ipify.url} from deploy_node"
+        zone = wire_zone(DOMAIN, wire_ip)
+        zone.a["assets"] = [wire_ip, stray]
+        report, rc = preflight_without_wire_ip(tmp_path / "stray", zone, "--public-ip-url", ipify.url)
+    records = result(report, "DNS-DEMO-RECORDS")
+    assert records["status"] == "fail", records
+    assert f"assets.{DOMAIN} resolves to {', '.join(sorted([wire_ip, stray]))}" in records["message"]
+    assert rc != 0
+
+
+def test_stray_address_beside_wire_ip_fails_with_wire_ip_given(tmp_path):
+    wire_ip, stray = loopback(), loopback()
+    zone = wire_zone(DOMAIN, wire_ip)
+    zone.a["nginz-ssl"] = [wire_ip, stray]
+    zone.a["sftd"] = [wire_ip, stray]
+    report = preflight_dns(tmp_path, zone, wire_ip)
+    records = result(report, "DNS-DEMO-RECORDS")
+    assert records["status"] == "fail" and f"nginz-ssl.{DOMAIN} resolves to" in records["message"], records
+    assert stray in records["message"]
+    sftd = result(report, "DNS-SFTD")
+    assert sftd["status"] == "fail" and stray in sftd["message"], sftd
+
+
+def test_closed_resolver_port_is_told_apart_from_silence(tmp_path):
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    address = loopback()
+    sock.bind((address, 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    started = time.monotonic()
+    report = run_suite("preflight", DNS_KEYWORDS, tmp_path / "report", "--domain", DOMAIN,
+                       "--wire-ip", "127.0.0.1", "--nameserver", f"{address}:{port}")  # fmt: skip
+    assert time.monotonic() - started < 30
+    for rid in ("DNS-DEMO-RECORDS", "DNS-SFTD", "IMP-CAA"):
+        entry = result(report, rid)
+        assert entry["status"] == "error", entry
+        assert "connection refused" in entry["message"] and "no answer" not in entry["message"], entry["message"]

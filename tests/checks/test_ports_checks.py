@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
+from tests.support.publicip import PublicIpServer
 from tests.support.wc import QUIET_PLUGINS, REPO, host_args, run_suite
 
 PIPES = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
@@ -89,7 +90,8 @@ def run_ports(host: LabHost, tmp_path: Path, *extra: str):
 def test_firewall_rules_fail_with_exactly_the_blocked_ports(hosts: dict[str, LabHost], tmp_path: Path) -> None:
     h = hosts["fw"]
     before = footprint(h)
-    run = run_ports(h, tmp_path)
+    with PublicIpServer(h.lab.gateway, h.address) as ipify:    # wire_ip empty: the node asks, as Wire's play
+        run = run_ports(h, tmp_path, "--public-ip-url", ipify.url)
     name = h.address
     udp = run.result("NET-PORT-UDP-RANGE", name)
     assert udp["status"] == "fail"
@@ -139,7 +141,8 @@ def test_done_criterion_with_the_operators_inventory(lab_module: Lab, tmp_path: 
 def test_open_host_passes(hosts: dict[str, LabHost], tmp_path: Path) -> None:
     h = hosts["clean"]
     before = footprint(h)
-    run = run_ports(h, tmp_path)
+    with PublicIpServer(h.lab.gateway, h.address) as ipify:    # wire_ip empty: the node asks, as Wire's play
+        run = run_ports(h, tmp_path, "--public-ip-url", ipify.url)
     for rid in PORT_REQS:
         assert run.result(rid, h.address)["status"] == "pass", run.result(rid, h.address)
     udp = run.result("NET-PORT-UDP-RANGE", h.address)["evidence"]
@@ -335,3 +338,24 @@ def test_acceptance_without_domain_is_not_evaluated(services: dict[str, LabHost]
                     suite="suites/acceptance")
     http = run.result("NET-PORT-TCP-80", svc.address)
     assert http["status"] == "not_evaluated" and "--domain" in http["message"]
+
+
+def test_wire_ip_empty_and_undeterminable_fails_like_wires_playbook(hosts: dict[str, LabHost], tmp_path: Path) -> None:
+    """wire_ip unset, the node's question for its public address refused: Wire's verify_wire_ip.yml stops
+    the deployment there, so DEMO-NET-WIRE-IP fails saying so. With the address kept in
+    ~/wire_vars/wire_ip by an earlier run, that address is probed (and passes)."""
+    h = hosts["clean"]
+    run = run_suite(["-k", "wire_ip", *host_args(h), "--public-ip-url", "http://127.0.0.1:9/"], tmp_path / "no")
+    wire = run.result("DEMO-NET-WIRE-IP", h.address)
+    assert wire["status"] == "fail", wire
+    assert "cannot determine its public address" in wire["message"] and "http://127.0.0.1:9/" in wire["message"]
+    assert "verify_wire_ip.yml" in wire["message"]
+    h.exec(f"mkdir -p /home/{h.user}/wire_vars && printf '{h.address}\\n' > /home/{h.user}/wire_vars/wire_ip && "
+           f"chown -R {h.user} /home/{h.user}/wire_vars")
+    try:
+        run = run_suite(["-k", "wire_ip", *host_args(h), "--public-ip-url", "http://127.0.0.1:9/"], tmp_path / "kept")
+    finally:
+        h.exec(f"rm -rf /home/{h.user}/wire_vars")
+    wire = run.result("DEMO-NET-WIRE-IP", h.address)
+    assert wire["status"] == "pass", wire
+    assert wire["evidence"]["wire_ip"] == h.address and "wire_vars/wire_ip" in wire["evidence"]["wire_ip_source"]

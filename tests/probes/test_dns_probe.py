@@ -213,3 +213,54 @@ def test_concurrent_identical_lookups_send_one_query():
             answers = list(pool.map(lambda _: lookup(DOMAIN, "CAA"), range(4)))
     assert all(answer.status == "timeout" for answer in answers)
     assert lookup.queries == 1 and silent.queries == 1
+
+
+def test_a_stray_address_beside_wire_ip_fails_naming_it(ns):
+    """webapp has A records 127.0.0.1 (wire_ip) and ::1 would be AAAA; here a second A record."""
+    from wirecheck.probes.dns import Answer, assess_points_to
+
+    both = Answer(name=f"webapp.{DOMAIN}", rdtype="A", status="ok", records=[WIRE_IP, "127.0.0.66"],
+                  resolver="127.0.0.53", rdatas=[WIRE_IP, "127.0.0.66"])
+    result = assess_points_to({both.name: both}, {WIRE_IP})
+    assert len(result.problems) == 1 and not result.ok
+    assert "resolves to 127.0.0.1, 127.0.0.66" in result.problems[0] and f"to {WIRE_IP}" in result.problems[0]
+    only = Answer(name=both.name, rdtype="A", status="ok", records=[WIRE_IP], resolver="127.0.0.53", rdatas=[WIRE_IP])
+    assert assess_points_to({only.name: only}, {WIRE_IP}).ok
+
+
+def test_a_dead_resolver_costs_one_time_limit_per_run():
+    """Three checks' worth of lookups (several DnsLookup objects, several names at once) against a resolver
+    that never answers: one lookup waits out timeout x tries, every other one fails at once, saying why."""
+    with SilentResolver("127.0.0.54") as silent:
+        server = [parse_nameserver(silent.nameserver)]
+        started = time.monotonic()
+        first = DnsLookup(server, timeout=0.5, tries=2).many([f"{label}.{DOMAIN}" for label in
+                                                               ("webapp", "assets", "teams", "account")])
+        again = DnsLookup(server, timeout=0.5, tries=2)
+        later = [again(DOMAIN, "TXT"), again(DOMAIN, "CAA"), again(f"sftd.{DOMAIN}")]
+        elapsed = time.monotonic() - started
+    answers = list(first.values()) + later
+    assert all(a.status == "timeout" for a in answers), [a.status for a in answers]
+    assert silent.queries == 2                       # the first contact's two tries, nothing after
+    assert elapsed < 0.5 * 2 + 0.8, elapsed
+    skipped = [a for a in answers if any(": not asked: " in t for t in a.tried)]
+    assert len(skipped) == len(answers) - 1
+    assert "not asked again" in later[0].error and silent.nameserver in later[0].error
+
+
+def test_a_closed_resolver_port_is_refused_not_a_timeout():
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.57", 0))
+    port = probe.getsockname()[1]
+    probe.close()                                     # nothing listens there now
+    started = time.monotonic()
+    lookup = DnsLookup([("127.0.0.57", port)], timeout=2, tries=2)
+    answers = [lookup(f"webapp.{DOMAIN}"), lookup(f"assets.{DOMAIN}")]
+    assert time.monotonic() - started < 1
+    for answer in answers:
+        assert answer.status == "unreachable", answer
+        assert "connection refused" in answer.error and "timeout" not in answer.error, answer.error
+    alone = resolve(f"webapp.{DOMAIN}", "A", [("127.0.0.57", port)], timeout=2, tries=1)
+    assert alone.status == "unreachable" and "ICMP port unreachable" in alone.error

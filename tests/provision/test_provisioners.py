@@ -94,6 +94,11 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path):
     assert "suites/acceptance" in acc
     assert not (tmp_path / "r" / "install" / "ansible.log").exists()
     assert not (tmp_path / "r" / "preflight" / "compliance.json").exists()
+    # the provisioner says which ansible it runs the playbooks with: the one of its own environment
+    said = json.loads((tmp_path / "r" / "provision.json").read_text())["ansible"]
+    bindir = os.environ.get("WIRECHECK_ANSIBLE_BIN") or str(Path(sys.executable).parent)
+    assert said["ansible_playbook"] == str(Path(bindir) / "ansible-playbook")
+    assert f"ansible: {said['ansible_playbook']}" in run.stderr
 
 
 def test_extra_vars_forms(tmp_path):

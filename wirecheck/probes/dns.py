@@ -8,15 +8,26 @@ time, so every lookup is bounded by `timeout * tries * len(resolvers)` and the r
 * ``nodata``    the name exists but has no record of that type,
 * ``timeout``   no resolver answered in time,
 * ``servfail`` / ``refused``  resolvers answered but could not or would not resolve,
+* ``unreachable`` nothing listens on the resolver's port (ICMP port unreachable: "connection refused"),
+  or no route to it,
 * ``error``     anything else (bad name, socket error).
+
+A dead resolver (one that never answered, or whose port is closed) is found once per run and
+resolver (`ResolverHealth`, shared by the processes of a pytest-xdist run through the run directory):
+the first lookup that meets it waits out its time limit, the other lookups of the run are not sent to
+it and say why at once.  So a run against a dead resolver costs one lookup's time limit
+(timeout x tries), not one per check.
 
 No pytest in here; `wirecheck.probes.spf` builds on `DnsLookup`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -96,7 +107,7 @@ class Answer:
 
     name: str
     rdtype: str
-    status: str  # ok | nxdomain | nodata | timeout | servfail | refused | error
+    status: str  # ok | nxdomain | nodata | timeout | servfail | refused | unreachable | error
     records: list[str] = field(default_factory=list)  # the final RRset in presentation format
     cname_chain: list[str] = field(default_factory=list)  # CNAME targets followed, in order
     resolver: str | None = None  # the resolver whose answer this is
@@ -150,12 +161,91 @@ class Answer:
         }
 
 
+class ResolverHealth:
+    """Which resolvers are dead in this run, and why: learnt once per resolver, then known to every lookup.
+
+    The first lookup to reach a resolver whose state is unknown asks it alone (other threads, and the
+    other processes of the run, wait for that answer); a resolver that gave no answer to all its tries,
+    or whose port is closed, is dead for the rest of the run."""
+
+    def __init__(self) -> None:
+        self._state: dict[Nameserver, str] = {}      # "" alive, else "timeout: why" / "unreachable: why"
+        self._locks: dict[Nameserver, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _file(self, server: Nameserver) -> str | None:
+        from wirecheck.transport import shared_dir
+
+        where = shared_dir()
+        host, port = server
+        return os.path.join(where, f"dns-resolver-{host.replace(':', '_')}-{port}") if where else None
+
+    def state(self, server: Nameserver) -> str | None:
+        """None (unknown), "" (answered), or "kind: why" (dead)."""
+        with self._guard:
+            if server in self._state:
+                return self._state[server]
+        path = self._file(server)
+        if path and os.path.exists(path):
+            with contextlib.suppress(OSError), open(path, encoding="utf-8") as fh:
+                value = fh.read()
+                with self._guard:
+                    self._state[server] = value
+                return value
+        return None
+
+    def set(self, server: Nameserver, value: str) -> None:
+        with self._guard:
+            self._state[server] = value
+        path = self._file(server)
+        if path:
+            with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as fh:
+                fh.write(value)
+
+    @contextlib.contextmanager
+    def first_contact(self, server: Nameserver):
+        """Held while the first lookup of the run asks an unknown resolver (threads and processes)."""
+        with self._guard:
+            lock = self._locks.setdefault(server, threading.Lock())
+        with lock:
+            path = self._file(server)
+            if path:
+                from wirecheck.transport import file_lock
+
+                with file_lock(path + ".lock"):
+                    yield
+            else:
+                yield
+
+    def forget(self) -> None:
+        with self._guard:
+            self._state.clear()
+
+
+#: the run's resolver states (DnsLookup uses it; resolve() alone does not)
+HEALTH = ResolverHealth()
+
+
+def _send(query: dns.message.Message, host: str, port: int, timeout: float) -> dns.message.Message:
+    """One UDP exchange (TCP when truncated) over a connected socket: a closed port then raises
+    ConnectionRefusedError at once instead of looking like silence."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect((host, port))
+        sock.setblocking(False)     # dnspython waits with select() up to the timeout, on its own sockets too
+        response = dns.query.udp(query, host, port=port, timeout=timeout, ignore_unexpected=True, sock=sock)
+    if response.flags & dns.flags.TC:
+        response = dns.query.tcp(query, host, port=port, timeout=timeout)
+    return response
+
+
 def resolve(
     name: str,
     rdtype: str = "A",
     nameservers: Sequence[Nameserver] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     tries: int = DEFAULT_TRIES,
+    health: ResolverHealth | None = None,
 ) -> Answer:
     """Look `name` up as `rdtype`, following CNAMEs, asking `nameservers` (default: the system's).
 
@@ -176,7 +266,7 @@ def resolve(
         return answer
     current = qname
     for _hop in range(MAX_CNAME_CHAIN):
-        response, server = _ask(current, wanted, servers, timeout, max(1, tries), answer)
+        response, server = _ask(current, wanted, servers, timeout, max(1, tries), answer, health)
         if response is None:
             break
         answer.resolver = format_nameserver(server)
@@ -242,31 +332,35 @@ def _ask(
     timeout: float,
     tries: int,
     answer: Answer,
+    health: ResolverHealth | None = None,
 ) -> tuple[dns.message.Message | None, Nameserver]:
     """One question to the resolvers in turn; None when none gave a usable answer (sets answer.status)."""
     outcomes: list[str] = []
-    for _attempt in range(tries):
+    for attempt in range(tries):
         for server in servers:
-            host, port = server
             shown = format_nameserver(server)
             query = dns.message.make_query(qname, rdtype, use_edns=True)
-            try:
-                response = dns.query.udp(query, host, port=port, timeout=timeout, ignore_unexpected=True)
-                if response.flags & dns.flags.TC:
-                    response = dns.query.tcp(query, host, port=port, timeout=timeout)
-            except dns.exception.Timeout:
-                outcomes.append("timeout")
-                answer.tried.append(f"{shown}: no answer within {timeout:g}s")
-                continue
-            except (OSError, dns.exception.DNSException) as exc:
-                outcomes.append("error")
-                answer.tried.append(f"{shown}: {type(exc).__name__}: {exc}")
-                continue
-            rcode = response.rcode()
-            answer.tried.append(f"{shown}: {dns.rcode.to_text(rcode)}")
-            if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            if health is not None:
+                state = health.state(server)
+                if state is None:
+                    with health.first_contact(server):
+                        state = health.state(server)
+                        if state is None:      # this lookup is the run's first to ask it: all its tries here
+                            response, state = _first_contact(query, server, timeout, tries, answer, outcomes)
+                            health.set(server, state)
+                            if response is not None:
+                                return response, server
+                            continue
+                if state:                      # dead: not asked again in this run
+                    if attempt == 0:
+                        kind, _, why = state.partition(": ")
+                        outcomes.append(kind)
+                        answer.tried.append(f"{shown}: not asked: {why} earlier in this run")
+                    continue
+            response, kind = _attempt(query, server, timeout, answer)
+            if response is not None:
                 return response, server
-            outcomes.append("servfail" if rcode == dns.rcode.SERVFAIL else "refused")
+            outcomes.append(kind)
     if "servfail" in outcomes:
         answer.status = "servfail"
         answer.error = "resolvers answered SERVFAIL (upstream or DNSSEC failure)"
@@ -277,10 +371,66 @@ def _ask(
         answer.status = "timeout"
         shown = ", ".join(format_nameserver(server) for server in servers)
         answer.error = f"no answer from {shown} in {tries} tries of {timeout:g}s"
+        if any(": not asked: " in t for t in answer.tried):
+            answer.error += " (found silent earlier in this run; not asked again)"
+    elif outcomes and all(outcome in ("timeout", "unreachable") for outcome in outcomes):
+        answer.status = "unreachable"
+        answer.error = "; ".join(dict.fromkeys(t for t in answer.tried if "refused" in t or "unreachable" in t
+                                               or "no answer" in t))
     else:
         answer.status = "error"
         answer.error = "; ".join(answer.tried[-len(servers) :]) or "no resolver reachable"
     return None, servers[0]
+
+
+def _attempt(
+    query: dns.message.Message, server: Nameserver, timeout: float, answer: Answer
+) -> tuple[dns.message.Message | None, str]:
+    """One try at one resolver -> (a usable response, "") or (None, outcome)."""
+    host, port = server
+    shown = format_nameserver(server)
+    try:
+        response = _send(query, host, port, timeout)
+    except dns.exception.Timeout:
+        answer.tried.append(f"{shown}: no answer within {timeout:g}s")
+        return None, "timeout"
+    except ConnectionRefusedError:
+        answer.tried.append(f"{shown}: connection refused (nothing listens on port {port}: ICMP port unreachable)")
+        return None, "unreachable"
+    except OSError as exc:
+        if exc.errno in (101, 113):  # ENETUNREACH, EHOSTUNREACH
+            answer.tried.append(f"{shown}: unreachable ({exc.strerror})")
+            return None, "unreachable"
+        answer.tried.append(f"{shown}: {type(exc).__name__}: {exc}")
+        return None, "error"
+    except dns.exception.DNSException as exc:
+        answer.tried.append(f"{shown}: {type(exc).__name__}: {exc}")
+        return None, "error"
+    rcode = response.rcode()
+    answer.tried.append(f"{shown}: {dns.rcode.to_text(rcode)}")
+    if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return response, ""
+    return None, "servfail" if rcode == dns.rcode.SERVFAIL else "refused"
+
+
+def _first_contact(
+    query: dns.message.Message, server: Nameserver, timeout: float, tries: int, answer: Answer,
+    outcomes: list[str],
+) -> tuple[dns.message.Message | None, str]:
+    """The run's first question to a resolver, with all its tries -> (response, "" alive | "kind: why" dead)."""
+    shown = format_nameserver(server)
+    kinds: list[str] = []
+    for _ in range(tries):
+        response, kind = _attempt(query, server, timeout, answer)
+        if response is not None:
+            return response, ""
+        kinds.append(kind)
+        outcomes.append(kind)
+        if kind == "unreachable":
+            return None, f"unreachable: {answer.tried[-1].removeprefix(shown + ': ')}"
+        if kind != "timeout":          # it answered (SERVFAIL, REFUSED) or failed otherwise: not dead
+            return None, ""
+    return None, f"timeout: no answer within {tries} tries of {timeout:g}s"
 
 
 class DnsLookup:
@@ -312,7 +462,7 @@ class DnsLookup:
             if key not in self._cache:
                 with self._guard:
                     self.queries += 1
-                self._cache[key] = resolve(name, rdtype, self.nameservers, self.timeout, self.tries)
+                self._cache[key] = resolve(name, rdtype, self.nameservers, self.timeout, self.tries, HEALTH)
             return self._cache[key]
 
     def many(self, names: Iterable[str], rdtype: str = "A") -> dict[str, Answer]:
@@ -320,9 +470,30 @@ class DnsLookup:
         unique = list(dict.fromkeys(names))
         if len(unique) <= 1:
             return {name: self(name, rdtype) for name in unique}
-        with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:
-            answers = list(pool.map(lambda name: self(name, rdtype), unique))
-        return dict(zip(unique, answers, strict=True))
+        # daemon threads, not a pool: a check stopped while they wait (--max-run-time) returns at once, and
+        # neither the check nor the process waits for a resolver that does not answer
+        import queue
+
+        todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for name in unique:
+            todo.put(name)
+        answers: dict[str, Answer] = {}
+
+        def work() -> None:
+            while True:
+                try:
+                    name = todo.get_nowait()
+                except queue.Empty:
+                    return
+                answers[name] = self(name, rdtype)
+
+        threads = [threading.Thread(target=work, name="wirecheck-dns", daemon=True)
+                   for _ in range(min(8, len(unique)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {name: answers[name] for name in unique}
 
 
 def address_set(answer: Answer) -> set[str]:
@@ -330,7 +501,7 @@ def address_set(answer: Answer) -> set[str]:
     return {str(ipaddress.ip_address(address)) for address in answer.addresses}
 
 
-UNMEASURED = ("timeout", "servfail", "refused", "error")
+UNMEASURED = ("timeout", "servfail", "refused", "unreachable", "error")
 
 
 @dataclass
@@ -395,6 +566,25 @@ def assess_points_to(answers: dict[str, Answer], expected: set[str], rdtype: str
                 change += f" (or point the CNAME chain of {name} elsewhere)"
             result.problems.append(f"{name} resolves to {shown}{_via(answer)}, expected {want}: {change}")
     result.observed = observed
+    return result
+
+
+def assess_exist_and_agree(answers: dict[str, Answer], rdtype: str = "A") -> Assessment:
+    """Without the address to compare against: every name must resolve, and all to one same address set.
+    A name that does not exist is a problem whatever the address (as Wire's verify_dns.yml has it)."""
+    result = assess_points_to(answers, set(), rdtype)
+    result.problems = [p for p in result.problems if " resolves to " not in p]   # no expected address here
+    found = {name: frozenset(address_set(a)) for name, a in answers.items() if a.ok}
+    groups: dict[frozenset[str], list[str]] = {}
+    for name, addresses in found.items():
+        groups.setdefault(addresses, []).append(name)
+    if len(groups) > 1:
+        shown = "; ".join(f"{', '.join(sorted(addrs))} ({', '.join(names)})" for addrs, names in
+                          sorted(groups.items(), key=lambda kv: -len(kv[1])))
+        result.problems.append(f"the names do not agree on one address: {shown}; every name must point to "
+                               "the one public address of the node (wire_ip)")
+    result.problems = [p.replace(f" IN {rdtype} `", f" IN {rdtype} <wire_ip>`") for p in result.problems]
+    result.expected = "every name exists, all with the same address"
     return result
 
 
