@@ -8,15 +8,25 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .firewall import View
 from .outcome import CannotMeasure
 from .sizing import CPU_SCRIPT, cpu_method, cpus_number, parse_cpu_output, usable_cpus
 from .transport import file_lock, shared_dir
 
-if TYPE_CHECKING:
-    from .targets import Target
+
+class Measurable(Protocol):
+    """What Facts needs of a target (wirecheck.targets.Target is one; facts does not import targets)."""
+
+    name: str
+    user: str | None
+    transport: Any
+
+    def run(self, command: str, timeout: float | None = None, sudo: bool = False,
+            stdin: bytes | None = None) -> Any: ...
+
+    def read_file(self, path: str, timeout: float | None = None, sudo: bool = False) -> str | None: ...
 
 
 @dataclass
@@ -113,7 +123,7 @@ def _view_from_parts(parts: dict[str, str], host: str) -> View:
 
 
 class Facts:
-    def __init__(self, target: Target):
+    def __init__(self, target: Measurable):
         self.t = target
         self._cache: dict[str, Any] = {}
 

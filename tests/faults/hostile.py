@@ -113,7 +113,7 @@ class HostileTransport(SshTransport):
 def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get("WIRECHECK_HOSTILE"):
         return
-    from wirecheck import plugin
+    from wirecheck import coordination, plugin
     from wirecheck.targets import local_target
 
     site = config.stash.get(plugin.SITE_KEY, None)
@@ -128,4 +128,4 @@ def pytest_configure(config: pytest.Config) -> None:
     control = local_target(["control"])
     control.name = "control"
     control.transport = HostileTransport("rotate" if chosen == "per-host" else chosen, "control", user="operator")
-    plugin._CONTROL["t"] = control
+    coordination.CONTROL["t"] = control

@@ -1,0 +1,259 @@
+"""Run coordination: xdist scheduling by host and the controller's shared run directory, host
+priming (one snapshot per host), the run deadline, and closing the targets."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .catalog import default_catalog
+from .outcome import ERROR, Outcome
+from .site import Site
+from .targets import Inventory
+
+SITE_KEY = pytest.StashKey[Site]()
+RESULTS_KEY = pytest.StashKey[list]()
+STARTED_KEY = pytest.StashKey[str]()
+SHARED_KEY = pytest.StashKey[str]()
+GROUP_OF: dict[str, str] = {}     # nodeid -> xdist group (this process's collection)
+
+
+def xdist_controller(config: pytest.Config) -> bool:
+    return (not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+            and getattr(config.option, "dist", "no") != "no")
+
+
+class RunTimeLimit(Outcome):  # noqa: N818
+    status = ERROR
+
+
+def run_deadline(config: pytest.Config) -> float | None:
+    """Absolute deadline (epoch seconds), the same on the controller and every xdist worker."""
+    limit = config.option.max_run_time
+    if not limit:
+        return None
+    winput = getattr(config, "workerinput", None)
+    if winput and "wirecheck_deadline" in winput:
+        return float(winput["wirecheck_deadline"])
+    if not hasattr(config, "_wc_deadline"):
+        config._wc_deadline = time.time() + limit  # type: ignore[attr-defined]
+    return config._wc_deadline  # type: ignore[attr-defined]
+
+
+def inventory_from_controller(config: pytest.Config) -> Inventory | None:
+    """In an xdist worker: the inventory as the controller parsed it (Ansible's parser is not loaded
+    again in every worker: that costs a third of a second of CPU each)."""
+    text = (getattr(config, "workerinput", None) or {}).get("wirecheck_inventory")
+    if not text:
+        return None
+    data = json.loads(text)
+    return Inventory(hosts=data["hosts"], groups=data["groups"], all_vars=data["all_vars"],
+                     connection=data.get("connection", {}), path=data.get("path", ""))
+
+
+GROUPS_FILE = "xdist-groups.json"
+
+
+def make_scheduler(config: pytest.Config, log):  # xdist hook (controller side)
+    """--dist loadgroup (what wirecheck sets for -n) by wirecheck's own groups: see HostScheduling."""
+    if config.getvalue("dist") != "loadgroup" or not config.stash.get(SHARED_KEY, None):
+        return None
+    from .xdist_scheduling import HostScheduling
+    return HostScheduling(config, log, Path(config.stash[SHARED_KEY]) / GROUPS_FILE)
+
+
+def write_groups(session: pytest.Session) -> None:
+    """In an xdist worker, before it reports its collection: every item's group, for the controller's
+    scheduler (the workers collect alike; the first to get here writes the file)."""
+    if not hasattr(session.config, "workerinput") or not session.config.stash.get(SHARED_KEY, None):
+        return
+    path = Path(session.config.stash[SHARED_KEY]) / GROUPS_FILE
+    if path.exists():
+        return
+    groups = {item.nodeid: GROUP_OF.get(item.nodeid) for item in session.items}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(groups))
+    os.replace(tmp, path)
+
+
+def configure_node(node) -> None:  # xdist hook (controller side)
+    deadline = run_deadline(node.config)
+    if deadline:
+        node.workerinput["wirecheck_deadline"] = deadline
+    inv = getattr(node.config, "_wc_inventory", None)
+    if inv is not None:
+        data = {"hosts": inv.hosts, "groups": inv.groups, "all_vars": inv.all_vars, "connection": inv.connection,
+                "path": inv.path}
+        try:
+            text = json.dumps(data)
+            if json.loads(text) == data:     # else a value JSON cannot carry as it is (a date, an int key)
+                node.workerinput["wirecheck_inventory"] = text
+        except (TypeError, ValueError):
+            pass     # the worker reads the inventory itself
+    shared = node.config.stash.get(SHARED_KEY, None)
+    if shared:
+        node.workerinput["wirecheck_run_dir"] = shared
+
+
+def check_deadline(item: pytest.Item) -> None:
+    deadline = run_deadline(item.config)
+    if deadline and time.time() >= deadline:
+        item.session.shouldstop = "wirecheck: --max-run-time reached"
+        raise RunTimeLimit(f"not run: the run reached --max-run-time ({item.config.option.max_run_time:g} s)")
+
+
+class Alarm:
+    """Interrupts a running check when the run's deadline passes (main thread only)."""
+
+    def __init__(self, item: pytest.Item):
+        self.deadline = run_deadline(item.config)
+        self.limit = item.config.option.max_run_time
+        self.item = item
+
+    def __enter__(self):
+        import signal
+        import threading
+        if not self.deadline or threading.current_thread() is not threading.main_thread():
+            self.deadline = None
+            return self
+
+        def expired(signum, frame):
+            self.item.session.shouldstop = "wirecheck: --max-run-time reached"
+            raise RunTimeLimit(f"stopped: the run reached --max-run-time ({self.limit:g} s)")
+        self.previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, self.deadline - time.time()))
+        return self
+
+    def __exit__(self, *exc):
+        if self.deadline:
+            import signal
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+def unconfigure(config: pytest.Config) -> None:
+    PRIMER.stop()
+    site = config.stash.get(SITE_KEY, None)
+    if site:
+        each_target(site.targets, _close)
+
+
+def _close(target: Any) -> None:
+    try:
+        target.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
+
+
+def each_target(targets, fn) -> None:
+    """fn(target) for every target: in threads when there are several (each host has its own
+    connection, so they do not wait on one another)."""
+    if len(targets) == 1:
+        fn(targets[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+        list(pool.map(fn, targets))
+
+
+def group_items(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """xdist groups: a host's checks go together to one worker (its facts are measured once there, and
+    its port probe runs once: two listeners on one host would fight over its ports); each fleet or
+    site check (no target of its own) is a group of one, so the slow ones (probes from every host to
+    every other) can run side by side on different workers.  The groups reach the controller's
+    scheduler through the run directory (see pytest_collection_finish)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        target = callspec.params.get("target") if callspec else None
+        GROUP_OF[item.nodeid] = f"host:{target.name}" if target is not None else f"check:{item.nodeid}"
+
+
+CONTROL: dict[str, Any] = {}
+
+
+def prime_paths(site: Site, target: Any) -> tuple[str, ...]:
+    """The file systems a host snapshot includes: every path a disk or sizing check of the profile asks
+    about (DEMO-SYS-DISK's paths; the data paths of the production sizing rows), with --param applied."""
+    paths = {"/"}
+    user = target.user or getattr(target.transport, "user", None)
+    for req in default_catalog():
+        if site.profile not in req.profiles:
+            continue
+        params = {**req.params, **site.overrides.get(req.id, {})}
+        if req.id == "DEMO-SYS-DISK":
+            paths.update(str(p).format(user=user) for p in params.get("paths", ["/"]) if user or "{user}" not in str(p))
+        if params.get("data_path"):
+            paths.add(str(params["data_path"]))
+    return tuple(sorted(paths))
+
+
+def prime_one(target: Any, site: Site) -> None:
+    if getattr(target, "_wc_primed", False):
+        return
+    target._wc_primed = True
+    paths = prime_paths(site, target)
+    try:
+        target.facts.host_snapshot(paths)
+    except Exception:  # noqa: BLE001 - priming only; the checks themselves report what fails
+        pass
+
+
+def prime_all(site: Site) -> None:
+    each_target(site.targets, lambda t: prime_one(t, site))
+
+
+class Primer:
+    """An xdist controller's priming of every target, in the background while the workers start."""
+
+    def __init__(self) -> None:
+        self.pool: Any = None
+        self.futures: list[Any] = []
+
+    def start(self, site: Site) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+        self.pool = ThreadPoolExecutor(max_workers=min(16, len(site.targets)), thread_name_prefix="wirecheck-prime")
+        self.futures = [self.pool.submit(prime_one, t, site) for t in site.targets]
+
+    def stop(self) -> None:
+        """Before the targets are closed: drop what has not started (a run stopped early), wait for what
+        has (each command has its own time limit; 30 s is a backstop)."""
+        if self.pool is None:
+            return
+        from concurrent.futures import wait
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        wait(self.futures, timeout=30)
+        self.pool, self.futures = None, []
+
+
+PRIMER = Primer()
+_PRIMED_ALL = [False]
+
+
+def prime(item: pytest.Item, site: Site) -> None:
+    """Before a target's first check: one SSH command that fills most fact caches (os-release, cores,
+    memory, addresses, routes, sysctls, the filesystems the disk checks ask about), instead of one round
+    trip per fact. Best effort: a check whose fact is missing measures it itself and reports errors.
+
+    In a serial run every target is connected and primed at once, in threads (still one connection per
+    host).  Under xdist the controller has done that while the workers started: a worker finds the
+    host's master connection and reads its snapshot from the run directory.  A fleet check (no target
+    of its own) reads every host's."""
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get("target") if callspec else None
+    if target is None:
+        if hasattr(item.config, "workerinput") and not _PRIMED_ALL[0] and site.targets:
+            _PRIMED_ALL[0] = True
+            prime_all(site)
+        return
+    serial = not hasattr(item.config, "workerinput") and not getattr(item.config.option, "numprocesses", None)
+    if serial and not _PRIMED_ALL[0] and len(site.targets) > 1:
+        _PRIMED_ALL[0] = True
+        prime_all(site)
+    prime_one(target, site)
+
