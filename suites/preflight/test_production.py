@@ -580,6 +580,14 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in m.groups() if x is not None) if m else ()
 
 
+def _said_something(res, command: str, where: str) -> None:
+    """A tool run with 2>&1 always prints something: its version, or why it failed. Silence (or a shell
+    that could not start it: exit 126) measured nothing; exit 127 is a measured 'not installed'."""
+    if res.rc == 126 or (res.rc != 127 and not res.stdout.strip()):
+        cannot_measure(f"`{command}` on {where} gave no answer (exit {res.rc}): "
+                       f"{(res.stderr.strip().splitlines() or ['no output'])[-1][:200]}")
+
+
 def judge_docker(out: str, rc: int, min_version: str) -> tuple[bool, str]:
     """`docker version --format '{{.Client.Version}} {{.Server.Version}}'` -> (ok, what)."""
     if rc == 127 or "not found" in out:
@@ -597,6 +605,7 @@ def judge_docker(out: str, rc: int, min_version: str) -> tuple[bool, str]:
 def test_docker(site, control, spec):
     host, which = admin_machine(site, control)
     res = host.run("docker version --format '{{.Client.Version}} {{.Server.Version}}' 2>&1", timeout=20)
+    _said_something(res, "docker version", which)
     ok, what = judge_docker(res.stdout, res.rc, str(spec.min_version))
     record(admin_machine=which)
     expect(what, "Docker", method="docker version (as the operator user)").satisfies(
@@ -619,6 +628,8 @@ def check_helm_kubectl(site, control, spec, need_server: bool) -> None:
     host, which = admin_machine(site, control)
     helm = host.run("helm version --short 2>&1", timeout=20)
     kubectl = host.run("kubectl version --client -o json 2>&1", timeout=20)
+    _said_something(helm, "helm version --short", which)
+    _said_something(kubectl, "kubectl version --client", which)
     problems = judge_helm_kubectl(helm.stdout, helm.rc, kubectl.stdout, kubectl.rc, int(spec.helm_major))
     record(admin_machine=which, helm=helm.stdout.strip()[:100] if helm.rc == 0 else None)
     if need_server and not problems:

@@ -147,6 +147,13 @@ def test_open_host_passes(hosts: dict[str, LabHost], tmp_path: Path) -> None:
         assert run.result(rid, h.address)["status"] == "pass", run.result(rid, h.address)
     udp = run.result("NET-PORT-UDP-RANGE", h.address)["evidence"]
     assert udp["passed"] == 32768 and udp["blocked"] == ""
+    # the pass says what passed, never "UDP 32768-65535: none"
+    assert run.result("NET-PORT-UDP-RANGE", h.address)["message"].startswith(
+        f"NET-PORT-UDP-RANGE on {h.address}: all 32,768 ports of UDP 32768-65535 reached the target (blocked: none)")
+    local = run.result("NET-LOCAL-PORT-RANGE", h.address)
+    lo, hi = (int(x) for x in local["evidence"]["ip_local_port_range"].split("-"))
+    assert local["message"].startswith(f"NET-LOCAL-PORT-RANGE on {h.address}: all {hi - lo + 1:,} ports of "
+                                       f"ip_local_port_range {lo}-{hi} reached the target (blocked: none)")
     assert udp["received_on"] == [h.address] and udp["nat"] is False
     assert 0 < udp["listener_peak_rss_kib"] < 100 * 1024
     mtu = run.result("IMP-MTU", h.address)["evidence"]
