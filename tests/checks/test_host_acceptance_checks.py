@@ -164,6 +164,8 @@ def hosts(lab_module):
                    "/etc/apt/apt.conf.d/20auto-upgrades": 'APT::Periodic::Unattended-Upgrade "0";\n',
                    "/usr/local/sbin/restund": (RESTUND_STANDIN, 0o755)},
          "setup": ["rm -f /etc/systemd/system/timers.target.wants/apt-daily-upgrade.timer",
+                   # the runner's own logrotate (cron.daily, timer) shows through the copy-on-write /etc
+                   "rm -f /etc/cron.daily/logrotate /etc/systemd/system/timers.target.wants/logrotate.timer",
                    "ufw allow 22/tcp >/dev/null && ufw --force enable >/dev/null",
                    "iptables -I OUTPUT -p udp --dport 40000:40999 -j DROP"]},
     ])
