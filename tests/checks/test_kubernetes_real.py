@@ -182,7 +182,8 @@ def test_compliant_cluster_passes_every_kubernetes_check(real_k8s):
     assert {rid: run.status(rid) for rid in CHECKS} == dict.fromkeys(CHECKS, "pass"), run.stdout[-3000:]
     assert run.result("K8S-WORKERS")["evidence"]["workers"] == ["kubenode1", "kubenode2", "kubenode3"]
     etcd = run.result("K8S-ETCD")["observed"]
-    assert etcd.startswith("/readyz/etcd: 200 'ok'"), etcd  # the real API server's own etcd health
+    # the real API server's own etcd health, and the path it was measured by
+    assert etcd.startswith("Kubernetes API: /readyz/etcd: 200 'ok'"), etcd
     assert "3 member(s) (kube-apiserver --etcd-servers (kube-system))" in etcd
     assert run.result("K8S-VERSION")["observed"] == f"server {v}; kubelets {v} x3"
     releases = run.result("HELM-RELEASES")["evidence"]["releases"]
@@ -254,7 +255,8 @@ def test_stopped_etcd_fails_with_the_api_servers_health_answer(real_k8s):
     assert r["status"] == "fail", (r["status"], r["message"])
     # the API server's words, e.g. "internal server error: error getting data from etcd: context deadline exceeded"
     assert "etcd not healthy: /readyz/etcd answered 500: internal server error" in r["message"], r["message"]
-    assert r["evidence"]["health"]["status"] == 500
+    assert r["evidence"]["paths"] == ["Kubernetes API"]
+    assert r["evidence"]["Kubernetes API"]["health"]["status"] == 500
     assert "membership not visible through the API (list pods in kube-system:" in r["observed"], r["observed"]
 
 

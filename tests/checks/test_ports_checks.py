@@ -127,7 +127,7 @@ def test_done_criterion_with_the_operators_inventory(lab_module: Lab, tmp_path: 
     udp = run.result("NET-PORT-UDP-RANGE", "deploy_node")
     assert udp["status"] == "fail"
     assert udp["message"].startswith(
-        "NET-PORT-UDP-RANGE on deploy_node: 1,011 of 32,768 ports blocked: 40000-40999, 60000-60010")
+        "NET-PORT-UDP-RANGE on deploy_node: 1,012 of 32,768 ports blocked: 40000-40999, 60000-60010, 65535")
     assert run.result("NET-PORT-TCP-443", "deploy_node")["evidence"]["state"] == "refused"
     assert run.result("NET-PORT-TCP-80", "deploy_node")["evidence"]["state"] == "timed out"
     assert_clean_after(h, before)
