@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
-from wirecheck.probes.ports import WINDOW, Pacing, ProbeError, probe_ports
+from wirecheck.probes.ports import WINDOW, Pacing, ProbeError, format_ranges, probe_ports
 
 REPO = Path(__file__).resolve().parents[2]
 RANGE = range(32768, 65536)
@@ -317,3 +317,26 @@ def test_tcp_accepted_by_another_listener_is_not_reachable(lab_module: Lab) -> N
         assert foreign.stdin is not None
         foreign.stdin.close()
         foreign.wait(timeout=10)
+
+
+def test_a_whole_range_dropped_is_told_from_loss_by_a_sample(lab_module: Lab) -> None:
+    """Every UDP port dropped: the first round brings nothing, an even sample re-probed brings nothing
+    either, so the range is blocked without a wait per window and round; the set is still exact."""
+    h = lab_module.add_host("dropall", setup=["iptables -A INPUT -p udp --dport 32768:65535 -j DROP"])
+    before = footprint(h)
+    r = probe_ports(spawn_on(h), h.address, udp=RANGE)
+    assert r.udp_blocked == list(RANGE) and r.udp_passed == []
+    assert r.sampled_retry and r.rounds[1]["sample_of"] == len(RANGE) and r.rounds[1]["arrived"] == 0
+    assert len(r.rounds) == 2
+    assert_clean_after(h, before)
+
+
+def test_loss_on_top_of_a_wide_band_is_reprobed_in_full(lab_module: Lab) -> None:
+    """A dropped band wider than two windows plus 10 % loss on the rest: every missing port is probed
+    again (no sampling: something got through), and only the band stays blocked."""
+    h = lab_module.add_host("bandloss", setup=[
+        "iptables -A INPUT -p udp --dport 40000:49999 -j DROP",
+        "iptables -A INPUT -p udp -m statistic --mode random --probability 0.10 -j DROP"])
+    r = probe_ports(spawn_on(h), h.address, udp=RANGE)
+    assert r.udp_blocked == list(range(40000, 50000)), format_ranges(r.udp_blocked)
+    assert not r.sampled_retry and r.recovered_by_retry > 0

@@ -141,6 +141,7 @@ class PortProbeResult:
     udp_held_max: int = 0  # most range ports the listener held at one time
     tcp_syn: dict[int, str] = field(default_factory=dict)  # scapy's SYN answer per TCP port (classify)
     tcp_retried: list[int] = field(default_factory=list)  # timed out, but a SYN/ACK came: connected again
+    sampled_retry: bool = False  # the re-probe of a large missing set was a sample, and none of it arrived
 
     # -- summaries for messages ------------------------------------------------------------------
 
@@ -411,6 +412,9 @@ def _await_arrivals(listener: AgentProcess, floor: float, pacing: Pacing, timeou
     return report
 
 
+#: ports re-probed first when nothing at all arrived in the first round
+SAMPLE = 256
+
 #: range ports the listener holds at once (at most two windows at a time: 4,096 of the 28,232 ports of
 #: Linux's default ephemeral range 32768-60999, and of coturn's 49152-65535 relay range at most the
 #: same). Chosen from benchmarks/bench_port_windows.py: smaller windows cost a settle wait each.
@@ -594,6 +598,23 @@ def probe_ports(
         while missing:
             rt = time.monotonic()
             copies = 1 if round_no == 0 else pacing.retry_copies
+            if round_no == 1 and windowed and not rounds.received and len(missing) > 2 * window:
+                # Nothing at all arrived in the first round: re-probe an even sample first (one window).
+                # Random loss would give most of it back; none back means nothing gets through (a dead
+                # path, or the whole range dropped), and the rest need not be waited for window by window.
+                step = len(missing) / SAMPLE
+                sample = sorted({missing[int(i * step)] for i in range(SAMPLE)})
+                arrived, sent, _bound = rounds.run(sample, round_no)
+                newly = len(arrived - rounds.received_before)
+                result.rounds.append({"round": round_no, "copies": copies, "sent": sent, "arrived": newly,
+                                      "sample_of": len(missing), "seconds": round(time.monotonic() - rt, 4)})
+                result.recovered_by_retry += newly
+                round_no += 1
+                if newly == 0:
+                    result.sampled_retry = True
+                    break
+                missing = [p for p in missing if p not in rounds.received]
+                rt = time.monotonic()
             arrived, sent, bound_now = rounds.run(missing, round_no)
             if round_no == 0:
                 if sent == 0 and missing:
