@@ -29,6 +29,9 @@ from tests.support.wc import run_suite
 
 # Checks that never send a command to a target or to the control machine: they judge what the
 # operator wrote. A pass there is a judgement of that input, not of a machine. Reason for each.
+#: inventory counts that ask each host for its machine identity and fall back to its address
+BY_ADDRESS = {"K8S-WORKERS", "K8S-ETCD", "PROD-VM-COUNT"}
+
 NO_TARGET = {
     "CFG-NO-PLACEHOLDERS": "searches the inventory file (and values files) for example values; reads files "
                            "with Python, asks no machine",
@@ -99,8 +102,16 @@ def test_no_pass_from_a_hostile_target(hostile_site, tmp_path, mode, suite, prof
     calls = commands_by_check(log)
     assert calls, "the hostile transport was never used: the plugin did not replace the targets' transports"
     assert {r["target"] for _, r in results} >= ({"deploy_node"} if profile == "demo" else {"node1", "node2", "node3"})
+    def machines_by_address(rid, r) -> bool:
+        # the counts go by machine (issue 12): they ask each host for its identity, and where nothing
+        # can be read they count distinct addresses of the inventory, and say so for every host
+        ident = (r.get("evidence") or {}).get("identified_by") or {}
+        return rid in BY_ADDRESS and bool(ident) and all(
+            str(v).startswith("address ") and "machine-id not read" in str(v) for v in ident.values())
+
     false_passes = [r["message"] for rid, r in results
-                    if r["status"] == "pass" and (rid not in NO_TARGET or calls.get(r["check"]))]
+                    if r["status"] == "pass" and (rid not in NO_TARGET or (calls.get(r["check"])
+                                                                           and not machines_by_address(rid, r)))]
     assert not false_passes, f"{len(false_passes)} pass(es) from a target that measured nothing:\n" + \
         "\n".join(false_passes)
     crashed = [r["message"] for rid, r in results if "check crashed" in r["message"]]
