@@ -12,6 +12,7 @@ import ipaddress
 import shlex
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
+from wirecheck.outcome import current
 from wirecheck.probes.dns import (
     ACME_ACCOUNT_INPUT,
     UNMEASURED,
@@ -78,7 +79,11 @@ def _wire_ip(site, what: str = "the public IP of the installation") -> str:
     raise AssertionError  # not reached
 
 
-def _conclude(result: Assessment, what: str, method: str) -> None:
+def _conclude(result: Assessment, what: str, method: str, summary: str | None = None,
+              expected: str | None = None) -> None:
+    """The verdict of an assessment: problems -> fail, unmeasured -> error, else pass; with ``summary``
+    the pass reads as that sentence (``expected`` what was required) and the structured observations
+    stay in the observed field and the evidence."""
     record(details=result.evidence)
     if result.notes:
         record(notes=result.notes)
@@ -90,7 +95,11 @@ def _conclude(result: Assessment, what: str, method: str) -> None:
     if result.unmeasured:
         cannot_measure("; ".join(result.unmeasured), method=method)
     # The assessment has decided; this states what was observed against what was required.
-    expect(result.observed, what, method=method).satisfies(lambda _observed: True, result.expected)
+    if summary is None:
+        expect(result.observed, what, method=method).satisfies(lambda _observed: True, result.expected)
+        return
+    expect(summary, what, method=method).satisfies(lambda _summary: True, expected or str(result.expected))
+    current().observed = result.observed
 
 
 def _federation(site) -> tuple[str, str] | None:

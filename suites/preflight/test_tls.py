@@ -12,9 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # one DNS answer cache for the whole run, shared with the DNS checks
-from suites.preflight.test_dns import _domain, _federation, _lookup, _wire_ip, _wire_names
-from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
-from wirecheck.outcome import current
+from suites.preflight.test_dns import _conclude, _domain, _federation, _lookup, _wire_ip, _wire_names
+from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement
 from wirecheck.probes.dns import (
     Assessment,
     assess_caa,
@@ -34,18 +33,7 @@ from wirecheck.probes.tls import (
 def conclude(result: Assessment, what: str, method: str, summary: str, expected: str) -> None:
     """The verdict of a TLS check: problems -> fail, unmeasured -> error, else pass with `summary`, a
     sentence; the structured observations go to the result's observed field and the evidence."""
-    record(details=result.evidence)
-    if result.notes:
-        record(notes=result.notes)
-    if result.problems:
-        text = "; ".join(result.problems)
-        if result.unmeasured:
-            text += "; also unmeasured: " + "; ".join(result.unmeasured)
-        fail(text, observed=result.observed, expected=result.expected, method=method)
-    if result.unmeasured:
-        cannot_measure("; ".join(result.unmeasured), method=method)
-    expect(summary, what, method=method).satisfies(lambda _summary: True, expected)
-    current().observed = result.observed
+    _conclude(result, what, method, summary, expected)
 
 
 def _read(path: str | None, option: str) -> bytes:
