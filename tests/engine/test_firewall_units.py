@@ -1,0 +1,160 @@
+"""The firewall reader's conditions at their edges (fast, no netfilter): interface patterns and
+negations, destination/source address matches per path and address family, and how the host's
+printouts are combined (tests/engine/test_firewall.py covers the constructs; tests/checks/
+test_firewall_constructs.py the same against real netfilter)."""
+
+from __future__ import annotations
+
+import pytest
+
+from wirecheck.firewall import View, describe, judge, nft_chain_devices, read_view, ruleset_from_iptables
+
+HOST = {"l3_ifaces": ["eth0"], "local_addresses": ["198.18.1.2"]}
+OPEN = ("-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT")
+DROP = "drop by `{}`"
+SOME = "cannot judge: {what} (true for some of the host's interfaces/addresses only) in `{rule}` (may end in: drop by `{rule}`)"
+
+
+def one(rule: str, **kw) -> tuple[list[str], list[str]]:
+    """Decisions on tcp/80 and notes for one rule after open policies."""
+    judged = judge(ruleset_from_iptables("\n".join((*OPEN, rule))), [("tcp", 80, 80)], **{**HOST, **kw})
+    return describe(judged.decisions), judged.notes
+
+
+def blocked(rule: str, chain: str = "INPUT", **kw) -> bool:
+    got, _notes = one(rule, **kw)
+    assert got in ([], [f"{chain} tcp/80: {DROP.format(rule)}"]), got
+    return bool(got)
+
+
+@pytest.mark.parametrize(("rule", "ifaces", "drops"), [
+    ("-A INPUT -i eth+ -j DROP", ["eth0", "eth1"], True),        # a wildcard over every interface
+    ("-A INPUT -i eth0 -j DROP", ["eth0"], True),
+    ("-A INPUT -i eth0 -j DROP", ["eth01"], False),              # no wildcard: the whole name
+    ("-A INPUT -i eth0 -j DROP", ["ens3"], False),
+    ("-A INPUT ! -i eth0 -j DROP", ["eth0"], False),
+    ("-A INPUT ! -i eth0 -j DROP", ["eth1"], True),
+    ("-A INPUT ! -i eth+ -j DROP", ["eth1", "eth2"], False),
+    ("-A INPUT -o eth0 -j DROP", ["eth0"], False),               # no outgoing interface on the way in
+    ("-A INPUT ! -o eth0 -j DROP", ["eth0"], True),
+])
+def test_interface_matches_on_the_way_in(rule, ifaces, drops):
+    assert blocked(rule, l3_ifaces=ifaces) is drops
+
+
+def test_an_interface_wildcard_true_for_some_interfaces_only_is_cannot_judge():
+    rule = "-A INPUT -i eth+ -j DROP"
+    assert one(rule, l3_ifaces=["eth0", "ens3"])[0] == [f"INPUT tcp/80: {SOME.format(what='-i eth+', rule=rule)}"]
+    rule = "-A INPUT ! -i eth+ -j DROP"
+    assert one(rule, l3_ifaces=["eth0", "ens3"])[0] == [f"INPUT tcp/80: {SOME.format(what='! -i eth+', rule=rule)}"]
+
+
+def test_interfaces_on_the_way_out_and_through():
+    assert blocked("-A OUTPUT -i eth0 -j DROP", "OUTPUT", paths=("out",)) is False   # no input interface outbound
+    assert blocked("-A OUTPUT ! -i eth0 -j DROP", "OUTPUT", paths=("out",)) is True
+    rule = "-A FORWARD -o eth0 -j DROP"
+    assert one(rule, paths=("forward",))[0] == [
+        f"FORWARD tcp/80: cannot judge: -o eth0 (the outgoing interface of forwarded/outbound traffic is not "
+        f"modelled) in `{rule}` (may end in: drop by `{rule}`)"]
+
+
+@pytest.mark.parametrize(("rule", "addresses", "drops"), [
+    ("-A INPUT -d 0.0.0.0/0 -j DROP", ["198.18.1.2"], True),
+    ("-A INPUT ! -d 0.0.0.0/0 -j DROP", ["198.18.1.2"], False),
+    ("-A INPUT -d 198.18.1.0/24 -j DROP", ["198.18.1.2"], True),
+    ("-A INPUT -d 198.18.1.2/32 -j DROP", ["198.18.1.2"], True),
+    ("-A INPUT -d 198.18.1.3/32 -j DROP", ["198.18.1.2"], False),
+    ("-A INPUT ! -d 198.18.1.0/24 -j DROP", ["198.18.1.2"], False),
+    ("-A INPUT ! -d 10.0.0.0/8 -j DROP", ["198.18.1.2"], True),
+    ("-A INPUT -d 0.0.0.0/1 -j DROP", ["::5"], False),           # an IPv6 address is in no IPv4 network
+    ("-A INPUT -d 198.18.1.0/24 -j DROP", ["198.18.1.2", "198.18.1.9"], True),
+])
+def test_destination_is_one_of_the_hosts_addresses(rule, addresses, drops):
+    assert blocked(rule, local_addresses=addresses) is drops
+
+
+def test_a_destination_some_or_unknown_addresses_match_is_cannot_judge():
+    rule = "-A INPUT -d 198.18.1.0/24 -j DROP"
+    assert one(rule, local_addresses=["198.18.1.2", "10.0.0.1"])[0] == [
+        f"INPUT tcp/80: {SOME.format(what='-d 198.18.1.0/24', rule=rule)}"]
+    assert one(rule, local_addresses=None)[0] == [
+        f"INPUT tcp/80: cannot judge: -d 198.18.1.0/24 (the receiving interface/address is not known) in `{rule}` "
+        f"(may end in: drop by `{rule}`)"]
+
+
+def test_addresses_on_the_way_out_swap_source_and_destination():
+    # outbound, the destination is the peer (any peer): a drop for some peers only is noted, not counted
+    got, notes = one("-A OUTPUT -d 198.18.1.0/24 -j DROP", paths=("out",))
+    assert got == [] and notes == ["`-A OUTPUT -d 198.18.1.0/24 -j DROP` drops some sources only (-d 198.18.1.0/24); "
+                                   "not counted"]
+    assert blocked("-A OUTPUT -d 0.0.0.0/0 -j DROP", "OUTPUT", paths=("out",)) is True
+    # ... and the source is the host itself
+    assert blocked("-A OUTPUT -s 198.18.1.2 -j DROP", "OUTPUT", paths=("out",)) is True
+    assert blocked("-A OUTPUT -s 10.0.0.0/8 -j DROP", "OUTPUT", paths=("out",)) is False
+    assert blocked("-A OUTPUT ! -s 198.18.1.2 -j DROP", "OUTPUT", paths=("out",)) is False
+    assert blocked("-A OUTPUT ! -s 10.0.0.0/8 -j DROP", "OUTPUT", paths=("out",)) is True
+    assert blocked("-A OUTPUT -s 0.0.0.0/0 -j DROP", "OUTPUT", paths=("out",)) is True
+
+
+def test_sources_on_the_way_in():
+    assert blocked("-A INPUT -s 0.0.0.0/0 -j DROP") is True                 # every client
+    got, notes = one("-A INPUT -s 203.0.113.0/24 -j DROP")                  # some clients: noted only
+    assert got == [] and notes == ["`-A INPUT -s 203.0.113.0/24 -j DROP` drops some sources only "
+                                   "(-s 203.0.113.0/24 (only some sources)); not counted"]
+
+
+SAVE = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 80 -j DROP\nCOMMIT\n"
+SAVE6 = "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"
+
+
+def test_iptables_without_the_nft_tool_is_read_as_the_nft_backend():
+    rs = read_view(View(saves={"iptables-nft": SAVE, "ip6tables-nft": SAVE6}))
+    assert rs.sources == ["iptables-nft-save", "ip6tables-nft-save"]
+    assert describe(judge(rs, [("tcp", 80, 80)], **HOST).decisions) == [
+        "INPUT tcp/80: drop by `-A INPUT -p tcp -m tcp --dport 80 -j DROP`"]
+    assert rs.notes == []
+
+
+def test_what_was_read_and_what_failed_is_listed():
+    rs = read_view(View(nft={"nftables": []}, saves={"iptables-nft": SAVE, "ip6tables-nft": None,
+                                                     "iptables-legacy": " \n", "ip6tables-legacy": SAVE6},
+                        save_errors={"ip6tables-nft": "exit 1: permission denied"}))
+    assert rs.sources == ["nft -j list ruleset", "iptables-nft-save", "ip6tables-legacy-save"]
+    assert rs.notes == ["ip6tables-nft-save failed: exit 1: permission denied"]
+    # the legacy ip6 table's DROP policy is read (for IPv6 only); the blank legacy ip save adds nothing
+    assert [c.name for c in rs.chains.values() if c.family == "ip6"] == ["INPUT"]
+    # iptables text read with nft present: its tables come through nft's (here: none), not as a second copy
+    assert [c for c in rs.chains.values() if c.family == "ip"] == []
+
+
+def test_nft_failing_with_iptables_readable_is_a_note_not_an_error():
+    rs = read_view(View(nft_error="nft: command failed", saves={"iptables-legacy": SAVE}))
+    assert rs.notes == ["nftables not read: nft: command failed"]
+    assert rs.sources == ["iptables-legacy-save"]
+    assert describe(judge(rs, [("tcp", 80, 80)], **HOST).decisions) == [
+        "INPUT tcp/80: drop by `-A INPUT -p tcp -m tcp --dport 80 -j DROP`"]
+
+
+def test_ingress_devices_come_from_nft_list_chains_when_the_json_lacks_them():
+    items = [{"table": {"family": "netdev", "name": "t", "handle": 1}},
+             {"chain": {"family": "netdev", "table": "t", "name": "ing", "handle": 1, "type": "filter",
+                        "hook": "ingress", "prio": 0, "policy": "drop"}},
+             {"chain": {"family": "netdev", "table": "t", "name": "other", "handle": 2, "type": "filter",
+                        "hook": "ingress", "prio": 0, "policy": "drop"}}]
+    chains = ("table netdev t {\n\tchain ing {\n\t\ttype filter hook ingress device \"eth9\" priority 0; "
+              "policy drop;\n\t}\n}\n")
+    rs = read_view(View(nft={"nftables": items}, nft_chains=chains))
+    assert {c.name: c.devices for c in rs.chains.values()}["ing"] == ["eth9"]
+    got = describe(judge(rs, [("tcp", 80, 80)], **HOST).decisions)
+    # `ing` is bound to eth9, not the host's eth0: only the chain of unknown device counts (cannot judge)
+    assert not any("chain ing" in d for d in got), got
+    assert any("chain other" in d for d in got), got
+
+
+def test_chain_devices_need_a_table_a_chain_and_a_hook():
+    assert nft_chain_devices("chain x {\n type filter hook ingress device eth0 priority 0;\n}\n") == {}
+    assert nft_chain_devices("table netdev t {\n type filter hook ingress device eth0 priority 0;\n}\n") == {}
+    text = "table netdev t {\n chain c {\n  comment \"device eth0\"\n  type filter hook ingress devices = { \"a\", b } priority 0;\n }\n}\n"
+    assert nft_chain_devices(text) == {"netdev|t|c": ["a", "b"]}
+    text2 = "table bridge br {\n chain c {\n  type filter hook input priority 0;\n }\n}\n"
+    assert nft_chain_devices(text2) == {}
