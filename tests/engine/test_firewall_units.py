@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from wirecheck.firewall import View, describe, judge, nft_chain_devices, read_view, ruleset_from_iptables
+from wirecheck.firewall import (
+    View,
+    describe,
+    judge,
+    nft_chain_devices,
+    read_view,
+    ruleset_from_iptables,
+    ruleset_from_nft,
+)
 
 HOST = {"l3_ifaces": ["eth0"], "local_addresses": ["198.18.1.2"]}
 OPEN = ("-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT")
@@ -158,3 +166,106 @@ def test_chain_devices_need_a_table_a_chain_and_a_hook():
     assert nft_chain_devices(text) == {"netdev|t|c": ["a", "b"]}
     text2 = "table bridge br {\n chain c {\n  type filter hook input priority 0;\n }\n}\n"
     assert nft_chain_devices(text2) == {}
+
+
+# --- nftables: what each kind of match means for a client's tcp/80 packet to the host -----------------------
+
+def _pl(proto: str, fld: str) -> dict:
+    return {"payload": {"protocol": proto, "field": fld}}
+
+
+def _meta(key: str) -> dict:
+    return {"meta": {"key": key}}
+
+
+def nft_one(left: object, right: object, op: str = "==", **kw) -> tuple[list[str], list[str]]:
+    items = [{"table": {"family": "inet", "name": "t", "handle": 1}},
+             {"chain": {"family": "inet", "table": "t", "name": "in", "handle": 1, "type": "filter", "hook": "input",
+                        "prio": 0, "policy": "accept"}},
+             {"rule": {"family": "inet", "table": "t", "chain": "in", "handle": 2,
+                       "expr": [{"match": {"op": op, "left": left, "right": right}}, {"drop": None}]}}]
+    judged = judge(ruleset_from_nft({"nftables": items}), [("tcp", 80, 80)], **{**HOST, **kw})
+    return describe(judged.decisions), judged.notes
+
+
+def verdict(left: object, right: object, op: str = "==") -> str:
+    """drop | none | cannot judge | some sources (noted, not counted) | some packets (counted)."""
+    got, notes = nft_one(left, right, op)
+    if got and "cannot judge" in got[0]:
+        return "cannot judge"
+    if got:
+        assert got[0].startswith("INPUT tcp/80: drop by `nft: table inet t chain in handle 2:"), got
+        return "some packets" if notes and "drops some packets only" in notes[0] else "drop"
+    if notes:
+        assert "drops some sources only" in notes[0], notes
+        return "some sources"
+    return "none"
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    (_pl("tcp", "dport"), 80, "drop"), (_pl("tcp", "dport"), 81, "none"), (_pl("tcp", "dport"), 79, "none"),
+    (_pl("udp", "dport"), 80, "none"),                 # another protocol's port
+    (_pl("sctp", "dport"), 80, "none"),
+    (_pl("th", "dport"), 80, "drop"),                  # transport header: any protocol's port
+    (_pl("tcp", "dport"), {"range": [80, 80]}, "drop"), (_pl("tcp", "dport"), {"range": [81, 90]}, "none"),
+    (_pl("tcp", "dport"), {"range": [70, 79]}, "none"), (_pl("tcp", "dport"), {"set": [22, 80]}, "drop"),
+    (_pl("tcp", "dport"), [22, 443], "none"), (_pl("tcp", "dport"), "80", "drop"),
+    (_pl("tcp", "sport"), 1234, "some sources"), (_pl("th", "sport"), 1234, "some sources"),
+    (_pl("udp", "sport"), 1234, "none"),               # a udp header a tcp packet does not have
+    (_pl("ip", "saddr"), "203.0.113.4", "some sources"), (_pl("ip6", "saddr"), "2001:db8::1", "some sources"),
+    (_pl("ip", "daddr"), "198.18.1.2", "drop"), (_pl("ip", "daddr"), "10.0.0.1", "none"),
+    (_pl("ip", "daddr"), {"prefix": {"addr": "198.18.0.0", "len": 15}}, "drop"),
+    (_pl("ip", "daddr"), {"prefix": {"addr": "198.16.0.0", "len": 15}}, "none"),
+    (_pl("ip", "daddr"), {"range": ["198.18.1.1", "198.18.1.2"]}, "drop"),
+    (_pl("ip", "daddr"), {"range": ["198.18.1.3", "198.18.1.9"]}, "none"),
+    (_pl("ip6", "daddr"), "2001:db8::1", "none"),
+    (_pl("ip", "protocol"), "tcp", "drop"), (_pl("ip", "protocol"), "udp", "none"),
+    (_pl("ip6", "nexthdr"), "tcp", "drop"), (_pl("ip6", "protocol"), "tcp", "cannot judge"),
+    (_pl("ip", "nexthdr"), "tcp", "cannot judge"),
+    (_pl("icmp", "type"), "echo-request", "none"), (_pl("ah", "spi"), 1, "none"), (_pl("udp", "length"), 8, "none"),
+    (_pl("tcp", "flags"), "syn", "cannot judge"),      # the tcp packet's own header: not modelled
+    (_pl("ether", "saddr"), "aa:bb:cc:dd:ee:ff", "cannot judge"),
+    (_meta("l4proto"), "tcp", "drop"), (_meta("l4proto"), "udp", "none"),
+    (_meta("nfproto"), "ipv4", "drop"), (_meta("nfproto"), "ipv6", "none"),
+    (_meta("protocol"), "ip", "drop"), (_meta("protocol"), "ip6", "none"),
+    (_meta("iifname"), "eth0", "drop"), (_meta("iifname"), "eth*", "drop"), (_meta("iifname"), "et*", "drop"),
+    (_meta("iifname"), "lo", "none"), (_meta("iifname"), "eth", "none"), (_meta("iif"), "eth0", "drop"),
+    (_meta("iifname"), {"set": ["lo", "eth0"]}, "drop"),
+    (_meta("oifname"), "eth0", "none"), (_meta("oif"), "eth0", "none"),       # no outgoing interface inbound
+    (_meta("obrname"), "br0", "none"), (_meta("ibrname"), "br0", "none"),
+    (_meta("iifkind"), "veth", "cannot judge"), (_meta("iif"), 2, "cannot judge"),  # an interface index
+    (_meta("pkttype"), "host", "drop"), (_meta("pkttype"), "broadcast", "none"),
+    (_meta("mark"), 1, "cannot judge"),
+    ({"ct": {"key": "state"}}, "new", "drop"), ({"ct": {"key": "state"}}, "invalid", "none"),
+    ({"ct": {"key": "mark"}}, 1, "cannot judge"),
+    ({"fib": {"flags": ["daddr"], "result": "type"}}, "local", "drop"),
+    ({"fib": {"flags": ["daddr"], "result": "type"}}, "broadcast", "none"),
+    ({"fib": {"flags": ["saddr", "iif"], "result": "oif"}}, False, "none"),      # rpf: clients have a route back
+    ({"fib": {"flags": ["saddr", "iif"], "result": "oifname"}}, False, "none"),
+    ({"fib": {"flags": ["daddr"], "result": "oif"}}, "eth0", "cannot judge"),
+    ({"&": [_pl("tcp", "flags"), 2]}, 2, "cannot judge"), ({"&": [_pl("udp", "length"), 2]}, 2, "none"),
+    ({"&": [_meta("mark"), 2]}, 2, "cannot judge"), ({"|": [_meta("mark"), 2]}, 2, "cannot judge"),
+    ({">>": [_pl("tcp", "flags"), 2]}, 2, "cannot judge"),
+    ({"numgen": {"mode": "random", "mod": 2}}, 0, "some packets"), ({"jhash": {"mod": 2}}, 0, "some packets"),
+    ({"symhash": {"mod": 2}}, 0, "some packets"),
+    ({"osf": {"key": "name"}}, "Linux", "cannot judge"), ({}, "x", "cannot judge"), (5, 5, "cannot judge"),
+])
+def test_each_nft_match_for_a_tcp_packet_to_the_host(left, right, expected):
+    assert verdict(left, right) == expected
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    (_pl("tcp", "dport"), 80, "none"), (_pl("tcp", "dport"), 81, "drop"), (_pl("udp", "dport"), 80, "none"),  # `udp dport != 80` implies udp
+    (_meta("iifname"), "eth0", "none"), (_meta("iifname"), "lo", "drop"), (_meta("oifname"), "eth0", "drop"),
+    (_meta("l4proto"), "udp", "drop"), (_pl("ip", "daddr"), "10.0.0.1", "drop"),
+    ({"fib": {"flags": ["saddr", "iif"], "result": "oif"}}, False, "drop"),
+])
+def test_negated_nft_matches(left, right, expected):
+    assert verdict(left, right, "!=") == expected
+
+
+def test_port_comparisons():
+    assert verdict(_pl("tcp", "dport"), 81, "<") == "drop" and verdict(_pl("tcp", "dport"), 80, "<") == "none"
+    assert verdict(_pl("tcp", "dport"), 80, "<=") == "drop" and verdict(_pl("tcp", "dport"), 79, "<=") == "none"
+    assert verdict(_pl("tcp", "dport"), 79, ">") == "drop" and verdict(_pl("tcp", "dport"), 80, ">") == "none"
+    assert verdict(_pl("tcp", "dport"), 80, ">=") == "drop" and verdict(_pl("tcp", "dport"), 81, ">=") == "none"
