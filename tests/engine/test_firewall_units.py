@@ -269,3 +269,116 @@ def test_port_comparisons():
     assert verdict(_pl("tcp", "dport"), 80, "<=") == "drop" and verdict(_pl("tcp", "dport"), 79, "<=") == "none"
     assert verdict(_pl("tcp", "dport"), 79, ">") == "drop" and verdict(_pl("tcp", "dport"), 80, ">") == "none"
     assert verdict(_pl("tcp", "dport"), 80, ">=") == "drop" and verdict(_pl("tcp", "dport"), 81, ">=") == "none"
+
+
+def nft_rule(exprs: list, comment: str | None = None, sets: tuple = ()) -> tuple[list[str], list[str]]:
+    """One rule in an accepting input chain (a second chain `other` drops everything), judged for tcp/80."""
+    r: dict = {"family": "inet", "table": "t", "chain": "in", "handle": 2, "expr": exprs}
+    if comment:
+        r["comment"] = comment
+    items = [{"table": {"family": "inet", "name": "t", "handle": 1}}, *sets,
+             {"chain": {"family": "inet", "table": "t", "name": "in", "handle": 1, "type": "filter", "hook": "input",
+                        "prio": 0, "policy": "accept"}},
+             {"chain": {"family": "inet", "table": "t", "name": "other", "handle": 3}},
+             {"rule": r}, {"rule": {"family": "inet", "table": "t", "chain": "other", "handle": 4,
+                                    "expr": [{"drop": None}]}}]
+    judged = judge(ruleset_from_nft({"nftables": items}), [("tcp", 80, 80)], **HOST)
+    return describe(judged.decisions), judged.notes
+
+
+def _m(left: object, right: object, op: str = "==") -> dict:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+D80 = _m(_pl("tcp", "dport"), 80)
+NFT = "INPUT tcp/80: drop by `nft: table inet t chain in handle 2: {}`"
+
+
+@pytest.mark.parametrize(("exprs", "shown"), [
+    ([_m(_pl("ip", "daddr"), {"prefix": {"addr": "198.18.0.0", "len": 15}}),
+      _m(_pl("tcp", "dport"), {"set": [80, {"range": [8000, 8080]}]}), {"counter": {"packets": 0, "bytes": 0}},
+      {"drop": None}], "ip daddr 198.18.0.0/15 tcp dport { 80, 8000-8080 } counter drop"),
+    ([_m({"ct": {"key": "state"}}, ["new", "untracked"]), D80, {"drop": None}],
+     "ct state { new, untracked } tcp dport 80 drop"),
+    ([{"vmap": {"key": _pl("tcp", "dport"), "data": {"set": [[80, {"drop": None}], [{"range": [1, 10]},
+                                                                                     {"accept": None}]]}}}],
+     "tcp dport vmap { 80 : drop, 1-10 : accept }"),
+    ([D80, {"reject": {"type": "tcp reset"}}], "tcp dport 80 reject"),
+    ([D80, {"continue": None}, {"drop": None}], "tcp dport 80 continue drop"),
+])
+def test_the_blocking_rule_is_shown_as_nft_lists_it(exprs, shown):
+    got, _notes = nft_rule(exprs)
+    assert got == [NFT.format(shown).replace("drop by", "reject by") if shown.endswith("reject") else NFT.format(shown)]
+
+
+def test_a_rule_comment_is_part_of_its_name():
+    assert nft_rule([D80, {"drop": None}], comment="keep out")[0] == [NFT.format('tcp dport 80 drop comment "keep out"')]
+
+
+def test_rate_limits_and_sampling_are_counted_as_dropping_with_a_note():
+    for stmt, shown in (({"limit": {"rate": 10, "per": "second", "inv": True}}, "limit rate over 10/second"),
+                        ({"limit": {"rate": 10, "per": "second"}}, "limit rate 10/second")):
+        got, notes = nft_rule([D80, stmt, {"drop": None}])
+        assert got == [NFT.format(f"tcp dport 80 {shown} drop")]
+        assert notes == [f"`nft: table inet t chain in handle 2: tcp dport 80 {shown} drop` drops some packets only "
+                         f"({shown} (only some packets)); counted as dropping"]
+
+
+def test_jumps_gotos_and_returns_lead_to_the_rule_that_decides():
+    other = ["INPUT tcp/80: drop by `nft: table inet t chain other handle 4: drop`"]
+    assert nft_rule([D80, {"log": {"prefix": "x"}}, {"jump": {"target": "other"}}])[0] == other
+    assert nft_rule([D80, {"goto": {"target": "other"}}])[0] == other
+    assert nft_rule([{"vmap": {"key": _pl("tcp", "dport"), "data": {"set": [[80, {"jump": {"target": "other"}}]]}}}]
+                    )[0] == other
+    assert nft_rule([D80, {"return": None}]) == ([], [])
+    assert nft_rule([_m({"fib": {"flags": ["saddr", "iif"], "result": "oif"}}, False), D80, {"drop": None}]) == ([], [])
+
+
+@pytest.mark.parametrize(("stmt", "what"), [
+    ({"queue": {"num": 1}}, "queue"), ({"tproxy": {"port": 1}}, "tproxy"),
+])
+def test_a_verdict_not_modelled_is_cannot_judge(stmt, what):
+    shown = f"nft: table inet t chain in handle 2: tcp dport 80 {what}"
+    assert nft_rule([D80, stmt])[0] == [f"INPUT tcp/80: cannot judge: {what} in `{shown}` (may end in: drop by `{shown}`)"]
+
+
+def test_unmodelled_expressions_are_named_in_the_doubt():
+    got, _ = nft_rule([_m({"&": [_meta("mark"), 255]}, 0), D80, {"drop": None}])
+    assert got[0].startswith("INPUT tcp/80: cannot judge: meta mark & 255 0 in `")
+    got, _ = nft_rule([_m({"concat": [_pl("ip", "daddr"), _pl("tcp", "dport")]}, {"concat": ["198.18.1.2", 80]}),
+                       {"drop": None}])
+    assert got[0].startswith("INPUT tcp/80: cannot judge: ip daddr . tcp dport 198.18.1.2 . 80 in `")
+    got, _ = nft_rule([_m({"payload": {"base": "th", "offset": 16, "len": 16}}, 80), {"drop": None}])
+    assert got[0].startswith("INPUT tcp/80: cannot judge: @th,16,16 80 in `")
+    got, _ = nft_rule([D80, {"xt": {"type": "target", "name": "TPROXY"}}])
+    assert got[0].startswith("INPUT tcp/80: cannot judge: iptables match/target 'TPROXY' (xt target; its options are "
+                             "only shown by iptables-nft-save) in `nft: table inet t chain in handle 2: tcp dport 80 "
+                             "xt target TPROXY`; iptables target TPROXY in `")
+    got, notes = nft_rule([D80, {"dnat": {"addr": "1.2.3.4"}}])
+    assert got == [] and notes == ["`nft: table inet t chain in handle 2: tcp dport 80 dnat` translates the address "
+                                   "(dnat); the path after it is judged as if untranslated"]
+
+
+def _set(elem: object, name: str = "ports") -> dict:
+    return {"set": {"family": "inet", "table": "t", "name": name, "type": "inet_service", "elem": elem}}
+
+
+@pytest.mark.parametrize(("elem", "drops"), [
+    ([22, {"elem": {"val": 80, "comment": "web"}}], True),   # an element with a comment
+    ([22, {"range": [8000, 8001]}], False),
+    ({"range": [70, 90]}, True),                                  # one element, not in a list
+    ({"range": [81, 90]}, False),
+    ([22, 443], False),
+])
+def test_named_sets(elem, drops):
+    got, _ = nft_rule([_m(_pl("tcp", "dport"), "@ports"), {"drop": None}], sets=(_set(elem),))
+    assert got == ([NFT.format("tcp dport @ports drop")] if drops else [])
+
+
+def test_an_unknown_set_and_a_verdict_map_by_name():
+    got, _ = nft_rule([_m(_pl("tcp", "dport"), "@nothere"), {"drop": None}])
+    assert got[0].startswith("INPUT tcp/80: cannot judge: tcp dport @nothere in `")
+    vmap = {"map": {"family": "inet", "table": "t", "name": "vm", "type": "inet_service", "map": "verdict",
+                    "elem": [[80, {"drop": None}]]}}
+    assert nft_rule([{"vmap": {"key": _pl("tcp", "dport"), "data": "@vm"}}], sets=(vmap,))[0] == [
+        NFT.format("tcp dport vmap @vm")]
