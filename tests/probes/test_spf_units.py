@@ -48,20 +48,58 @@ def test_the_docs_record_passes_and_is_recorded():
     assert r.evidence["terms"] == [f"ip4:{WIRE}", "-all"]
     assert r.evidence["evaluation"]["result"] == "pass"
     assert r.evidence["policy_ends"] == {"all": "-all", "record_of": DOMAIN}
+    assert r.expected == f"an SPF record authorising {WIRE} (docs: {DOCS})"
+    assert r.evidence["txt"]["records"] == ['"some other text"', f'"v=spf1 ip4:{WIRE} -all"']
+    assert r.evidence["record"] == f"v=spf1 ip4:{WIRE} -all"
+    evaluation = r.evidence["evaluation"]
+    assert evaluation["by"].endswith(f"check_host (strict), sender postmaster@{DOMAIN}, client {WIRE}")
+    assert (evaluation["decided_by"], evaluation["dns_terms"], evaluation["void_lookups"], evaluation["dns_queries"]) \
+        == (f"ip4:{WIRE}", 0, 0, [])
+    assert "explanation" in evaluation
+
+
+def test_mechanisms_that_need_the_domain_and_the_sender():
+    # `a` resolves the domain being checked; %{l} is the sender's local part (RFC 7208 §7.3)
+    lookup = zone_lookup({DOMAIN: ["v=spf1 a exists:%{l}.allow.%{d} -all"]},
+                         a={DOMAIN: ["192.0.2.99"], f"wire.allow.{DOMAIN}": ["127.0.0.2"]})
+    assert assess_spf(DOMAIN, "192.0.2.99", lookup).ok
+    assert not assess_spf(DOMAIN, WIRE, lookup).ok                                  # postmaster@ is not allowed
+    r = assess_spf(DOMAIN, WIRE, lookup, sender_local="wire")
+    assert r.ok, r.problems
+    assert r.evidence["evaluation"]["by"].endswith(f"sender wire@{DOMAIN}, client {WIRE}")
+    assert r.evidence["evaluation"]["decided_by"] == "exists:%{l}.allow.%{d}"
+    assert r.evidence["evaluation"]["dns_terms"] == 2
+
+
+def test_a_resolver_that_breaks_during_evaluation_is_unmeasured():
+    inner = zone_lookup({DOMAIN: [f"v=spf1 a:www.{DOMAIN} -all"]})
+
+    def lookup(name: str, rdtype: str = "A") -> Answer:
+        if rdtype == "A":
+            raise RuntimeError("resolver crashed")
+        return inner(name, rdtype)
+
+    r = assess_spf(DOMAIN, WIRE, lookup)
+    assert r.problems == [] and len(r.unmeasured) == 1
+    assert "did not finish (error): pyspf failed: RuntimeError: resolver crashed" in r.unmeasured[0]
 
 
 def test_no_spf_record_names_what_was_found_and_the_record_to_publish():
-    r = assess_spf(DOMAIN, WIRE, zone_lookup({DOMAIN: ["google-site-verification=x"]}))
-    assert r.problems == [f'{DOMAIN} has no SPF record (TXT records found: "google-site-verification=x"): '
+    r = assess_spf(DOMAIN, WIRE, zone_lookup({DOMAIN: ["google-site-verification=x", "v=spf10"]}))
+    assert r.problems == [f'{DOMAIN} has no SPF record (TXT records found: "google-site-verification=x", "v=spf10"): '
                           f'publish `{DOMAIN}. IN TXT "{DOCS}"`']
+    assert r.observed == "no SPF record (ok; TXT: ['google-site-verification=x', 'v=spf10'])"
     r = assess_spf(DOMAIN, WIRE, zone_lookup({}))
     assert not r.ok and "(TXT records found: none)" in r.problems[0]
+    assert r.observed == "no SPF record (nodata; TXT: none)"
     assert r.unmeasured == []
 
 
 def test_two_spf_records_are_a_problem_even_when_each_authorises():
     r = assess_spf(DOMAIN, WIRE, zone_lookup({DOMAIN: [f"v=spf1 ip4:{WIRE} -all", f"v=spf1 a ip4:{WIRE} -all"]}))
-    assert len(r.problems) == 1 and r.problems[0].startswith(f"{DOMAIN} has 2 SPF records")
+    assert r.problems == [f'{DOMAIN} has 2 SPF records ("v=spf1 ip4:{WIRE} -all", "v=spf1 a ip4:{WIRE} -all"); '
+                          "RFC 7208 allows one and receivers treat two as a permanent error: keep one, "
+                          f'publish `{DOMAIN}. IN TXT "{DOCS}"`']
 
 
 @pytest.mark.parametrize("status", ["timeout", "servfail", "refused", "error"])
@@ -72,14 +110,23 @@ def test_an_unanswered_txt_lookup_is_unmeasured_never_a_verdict(status):
 
 
 def test_a_look_alike_address_is_named_in_the_failure():
-    r = assess_spf(DOMAIN, WIRE, zone_lookup({DOMAIN: [f"v=spf1 ip4:{WIRE}1 ip4:198.51.100.1 -all"]}))
+    r = assess_spf(DOMAIN, WIRE, zone_lookup({DOMAIN: [f"v=spf1 ip4:{WIRE}1 ip4:{WIRE}2 ip4:198.51.100.1 -all"]}))
     assert len(r.problems) == 1
-    assert f"gives fail, decided by '-all'; ip4:{WIRE}1 only looks like {WIRE} (different address)" in r.problems[0]
+    assert (f"gives fail, decided by '-all'; ip4:{WIRE}1, ip4:{WIRE}2 only looks like {WIRE} (different address)"
+            in r.problems[0])
     assert "ip4:198.51.100.1 only" not in r.problems[0]
     # no term matched at all: neutral, and the end of the policy is missing too
     r = assess_spf(DOMAIN, WIRE, zone_lookup({DOMAIN: ["v=spf1 ip4:198.51.100.1"]}))
     assert "gives neutral, no term matched;" in r.problems[0]
     assert "ends with no 'all' mechanism;" in r.problems[1]
+    assert "only looks like" not in r.problems[0]
+    assert r.evidence["policy_ends"] == {"all": None, "record_of": DOMAIN}
+    # a redirect that finds nothing: the reason is given
+    r = assess_spf(DOMAIN, WIRE, zone_lookup({DOMAIN: [f"v=spf1 ip4:{WIRE} redirect=none.{DOMAIN}"]}))
+    assert r.problems == [f"the SPF record \"v=spf1 ip4:{WIRE} redirect=none.{DOMAIN}\" on {DOMAIN} ends with no 'all' "
+                          f"mechanism (redirect=none.{DOMAIN} finds 0 SPF records (need one)) (the record of "
+                          f"none.{DOMAIN}, reached through redirect=); the docs publish '-all', so that receivers "
+                          f"reject mail from other addresses: publish `{DOMAIN}. IN TXT \"{DOCS}\"`"]
 
 
 @pytest.mark.parametrize("ending", ["~all", "?all", "+all"])
@@ -189,6 +236,15 @@ def test_effective_all_stops_at_a_loop_and_at_the_limit():
     zone = {"a.test": ["v=spf1 redirect=b.test"], "b.test": ["v=spf1 redirect=A.test"]}
     end = effective_all(parse_spf(zone["a.test"][0]), "a.test", zone_lookup(zone))
     assert end.qualifier is None and end.problem == "redirect loop through A.test" and not end.unmeasured
+    assert end.where == "A.test"
+    # the redirect's domain-spec is expanded for the domain whose record holds it (%{d})
+    macro = {"a.test": ["v=spf1 redirect=_spf.%{d}"], "_spf.a.test": ["v=spf1 ~all"]}
+    end = effective_all(parse_spf(macro["a.test"][0]), "a.test", zone_lookup(macro))
+    assert (end.qualifier, end.where) == ("~", "_spf.a.test")
+    bad = effective_all(parse_spf("v=spf1 redirect=%{z}"), "a.test", zone_lookup({}))
+    assert bad.problem.startswith("redirect=%{z} cannot be expanded (") and bad.where == "a.test"
+    gone = effective_all(parse_spf("v=spf1 redirect=b.test"), "a.test", zone_lookup({}, broken={"b.test": "refused"}))
+    assert (gone.where, gone.unmeasured, gone.problem) == ("b.test", True, "b.test TXT: refused (refused from 127.0.0.1)")
     chain = {f"r{i}.test": [f"v=spf1 redirect=r{i + 1}.test"] for i in range(12)}
     chain["r3.test"] = ["v=spf1 -all"]
     assert effective_all(parse_spf(chain["r0.test"][0]), "r0.test", zone_lookup(chain), limit=3).qualifier == "-"
