@@ -242,3 +242,102 @@ def test_nameserver_shown_as_given():
     assert format_nameserver(("192.0.2.1", 5353)) == "192.0.2.1:5353"
     assert format_nameserver(("2001:db8::1", 5353)) == "[2001:db8::1]:5353"
     assert format_nameserver(("2001:db8::1", 53)) == "[2001:db8::1]"
+
+
+def test_every_record_of_the_set_is_tried_and_the_deciding_one_is_named():
+    ok = f'0 issue "{LE}"'
+    for first in (f'0 issue "{LE}; validationmethods=dns-01"', f'0 issue "{LE}; accounturi={ACCOUNT}0"',
+                  f'0 issue "{LE}; bad"', f'0 issue "{LE}; validationmethods=a_b"', '0 issue "pki.goog"'):
+        decision = policy(first, ok).decide(LE, account_uri=ACCOUNT)
+        assert (decision.allowed, decision.record) == (True, ok), (first, decision)
+        assert decision.why == f"CAA '{ok}' at example.test allows {LE}"
+    both = policy('0 issue "pki.goog"', '0 issue "sectigo.com"').decide(LE)
+    assert both.why.endswith("(issue records: '0 issue \"pki.goog\"' names pki.goog; '0 issue \"sectigo.com\"' names "
+                             "sectigo.com)")
+    critical = policy(ok, '128 tbs "x"').decide(LE)
+    assert critical.record == '128 tbs "x"'
+    listed = policy(f'0 issue "{LE}; validationmethods=dns-01,http-01"').decide(LE)
+    assert listed.allowed is True and listed.why.endswith(f"allows {LE} with http-01")
+    assert listed.record == f'0 issue "{LE}; validationmethods=dns-01,http-01"'
+
+
+def test_allows_is_for_the_name_itself_not_a_wildcard():
+    assert policy(f'0 issue "{LE}"', '0 issuewild ";"').allows(LE) == (
+        True, f"CAA '0 issue \"{LE}\"' at example.test allows {LE}")
+    assert policy(f'0 issue "{LE}"', '0 issuewild ";"').allows(LE, wildcard=True)[0] is False
+
+
+def test_issue_parameters_keep_everything_after_the_first_equals_sign():
+    assert parse_issue_value("ca.test; accounturi=https://ca.test/acct?id=1").parameters == {
+        "accounturi": "https://ca.test/acct?id=1"}
+    assert parse_issue_value("ca.test; ;").malformed == "parameter '' is not tag=value"
+
+
+def test_assessments_state_what_was_expected_and_keep_the_evidence():
+    caa = assess_caa({"a.example.test": policy('0 issue "pki.goog"', name="a.example.test")}, LE)
+    assert caa.expected == f"no CAA record, or one allowing {LE} with http-01"
+    assert caa.evidence["a.example.test"] == {"caa_owner": "example.test", "records": ['0 issue "pki.goog"'],
+                                              "decision": policy('0 issue "pki.goog"').decide(LE).why}
+    dns01 = assess_caa({"a.example.test": policy(f'0 issue "{LE}; validationmethods=dns-01"')}, LE, challenge="dns-01")
+    assert dns01.ok
+    record = f'0 issue "{LE}; accounturi={ACCOUNT}"'
+    two = assess_caa({"a.example.test": policy(record), "b.example.test": policy(record)}, LE)
+    assert two.unmeasured[0].startswith("a.example.test, b.example.test: CAA '")
+    srv = assess_srv(OWNER, TARGET, 443, srv_answer(f"0 10 443 {TARGET}."))
+    assert srv.expected == f"SRV {OWNER} -> {TARGET}:443, weight > 0"
+    assert srv.evidence["srv"]["records"] == [f"0 10 443 {TARGET}."]
+
+
+def test_every_name_is_judged_after_one_without_answer():
+    from wirecheck.probes.dns import assess_points_to
+
+    answers = {"a.example.test": Answer("a.example.test", "A", "timeout", error="t"),
+               "b.example.test": Answer("b.example.test", "A", "nodata", resolver="127.0.0.1"),
+               "c.example.test": Answer("c.example.test", "A", "nxdomain", resolver="127.0.0.1"),
+               "d.example.test": Answer("d.example.test", "A", "ok", records=["10.0.0.1", "10.0.0.2"],
+                                        rdatas=[dns.rdata.from_text("IN", "A", "10.0.0.1"),
+                                                dns.rdata.from_text("IN", "A", "10.0.0.2")])}
+    r = assess_points_to(answers, {"192.0.2.1", "192.0.2.2"})
+    assert r.unmeasured == ["a.example.test A: timeout (t)"]
+    assert len(r.problems) == 3
+    assert r.problems[2] == ("d.example.test resolves to 10.0.0.1, 10.0.0.2 (resolver none), expected 192.0.2.1, "
+                             "192.0.2.2: change `d.example.test. IN A` from 10.0.0.1, 10.0.0.2 to 192.0.2.1, 192.0.2.2")
+    chained = Answer("e.example.test", "A", "nodata", cname_chain=["x.example.net", "y.example.net"], resolver="r")
+    assert assess_points_to({"e.example.test": chained}, {"192.0.2.1"}).problems == [
+        "e.example.test via CNAME x.example.net -> y.example.net (resolver r) has no A record: add "
+        "`y.example.net. IN A 192.0.2.1`"]
+
+
+def test_aaaa_is_tried_at_the_listed_address_for_every_name():
+    with socket.socket(socket.AF_INET6) as listener:
+        try:
+            listener.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        listener.listen()
+        port = listener.getsockname()[1]
+        r = assess_aaaa({"a.example.test": aaaa("a.example.test", status="timeout"),
+                         "b.example.test": aaaa("b.example.test", status="nodata"),
+                         "c.example.test": aaaa("c.example.test", "::1"),
+                         "d.example.test": aaaa("d.example.test", "100::1")}, port, 0.5)  # discard prefix
+    assert r.expected == f"no AAAA records, or IPv6 addresses that accept TCP {port}"
+    assert r.observed == {"a.example.test": "timeout", "b.example.test": "no AAAA", "c.example.test": ["::1"],
+                          "d.example.test": ["100::1"]}
+    assert r.evidence[f"c.example.test [::1]:{port}"] == "connected"
+    assert r.evidence["c.example.test"]["records"] == ["::1"]
+    assert len(r.problems) == 1 and r.problems[0].startswith(f"d.example.test has AAAA 100::1 (resolver 127.0.0.1) but "
+                                                             f"TCP [100::1]:{port} fails (")
+    assert r.evidence[f"d.example.test [100::1]:{port}"] != "connected"
+
+
+def test_a_bad_port_in_brackets_names_the_whole_option():
+    with pytest.raises(NameserverError, match=r"bad nameserver '\[2001:db8::1\]:0': port must be 1-65535"):
+        parse_nameserver("[2001:db8::1]:0")
+
+
+def test_the_caa_policy_is_for_the_name_asked():
+    records = {("example.test", "CAA"): ['0 issue "pki.goog"']}
+    assert caa_policy("a.example.test", fake(records)).name == "a.example.test"
+    assert caa_policy("a.other", fake(records)).name == "a.other"
+    failed = caa_policy("a.example.test", fake(records, broken={"a.example.test": "timeout"}))
+    assert (failed.name, failed.records) == ("a.example.test", [])
