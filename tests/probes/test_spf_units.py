@@ -27,9 +27,9 @@ def zone_lookup(txt: dict[str, list[str]], a: dict[str, list[str]] | None = None
         if rdtype == "TXT":
             texts = txt.get(name, [])
             rdatas = [dns.rdata.from_text("IN", "TXT", f'"{t}"') for t in texts]
-        elif rdtype == "A":
-            texts = (a or {}).get(name, [])
-            rdatas = [dns.rdata.from_text("IN", "A", t) for t in texts]
+        elif rdtype in ("A", "AAAA"):
+            texts = [t for t in (a or {}).get(name, []) if (":" in t) == (rdtype == "AAAA")]
+            rdatas = [dns.rdata.from_text("IN", rdtype, t) for t in texts]
         else:
             texts, rdatas = [], []
         status = "ok" if texts else "nodata"
@@ -258,3 +258,44 @@ def test_effective_all_stops_at_a_loop_and_at_the_limit():
     lookup = zone_lookup(mixed)
     assert effective_all(parse_spf(mixed["a.test"][0]), "a.test", lookup).qualifier == "-"
     assert lookup.asked == []
+
+
+def test_verdicts_name_the_deciding_term_the_queries_and_the_problem():
+    missing = spf_authorizes(f"v=spf1 include:missing.{DOMAIN} -all", "198.51.100.7", DOMAIN, zone_lookup({}))
+    assert (missing.result, missing.mechanism, missing.dns_terms, missing.void_lookups) == ("permerror", None, 1, 1)
+    assert missing.why == (f"No valid SPF record for included domain: missing.{DOMAIN} "
+                           f"(at include:missing.{DOMAIN})")
+    assert missing.steps == [f"missing.{DOMAIN} TXT: nodata (void)"]
+    broken = spf_authorizes(f"v=spf1 a:www.{DOMAIN} -all", WIRE, DOMAIN,
+                            zone_lookup({}, broken={f"www.{DOMAIN}": "servfail"}))
+    assert (broken.result, broken.mechanism) == ("temperror", None)
+    assert broken.why == f"DNS www.{DOMAIN} A: servfail (servfail from 127.0.0.1)"
+    two = spf_authorizes(f"v=spf1 a:www.{DOMAIN} ~all", "192.0.2.5", DOMAIN,
+                         zone_lookup({}, a={f"www.{DOMAIN}": ["192.0.2.4", "192.0.2.5"]}))
+    assert (two.result, two.mechanism, two.why) == ("pass", f"a:www.{DOMAIN}", "sender SPF authorized")
+    assert two.steps == [f"www.{DOMAIN} A: 192.0.2.4, 192.0.2.5"]
+
+
+def test_an_ipv6_client_is_matched_against_aaaa_records():
+    lookup = zone_lookup({}, a={f"www.{DOMAIN}": ["192.0.2.7", "2001:db8::7"]})
+    six = spf_authorizes(f"v=spf1 a:www.{DOMAIN} -all", "2001:db8::7", DOMAIN, lookup)
+    assert six.authorized and six.steps == [f"www.{DOMAIN} AAAA: 2001:db8::7"]
+    assert not spf_authorizes(f"v=spf1 a:www.{DOMAIN} -all", "2001:db8::8", DOMAIN, lookup).authorized
+
+
+def test_an_evaluation_inside_another_keeps_the_outer_resolver():
+    import spf as pyspf
+
+    from wirecheck.probes import spf as ours
+
+    outer = zone_lookup({}, a={f"outer.{DOMAIN}": [WIRE]})
+    ours._BOUND.recorder = ours._Recorder(outer)
+    try:
+        inner = spf_authorizes(f"v=spf1 ip4:{WIRE} -all", WIRE, DOMAIN, zone_lookup({}))
+        assert inner.authorized
+        pyspf.DNSLookup(f"outer.{DOMAIN}", "A")           # the outer evaluation's resolver answers again
+        assert ours._BOUND.recorder.steps == [f"outer.{DOMAIN} A: {WIRE}"]
+    finally:
+        ours._BOUND.recorder = None
+    with pytest.raises(pyspf.TempError, match="no resolver bound"):
+        pyspf.DNSLookup(f"outer.{DOMAIN}", "A")
