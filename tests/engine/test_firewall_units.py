@@ -382,3 +382,74 @@ def test_an_unknown_set_and_a_verdict_map_by_name():
                     "elem": [[80, {"drop": None}]]}}
     assert nft_rule([{"vmap": {"key": _pl("tcp", "dport"), "data": "@vm"}}], sets=(vmap,))[0] == [
         NFT.format("tcp dport vmap @vm")]
+
+
+# --- iptables: what each match means for a client's tcp/80 packet to the host --------------------------------
+
+def ipt_verdict(rule_tail: str, target: str = "-j DROP") -> str:
+    got, notes = one(f"-A INPUT {rule_tail} {target}".replace("  ", " "))
+    if got and "cannot judge" in got[0]:
+        return "cannot judge"
+    if got:
+        kind = got[0].split(": ", 1)[1].split(" by ", 1)[0]
+        if notes and "drops some packets only" in notes[0]:
+            return f"some packets ({kind})"
+        return kind
+    if notes and "drops some sources only" in notes[0]:
+        return "some sources"
+    if notes:
+        return "note: " + notes[0].split("` ", 1)[1]
+    return "none"
+
+
+@pytest.mark.parametrize(("tail", "expected"), [
+    ("-p tcp", "drop"), ("-p 6", "drop"), ("--protocol tcp", "drop"), ("-p udp", "none"), ("-p 17", "none"),
+    ("! -p udp", "drop"), ("! -p tcp", "none"), ("-p all", "drop"),
+    ("-p tcp -m tcp --dport 80", "drop"), ("-p tcp -m tcp --dport 81", "none"), ("-p tcp --dport 79", "none"),
+    ("-p tcp --dport 79:80", "drop"), ("-p tcp --dport 80:81", "drop"), ("-p tcp --dport 81:90", "none"),
+    ("-p tcp --destination-port 80", "drop"), ("-p tcp ! --dport 80", "none"), ("-p tcp ! --dport 81", "drop"),
+    ("-p tcp -m multiport --dports 22,80", "drop"), ("-p tcp -m multiport --dports 22,443", "none"),
+    ("-p tcp -m multiport --destination-ports 70:90", "drop"),
+    ("-p tcp --sport 1234", "some sources"), ("-p tcp --source-port 1234", "some sources"),
+    ("-p tcp -m multiport --ports 80", "drop"), ("-p tcp -m multiport ! --ports 80", "none"),
+    ("-m conntrack --ctstate NEW", "drop"), ("-m conntrack --ctstate INVALID", "none"),
+    ("-m conntrack ! --ctstate INVALID", "drop"), ("-m state --state NEW,ESTABLISHED", "drop"),
+    ("-p tcp --syn", "drop"), ("-p tcp ! --syn", "drop"),   # established packets count too
+    ("-m comment --comment blocked", "drop"),
+    ("-m addrtype --dst-type LOCAL", "drop"), ("-m addrtype --dst-type BROADCAST", "none"),
+    ("-m addrtype ! --dst-type LOCAL", "none"), ("-m addrtype --src-type LOCAL", "cannot judge"),
+    ("-m pkttype --pkt-type unicast", "drop"), ("-m pkttype --pkt-type broadcast", "none"),
+    ("-m pkttype ! --pkt-type broadcast", "drop"),
+    ("-m set --match-set bad src", "some sources"), ("-m set --match-set bad src,src", "some sources"),
+    ("-m set --match-set bad dst", "cannot judge"),
+    ("-p icmp -m icmp --icmp-type 8", "none"), ("-m icmp --icmp-type 8", "none"),
+    ("-p tcp -m tcp --tcp-flags SYN,RST SYN", "cannot judge"), ("-p udp -m tcp --tcp-flags SYN,RST SYN", "none"),
+    ("-m rpfilter --invert", "none"), ("-m rpfilter --validmark", "drop"), ("-m rpfilter", "drop"),
+    ("-m iprange --dst-range 198.18.1.1-198.18.1.5", "drop"), ("-m iprange --dst-range 198.18.1.3-198.18.1.5", "none"),
+    ("-m iprange --src-range 203.0.113.1-203.0.113.9", "some sources"),
+    ("-m frobnicate --zap 3", "cannot judge"), ("-m frobnicate", "cannot judge"),
+    ("-m recent --name x --rcheck --seconds 60 --hitcount 4", "cannot judge"),  # --rcheck: not modelled
+    ("-m owner --uid-owner 0", "cannot judge"), ("-m mark --mark 0x1", "cannot judge"),
+])
+def test_each_iptables_match_for_a_tcp_packet_to_the_host(tail, expected):
+    assert ipt_verdict(tail) == expected
+
+
+@pytest.mark.parametrize(("tail", "expected"), [
+    ("-m limit --limit 5/sec --limit-burst 10", "some packets (drop)"),
+    ("-m hashlimit --hashlimit-above 5/sec --hashlimit-mode srcip --hashlimit-name x", "some packets (drop)"),
+    ("-m connlimit --connlimit-above 10 --connlimit-mask 32 --connlimit-saddr", "some packets (drop)"),
+    ("-m statistic --mode random --probability 0.5", "some packets (drop)"),
+])
+def test_rate_limits_in_iptables_drop_some_packets(tail, expected):
+    assert ipt_verdict(tail) == expected
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    ("-j DROP", "drop"), ("-j REJECT --reject-with icmp-port-unreachable", "reject"), ("-j ACCEPT", "none"),
+    ("-j RETURN", "none"), ("-j LOG --log-prefix x", "none"), ("-j MARK --set-mark 1", "none"),
+    ("-j NFQUEUE --queue-num 1", "cannot judge"), ("-j NOSUCHCHAIN", "cannot judge"),
+    ("--jump DROP", "drop"), ("-j drop", "drop"),
+])
+def test_each_iptables_target(target, expected):
+    assert ipt_verdict("-p tcp --dport 80", target) == expected
