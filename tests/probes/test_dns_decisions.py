@@ -341,3 +341,18 @@ def test_the_caa_policy_is_for_the_name_asked():
     assert caa_policy("a.other", fake(records)).name == "a.other"
     failed = caa_policy("a.example.test", fake(records, broken={"a.example.test": "timeout"}))
     assert (failed.name, failed.records) == ("a.example.test", [])
+
+
+def test_an_answer_is_kept_whole_in_the_evidence():
+    answer = Answer("a.example.test", "A", "ok", records=["192.0.2.1"], cname_chain=["b.example.test"],
+                    resolver="127.0.0.1", ttl=60, error="")
+    assert answer.evidence() == {"name": "a.example.test", "type": "A", "status": "ok", "records": ["192.0.2.1"],
+                                 "cname_chain": ["b.example.test"], "resolver": "127.0.0.1", "ttl": 60, "error": ""}
+
+
+def test_caa_names_after_one_without_answer_are_still_judged():
+    policies = {"a.example.test": CaaPolicy("a.example.test", None, [], unmeasured="example.test CAA: timeout (t)"),
+                "b.example.test": policy('0 issue "pki.goog"', name="b.example.test")}
+    r = assess_caa(policies, LE)
+    assert r.unmeasured == ["example.test CAA: timeout (t)"] and len(r.problems) == 1
+    assert r.problems[0].startswith("b.example.test: ")
