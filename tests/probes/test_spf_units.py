@@ -299,3 +299,8 @@ def test_an_evaluation_inside_another_keeps_the_outer_resolver():
         ours._BOUND.recorder = None
     with pytest.raises(pyspf.TempError, match="no resolver bound"):
         pyspf.DNSLookup(f"outer.{DOMAIN}", "A")
+
+
+def test_an_unknown_modifier_may_carry_colons_and_equals_signs():
+    spf = parse_spf("v=spf1 x-note=a:b=c -all")      # RFC 7208 §6: unknown modifiers are kept, never errors
+    assert spf.valid and spf.modifiers == {"x-note": "a:b=c"} and spf.all_qualifier == "-"
