@@ -475,3 +475,30 @@ def test_iptables_save_and_dash_s_forms():
     # a policy set on a chain of the save file, lower- or upper-case
     assert describe(judge(ruleset_from_iptables("*filter\n:INPUT DROP [0:0]\nCOMMIT\n"), [("tcp", 80, 80)],
                           **HOST).decisions) == ["INPUT tcp/80: drop by `iptables INPUT policy DROP`"]
+
+
+@pytest.mark.parametrize(("short", "long"), [
+    ("-s 0.0.0.0/0", "--source 0.0.0.0/0"), ("-s 203.0.113.0/24", "--source 203.0.113.0/24"),
+    ("-d 198.18.1.2", "--destination 198.18.1.2"), ("-d 10.0.0.1", "--destination 10.0.0.1"),
+    ("-i eth0", "--in-interface eth0"), ("-i lo", "--in-interface lo"), ("! -o eth0", "! --out-interface eth0"),
+    ("-m conntrack --ctstate NEW", "--match conntrack --ctstate NEW"),
+    ("-p tcp -m multiport --sports 1024:65535", "-p tcp -m multiport --source-ports 1024:65535"),
+    ("-m connlimit --connlimit-upto 10", "-m hashlimit --hashlimit-upto 5/sec --hashlimit-burst 5 --hashlimit-name x"),
+    ("-p ipv6-icmp -m icmp6 --icmpv6-type 128", "-m icmp6 --icmpv6-type 128"),
+    ("-m addrtype --src-type LOCAL", "-m addrtype --src-type LOCAL --limit-iface-in"),
+])
+def test_long_option_names_mean_what_the_short_ones_mean(short, long):
+    assert ipt_verdict(long) == ipt_verdict(short)
+
+
+def test_long_option_values_are_read():
+    assert ipt_verdict("--source 203.0.113.0/24") == "some sources"
+    assert ipt_verdict("--destination 198.18.1.2,10.0.0.1") == "drop"        # a list: any of them
+    assert ipt_verdict("-d 10.0.0.1,10.0.0.2") == "none"
+    assert ipt_verdict("--in-interface eth+") == "drop"
+    assert ipt_verdict("-m iprange --src-range 203.0.113.1-203.0.113.9") == "some sources"
+    assert ipt_verdict("-m iprange --dst-range 198.18.1.2") == "drop"          # a range of one address
+    assert ipt_verdict("-m iprange --dst-range nonsense") == "cannot judge"
+    assert ipt_verdict("-m conntrack --ctstate NEW", "--goto wall") == "cannot judge"   # wall is no chain here
+    assert ipt_verdict("-m addrtype --src-type LOCAL") == "cannot judge"
+    assert ipt_verdict("-m connlimit --connlimit-above 2 --connlimit-daddr") == "some packets (drop)"
