@@ -120,8 +120,8 @@ def _check_mechanism(mechanism: Mechanism) -> str:
         return "needs a domain"
     elif mechanism.name == "all" and (mechanism.value or mechanism.cidr4 is not None):
         return "'all' takes no argument"
-    if mechanism.cidr4 is not None and mechanism.cidr4 > 32:
-        return "IPv4 prefix length above 32"
+    if mechanism.name != "ip6" and mechanism.cidr4 is not None and mechanism.cidr4 > 32:
+        return "IPv4 prefix length above 32"  # (ip6:ADDR/LEN: LEN is the IPv6 length, checked by _network)
     if mechanism.cidr6 is not None and mechanism.cidr6 > 128:
         return "IPv6 prefix length above 128"
     return ""
@@ -235,9 +235,11 @@ def effective_all(record: Spf, domain: str, lookup: Lookup, limit: int = MAX_DNS
     """The `all` that ends the policy, following `redirect=` (RFC 7208 §6.1: redirect applies only when
     the record has no `all`)."""
     seen = [domain]
-    for _ in range(limit):
+    for hops in range(limit + 1):
         if record.all_qualifier is not None or "redirect" not in record.modifiers:
             return PolicyEnd(record.all_qualifier, seen[-1])
+        if hops == limit:
+            break
         query = pyspf.query(i="192.0.2.1", s=f"postmaster@{seen[-1]}", h=seen[-1], strict=True)
         query.d = seen[-1]
         try:
