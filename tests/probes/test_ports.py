@@ -301,7 +301,8 @@ def test_tcp_accepted_by_another_listener_is_not_reachable(lab_module: Lab) -> N
     open, not confirmed, and not counted as reachable. Port 443 on the same host is the control."""
     h = lab_module.add_host("redirected", setup=[
         "iptables -t nat -A PREROUTING -p tcp --dport 80 -j REDIRECT --to-ports 8081"])
-    foreign = h.popen([sys.executable, "-c", (
+    # the system's python3: the runner's venv may live under /tmp, which a lab host has private
+    foreign = h.popen(["python3", "-c", (
         "import socket,sys\n"
         "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',8081));s.listen()\n"
         "print('ok',flush=True)\n"
