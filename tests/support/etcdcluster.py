@@ -10,7 +10,6 @@ member runs as a Popen child inside its host, so stop() and close() wait() for i
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -18,12 +17,17 @@ from typing import Any
 
 import trustme
 
+from tests.support.labdaemon import LabDaemon
+
 CERT_DIR = "/etc/ssl/etcd/ssl"
 DATA_DIR = "/var/lib/etcd"
 
 
 @dataclass
-class EtcdMember:
+class EtcdMember(LabDaemon):
+    LOG_NAME = "etcd.log"
+    STOP_GRACE = 15.0
+
     host: Any                       # tests.lab.core.LabHost
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -53,26 +57,6 @@ class EtcdMember:
                 "--peer-cert-file", f"{c}/member-{self.name}.pem",
                 "--peer-key-file", f"{c}/member-{self.name}-key.pem",
                 "--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"]
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        path = self.host.workdir / "etcd.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
 
 class EtcdCluster:

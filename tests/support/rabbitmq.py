@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.support.labdaemon import LabDaemon
 
 HOME = "/var/lib/rabbitmq"
 AS_RABBITMQ = ["setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups", "env", f"HOME={HOME}"]
 
 
 @dataclass
-class Broker:
+class Broker(LabDaemon):
+    LOG_NAME = "rabbitmq.log"
+    STOP_GRACE = 60.0
+
     host: Any                       # tests.lab.core.LabHost
     epmd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -70,18 +74,6 @@ class Broker:
                         return True
         return False
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-
     def close(self) -> None:
         self.stop()
         if self.epmd is not None:
@@ -89,14 +81,6 @@ class Broker:
                 self.epmd.terminate()
             self.epmd.wait(timeout=10)
             self.epmd = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        path = self.host.workdir / "rabbitmq.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
 
 class RabbitCluster:
