@@ -34,7 +34,7 @@ def api_for(start, cluster):  # noqa: ANN001
 
 
 def test_lists_follow_continue_pages(k8s_api_emulator, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(k8s, "PAGE_SIZE", 2)
+    monkeypatch.setattr(k8s.api, "PAGE_SIZE", 2)  # read where KubeApi.list reads it
     server, api = api_for(k8s_api_emulator, production_cluster(workers=5))
     nodes = k8s.node_facts(api, T)
     assert [n.name for n in nodes] == [f"kubenode{i}" for i in range(1, 6)]

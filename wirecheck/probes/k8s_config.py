@@ -35,10 +35,9 @@ from .k8s import (
     PodFacts,
     ServiceFacts,
     WorkloadFacts,
-    _meta,
-    _names,
     decode_helm_release,
 )
+from .k8s.judgement import _meta, _names
 
 HELM_VALUES_METHOD = ("GET /api/v1/secrets?labelSelector=owner=helm (latest deployed revision of each release, "
                       "decoded `config`: what `helm get values` prints)")
@@ -586,7 +585,7 @@ def internal_dns_facts(api: KubeApi, timeout: float = DEFAULT_TIMEOUT,
 
 
 def _endpoint_count(api: KubeApi, namespace: str, name: str, timeout: float) -> int:
-    from .k8s import KubeApiError, _loads
+    from .k8s.api import KubeApiError, _loads
 
     core = api._api("core")
     try:
