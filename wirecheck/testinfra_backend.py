@@ -22,8 +22,13 @@ class WirecheckBackend(BaseBackend):
         super().__init__(target.name, **kwargs)
 
     def run(self, command: str, *args: str, **kwargs: Any):
-        cmd = self.get_command(command, *args)
-        res = self.target.run(cmd)
+        if self.sudo and self.sudo_user in (None, "root"):
+            # host.sudo(): root the way the target gains it (sudo -n, or sudo -S with the become password)
+            cmd = self.quote(command, *args)
+            res = self.target.run(cmd, sudo=True)
+        else:
+            cmd = self.get_command(command, *args)
+            res = self.target.run(cmd)
         return self.result(res.rc, self.encode(cmd), res.stdout, res.stderr)
 
     def get_pytest_id(self) -> str:

@@ -305,6 +305,8 @@ class LabHost:
     holder: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     sshd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     extra_addresses: list[str] = field(default_factory=list)
+    #: the login user's password, asked by sudo (``sudo_password=``); None: sudo without a password
+    sudo_password: str | None = field(default=None, repr=False)
 
     # -- addressing ---------------------------------------------------------------------------
 
@@ -592,7 +594,9 @@ class Lab:
     def add_hosts(self, specs: Sequence[Mapping[str, Any]]) -> list[LabHost]:
         """Create and start several hosts in parallel. Each spec is a dict of add_host's arguments:
 
-        name, user="wire", sudo=True, files={path: content}, sysctls={key: value},
+        name, user="wire", sudo=True, sudo_password=None (the login user's password: sudo then asks
+        for it, as on machines whose operators give Ansible ansible_become_pass), files={path: content},
+        sysctls={key: value},
         setup=[shell commands run as root inside the host before sshd], cpus=None,
         meminfo_kib=None, tmpfs={path: size}, extra_addresses=[cidr],
         fake_cpus=None (stand-in: nproc, /proc/cpuinfo and sysfs report this many CPUs),
@@ -649,7 +653,7 @@ class Lab:
         self._write_ssh_config()
         return hosts
 
-    def _plan_host(self, name: str, *, user: str = "wire", sudo: bool = True,
+    def _plan_host(self, name: str, *, user: str = "wire", sudo: bool = True, sudo_password: str | None = None,
                    files: Mapping[str, FileContent] | None = None,
                    sysctls: Mapping[str, str | int] | None = None,
                    setup: Sequence[str] = (), cpus: int | None = None, meminfo_kib: int | None = None,
@@ -680,6 +684,7 @@ class Lab:
             lab=self, index=number, name=name, address=f"{SUBNET_PREFIX}.{self.index}.{number}", user=user,
             sudo=sudo, netns=f"wcl{self.index}h{number}", veth=f"wcl{self.index}v{number}",
             workdir=workdir, cpu_list=cpu_list, uid=0, extra_addresses=list(extra_addresses),
+            sudo_password=sudo_password,
         )
         script = _HostBuilder(self, host, files=files or {}, sysctls=sysctls or {}, setup=setup,
                               meminfo_kib=meminfo_kib, tmpfs=tmpfs or {}, root_login=root_login,
@@ -1065,7 +1070,13 @@ class _HostBuilder:
             shadow = shadow.rstrip("\n") + f"\n{host.user}:*:19000:0:99999:7:::\n"
         sudoers = ("Defaults\tenv_reset\nDefaults\tsecure_path=\"/usr/local/sbin:/usr/local/bin:"
                    "/usr/sbin:/usr/bin:/sbin:/bin\"\nroot\tALL=(ALL:ALL) ALL\n")
-        if host.sudo:
+        if host.sudo and host.sudo_password is not None:
+            # the user's own password, hashed as passwd would (SHA-512 crypt); sudo asks for it
+            hashed = _run(["openssl", "passwd", "-6", "-stdin"], input_text=host.sudo_password + "\n").stdout.strip()
+            shadow = "\n".join(f"{host.user}:{hashed}:19000:0:99999:7:::" if line.split(":", 1)[0] == host.user
+                               else line for line in shadow.splitlines()) + "\n"
+            sudoers += f"{host.user}\tALL=(ALL:ALL) ALL\n"
+        elif host.sudo:
             sudoers += f"{host.user}\tALL=(ALL:ALL) NOPASSWD: ALL\n"
         hosts = (f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n{host.address}\t{host.name}\n"
                  "::1\tlocalhost ip6-localhost ip6-loopback\n")
