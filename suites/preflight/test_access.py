@@ -34,7 +34,7 @@ def test_sudo(target):
         expect(ok.value, "sudo with the inventory's become password", method=ok.method).is_true(
             f"sudo -S with the password of {t.become_var} works for the login user",
             f"{who} cannot become root with sudo and the password of {t.become_var} ({ok.method})",
-            passed=f"sudo with the password of {t.become_var}: `{ok.method.split(' (')[0]}` as {who} prints 0")
+            passed=f"root with the inventory's become password: {ok.method} as {who} prints 0")
         return
     expect(ok.value, "passwordless sudo", method=ok.method).is_true(
         "sudo -n works for the login user",
