@@ -352,6 +352,21 @@ class LabHost:
             raise LabError(f"ssh {self.name} {command!r} failed ({result.returncode}): {result.stderr.strip()}")
         return result
 
+    @contextlib.contextmanager
+    def sudo_asks_password(self, password: str):
+        """For the duration: the login user has `password` and sudo asks for it (as with sudo_password=
+        at creation); afterwards sudo without a password again."""
+        hashed = _run(["openssl", "passwd", "-6", "-stdin"], input_text=password + "\n").stdout.strip()
+        self.exec(["sh", "-c", 'cp /etc/shadow /etc/shadow.wc-saved && usermod -p "$1" "$2" && '
+                   'sed -i "s/^$2\tALL=(ALL:ALL) NOPASSWD: ALL$/$2\tALL=(ALL:ALL) ALL/" /etc/sudoers && '
+                   'grep -q "^$2\tALL=(ALL:ALL) ALL$" /etc/sudoers', "sh", hashed, self.user])
+        try:
+            yield self
+        finally:
+            self.exec(["sh", "-c", 'cat /etc/shadow.wc-saved > /etc/shadow && rm /etc/shadow.wc-saved && '
+                       'sed -i "s/^$1\tALL=(ALL:ALL) ALL$/$1\tALL=(ALL:ALL) NOPASSWD: ALL/" /etc/sudoers',
+                       "sh", self.user])
+
     # -- root access from the runner -----------------------------------------------------------
 
     def _enter_argv(self, argv: Sequence[str]) -> list[str]:
