@@ -21,13 +21,22 @@ class WirecheckBackend(BaseBackend):
         self.target = target
         super().__init__(target.name, **kwargs)
 
+    #: what get_sudo_command puts before a command for root: run() hands it to the target's own sudo
+    ROOT = "@@wirecheck-as-root@@ "
+
+    def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
+        # host.sudo(): root the way the target gains it (sudo -n, or sudo -S with the become password);
+        # another user: testinfra's own `sudo -u` (started as root inside host.sudo())
+        if sudo_user in (None, "root"):
+            return self.ROOT + command
+        return super().get_sudo_command(command, sudo_user)
+
     def run(self, command: str, *args: str, **kwargs: Any):
-        if self.sudo and self.sudo_user in (None, "root"):
-            # host.sudo(): root the way the target gains it (sudo -n, or sudo -S with the become password)
-            cmd = self.quote(command, *args)
+        cmd = self.get_command(command, *args)
+        if cmd.startswith(self.ROOT):
+            cmd = cmd[len(self.ROOT):]
             res = self.target.run(cmd, sudo=True)
         else:
-            cmd = self.get_command(command, *args)
             res = self.target.run(cmd)
         return self.result(res.rc, self.encode(cmd), res.stdout, res.stderr)
 

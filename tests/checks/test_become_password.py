@@ -124,3 +124,31 @@ def test_a_password_sudo_did_not_ask_for_never_reaches_the_command(lab_module):
         assert (res.rc, res.stdout) == (0, "0\nown input\n"), res
     finally:
         t.close()
+
+
+def test_testinfra_sudo_in_site_packs_uses_the_become_password(node):
+    """A site pack's `host` fixture (testinfra's modules over wirecheck's transport): host.sudo() gains
+    root the way the target does, here with the become password; without it, sudo refuses."""
+    from wirecheck.targets import Target
+    from wirecheck.testinfra_backend import testinfra_host
+
+    def host_with(password):
+        t = SshTransport(node.address, user=node.user, port=node.port, identity_file=node.key_path,
+                         extra_args=[x for o in node.ssh_options for x in ("-o", o)])
+        if password:
+            t.use_become_password(password, "ansible_become_pass")
+        return Target(name="deploy_node", address=node.address, roles=["deploy_node"], transport=t)
+
+    with_pw, without = host_with(PASSWORD), host_with(None)
+    try:
+        host = testinfra_host(with_pw)
+        assert host.check_output("id -u") == str(node.uid)
+        with host.sudo():
+            assert host.check_output("id -u") == "0"
+            assert host.file("/etc/shadow").contains(f"^{node.user}:\\$6\\$")      # root-only file, read
+        with testinfra_host(without).sudo():
+            res = testinfra_host(without).run("id -u")
+        assert res.rc == 1 and "a password is required" in res.stderr
+    finally:
+        with_pw.close()
+        without.close()
