@@ -103,6 +103,24 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path):
     assert f"ansible: {said['ansible_playbook']}" in run.stderr
 
 
+def test_dry_run_exits_3_when_its_preflight_blocks_even_with_force(tmp_path):
+    """A preflight that judges nothing blocks (it measured nothing): the dry run says so and exits 3, and
+    --force, which would install anyway, changes neither; the install command is printed, not run."""
+    inv = tmp_path / "host.yml"
+    inv.write_text("wiab:\n  hosts:\n    deploy_node:\n      ansible_host: 198.18.250.9\n")
+    run = run_provision(["demo", "-i", str(inv), "--wire-server-deploy", str(STANDIN_WSD), "--dry-run", "--force",
+                         "--preflight-args", "-k no_check_is_called_this"], tmp_path / "r")
+    assert run.rc == 3, run.stderr
+    said = next(line for line in run.stderr.splitlines() if line.startswith("DRY RUN: preflight FAILED"))
+    assert "judged no requirement" in said and "(--force would install anyway)" in said, said
+    pre, play, acc = run.stdout.splitlines()
+    assert "no_check_is_called_this" in pre and "deploy_wiab.yml" in play and "suites/acceptance" in acc
+    assert "no_check_is_called_this" not in acc            # --preflight-args are the preflight's own
+    rec = run.provision
+    assert rec["exit_code"] == 3 and rec["failed_phase"] == "preflight" and set(rec["phases"]) == {"preflight"}
+    assert not (tmp_path / "r" / "install").exists()
+
+
 def test_extra_vars_forms(tmp_path):
     f = tmp_path / "vars.yml"
     f.write_text("a: 1\nb: [x]\n")
