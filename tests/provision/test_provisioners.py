@@ -121,6 +121,22 @@ def test_dry_run_exits_3_when_its_preflight_blocks_even_with_force(tmp_path):
     assert not (tmp_path / "r" / "install").exists()
 
 
+def test_dry_run_from_a_git_url_does_not_judge_a_checkout_it_did_not_fetch(tmp_path):
+    """--wsd-git with --dry-run fetches nothing: the clone is printed, and CTRL-WSD-CHECKOUT is not_evaluated
+    (not a fail about a directory that was never meant to exist yet)."""
+    inv = tmp_path / "host.yml"
+    inv.write_text("wiab:\n  hosts:\n    deploy_node:\n      ansible_host: 198.18.250.9\n")
+    run = run_provision(["demo", "-i", str(inv), "--wsd-git", f"file://{tmp_path}/nowhere", "--dry-run",
+                         "--preflight-args", "-k test_wire_server_deploy"], tmp_path / "r")
+    assert run.rc == 0, run.stderr
+    assert "CTRL-WSD-CHECKOUT is not evaluated" in run.stderr
+    clone, pre, acc = run.stdout.splitlines()
+    assert clone.startswith("git clone --recurse-submodules") and "--wire-server-deploy" not in pre
+    report = json.loads((tmp_path / "r" / "preflight" / "compliance.json").read_text())
+    (wsd,) = [r for r in report["requirements"] if r["id"] == "CTRL-WSD-CHECKOUT"]
+    assert wsd["status"] == "not_evaluated" and "--wire-server-deploy" in wsd["results"][0]["message"], wsd
+
+
 def test_extra_vars_forms(tmp_path):
     f = tmp_path / "vars.yml"
     f.write_text("a: 1\nb: [x]\n")
