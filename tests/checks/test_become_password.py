@@ -152,3 +152,36 @@ def test_testinfra_sudo_in_site_packs_uses_the_become_password(node):
     finally:
         with_pw.close()
         without.close()
+
+
+def test_wires_99_static_shape_password_login_and_become_password(lab_module, tmp_path, monkeypatch):
+    """offline/99-static as Wire ships it, filled in: [all:vars] with ansible_user, ansible_password
+    (the login, through sshpass) and ansible_become_pass (sudo). The login and root both work, and
+    neither password is written anywhere; with a wrong become password, root-needing checks are errors."""
+    h = lab_module.add_host("assethost", user="demo", sudo=True, sudo_password=PASSWORD, password_login=True)
+    log = tmp_path / "commands.log"
+    monkeypatch.setenv("WIRECHECK_COMMAND_LOG", str(log))
+    known = f"-o UserKnownHostsFile={h.known_hosts_path} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes"
+
+    def static(name: str, become: str) -> str:
+        path = tmp_path / name
+        path.write_text(f"[all]\nassethost ansible_host={h.address} ansible_port={h.port}\n\n"
+                        f"[all:vars]\nansible_user={h.user}\nansible_password={PASSWORD}\n"
+                        f"ansible_become_pass={become}\nansible_ssh_common_args='{known}'\n\n"
+                        "[assethost]\nassethost\n")
+        return str(path)
+
+    run = run_suite(["--ansible-inventory", static("99-static", PASSWORD), "--profile", "production",
+                     "-k", "sudo or ssh_non_interactive"], tmp_path / "r")
+    login = run.result("CTRL-SSH-KEY-AUTH", "assethost")
+    assert login["status"] == "pass", login
+    assert f"Accepted password for {h.user}" in h.sshd_log()          # sshpass logged in, no key
+    sudo = run.result("HOST-SUDO", "assethost")
+    assert sudo["status"] == "pass" and "sudo -S id -u (password from ansible_become_pass)" in sudo["message"], sudo
+    assert PASSWORD not in everything_written(run, log) and "Wire sudo pw" not in everything_written(run, log)
+    run = run_suite(["--ansible-inventory", static("99-static-wrong", "wrong-one"), "--profile", "production",
+                     "-k", "sudo or ssh_non_interactive"], tmp_path / "r2")
+    assert run.result("CTRL-SSH-KEY-AUTH", "assethost")["status"] == "pass"
+    sudo = run.result("HOST-SUDO", "assethost")
+    assert sudo["status"] == "error" and "sudo refused the password given in ansible_become_pass for demo" \
+        in sudo["message"], sudo

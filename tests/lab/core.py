@@ -611,7 +611,8 @@ class Lab:
 
         name, user="wire", sudo=True, sudo_password=None (the login user's password: sudo then asks
         for it, as on machines whose operators give Ansible ansible_become_pass), files={path: content},
-        sysctls={key: value},
+        sysctls={key: value}, password_login=False (sshd also takes that password, as for Wire's
+        offline/99-static with ansible_password),
         setup=[shell commands run as root inside the host before sshd], cpus=None,
         meminfo_kib=None, tmpfs={path: size}, extra_addresses=[cidr],
         fake_cpus=None (stand-in: nproc, /proc/cpuinfo and sysfs report this many CPUs),
@@ -675,7 +676,7 @@ class Lab:
                    fake_cpus: int | None = None, session_path: str = UBUNTU_PATH,
                    private_dirs: Sequence[str] = (),
                    tmpfs: Mapping[str, str] | None = None, extra_addresses: Sequence[str] = (),
-                   root_login: bool = False, private_tmp: bool = True,
+                   root_login: bool = False, private_tmp: bool = True, password_login: bool = False,
                    max_sessions: int = 100) -> tuple[LabHost, str]:
         if not _NAME_RE.match(name):
             raise ValueError(f"bad host name {name!r}")
@@ -704,7 +705,8 @@ class Lab:
         script = _HostBuilder(self, host, files=files or {}, sysctls=sysctls or {}, setup=setup,
                               meminfo_kib=meminfo_kib, tmpfs=tmpfs or {}, root_login=root_login,
                               fake_cpus=fake_cpus, session_path=session_path, private_dirs=private_dirs,
-                              private_tmp=private_tmp, max_sessions=max_sessions).script()
+                              private_tmp=private_tmp, max_sessions=max_sessions,
+                              password_login=password_login).script()
         (workdir / "setup.sh").write_text(script)
         return host, script
 
@@ -878,7 +880,10 @@ class _HostBuilder:
                  fake_cpus: int | None, session_path: str, private_dirs: Sequence[str],
                  sysctls: Mapping[str, str | int], setup: Sequence[str], meminfo_kib: int | None,
                  tmpfs: Mapping[str, str], root_login: bool, private_tmp: bool,
-                 max_sessions: int = 100) -> None:
+                 max_sessions: int = 100, password_login: bool = False) -> None:
+        if password_login and host.sudo_password is None:
+            raise ValueError("password_login needs sudo_password= (the login user's password)")
+        self.password_login = password_login
         self.lab, self.host = lab, host
         self.max_sessions = max_sessions
         self.files, self.sysctls, self.setup = files, sysctls, setup
@@ -1110,7 +1115,7 @@ class _HostBuilder:
             f"HostKey {self.lab.host_key_path}",
             "PidFile none",
             "UsePAM no",
-            "PasswordAuthentication no",
+            f"PasswordAuthentication {'yes' if self.password_login else 'no'}",
             "KbdInteractiveAuthentication no",
             "PubkeyAuthentication yes",
             "AuthorizedKeysFile .ssh/authorized_keys",
