@@ -287,7 +287,8 @@ class Transport:
         return b""
 
     def _become_flag(self) -> str | None:
-        """Where processes of one run leave each other a refused password (None: not shared)."""
+        """Where processes of one run leave each other sudo's answer to the become password ("ok" or
+        the refusal; never the password). None: not shared."""
         return None
 
     def check_become(self) -> None:
@@ -308,7 +309,10 @@ class Transport:
                         with open(flag, encoding="utf-8") as fh:
                             said = fh.read()
                     if said is None:
-                        said = self._ask_sudo()
+                        try:
+                            said = self._ask_sudo()
+                        except CommandTimeout as exc:     # a sudo that hangs: not asked again for each check
+                            said = str(exc)
                         if flag:
                             with contextlib.suppress(OSError), open(flag, "w", encoding="utf-8") as fh:
                                 fh.write(said)
@@ -478,7 +482,7 @@ class SshTransport(Transport):
             self._connect_locked()
 
     def _become_flag(self) -> str | None:
-        return self.control_path + ".sudo-refused" if shared_dir() else None
+        return self.control_path + ".become" if shared_dir() else None
 
     def _master_alive(self) -> bool:
         try:
