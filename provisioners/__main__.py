@@ -1,6 +1,7 @@
 """`python -m provisioners <name> [options] [-- pytest args]`: preflight gate → install → acceptance gate.
 
-Exit status tells which phase stopped the run:
+With --dry-run only the preflight runs (for real, against the inventory's hosts); the install and
+acceptance commands are printed. Exit status tells which phase stopped the run:
     0  everything passed
     2  usage / input error (nothing ran)
     3  preflight: a MUST requirement failed (nothing was installed)
@@ -75,7 +76,9 @@ def build_parser(names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--chart-repo", help="Helm repo name for charts (production; default: charts/ in the checkout)")
     p.add_argument("--report-dir", type=Path, help="where preflight/, install/, acceptance/ and provision.json go")
     p.add_argument("--force", action="store_true", help="install even if preflight fails (recorded in the report)")
-    p.add_argument("--dry-run", action="store_true", help="print the exact commands, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run the preflight against the inventory's hosts and print the exact install and acceptance "
+                        "commands without running them; exit 0 when the preflight passes, 3 when it does not")
     p.add_argument("--skip-preflight", action="store_true", help="do not run the preflight gate (recorded)")
     p.add_argument("--skip-acceptance", action="store_true", help="do not run the acceptance gate (recorded)")
     p.add_argument("--acceptance-timeout", type=float, default=900.0,
@@ -98,8 +101,6 @@ def _say(line: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     import provisioners
     from provisioners import AnsibleOptions, ProvisionContext, ProvisionError
-    from provisioners.gate import gate_command
-    from provisioners.runner import describe_command
     from provisioners.wsd import WsdSource
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -180,13 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pre_args, acc_args = shlex.split(args.preflight_args), shlex.split(args.acceptance_args)
     if args.dry_run:
-        if not args.skip_preflight:
-            print(gate_command("preflight", report_dir / "preflight", phase_args=pre_args, **gate_common)[1])
-        for i, step in enumerate(steps, 1):
-            print(describe_command(step, ctx, i))
-        if not args.skip_acceptance:
-            print(gate_command("acceptance", report_dir / "acceptance", phase_args=acc_args, **gate_common)[1])
-        return finish(EXIT_OK, None, "dry run: nothing was executed")
+        return dry_run(args, prov, ctx, steps, gate_common, pre_args, acc_args, report_dir, record, finish)
 
     # 1. preflight
     if args.skip_preflight:
@@ -235,6 +230,42 @@ def main(argv: list[str] | None = None) -> int:
     forced = " (preflight overridden by --force)" if args.force and record["phases"].get("preflight", {}).get(
         "overridden_by_force") else ""
     return finish(EXIT_OK, None, f"PROVISION OK: preflight, install and acceptance passed{forced}")
+
+
+def dry_run(args, prov, ctx, steps, gate_common: dict, pre_args: list[str], acc_args: list[str], report_dir: Path,
+            record: dict, finish) -> int:
+    """--dry-run: the preflight runs for real, against the inventory's hosts, as before an install; the
+    install and acceptance commands are printed, never run. Exit 0 when the preflight passes (or is
+    skipped), 3 when it blocks -- whatever --force says, since nothing is installed either way."""
+    from provisioners.gate import gate_command
+    from provisioners.runner import describe_command
+
+    pre = None
+    if args.skip_preflight:
+        _say("preflight: SKIPPED (--skip-preflight)")
+    else:
+        common = dict(gate_common)
+        if not Path(common["wsd"]).is_dir():     # a git URL or zip a dry run does not fetch: nothing to judge
+            common["wsd"] = None
+            _say("(dry run: wire-server-deploy is not fetched, so its checkout is not judged: CTRL-WSD-CHECKOUT "
+                 "is not evaluated)")
+        print(gate_command("preflight", report_dir / "preflight", phase_args=pre_args, **common)[1], flush=True)
+        _say("== preflight (dry run: the preflight runs; nothing after it does) ==")
+        pre = run_gate_until("preflight", report_dir / "preflight", timeout=0, interval=0, say=_say,
+                             phase_args=pre_args, **common)
+        record["phases"]["preflight"] = pre.to_dict()
+    for i, step in enumerate(steps, 1):
+        print(describe_command(step, ctx, i))
+    if not args.skip_acceptance:
+        print(gate_command("acceptance", report_dir / "acceptance", phase_args=acc_args, **gate_common)[1])
+    if pre is not None and not pre.passed:
+        forced = " (--force would install anyway)" if args.force else ""
+        return finish(EXIT_PREFLIGHT, "preflight",
+                      f"DRY RUN: preflight FAILED: {pre.summary_line()}{forced}; the {len(steps)} install "
+                      "step(s) and the acceptance run printed above were not run")
+    said = "preflight passed" if pre is not None else "preflight skipped"
+    return finish(EXIT_OK, None, f"DRY RUN: {said}; the {len(steps)} install step(s) and the acceptance run "
+                                 f"printed above were not run ({prov.name})")
 
 
 def entry() -> int:

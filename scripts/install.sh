@@ -16,7 +16,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 base_pkgs=(python3 python3-venv python3-pip openssh-client iproute2 procps curl git unzip netcat-openbsd sshpass)
 test_pkgs=(openssh-server sudo iptables nftables ufw dnsmasq-base nginx-light coturn nmap psmisc lsof
-           kmod util-linux chromium unattended-upgrades
+           kmod util-linux chromium unattended-upgrades openssl   # openssl passwd: lab users with a password
            postgresql etcd-server etcd-client rabbitmq-server
            maven openjdk-17-jre-headless)   # Maven + JDK: a real Cassandra ring (tests/lab/cassandra.py)
 pkgs=("${base_pkgs[@]}")

@@ -243,7 +243,7 @@ class Facts:
         no output, other output) is CannotMeasure, even for a root login that never answered."""
         def get():
             root = self.t.transport.is_root
-            how = "id -u" if root else "sudo -n id -u"
+            how = "id -u" if root else self.sudo_how("id -u")
             res = self._run("id -u", sudo=True, timeout=15)
             out, err = res.stdout.strip(), res.stderr.strip()
             if res.rc == 0 and out == "0":
@@ -278,6 +278,14 @@ class Facts:
             return [ln.split()[1] for ln in text.splitlines() if ln.startswith("nameserver") and len(ln.split()) > 1]
         return self._cached("resolv", get)
 
+    def sudo_how(self, cmd: str) -> str:
+        """How cmd runs as root, as a reader would type it: `sudo -n cmd`, or `sudo -S cmd` with the
+        inventory's become password (named by its variable, never shown)."""
+        t = self.t.transport
+        if getattr(t, "sudo_with_password", False):
+            return f"sudo -S {cmd} (password from {t.become_var})"
+        return f"sudo -n {cmd}"
+
     def privileged(self, cmd: str, what: str) -> tuple[Any, str]:
         """Run a command that needs root; say so when it could not run."""
         res = self._run(cmd, sudo=True)
@@ -285,9 +293,10 @@ class Facts:
             err = (res.stderr.strip().splitlines() or ["no message"])[-1]
             if self.t.transport.is_root:     # nothing to do with sudo: say what failed
                 raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} as root (exit {res.rc}): {err}")
+            how = self.sudo_how("").split(" (")[0].strip()
             if re.search(r"^sudo: |password is required|not in the sudoers|may not run sudo", err):
-                raise CannotMeasure(f"{what}: `{cmd}` needs root and sudo -n refused on {self.t.name}: {err}")
-            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} with sudo -n (exit {res.rc}): {err}")
+                raise CannotMeasure(f"{what}: `{cmd}` needs root and {how} refused on {self.t.name}: {err}")
+            raise CannotMeasure(f"{what}: `{cmd}` failed on {self.t.name} with {how} (exit {res.rc}): {err}")
         return res.stdout, cmd
 
     def firewall_snapshot(self) -> None:

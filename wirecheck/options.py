@@ -180,6 +180,12 @@ def build_site(config: pytest.Config) -> Site:
             for k, v in secrets_in({**inv.all_vars, **hv}):      # nested, and PEM keys by their look
                 secrets.append(v)
                 redacted.append(k)
+        for t in targets:     # the passwords as used: a Jinja template in the inventory rendered
+            for value, var in ((getattr(t.transport, "_password", None), "ansible_password"),
+                               (getattr(t.transport, "_become_password", None), t.transport.become_var)):
+                if value:
+                    secrets.append(str(value))
+                    redacted.append(str(var or "password"))
     else:
         profile = profile or "demo"
         roles = [r.strip() for r in opt.roles.split(",")] if opt.roles else (

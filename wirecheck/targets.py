@@ -467,6 +467,7 @@ def targets_from_inventory(inv: Inventory, profile: str, connect_timeout: int = 
         if connection == "local":
             t = local_target(roles)
             t.name, t.vars = name, hv
+            _become(t.transport, name, conn)
             out.append(t)
             continue
         if connection not in ("ssh", "smart", "paramiko", "paramiko_ssh"):
@@ -505,5 +506,24 @@ def targets_from_inventory(inv: Inventory, profile: str, connect_timeout: int = 
                                  identity_file=str(key) if key else None, ssh_config=overrides.ssh_config,
                                  extra_args=extra, password=str(password) if password else None,
                                  connect_timeout=connect_timeout)
+        _become(transport, name, conn)
         out.append(Target(name=name, address=address, roles=roles, transport=transport, vars=hv))
     return out
+
+
+def _become(transport: Transport, name: str, conn: dict[str, Any]) -> None:
+    """The inventory's become password (ansible_become_pass, ansible_become_password, ansible_sudo_pass:
+    the last one set wins, as in Ansible) for sudo -S on this host."""
+    password = conn.get("become_pass")
+    if password in (None, ""):
+        return
+    var = conn.get("become_pass_var") or "ansible_become_pass"
+    if password == "<vault-encrypted>":
+        transport.refuse_become(f"host {name}: {var} is encrypted with Ansible Vault, which wirecheck does not "
+                                "decrypt, so nothing that needs root could run: give the password in clear in a "
+                                "copy of the inventory kept for the check, or let the login user sudo without one")
+        return
+    try:
+        transport.use_become_password(str(password), var)
+    except ValueError as exc:
+        raise TargetError(f"host {name}: {exc}") from None

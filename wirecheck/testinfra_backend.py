@@ -21,9 +21,23 @@ class WirecheckBackend(BaseBackend):
         self.target = target
         super().__init__(target.name, **kwargs)
 
+    #: what get_sudo_command puts before a command for root: run() hands it to the target's own sudo
+    ROOT = "@@wirecheck-as-root@@ "
+
+    def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
+        # host.sudo(): root the way the target gains it (sudo -n, or sudo -S with the become password);
+        # another user: testinfra's own `sudo -u` (started as root inside host.sudo())
+        if sudo_user in (None, "root"):
+            return self.ROOT + command
+        return super().get_sudo_command(command, sudo_user)
+
     def run(self, command: str, *args: str, **kwargs: Any):
         cmd = self.get_command(command, *args)
-        res = self.target.run(cmd)
+        if cmd.startswith(self.ROOT):
+            cmd = cmd[len(self.ROOT):]
+            res = self.target.run(cmd, sudo=True)
+        else:
+            res = self.target.run(cmd)
         return self.result(res.rc, self.encode(cmd), res.stdout, res.stderr)
 
     def get_pytest_id(self) -> str:

@@ -27,6 +27,8 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -49,6 +51,10 @@ class Unreachable(TransportError):
 
 class CommandTimeout(TransportError):
     pass
+
+
+class SudoRefused(TransportError):
+    """sudo on the target refused the become password the inventory gives (ansible_become_pass)."""
 
 
 @dataclass
@@ -210,14 +216,51 @@ def _trace(where: str, command: str, sudo: bool, result: CommandResult) -> None:
         fh.write(line)
 
 
+#: what sudo says when it did not accept the password it read (sudo 1.8 and 1.9, any count)
+SUDO_PASSWORD_REFUSED = re.compile(r"incorrect password attempt|Sorry, try again")
+
+
 class Transport:
-    """Base: runs shell commands on a target."""
+    """Base: runs shell commands on a target.
+
+    Root-needing commands run through ``sudo -n`` (sudo must not ask), or, when the inventory gives a
+    become password (``ansible_become_pass`` and its aliases), through ``sudo -S``: the password is
+    the first line of the command's stdin, never on a command line, in the command log or in a
+    report.  Before the first such command, ``sudo -S -k`` is asked once whether it accepts the
+    password; a refusal is remembered (``SudoRefused``) so that no later command costs sudo's
+    failure delay again.  After the password line comes a line with a token of this transport's
+    own: the command, started by sudo, skips lines up to it, so that a password sudo did not ask
+    for (NOPASSWD, cached credentials) never reaches the command's own input.
+    """
 
     user: str | None = None
     is_root: bool = False
     description = "transport"
     #: the locale commands run in: fixed, so that output parses the same everywhere
     locale = "C"
+    _become_password: str | None = None
+    #: the inventory variable the become password came from (named in messages)
+    become_var: str | None = None
+    _become_token: str = ""
+    _become_refused: str | None = None
+    _become_checked: bool = False
+
+    def use_become_password(self, password: str, var: str = "ansible_become_pass") -> None:
+        """Gain root with ``sudo -S`` and this password (see the class text)."""
+        if "\n" in password or "\r" in password or "\0" in password:
+            raise ValueError(f"{var} holds a line break or NUL: sudo reads the password as one line")
+        self._become_password, self.become_var = password, var
+        self._become_token = "@@wirecheck-stdin-" + secrets.token_hex(8)
+        self._become_lock = threading.Lock()
+
+    def refuse_become(self, message: str) -> None:
+        """A become password that cannot be used (say why): every root-needing command raises SudoRefused."""
+        self._become_password, self._become_lock = "", threading.Lock()
+        self._become_refused, self._become_checked = message, True
+
+    @property
+    def sudo_with_password(self) -> bool:
+        return self._become_password is not None and not self.is_root
 
     def argv_for(self, command: str) -> list[str]:
         raise NotImplementedError
@@ -228,13 +271,88 @@ class Transport:
     def wrap(self, command: str, sudo: bool) -> str:
         # sbin directories: a non-root login's PATH often lacks them, and iptables/nft/ufw live there
         command = f"LC_ALL={self.locale}; PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"; export LC_ALL PATH; {command}"
+        if sudo and self.sudo_with_password:
+            skip = (f"while IFS= read -r wc_line && [ \"$wc_line\" != {self._become_token} ]; do :; done; "
+                    "unset wc_line; ")
+            return f"sudo -S -p '' -- /bin/sh -c {shlex.quote(skip + command)}"
         if sudo and not self.is_root:
             return f"sudo -n -- /bin/sh -c {shlex.quote(command)}"
         return command
 
+    def _become_stdin(self, sudo: bool) -> bytes:
+        """What goes before a command's own stdin: the password and the token line (sudo -S), else nothing."""
+        if sudo and self.sudo_with_password:
+            assert self._become_password is not None
+            return f"{self._become_password}\n{self._become_token}\n".encode()
+        return b""
+
+    def _become_flag(self) -> str | None:
+        """Where processes of one run leave each other sudo's answer to the become password ("ok" or
+        the refusal; never the password). None: not shared."""
+        return None
+
+    def check_become(self) -> None:
+        """Ask sudo once whether it takes the become password; raise SudoRefused when it does not.
+        Once per transport, and where processes share a run directory once per run and host."""
+        if not self.sudo_with_password:
+            return
+        if self._become_refused:
+            raise SudoRefused(self._become_refused)
+        if self._become_checked:
+            return
+        with self._become_lock:
+            flag = self._become_flag()
+            with file_lock(flag + ".lock") if flag else contextlib.nullcontext():
+                if not self._become_checked:
+                    said = None
+                    if flag and os.path.exists(flag):
+                        with open(flag, encoding="utf-8") as fh:
+                            said = fh.read()
+                    if said is None:
+                        try:
+                            said = self._ask_sudo()
+                        except CommandTimeout as exc:     # a sudo that hangs: not asked again for each check
+                            said = str(exc)
+                        if flag:
+                            with contextlib.suppress(OSError), open(flag, "w", encoding="utf-8") as fh:
+                                fh.write(said)
+                    self._become_refused = None if said == "ok" else said
+                    self._become_checked = True
+        if self._become_refused:
+            raise SudoRefused(self._become_refused)
+
+    def _ask_sudo(self) -> str:
+        """"ok", or the sentence saying that sudo refused the password. What else sudo says (the user is
+        not in sudoers, no sudo at all) is "ok" here: the commands themselves then report it."""
+        assert self._become_password is not None
+        # -k: judge the password itself, not credentials sudo may have cached
+        argv = self.argv_for(bounded("sudo -S -k -p '' -- /bin/sh -c 'echo @@wirecheck-become-ok'", 30))
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.env(), start_new_session=True)
+        try:
+            out, err = proc.communicate(f"{self._become_password}\n".encode(), timeout=30)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            raise CommandTimeout(f"{self.description}: sudo did not answer within 30 s whether it accepts the "
+                                 f"password given in {self.become_var}") from None
+        result = CommandResult("sudo -S -k true", proc.returncode, _decode(out), _decode(err),
+                               time.monotonic() - start)
+        _trace(self.description, "sudo -S -k (is the become password accepted?)", False, result)
+        self.check_transport(result)
+        if proc.returncode == 0 or not SUDO_PASSWORD_REFUSED.search(result.stderr):
+            return "ok"
+        lines = [x.strip() for x in result.stderr.splitlines() if x.strip()]
+        said = next((x for x in lines if "incorrect password attempt" in x), lines[-1] if lines else "")
+        return (f"{self.description}: sudo refused the password given in {self.become_var} for "
+                f"{self.user or 'the login user'} ({said[:200] or 'Sorry, try again.'}), so nothing that needs "
+                f"root could run: correct {self.become_var} in the inventory")
+
     def run(self, command: str, timeout: float = DEFAULT_TIMEOUT, sudo: bool = False,
             stdin: bytes | None = None) -> CommandResult:
         self.connect()
+        if sudo:
+            self.check_become()
         with self.slot():
             return self._run(command, timeout, sudo, stdin)
 
@@ -248,7 +366,7 @@ class Transport:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=self.env(), start_new_session=True)
         try:
-            out, err = proc.communicate(stdin or b"", timeout=timeout)
+            out, err = proc.communicate(self._become_stdin(sudo) + (stdin or b""), timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill(proc)
             raise CommandTimeout(f"{self.description}: no answer to {command!r} within {timeout:g} s") from None
@@ -261,10 +379,17 @@ class Transport:
         """Start argv on the target with pipes; killing the returned process ends the remote one
         (over SSH: stdin closes, which the programs we start watch for)."""
         self.connect()
+        if sudo:
+            self.check_become()
         command = shlex.join(argv)
-        return subprocess.Popen(self.argv_for(self.wrap(command, sudo)), stdin=subprocess.PIPE,
+        proc = subprocess.Popen(self.argv_for(self.wrap(command, sudo)), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env(),
                                 start_new_session=True)
+        first = self._become_stdin(sudo)
+        if first and proc.stdin is not None:
+            proc.stdin.write(first)
+            proc.stdin.flush()
+        return proc
 
     def check_transport(self, result: CommandResult) -> None:
         pass
@@ -355,6 +480,9 @@ class SshTransport(Transport):
             raise Unreachable(self._connect_error)
         with file_lock(self.control_path + ".lock"):     # one process of the run connects, the others wait
             self._connect_locked()
+
+    def _become_flag(self) -> str | None:
+        return self.control_path + ".become" if shared_dir() else None
 
     def _master_alive(self) -> bool:
         try:

@@ -25,13 +25,23 @@ def test_ssh_non_interactive(target):
 
 @requirement("HOST-SUDO")
 def test_sudo(target):
-    ok = target.facts.sudo_ok()
-    root = target.transport.is_root
+    ok = target.facts.sudo_ok()       # a become password sudo refuses raises SudoRefused: error, named
+    t = target.transport
+    root = t.is_root
+    who = target.user or "the login user"
+    record(become_password_from=t.become_var if getattr(t, "sudo_with_password", False) else None)
+    if getattr(t, "sudo_with_password", False):
+        expect(ok.value, "sudo with the inventory's become password", method=ok.method).is_true(
+            f"sudo -S with the password of {t.become_var} works for the login user",
+            f"{who} cannot become root with sudo and the password of {t.become_var} ({ok.method})",
+            passed=f"root with the inventory's become password: {ok.method} as {who} prints 0")
+        return
     expect(ok.value, "passwordless sudo", method=ok.method).is_true(
         "sudo -n works for the login user",
-        f"{target.user or 'the login user'} cannot sudo without a password ({ok.method})",
+        f"{who} cannot sudo without a password ({ok.method}); if sudo asks for one, give it in the "
+        "inventory as ansible_become_pass",
         passed=("root without a password: the login user is root (`id -u` prints 0)" if root else
-                f"passwordless sudo: `sudo -n id -u` as {target.user or 'the login user'} prints 0"))
+                f"passwordless sudo: `sudo -n id -u` as {who} prints 0"))
 
 
 @requirement("HOST-PYTHON3")

@@ -11,6 +11,7 @@ would build the cluster twice.
 from __future__ import annotations
 
 import glob
+import json
 import subprocess
 import time
 
@@ -35,8 +36,8 @@ def pg(lab_module):
         cluster.close()
 
 
-def _check(lab, tmp_path, name: str, *extra: str):
-    inv = lab.inventory_ini(tmp_path / f"{name}.ini", {"postgresql": lab.hosts})
+def _check(lab, tmp_path, name: str, *extra: str, vars: dict | None = None):
+    inv = lab.inventory_ini(tmp_path / f"{name}.ini", {"postgresql": lab.hosts}, vars)
     run = run_suite(["--ansible-inventory", str(inv), "--profile", "production", "-k", "test_postgresql", *extra],
                     tmp_path / name, suite="suites/acceptance/test_datastores.py")
     return run.result(RID)
@@ -63,6 +64,18 @@ def test_postgresql_cluster_judged_from_every_member(pg, lab_module, tmp_path):
     assert "pg1: primary" in r["observed"] and "pg3: standby (in recovery)" in r["observed"]
     assert r["evidence"]["streaming_standbys"] == ["pg2", "pg3"]
     assert "pg_stat_wal_receiver" in r["method"]
+
+    # -- pg2's login user needs a password for sudo: without the inventory's become password pg2 is not
+    # measured (error naming sudo); with ansible_become_pass psql runs as postgres there too, and passes
+    pw = "pg2 sudo pass"
+    with s2.host.sudo_asks_password(pw):
+        r = _check(lab, tmp_path, "become-none")
+        assert r["status"] == "error", r
+        assert "could not measure pg2: sudo: a password is required" in r["message"], r["message"]
+        r = _check(lab, tmp_path, "become-pass", vars={"ansible_become_pass": pw})
+        assert r["status"] == "pass", r
+        assert "2 standby(s) streaming from pg1" in r["observed"], r["observed"]
+        assert pw not in json.dumps(r)
 
     # -- a standby stopped: a measured failure naming it, psql's reason whole in the evidence
     s3.stop()
@@ -140,3 +153,4 @@ def test_postgresql_cluster_judged_from_every_member(pg, lab_module, tmp_path):
     r = _check(lab, tmp_path, "two-primaries")
     assert r["status"] == "fail", r
     assert "on site: two primaries (pg1, pg2): more than one member accepts writes" in r["message"], r["message"]
+

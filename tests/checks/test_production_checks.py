@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 import select
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from suites.preflight import test_production as prod
 from tests.support.wc import run_suite
@@ -253,6 +255,62 @@ def test_serial_run_agrees(fleet, fleet_run, lab_module, tmp_path):
     def statuses(run):
         return {(r["id"], x["target"]): x["status"] for r in run.compliance["requirements"] for x in r["results"]}
     assert statuses(serial) == statuses(fleet_run)
+
+
+def staging_layout(ini: Path, root: Path) -> Path:
+    """The same hosts and groups in the layout of wire-server-deploy's ansible/inventory/offline/staging.yml
+    (commit 682349dc): YAML, the login user in all.vars, kube-master / etcd / k8s-cluster /
+    elasticsearch_master as children of other groups, per-group vars in the groups, and beside it
+    group_vars/all/offline.yml building ansible_ssh_common_args from a Jinja template over groups['all']
+    (as Wire's does for a bastion) and group_vars/postgresql/. Our own file in that shape, not Wire's."""
+    from wirecheck.targets import load_inventory
+
+    inv = load_inventory(str(ini))
+    host_keys = ("ansible_host", "ansible_port", "ansible_ssh_private_key_file", "physical_host")
+    hosts = {name: {k: hv[k] for k in host_keys if k in hv} for name, hv in inv.hosts.items()}
+    first = next(iter(inv.hosts.values()))
+    children = {"kube-master": ["kube-node"], "etcd": ["kube-node"], "k8s-cluster": ["kube-node", "kube-master"],
+                "elasticsearch_master": ["elasticsearch"]}
+    group_vars = {"cassandra": {"cassandra_network_interface": "eth0"},
+                  "elasticsearch": {"elasticsearch_network_interface": "eth0"},
+                  "minio": {"minio_network_interface": "eth0"}}
+    doc: dict = {"all": {"vars": {"ansible_user": first["ansible_user"], "target_domain": "wire.example.test"}}}
+    for group, members in inv.groups.items():
+        if group in ("all", "ungrouped") or group == "postgresql":
+            continue
+        if group in children:
+            doc[group] = {"children": {c: {} for c in children[group]}}
+        else:
+            doc[group] = {"hosts": {m: hosts[m] for m in members}}
+        if group in group_vars:
+            doc[group]["vars"] = group_vars[group]
+    doc["postgresql"] = {"hosts": {m: hosts[m] for m in inv.groups["postgresql"]}}
+    (root / "group_vars" / "all").mkdir(parents=True)
+    (root / "group_vars" / "postgresql").mkdir(parents=True)
+    (root / "group_vars" / "all" / "offline.yml").write_text(yaml.safe_dump({
+        "ansible_ssh_common_args": "{% if 'bastion' in groups['all'] %}-o ProxyJump=bastion {% endif %}"
+                                   + first["ansible_ssh_common_args"]}))
+    (root / "group_vars" / "postgresql" / "postgresql.yml").write_text(yaml.safe_dump({
+        "repmgr_namespace": "wire", "postgresql_version": 17}))
+    path = root / "staging.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert {g: sorted(m) for g, m in load_inventory(str(path)).groups.items()} == \
+        {g: sorted(m) for g, m in inv.groups.items()}
+    return path
+
+
+def test_staging_yml_layout_agrees_with_the_ini_layout(fleet, fleet_run, lab_module, tmp_path):
+    """Wire's offline inventories come as INI (99-static) and as YAML with group_vars/ (staging.yml): the
+    same machines in either layout get the same verdicts."""
+    ini = write_inventory(lab_module, fleet, tmp_path / "hosts.ini")
+    staging = staging_layout(ini, tmp_path / "offline")
+    run = run_suite(["--ansible-inventory", str(staging), "-n", "auto"], tmp_path / "r",
+                    suite="suites/preflight/test_production.py")
+
+    def statuses(run):
+        return {(r["id"], x["target"]): x["status"] for r in run.compliance["requirements"] for x in r["results"]}
+    assert run.compliance["site"]["inventory_kind"] == "production"
+    assert statuses(run) == statuses(fleet_run)
 
 
 def test_bad_topology_fails_the_fleet_checks(fleet, lab_module, tmp_path):

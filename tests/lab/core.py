@@ -305,6 +305,8 @@ class LabHost:
     holder: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     sshd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     extra_addresses: list[str] = field(default_factory=list)
+    #: the login user's password, asked by sudo (``sudo_password=``); None: sudo without a password
+    sudo_password: str | None = field(default=None, repr=False)
 
     # -- addressing ---------------------------------------------------------------------------
 
@@ -349,6 +351,21 @@ class LabHost:
         if check and result.returncode != 0:
             raise LabError(f"ssh {self.name} {command!r} failed ({result.returncode}): {result.stderr.strip()}")
         return result
+
+    @contextlib.contextmanager
+    def sudo_asks_password(self, password: str):
+        """For the duration: the login user has `password` and sudo asks for it (as with sudo_password=
+        at creation); afterwards sudo without a password again."""
+        hashed = _run(["openssl", "passwd", "-6", "-stdin"], input_text=password + "\n").stdout.strip()
+        self.exec(["sh", "-c", 'cp /etc/shadow /etc/shadow.wc-saved && usermod -p "$1" "$2" && '
+                   'sed -i "s/^$2\tALL=(ALL:ALL) NOPASSWD: ALL$/$2\tALL=(ALL:ALL) ALL/" /etc/sudoers && '
+                   'grep -q "^$2\tALL=(ALL:ALL) ALL$" /etc/sudoers', "sh", hashed, self.user])
+        try:
+            yield self
+        finally:
+            self.exec(["sh", "-c", 'cat /etc/shadow.wc-saved > /etc/shadow && rm /etc/shadow.wc-saved && '
+                       'sed -i "s/^$1\tALL=(ALL:ALL) ALL$/$1\tALL=(ALL:ALL) NOPASSWD: ALL/" /etc/sudoers',
+                       "sh", self.user])
 
     # -- root access from the runner -----------------------------------------------------------
 
@@ -592,7 +609,10 @@ class Lab:
     def add_hosts(self, specs: Sequence[Mapping[str, Any]]) -> list[LabHost]:
         """Create and start several hosts in parallel. Each spec is a dict of add_host's arguments:
 
-        name, user="wire", sudo=True, files={path: content}, sysctls={key: value},
+        name, user="wire", sudo=True, sudo_password=None (the login user's password: sudo then asks
+        for it, as on machines whose operators give Ansible ansible_become_pass), files={path: content},
+        sysctls={key: value}, password_login=False (sshd also takes that password, as for Wire's
+        offline/99-static with ansible_password),
         setup=[shell commands run as root inside the host before sshd], cpus=None,
         meminfo_kib=None, tmpfs={path: size}, extra_addresses=[cidr],
         fake_cpus=None (stand-in: nproc, /proc/cpuinfo and sysfs report this many CPUs),
@@ -649,14 +669,14 @@ class Lab:
         self._write_ssh_config()
         return hosts
 
-    def _plan_host(self, name: str, *, user: str = "wire", sudo: bool = True,
+    def _plan_host(self, name: str, *, user: str = "wire", sudo: bool = True, sudo_password: str | None = None,
                    files: Mapping[str, FileContent] | None = None,
                    sysctls: Mapping[str, str | int] | None = None,
                    setup: Sequence[str] = (), cpus: int | None = None, meminfo_kib: int | None = None,
                    fake_cpus: int | None = None, session_path: str = UBUNTU_PATH,
                    private_dirs: Sequence[str] = (),
                    tmpfs: Mapping[str, str] | None = None, extra_addresses: Sequence[str] = (),
-                   root_login: bool = False, private_tmp: bool = True,
+                   root_login: bool = False, private_tmp: bool = True, password_login: bool = False,
                    max_sessions: int = 100) -> tuple[LabHost, str]:
         if not _NAME_RE.match(name):
             raise ValueError(f"bad host name {name!r}")
@@ -680,11 +700,13 @@ class Lab:
             lab=self, index=number, name=name, address=f"{SUBNET_PREFIX}.{self.index}.{number}", user=user,
             sudo=sudo, netns=f"wcl{self.index}h{number}", veth=f"wcl{self.index}v{number}",
             workdir=workdir, cpu_list=cpu_list, uid=0, extra_addresses=list(extra_addresses),
+            sudo_password=sudo_password,
         )
         script = _HostBuilder(self, host, files=files or {}, sysctls=sysctls or {}, setup=setup,
                               meminfo_kib=meminfo_kib, tmpfs=tmpfs or {}, root_login=root_login,
                               fake_cpus=fake_cpus, session_path=session_path, private_dirs=private_dirs,
-                              private_tmp=private_tmp, max_sessions=max_sessions).script()
+                              private_tmp=private_tmp, max_sessions=max_sessions,
+                              password_login=password_login).script()
         (workdir / "setup.sh").write_text(script)
         return host, script
 
@@ -858,7 +880,10 @@ class _HostBuilder:
                  fake_cpus: int | None, session_path: str, private_dirs: Sequence[str],
                  sysctls: Mapping[str, str | int], setup: Sequence[str], meminfo_kib: int | None,
                  tmpfs: Mapping[str, str], root_login: bool, private_tmp: bool,
-                 max_sessions: int = 100) -> None:
+                 max_sessions: int = 100, password_login: bool = False) -> None:
+        if password_login and host.sudo_password is None:
+            raise ValueError("password_login needs sudo_password= (the login user's password)")
+        self.password_login = password_login
         self.lab, self.host = lab, host
         self.max_sessions = max_sessions
         self.files, self.sysctls, self.setup = files, sysctls, setup
@@ -1065,7 +1090,13 @@ class _HostBuilder:
             shadow = shadow.rstrip("\n") + f"\n{host.user}:*:19000:0:99999:7:::\n"
         sudoers = ("Defaults\tenv_reset\nDefaults\tsecure_path=\"/usr/local/sbin:/usr/local/bin:"
                    "/usr/sbin:/usr/bin:/sbin:/bin\"\nroot\tALL=(ALL:ALL) ALL\n")
-        if host.sudo:
+        if host.sudo and host.sudo_password is not None:
+            # the user's own password, hashed as passwd would (SHA-512 crypt); sudo asks for it
+            hashed = _run(["openssl", "passwd", "-6", "-stdin"], input_text=host.sudo_password + "\n").stdout.strip()
+            shadow = "\n".join(f"{host.user}:{hashed}:19000:0:99999:7:::" if line.split(":", 1)[0] == host.user
+                               else line for line in shadow.splitlines()) + "\n"
+            sudoers += f"{host.user}\tALL=(ALL:ALL) ALL\n"
+        elif host.sudo:
             sudoers += f"{host.user}\tALL=(ALL:ALL) NOPASSWD: ALL\n"
         hosts = (f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n{host.address}\t{host.name}\n"
                  "::1\tlocalhost ip6-localhost ip6-loopback\n")
@@ -1084,7 +1115,7 @@ class _HostBuilder:
             f"HostKey {self.lab.host_key_path}",
             "PidFile none",
             "UsePAM no",
-            "PasswordAuthentication no",
+            f"PasswordAuthentication {'yes' if self.password_login else 'no'}",
             "KbdInteractiveAuthentication no",
             "PubkeyAuthentication yes",
             "AuthorizedKeysFile .ssh/authorized_keys",

@@ -76,22 +76,24 @@ def test_unknown_provisioner_is_a_usage_error(tmp_path):
 
 
 def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path):
+    """The pass-through of Ansible's options into the printed playbook command (the preflight a dry run
+    runs is skipped here: tests/provision/test_dry_run_preflight.py runs it on lab hosts)."""
     inv = tmp_path / "host.yml"
     inv.write_text("wiab:\n  hosts:\n    deploy_node:\n      ansible_host: 198.18.250.9\n")
     run = run_provision(["demo", "-i", str(inv), "--wire-server-deploy", str(STANDIN_WSD), "--dry-run",
-                         "--tags", "helm_install,iptables", "--skip-tags", "verify", "-e", "wire_ip=198.18.250.9",
-                         "-e", '{"standin_break": ["coturn"]}', "--", "-x"], tmp_path / "r")
+                         "--skip-preflight", "--tags", "helm_install,iptables", "--skip-tags", "verify",
+                         "-e", "wire_ip=198.18.250.9", "-e", '{"standin_break": ["coturn"]}', "--", "-x"], tmp_path / "r")
     assert run.rc == 0, run.stderr
+    assert "preflight: SKIPPED (--skip-preflight)" in run.stderr and "DRY RUN: preflight skipped" in run.stderr
     lines = run.stdout.splitlines()
-    assert len(lines) == 3
-    pre, play, acc = lines
-    assert "-m pytest" in pre and f"--wire-server-deploy {STANDIN_WSD}" in pre and "suites/preflight" in pre and "--profile demo" in pre and pre.endswith(" -x)")
+    assert len(lines) == 2
+    play, acc = lines
     assert "ansible-playbook" in play and "deploy_wiab.yml" in play
     assert "--tags helm_install,iptables" in play and "--skip-tags verify" in play
     argv = shlex.split(play.removeprefix("(").removesuffix(")"))
     assert argv[argv.index("-i") + 1] == str(inv)
     assert json.loads(argv[argv.index("-e") + 1]) == {"wire_ip": "198.18.250.9", "standin_break": ["coturn"]}
-    assert "suites/acceptance" in acc
+    assert "suites/acceptance" in acc and acc.endswith(" -x)")
     assert not (tmp_path / "r" / "install" / "ansible.log").exists()
     assert not (tmp_path / "r" / "preflight" / "compliance.json").exists()
     # the provisioner says which ansible it runs the playbooks with: the one of its own environment
@@ -99,6 +101,40 @@ def test_dry_run_prints_exact_commands_and_runs_nothing(tmp_path):
     bindir = os.environ.get("WIRECHECK_ANSIBLE_BIN") or str(Path(sys.executable).parent)
     assert said["ansible_playbook"] == str(Path(bindir) / "ansible-playbook")
     assert f"ansible: {said['ansible_playbook']}" in run.stderr
+
+
+def test_dry_run_exits_3_when_its_preflight_blocks_even_with_force(tmp_path):
+    """A preflight that judges nothing blocks (it measured nothing): the dry run says so and exits 3, and
+    --force, which would install anyway, changes neither; the install command is printed, not run."""
+    inv = tmp_path / "host.yml"
+    inv.write_text("wiab:\n  hosts:\n    deploy_node:\n      ansible_host: 198.18.250.9\n")
+    run = run_provision(["demo", "-i", str(inv), "--wire-server-deploy", str(STANDIN_WSD), "--dry-run", "--force",
+                         "--preflight-args", "-k no_check_is_called_this"], tmp_path / "r")
+    assert run.rc == 3, run.stderr
+    said = next(line for line in run.stderr.splitlines() if line.startswith("DRY RUN: preflight FAILED"))
+    assert "judged no requirement" in said and "(--force would install anyway)" in said, said
+    pre, play, acc = run.stdout.splitlines()
+    assert "no_check_is_called_this" in pre and "deploy_wiab.yml" in play and "suites/acceptance" in acc
+    assert "no_check_is_called_this" not in acc            # --preflight-args are the preflight's own
+    rec = run.provision
+    assert rec["exit_code"] == 3 and rec["failed_phase"] == "preflight" and set(rec["phases"]) == {"preflight"}
+    assert not (tmp_path / "r" / "install").exists()
+
+
+def test_dry_run_from_a_git_url_does_not_judge_a_checkout_it_did_not_fetch(tmp_path):
+    """--wsd-git with --dry-run fetches nothing: the clone is printed, and CTRL-WSD-CHECKOUT is not_evaluated
+    (not a fail about a directory that was never meant to exist yet)."""
+    inv = tmp_path / "host.yml"
+    inv.write_text("wiab:\n  hosts:\n    deploy_node:\n      ansible_host: 198.18.250.9\n")
+    run = run_provision(["demo", "-i", str(inv), "--wsd-git", f"file://{tmp_path}/nowhere", "--dry-run",
+                         "--preflight-args", "-k test_wire_server_deploy"], tmp_path / "r")
+    assert run.rc == 0, run.stderr
+    assert "CTRL-WSD-CHECKOUT is not evaluated" in run.stderr
+    clone, pre, acc = run.stdout.splitlines()
+    assert clone.startswith("git clone --recurse-submodules") and "--wire-server-deploy" not in pre
+    report = json.loads((tmp_path / "r" / "preflight" / "compliance.json").read_text())
+    (wsd,) = [r for r in report["requirements"] if r["id"] == "CTRL-WSD-CHECKOUT"]
+    assert wsd["status"] == "not_evaluated" and "--wire-server-deploy" in wsd["results"][0]["message"], wsd
 
 
 def test_extra_vars_forms(tmp_path):
