@@ -105,7 +105,7 @@ class TcpPortResult:
     detail: str  # banner, errno text or why not probed
     confirmed: bool  # the wirecheck listener received our token on this port
     existing_service: str | None = None  # owner when the port was already in use on the target
-    classification: str | None = None  # scapy closed-vs-filtered, when asked for
+    classification: str | None = None  # closed vs filtered, from what came back (failed ports only)
 
     @property
     def passed(self) -> bool:
@@ -139,8 +139,7 @@ class PortProbeResult:
     listener_peak_rss_kib: int = 0
     udp_window: int = 0  # range ports bound per window (0: all at once)
     udp_held_max: int = 0  # most range ports the listener held at one time
-    tcp_syn: dict[int, str] = field(default_factory=dict)  # scapy's SYN answer per TCP port (classify)
-    tcp_retried: list[int] = field(default_factory=list)  # timed out, but a SYN/ACK came: connected again
+    tcp_attempts: int = 0  # connection attempts per TCP port at most (from distinct source ports)
     sampled_retry: bool = False  # the re-probe of a large missing set was a sample, and none of it arrived
 
     # -- summaries for messages ------------------------------------------------------------------
@@ -297,6 +296,17 @@ class AgentProcess:
 # senders
 
 
+#: TCP connection attempts per port, from distinct source ports, ``tcp_stagger(timeout)`` apart: a port
+#: that answers none of them within the timeout (each also retransmits its SYN after 1 s) is blocked,
+#: not unlucky. With 10 % loss each way, 5 SYNs all going unanswered happens once in ~4,000 ports.
+TCP_ATTEMPTS = 3
+
+
+def tcp_stagger(timeout: float) -> float:
+    """Seconds between a port's connection attempts: all of them well inside ``timeout``."""
+    return max(0.05, min(0.25, timeout / (2 * TCP_ATTEMPTS)))
+
+
 class LocalSender:
     """Sends from the machine running the probe."""
 
@@ -314,10 +324,14 @@ class LocalSender:
         return sent
 
     def tcp(self, address: str, ports: list[int], timeout: float, quiet: list[int]) -> dict[int, list[Any]]:
-        return agent.connect_tcp(address, ports, self.token, timeout, quiet)
+        return agent.connect_tcp(address, ports, self.token, timeout, quiet, attempts=TCP_ATTEMPTS,
+                                 stagger=tcp_stagger(timeout))
 
     def udp_echo(self, address: str, ports: list[int], timeout: float) -> dict[int, bool]:
         return agent.udp_echo(address, ports, self.token, timeout)
+
+    def classify(self, address: str, ports: list[int], wait: float) -> dict[int, str]:
+        return agent.classify_udp(address, ports, wait)
 
     def close(self) -> None:
         pass
@@ -342,9 +356,14 @@ class RemoteSender:
 
     def tcp(self, address: str, ports: list[int], timeout: float, quiet: list[int]) -> dict[int, list[Any]]:
         reply = self.agent.request({"cmd": "tcp", "address": address, "ports": ports, "timeout": timeout,
-                                    "quiet": quiet},
+                                    "quiet": quiet, "attempts": TCP_ATTEMPTS, "stagger": tcp_stagger(timeout)},
                                    timeout + self.timeout)
         return {int(k): v for k, v in reply["result"].items()}
+
+    def classify(self, address: str, ports: list[int], wait: float) -> dict[int, str]:
+        reply = self.agent.request({"cmd": "classify", "address": address, "ports": ports, "wait": wait},
+                                   wait + 1.0 + self.timeout)
+        return {int(k): str(v) for k, v in reply["result"].items()}
 
     def udp_echo(self, address: str, ports: list[int], timeout: float) -> dict[int, bool]:
         reply = self.agent.request({"cmd": "echo", "address": address, "ports": ports, "timeout": timeout},
@@ -376,6 +395,8 @@ class Pacing:
     settle_cap: float = 5.0  # never wait longer than this per round
     min_retry_rounds: int = 1
     max_rounds: int = 8
+    classify_wait: float = 0.3  # closed vs filtered: least wait for an answer after the last probe (at
+    # least three control-channel round trips); a DROP is told from a REJECT by this silence
 
 
 def _count(report: dict[str, Any]) -> int:
@@ -415,6 +436,10 @@ def _await_arrivals(listener: AgentProcess, floor: float, pacing: Pacing, timeou
 #: ports re-probed first when nothing at all arrived in the first round
 SAMPLE = 256
 
+#: blocked UDP bands (and ports in use) described closed vs filtered, one sample port each: the
+#: target's kernel answers about 6 ICMP errors back to back, then 1 per second
+BANDS = 6
+
 #: range ports the listener holds at once (at most two windows at a time: 4,096 of the 28,232 ports of
 #: Linux's default ephemeral range 32768-60999, and of coturn's 49152-65535 relay range at most the
 #: same). Chosen from benchmarks/bench_port_windows.py: smaller windows cost a settle wait each.
@@ -438,6 +463,7 @@ class _Rounds:
         self.held_max = 0
         self.bound: set[int] = set()
         self.fixed: set[int] = set()   # echo / path-MTU ports: bound from the start, never released
+        self.held: set[int] = set()    # closed-vs-filtered samples bound again (part of fixed until unhold)
 
     def _send(self, ports: list[int], round_no: int) -> int:
         if round_no == 0:
@@ -462,6 +488,30 @@ class _Rounds:
         bound = agent.from_ranges(reply.get("bound_udp", []))
         self.bound.update(bound)
         return bound
+
+    def hold(self, ports: list[int]) -> list[int]:
+        """Bind ``ports`` again (windowed) and keep them bound through the next rounds until
+        :meth:`unhold`: the closed-vs-filtered samples, probed beside the rounds. Returns the ones bound."""
+        if not self.windowed:     # every port is bound from the start until the listener ends
+            self.held.update(ports)
+            return list(ports)
+        if not ports:
+            return []
+        self.listener.send({"cmd": "bind", "udp": agent.to_ranges(ports)})
+        reply = self.listener.read(self.timeout)
+        if reply.get("ev") != "bound":
+            raise ProbeError(f"the listener could not bind ports: {reply.get('message', reply)}")
+        bound = agent.from_ranges(reply.get("bound_udp", []))
+        self.fixed.update(bound)
+        self.bound.update(bound)
+        self.held.update(bound)
+        return bound
+
+    def unhold(self) -> None:
+        if self.held and self.windowed:
+            self.listener.request({"cmd": "release", "udp": agent.to_ranges(self.held)}, self.timeout)
+            self.fixed -= self.held
+            self.held = set()
 
     def run(self, ports: list[int], round_no: int) -> tuple[set[int], int, list[int]]:
         """Probe ``ports``; returns (everything received so far, datagrams sent, range ports bound)."""
@@ -506,7 +556,7 @@ def probe_ports(
     udp: Iterable[int] = (),
     tcp: Iterable[int] = (),
     echo_udp: Iterable[int] = (),
-    tcp_timeout: float = 3.0,
+    tcp_timeout: float = 1.5,
     start_timeout: float = 20.0,
     deadline: float = 120.0,
     pacing: Pacing | None = None,
@@ -521,10 +571,16 @@ def probe_ports(
     ``address`` is what gets probed (``wire_ip`` or the host's address); the listener runs wherever
     ``spawn`` runs (the target), so a DNAT from ``address`` to the target is exercised, and the
     listener reports the address the packets arrived on. ``sender_spawn`` runs the sending side on
-    a probe host instead of this machine. ``classify`` uses scapy (local sender only, needs root)
-    to say closed vs filtered for blocked ports and ports already in use.
+    a probe host instead of this machine. A TCP port that fails is described from what came back to
+    the connects (RST, the ICMP error, or silence); ``classify`` does the same for the blocked UDP
+    bands (a sample port of each, held by the listener meanwhile) and the UDP ports already in use.
     ``deadline`` is the listener's hard lifetime in seconds. ``window`` is how many range ports the
     listener holds at once (two windows at most; default :data:`WINDOW`; 0 holds them all at once).
+
+    The waits overlap: the TCP connects (``tcp_timeout``, paid once: the attempts from other source
+    ports run inside it) and the UDP echo run beside the UDP rounds from the start, and the
+    closed-vs-filtered probes of the bands that stayed silent in the first round run beside the
+    re-probing rounds; the verdict waits for the slowest of them.
     """
     pacing = pacing or Pacing()
     window = WINDOW if window is None else window
@@ -542,17 +598,16 @@ def probe_ports(
               "deadline": deadline, "bind": "0.0.0.0", "window": window if windowed else 0}
     sender: LocalSender | RemoteSender | None = None
     listener: AgentProcess | None = None
+    threads: list[threading.Thread] = []
     try:
         if sender_spawn is not None:
             sender = RemoteSender(sender_spawn, token, sender_name, start_timeout, deadline)
             result.prober = sender_name
         else:
             sender = LocalSender(token)
-        warm: threading.Thread | None = None
-        if classify and sender_spawn is None:
-            from wirecheck.probes import classify as _classify
-            warm = threading.Thread(target=_classify.warm_up, name="wirecheck-scapy-import", daemon=True)
-            warm.start()
+        # a local sender's sockets are its own: its TCP connects, echo and closed-vs-filtered probes run
+        # in threads beside the rounds; a probe host's agent takes one command at a time
+        beside = isinstance(sender, LocalSender)
         listener = AgentProcess(spawn, config, start_timeout)
         ready = listener.ready
         result.timings["listener_start"] = round(time.monotonic() - t0, 4)
@@ -561,25 +616,36 @@ def probe_ports(
         result.udp_in_use = {int(p): "owner not known yet" for p in ready.get("in_use_udp", [])}
         result.bind_errors = dict(ready.get("errors", {}))
         tcp_in_use = {int(p): "in use" for p in ready.get("in_use_tcp", [])}
+        tcp_listening = {int(p) for p in ready.get("bound_tcp", [])}
         bound_udp = agent.from_ranges(ready.get("bound_udp", []))
 
-        # TCP connections run beside the UDP rounds (a dropped SYN costs tcp_timeout, not more).
-        t1 = time.monotonic()
+        def later(name: str, work: Callable[[], None]) -> None:
+            """Run ``work`` beside the rounds (local sender) or now (probe host)."""
+            if beside:
+                th = threading.Thread(target=work, name=f"wirecheck-{name}", daemon=True)
+                th.start()
+                threads.append(th)
+            else:
+                work()
+
+        # TCP: every port at once, each with its attempts from other source ports, beside the UDP rounds
         tcp_raw: dict[int, list[Any]] = {}
-        tcp_thread: threading.Thread | None = None
         if tcp_ports:
             quiet = sorted(tcp_in_use)
 
             def run_tcp() -> None:
                 assert sender is not None
+                t1 = time.monotonic()
                 tcp_raw.update(sender.tcp(address, tcp_ports, tcp_timeout, quiet))
-
-            if isinstance(sender, LocalSender):
-                tcp_thread = threading.Thread(target=run_tcp, name="wirecheck-tcp-probe", daemon=True)
-                tcp_thread.start()
-            else:
-                run_tcp()
                 result.timings["tcp"] = round(time.monotonic() - t1, 4)
+
+            result.tcp_attempts = TCP_ATTEMPTS
+            later("tcp-probe", run_tcp)
+
+        echo_ports = [p for p in sorted(set(echo_udp)) if p in set(bound_udp)]
+        if echo_ports and beside:       # the echo ports are bound from the start
+            later("udp-echo", lambda: result.udp_echo.update(
+                sender.udp_echo(address, echo_ports, min(tcp_timeout, 2.0))))  # type: ignore[union-attr]
 
         # UDP: everything once, then re-probe what is missing. The wait after sending is at least
         # pacing.settle and three control-channel round trips (a slow path to the target).
@@ -588,11 +654,34 @@ def probe_ports(
         listener.request({"cmd": "ping"}, start_timeout)
         ctl_rtt = time.monotonic() - ctl_rtt
         floor = max(pacing.settle, 3 * ctl_rtt)
+        cls_wait = max(pacing.classify_wait, 3 * ctl_rtt)
         result.timings["control_rtt"] = round(ctl_rtt, 4)
         if windowed:
             result.udp_window = window
         rounds = _Rounds(listener, sender, address, pacing, floor, start_timeout, windowed, result)
         rounds.fixed = set(bound_udp) if windowed else set()
+        verdicts: dict[int, str] = {}
+
+        def classify_now(ports: list[int]) -> None:
+            """Closed vs filtered for ``ports`` (UDP), into ``verdicts``."""
+            assert sender is not None
+            t3 = time.monotonic()
+            try:
+                verdicts.update(sender.classify(address, ports, cls_wait))
+            except (OSError, ProbeError) as exc:
+                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
+            result.timings["classify"] = round(result.timings.get("classify", 0.0) + time.monotonic() - t3, 4)
+
+        def start_classify(silent: list[int]) -> None:
+            """After the first round: a sample of each of the longest silent bands (bound again and
+            held by the listener, so an ICMP port-unreachable for it can only come from a REJECT rule)
+            and the ports in use, probed while the re-probing rounds run."""
+            longest = sorted(compress_ranges(silent), key=lambda band: (band[0] - band[1], band[0]))[:BANDS]
+            samples = rounds.hold([lo for lo, _hi in longest])
+            in_use = sorted(set(result.udp_in_use) | rounds.in_use)[:BANDS]
+            if samples or in_use:
+                later("classify", lambda: classify_now(samples + in_use))
+
         missing = list(bound_udp) if not windowed else sorted(set(windowed) | set(bound_udp))
         round_no = 0
         while missing:
@@ -628,6 +717,8 @@ def probe_ports(
                                   "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no > 0:
                 result.recovered_by_retry += newly
+            if round_no == 0 and classify:
+                start_classify(still)
             missing = still
             round_no += 1
             if not missing or round_no >= pacing.max_rounds:
@@ -635,67 +726,67 @@ def probe_ports(
             if round_no > pacing.min_retry_rounds and newly == 0:
                 break
         received = rounds.received
-        if windowed:
-            result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
-            result.bind_errors.update(rounds.bind_errors)
-            result.udp_held_max = rounds.held_max
         result.timings["udp"] = round(time.monotonic() - t2, 4)
         result.send_errors = dict(sender.send_errors)
         result.udp_passed = sorted(p for p in bound_udp if p in received)
         result.udp_blocked = sorted(missing)
 
-        if classify and result.prober == "local":
-            # While the TCP connects may still wait: one scapy exchange for the blocked UDP bands, the
-            # ports in use and every TCP port (one wait for all). The blocked samples are bound again
-            # first: an ICMP port-unreachable for a port our listener holds can only come from a
-            # REJECT rule, silence only from a DROP.
-            t3 = time.monotonic()
-            if warm is not None:
-                warm.join(10.0)
-            samples = [lo for lo, _hi in compress_ranges(result.udp_blocked)][:6]
-            rebound: list[int] = []
-            try:
-                if windowed and samples:
-                    rebound = rounds._bind(samples)
-                classify_result(result, tcp_ports=tcp_ports)
-            except Exception as exc:  # noqa: BLE001 - raw sockets need root; the probe stands without it
-                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
-            finally:
-                if rebound:
-                    listener.request({"cmd": "release", "udp": agent.to_ranges(rebound)}, start_timeout)
-            result.timings["classify"] = round(time.monotonic() - t3, 4)
+        if classify:
+            for th in [th for th in threads if th.name == "wirecheck-classify"]:
+                th.join(cls_wait + start_timeout)
+            # a blocked band without a sample probed yet (it looked like loss after the first round):
+            # its lowest port now, held again as well
+            bands = compress_ranges(result.udp_blocked)[:BANDS]
+            unsampled = [lo for lo, hi in bands if not any(lo <= p <= hi for p in rounds.held)]
+            if unsampled:
+                more = rounds.hold(unsampled)
+                if more:
+                    classify_now(more)
+            held = set(rounds.held)
+            rounds.unhold()
+            for lo, hi in bands:
+                key = f"{lo}" if lo == hi else f"{lo}-{hi}"
+                sample = next((p for p in sorted(held) if lo <= p <= hi and p in verdicts), None)
+                if sample is None:
+                    result.udp_classification[key] = "not classified (no port of it could be held for the probe)"
+                    continue
+                verdict = verdicts[sample]
+                if verdict.startswith(agent.CLOSED):
+                    # our listener held this port at the time: the unreachable came from a REJECT rule
+                    verdict = verdict.replace(agent.CLOSED, agent.FILTERED_REJECTED, 1)
+                elif verdict == agent.NO_REPLY:
+                    verdict = agent.FILTERED_DROPPED
+                result.udp_classification[key] = f"{verdict} (probe of {sample})"
+            for port in sorted(result.udp_in_use):
+                if port in verdicts:
+                    result.udp_classification[f"{port} (in use)"] = verdicts[port]
+        if windowed:
+            result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
+            result.bind_errors.update(rounds.bind_errors)
+            result.udp_held_max = rounds.held_max
 
-        if tcp_thread is not None:
-            tcp_thread.join(tcp_timeout + 5.0)
-            result.timings["tcp"] = round(time.monotonic() - t1, 4)
-        if tcp_ports:
-            # a connect that timed out where scapy saw a SYN/ACK was lost on the way, not blocked: again
-            lost = [p for p in tcp_ports if tcp_raw.get(p, ["error"])[0] == "timed out"
-                    and str(result.tcp_syn.get(p, "")).startswith("open")]
-            if lost:
-                tcp_raw.update(sender.tcp(address, lost, tcp_timeout, sorted(tcp_in_use)))
-                result.tcp_retried = lost
-            confirmed = set(listener.request({"cmd": "report"}, start_timeout).get("tcp", []))
-            for port in tcp_ports:
-                state, seconds, detail = tcp_raw.get(port, ["error", 0.0, "no result"])
-                result.tcp[port] = TcpPortResult(
-                    port=port, state=state, seconds=float(seconds), detail=str(detail),
-                    confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
-                if not result.tcp[port].passed and port in result.tcp_syn:
-                    verdict = result.tcp_syn[port]
-                    if tcp_in_use.get(port) is None and verdict.startswith("closed"):
-                        # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
-                        verdict = verdict.replace("closed", "filtered (rejected)", 1)
-                    result.tcp[port].classification = verdict
-
-        if echo_udp:
-            echo_ports = [p for p in sorted(set(echo_udp)) if p in set(bound_udp)]
-            if echo_ports:
-                result.udp_echo = sender.udp_echo(address, echo_ports, min(tcp_timeout, 2.0))
-
-        if mtu_port is not None and mtu_port in received:
+        if mtu_port is not None and mtu_port in received:   # the listener's channel: here, not beside
             result.max_datagram = probe_max_datagram(sender, listener, address, mtu_port, start_timeout,
                                                      pacing.settle)
+        if echo_ports and not beside:
+            result.udp_echo = sender.udp_echo(address, echo_ports, min(tcp_timeout, 2.0))
+
+        for th in threads:
+            th.join(tcp_timeout + start_timeout)
+        if tcp_ports:
+            confirmed = set(listener.request({"cmd": "report"}, start_timeout).get("tcp", []))
+            for port in tcp_ports:
+                raw = tcp_raw.get(port) or ["error", 0.0, "no result"]
+                state, seconds, detail = raw[0], raw[1], raw[2]
+                res = result.tcp[port] = TcpPortResult(
+                    port=port, state=state, seconds=float(seconds), detail=str(detail),
+                    confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
+                verdict = str(raw[3]) if len(raw) > 3 else ""
+                if not res.passed and verdict:
+                    if port in tcp_listening and verdict.startswith(agent.CLOSED):
+                        # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
+                        verdict = verdict.replace(agent.CLOSED, agent.FILTERED_REJECTED, 1)
+                    res.classification = verdict
 
         final = listener.request({"cmd": "report"}, start_timeout)
         result.receiving_addresses = dict(final.get("dst", {}))
@@ -714,6 +805,8 @@ def probe_ports(
     finally:
         if listener is not None:
             listener.close(timeout=2.0)
+        for th in threads:   # they end within their own timeouts; nothing may outlive the probe
+            th.join(tcp_timeout + start_timeout)
         if sender is not None:
             sender.close()
     result.timings["total"] = round(time.monotonic() - t0, 4)
@@ -739,30 +832,6 @@ def probe_max_datagram(sender: LocalSender | RemoteSender, listener: AgentProces
         if best:
             break
     return best
-
-
-def classify_result(result: PortProbeResult, tcp_ports: Iterable[int] = ()) -> None:
-    """scapy's closed-vs-filtered verdict for blocked UDP ranges and in-use UDP ports, and the SYN
-    answer of every TCP port (kept in ``result.tcp_syn``; the caller uses it for ports that failed),
-    in one exchange."""
-    from wirecheck.probes import classify
-
-    bands = compress_ranges(result.udp_blocked)[:6]
-    samples = [lo for lo, _hi in bands]
-    in_use = sorted(result.udp_in_use)[:6]
-    verdicts, tverdicts = classify.classify_batch(result.probed_address, samples + in_use, tcp_ports)
-    for lo, hi in bands:
-        key = f"{lo}" if lo == hi else f"{lo}-{hi}"
-        verdict = verdicts[lo]
-        if verdict.startswith(classify.CLOSED):
-            # our listener held this port at the time: the unreachable came from a REJECT rule
-            verdict = verdict.replace(classify.CLOSED, classify.FILTERED_REJECTED, 1)
-        elif verdict == classify.NO_REPLY:
-            verdict = classify.FILTERED_DROPPED
-        result.udp_classification[key] = f"{verdict} (scapy probe of {lo})"
-    for port in in_use:
-        result.udp_classification[f"{port} (in use)"] = verdicts[port]
-    result.tcp_syn = dict(tverdicts)
 
 
 def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 3.0, sender_spawn: Spawn | None = None,

@@ -807,9 +807,114 @@ def udp_echo(address, ports, token, timeout, tries=3):
     return got
 
 
-def connect_tcp(address, ports, token, timeout, quiet=(), banner_wait=1.0):
-    """Non-blocking connects to every port at once; returns {port: [state, seconds, detail]}.
+#: ICMP errors the kernel reports on a socket (IP_RECVERR): closed vs filtered without raw sockets
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+SO_EE_ORIGIN_ICMP = 2
+ICMP_TEXT = {
+    0: "net unreachable",
+    1: "host unreachable",
+    3: "port unreachable",
+    9: "net administratively prohibited",
+    10: "host administratively prohibited",
+    13: "communication administratively prohibited",
+}
+OPEN = "open"
+CLOSED = "closed"
+FILTERED_REJECTED = "filtered (rejected)"
+FILTERED_DROPPED = "filtered (dropped: no reply)"
+NO_REPLY = "no reply (dropped by a firewall, or a service that ignores the probe)"
 
+
+def icmp_verdict(itype, code):
+    """``closed (ICMP port unreachable)`` (nothing listens, or a REJECT that mimics it), else
+    ``filtered (rejected) (ICMP ...)``."""
+    if itype == 3 and code == 3:
+        return CLOSED + " (ICMP port unreachable)"
+    if itype == 3:
+        return f"{FILTERED_REJECTED} (ICMP {ICMP_TEXT.get(code, f'code {code}')})"
+    return f"{FILTERED_REJECTED} (ICMP type {itype} code {code})"
+
+
+def icmp_errors(s):
+    """The ICMP errors the kernel queued on ``s`` (IP_RECVERR): [(destination port of the packet that
+    caused it, ICMP type, ICMP code)]. Never blocks."""
+    out = []
+    for _ in range(256):
+        try:
+            _data, anc, _flags, addr = s.recvmsg(64, 512, socket.MSG_ERRQUEUE)
+        except OSError:
+            break
+        for level, kind, data in anc:
+            if level == socket.IPPROTO_IP and kind == IP_RECVERR and len(data) >= 7:
+                _err, origin, itype, code = struct.unpack_from("=IBBB", data)
+                if origin == SO_EE_ORIGIN_ICMP:
+                    out.append((addr[1] if addr else None, itype, code))
+    return out
+
+
+def classify_udp(address, ports, wait, copies=2, gap=0.05):
+    """Closed vs filtered for UDP ``ports`` from what comes back: ``copies`` datagrams per port
+    (``gap`` apart), then one ``wait`` for all. Per port: ``closed (ICMP port unreachable)``,
+    ``filtered (rejected) (ICMP ...)``, ``open (answered)`` or ``no reply ...``. The kernel reports the
+    ICMP errors (IP_RECVERR), so this needs no root and no raw socket. ICMP errors are rate-limited
+    by the target's kernel (about 6 back to back, then 1 per second per peer): classify samples."""
+    ports = sorted(set(ports))
+    out = {}
+    if not ports:
+        return out
+    s = sender_socket()
+    s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+    s.setblocking(False)
+
+    def take(until):
+        while True:
+            for port, itype, code in icmp_errors(s):
+                if port in ports and port not in out:
+                    out[port] = icmp_verdict(itype, code)
+            while True:
+                try:
+                    _data, addr = s.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                except OSError:  # an ICMP error pending on the socket: it is on the error queue too
+                    continue
+                if addr[0] == address and addr[1] in ports and addr[1] not in out:
+                    out[addr[1]] = OPEN + " (answered)"
+            left = until - time.monotonic()
+            if left <= 0 or len(out) == len(ports):
+                return
+            select.select([s], [], [], min(left, 0.05))
+
+    try:
+        for copy in range(copies):
+            if copy:
+                take(time.monotonic() + gap)
+            for port in ports:
+                if port in out:
+                    continue
+                for _try in range(4):
+                    try:
+                        s.sendto(b"wirecheck-classify", (address, port))
+                        break
+                    except OSError:  # the error of an earlier ICMP answer, reported here once
+                        continue
+        take(time.monotonic() + wait)
+    finally:
+        s.close()
+    for port in ports:
+        out.setdefault(port, NO_REPLY)
+    return out
+
+
+def connect_tcp(address, ports, token, timeout, quiet=(), banner_wait=1.0, attempts=3, stagger=0.25):
+    """Non-blocking connects to every port at once; returns {port: [state, seconds, detail, verdict]}.
+
+    Loss is not a blocked port: a port that has not answered gets a new connection attempt from
+    another source port every ``stagger`` seconds (``attempts`` in all, within ``timeout``), beside
+    the kernel's own SYN retransmission, so a timeout means several SYNs all went unanswered. The
+    first attempt that connects or is refused decides. ``verdict`` is closed vs filtered from what
+    came back: ``open (SYN/ACK)``, ``closed (RST)``, the ICMP error (IP_RECVERR) or
+    ``filtered (dropped: no reply)``.
     The token goes to our listener's ports only; on ``quiet`` ports (an existing service) we just
     read what the service says first (an SSH banner, say) for up to ``banner_wait`` seconds.
     """
@@ -817,80 +922,119 @@ def connect_tcp(address, ports, token, timeout, quiet=(), banner_wait=1.0):
 
     sel = selectors.DefaultSelector()
     started = time.monotonic()
+    deadline = started + timeout
     result = {}
-    pending = {}
-    for port in ports:
+    tried = {port: 0 for port in ports}
+    connecting = {}  # socket -> port
+    reading = {}  # socket -> [port, bytes read, banner deadline]
+
+    def attempt(port):
+        tried[port] += 1
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         s.setblocking(False)
         rc = s.connect_ex((address, port))
         if rc not in (0, errno.EINPROGRESS):
-            result[port] = [state_for_errno(rc), 0.0, os.strerror(rc)]
+            if not any(p == port for p in connecting.values()):
+                result[port] = [state_for_errno(rc), 0.0, os.strerror(rc), ""]
             s.close()
-            continue
-        pending[s] = ["connecting", b""]
+            return
+        connecting[s] = port
         sel.register(s, selectors.EVENT_WRITE, port)
-    deadline = started + timeout
-    while pending:
-        now = time.monotonic()
-        for s in [s for s, ph in pending.items() if ph[0] == "connected" and ph[2] <= now]:
-            port = sel.get_key(s).data
-            result[port][2] = first_line(pending[s][1]) or "connected, no reply"
+
+    def drop_attempts(port):
+        for s in [s for s, p in connecting.items() if p == port]:
             sel.unregister(s)
-            close_abortive(s)
-            del pending[s]
+            del connecting[s]
+            s.close()  # still in SYN-SENT: nothing is sent; a late SYN/ACK gets the kernel's RST
+
+    def finish(s):
+        port = reading.pop(s)[0]
+        sel.unregister(s)
+        close_abortive(s)
+        return port
+
+    for port in ports:
+        attempt(port)
+    while connecting or reading:
+        now = time.monotonic()
+        for s in [s for s, st in reading.items() if st[2] <= now]:
+            st = reading[s]
+            result[st[0]][2] = first_line(st[1]) or "connected, no reply"
+            finish(s)
         if now >= deadline:
             break
-        waits = [ph[2] for ph in pending.values() if ph[0] == "connected"]
-        if any(ph[0] == "connecting" for ph in pending.values()):
-            waits.append(deadline)
-        if not waits:
-            break
-        left = min(min(waits), deadline) - now
-        if left <= 0:
+        # the next attempt of each port still waiting (another source port, ``stagger`` after the last)
+        waiting = set(connecting.values())
+        due = {p: started + stagger * tried[p] for p in waiting if tried[p] < attempts}
+        if any(t <= now for t in due.values()):
+            for port, t in sorted(due.items()):
+                if t <= now:
+                    attempt(port)
             continue
+        times = [st[2] for st in reading.values()] + [t for t in due.values() if t < deadline]
+        if connecting:
+            times.append(deadline)
+        if not times:
+            break
+        left = max(0.0, min(times) - now)
         for key, _ev in sel.select(left):
             s = key.fileobj
             port = key.data
-            phase = pending[s]
             took = round(time.monotonic() - started, 4)
-            if phase[0] == "connecting":
+            if s in connecting:
                 err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                sel.unregister(s)
+                del connecting[s]
                 if err:
-                    result[port] = [state_for_errno(err), took, os.strerror(err)]
-                    sel.unregister(s)
+                    icmp = icmp_errors(s)
                     s.close()
-                    del pending[s]
+                    if port in result:
+                        continue
+                    if icmp:
+                        verdict = icmp_verdict(icmp[0][1], icmp[0][2])
+                    elif err == errno.ECONNREFUSED:
+                        verdict = CLOSED + " (RST)"
+                    else:
+                        verdict = ""
+                    result[port] = [state_for_errno(err), took, os.strerror(err), verdict]
+                    drop_attempts(port)
                     continue
+                if port in result:  # another attempt of this port connected first
+                    close_abortive(s)
+                    continue
+                drop_attempts(port)
                 if port not in quiet:
                     try:
                         s.send(make_payload(token, port))
                     except OSError:
                         pass
-                phase[0] = "connected"
-                phase.append(time.monotonic() + banner_wait)
-                sel.modify(s, selectors.EVENT_READ, port)
-                result[port] = ["open", took, "connected"]
-            else:
+                reading[s] = [port, b"", time.monotonic() + banner_wait]
+                sel.register(s, selectors.EVENT_READ, port)
+                result[port] = ["open", took, "connected", OPEN + " (SYN/ACK)"]
+            elif s in reading:
                 try:
                     data = s.recv(512)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError:
                     data = b""
-                phase[1] += data
-                if not data or b"\n" in phase[1] or len(phase[1]) >= 256:
-                    result[port][2] = first_line(phase[1]) or "connected, no reply"
-                    sel.unregister(s)
-                    close_abortive(s)
-                    del pending[s]
-    for s in list(pending):
-        port = sel.get_key(s).data
-        if pending[s][0] == "connecting":
-            result[port] = ["timed out", round(timeout, 4), f"no answer within {timeout:.1f} s"]
-        else:
-            result[port][2] = first_line(pending[s][1]) or "connected, no reply"
+                st = reading[s]
+                st[1] += data
+                if not data or b"\n" in st[1] or len(st[1]) >= 256:
+                    result[port][2] = first_line(st[1]) or "connected, no reply"
+                    finish(s)
+    for s, port in list(connecting.items()):
         sel.unregister(s)
-        close_abortive(s)
+        s.close()
+        if port not in result:
+            n = tried[port]
+            result[port] = ["timed out", round(timeout, 4),
+                            f"no answer within {timeout:.1f} s ({n} connection attempt{'s' if n > 1 else ''})",
+                            FILTERED_DROPPED]
+    for s, st in list(reading.items()):
+        result[st[0]][2] = first_line(st[1]) or "connected, no reply"
+        finish(s)
     sel.close()
     return result
 
@@ -939,8 +1083,12 @@ def send_main(cfg, buf=b""):
             emit({"ev": "echo", "result": {str(k): v for k, v in res.items()}})
         elif cmd == "tcp":
             res = connect_tcp(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]),
-                              [int(p) for p in msg.get("quiet", [])])
+                              [int(p) for p in msg.get("quiet", [])], attempts=int(msg.get("attempts", 3)),
+                              stagger=float(msg.get("stagger", 0.25)))
             emit({"ev": "tcp", "result": {str(k): v for k, v in res.items()}})
+        elif cmd == "classify":
+            res = classify_udp(msg["address"], [int(p) for p in msg["ports"]], float(msg["wait"]))
+            emit({"ev": "classified", "result": {str(k): v for k, v in res.items()}})
         elif cmd == "quit":
             emit({"ev": "done", "peak_rss_kib": peak_rss_kib()})
             return 0
