@@ -834,11 +834,12 @@ def probe_max_datagram(sender: LocalSender | RemoteSender, listener: AgentProces
     return best
 
 
-def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 3.0, sender_spawn: Spawn | None = None,
+def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 1.5, sender_spawn: Spawn | None = None,
                   sender_name: str = "probe host") -> dict[int, TcpPortResult]:
     """Plain TCP connects (no listener: the real services own the ports, as in acceptance).
 
-    Reads what a service says first (a banner) for up to a second; sends nothing.
+    Reads what a service says first (a banner) for up to a second; sends nothing. A port that does
+    not answer gets more attempts from other source ports inside ``timeout`` (see connect_tcp).
     """
     ports = sorted(set(ports))
     sender: LocalSender | RemoteSender
@@ -852,7 +853,9 @@ def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 3.0, s
         sender.close()
     out = {}
     for port in ports:
-        state, seconds, detail = raw.get(port, ["error", 0.0, "no result"])
-        out[port] = TcpPortResult(port=port, state=state, seconds=float(seconds), detail=str(detail),
+        row = raw.get(port) or ["error", 0.0, "no result"]
+        out[port] = TcpPortResult(port=port, state=row[0], seconds=float(row[1]), detail=str(row[2]),
                                   confirmed=False, existing_service="the installed service")
+        if row[0] != "open" and len(row) > 3 and row[3]:
+            out[port].classification = str(row[3])
     return out
