@@ -642,7 +642,7 @@ def probe_ports(
             result.tcp_attempts = TCP_ATTEMPTS
             later("tcp-probe", run_tcp)
 
-        echo_ports = [p for p in sorted(set(echo_udp)) if p in set(bound_udp)]
+        echo_ports = sorted(set(echo_udp) & set(bound_udp))
         if echo_ports and beside:       # the echo ports are bound from the start
             later("udp-echo", lambda: result.udp_echo.update(
                 sender.udp_echo(address, echo_ports, min(tcp_timeout, 2.0))))  # type: ignore[union-attr]
@@ -712,7 +712,8 @@ def probe_ports(
                 if windowed:
                     bound_udp = bound_now
             newly = len(arrived - rounds.received_before)
-            still = [p for p in missing if p not in rounds.received and p in set(bound_udp)]
+            bound_set = set(bound_udp)   # once: built per port, it cost 0.8 s per round for 32,768 ports
+            still = [p for p in missing if p not in rounds.received and p in bound_set]
             result.rounds.append({"round": round_no, "copies": copies, "sent": sent, "arrived": newly,
                                   "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no > 0:
