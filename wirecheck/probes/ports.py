@@ -489,6 +489,12 @@ class _Rounds:
         self.bound.update(bound)
         return bound
 
+    def _collected(self) -> None:
+        reply = self.listener.read(self.timeout + self.pacing.settle_cap)
+        if reply.get("ev") != "collected":
+            raise ProbeError(f"the listener could not report a window: {reply.get('message', reply)}")
+        self.received |= set(agent.from_ranges(reply.get("udp", [])))
+
     def hold(self, ports: list[int]) -> list[int]:
         """Bind ``ports`` again (windowed) and keep them bound through the next rounds until
         :meth:`unhold`: the closed-vs-filtered samples, probed beside the rounds. Returns the ones bound."""
@@ -525,27 +531,32 @@ class _Rounds:
         fixed = [p for p in ports if p in self.fixed]
         ranged = [p for p in ports if p not in self.fixed]
         chunks = [ranged[i:i + self.window] for i in range(0, len(ranged), self.window)] or [[]]
+        n = len(chunks)
         sent = 0
-        bound_next = self._bind(chunks[0]) if chunks[0] else []
+        # Pipelined, never more than two windows bound: while the target waits for window i's datagrams
+        # (collect, then release), window i+1 is already bound and its datagrams go out; the bind of
+        # window i+2 is queued behind collect(i), so the listener frees window i before binding it.
+        # The listener answers in the order of the commands: bound 0, bound 1, collected 0, bound 2,
+        # collected 1, bound 3, ...
+        for j in range(min(2, n)):
+            if chunks[j]:
+                self.listener.send({"cmd": "bind", "udp": agent.to_ranges(chunks[j])})
+        bound_next = self._bound() if chunks[0] else []
         for i, chunk in enumerate(chunks):
             bound = bound_next + (fixed if i == 0 else [])
-            more = i + 1 < len(chunks)
-            if more:     # the listener binds the next window while this one's datagrams are sent
-                self.listener.send({"cmd": "bind", "udp": agent.to_ranges(chunks[i + 1])})
             sent += self._send(bound, round_no) if bound else 0
-            # then it waits for this window on the target (no round trip per look) and frees it
+            # the target waits for this window itself (no round trip per look) and frees it
             self.listener.send({"cmd": "collect", "expect": agent.to_ranges(bound),
                                 "release": agent.to_ranges(chunk), "wait": wait,
                                 "settle": self.pacing.poll, "cap": self.pacing.settle_cap})
-            if more:
+            if i + 2 < n:
+                self.listener.send({"cmd": "bind", "udp": agent.to_ranges(chunks[i + 2])})
+            self.held_max = max(self.held_max, len(chunk) + (len(chunks[i + 1]) if i + 1 < n else 0))
+            if i >= 1:
+                self._collected()
+            if i + 1 < n:
                 bound_next = self._bound()
-                self.held_max = max(self.held_max, len(chunk) + len(chunks[i + 1]))
-            else:
-                self.held_max = max(self.held_max, len(chunk))
-            reply = self.listener.read(self.timeout + self.pacing.settle_cap)
-            if reply.get("ev") != "collected":
-                raise ProbeError(f"the listener could not report a window: {reply.get('message', reply)}")
-            self.received |= set(agent.from_ranges(reply.get("udp", [])))
+        self._collected()
         return self.received, sent, sorted(self.bound | self.fixed)
 
 
@@ -774,8 +785,12 @@ def probe_ports(
 
         for th in threads:
             th.join(tcp_timeout + start_timeout)
+        final = listener.request({"cmd": "report"}, start_timeout)   # one report: TCP tokens, addresses
+        result.receiving_addresses = dict(final.get("dst", {}))
+        result.sender_addresses = dict(final.get("src", {}))
+        result.remapped = dict(final.get("remap", {}))
         if tcp_ports:
-            confirmed = set(listener.request({"cmd": "report"}, start_timeout).get("tcp", []))
+            confirmed = set(final.get("tcp", []))
             for port in tcp_ports:
                 raw = tcp_raw.get(port) or ["error", 0.0, "no result"]
                 state, seconds, detail = raw[0], raw[1], raw[2]
@@ -788,11 +803,6 @@ def probe_ports(
                         # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
                         verdict = verdict.replace(agent.CLOSED, agent.FILTERED_REJECTED, 1)
                     res.classification = verdict
-
-        final = listener.request({"cmd": "report"}, start_timeout)
-        result.receiving_addresses = dict(final.get("dst", {}))
-        result.sender_addresses = dict(final.get("src", {}))
-        result.remapped = dict(final.get("remap", {}))
 
         done = listener.close()
         listener = None
