@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
+from wirecheck.probes import ports
 from wirecheck.probes.ports import WINDOW, Pacing, ProbeError, format_ranges, probe_ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,7 +130,7 @@ def test_iptables_and_nft_rules_name_exactly_the_blocked_ports(hosts: dict[str, 
     assert r.tcp[3478].passed
     assert r.tcp_summary(443) == "TCP 443 refused (Connection refused)"
     assert r.tcp_summary(80).startswith("TCP 80 timed out")
-    # scapy: DROP is silence, REJECT answers
+    # closed vs filtered: DROP is silence, REJECT answers (ICMP, reported by the kernel)
     assert r.udp_classification["40000-40999"].startswith("filtered (dropped")
     assert r.udp_classification["60000-60010"].startswith("filtered (dropped")
     assert r.udp_classification["55555"].startswith("filtered (rejected) (ICMP communication administratively")
@@ -171,7 +172,7 @@ def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, La
         assert r.udp_passed == [p for p in range(49990, 50020) if not 50000 <= p < 50010]
         assert r.tcp[3478].existing_service == f"pid {holder.pid} (python3)"
         assert r.tcp[3478].state == "open" and not r.tcp[3478].confirmed and r.tcp[3478].passed
-        # the holder reads nothing: scapy hears no ICMP, which says "not closed", not "open"
+        # the holder reads nothing: no ICMP comes back, which says "not closed", not "open"
         assert r.udp_classification["50000 (in use)"].startswith("no reply")
         assert_clean_after(h, before)
     finally:
@@ -220,14 +221,57 @@ def test_probe_from_another_host(hosts: dict[str, LabHost]) -> None:
     """--probe-from: the datagrams and connections leave from a probe host, not from this machine."""
     h, probe_host = hosts["fw"], hosts["clean"]
     before, before_probe = footprint(h), footprint(probe_host)
-    r = probe_ports(spawn_on(h), h.address, udp=range(39995, 40005), tcp=[80, 3478], tcp_timeout=1.5,
-                    sender_spawn=spawn_on(probe_host), sender_name="clean")
+    r = probe_ports(spawn_on(h), h.address, udp=range(39995, 40005), tcp=[80, 443, 3478], tcp_timeout=1.5,
+                    sender_spawn=spawn_on(probe_host), sender_name="clean", classify=True)
     assert r.prober == "clean"
     assert list(r.sender_addresses) == [probe_host.address]
     assert r.udp_blocked == list(range(40000, 40005))
     assert r.tcp[80].state == "timed out" and r.tcp[3478].passed
+    # closed vs filtered from the probe host as well (the kernel's ICMP reports, no raw socket there)
+    assert r.udp_classification["40000-40004"].startswith("filtered (dropped")
+    assert r.tcp[80].classification == "filtered (dropped: no reply)"
+    assert r.tcp[443].classification == "filtered (rejected) (ICMP port unreachable)"
     assert_clean_after(h, before)
     assert_clean_after(probe_host, before_probe)
+
+
+def test_a_rejected_band_is_told_from_a_dropped_one_despite_the_icmp_rate_limit(lab_module: Lab) -> None:
+    """A REJECT band (ICMP port unreachable, for ports our listener holds) and a DROP band side by side.
+    The target's kernel answers about 6 ICMP errors, then 1 per second: the rounds' datagrams spend
+    them, and the ICMP errors that came back to the rounds still name the band rejected."""
+    h = lab_module.add_host("rejectband", setup=[
+        "iptables -A INPUT -p udp --dport 41000:41019 -j REJECT",
+        "iptables -A INPUT -p udp --dport 41030:41039 -j DROP"])
+    r = probe_ports(spawn_on(h), h.address, udp=range(40990, 41050), classify=True)
+    assert r.udp_blocked == list(range(41000, 41020)) + list(range(41030, 41040))
+    assert r.udp_classification["41000-41019"].startswith("filtered (rejected) (ICMP port unreachable)")
+    assert r.udp_classification["41030-41039"].startswith("filtered (dropped: no reply)")
+
+
+#: drops the first of every two SYNs to TCP 3478 (statistic nth: deterministic, not random)
+FIRST_SYN_LOST = "INPUT -p tcp --dport 3478 --syn -m statistic --mode nth --every 2 --packet 0 -j DROP"
+
+
+def test_a_lost_syn_is_not_a_blocked_tcp_port(lab_module: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first SYN to TCP 3478 is lost and the timeout (0.9 s) ends before the kernel's own
+    retransmission (1 s): the next attempt from another source port connects inside the timeout.
+    With a single attempt, as before, the same loss reads as a dropped port."""
+    h = lab_module.add_host("synloss")
+    h.exec(f"iptables -A {FIRST_SYN_LOST}")
+    try:
+        r = probe_ports(spawn_on(h), h.address, tcp=[3478], tcp_timeout=0.9)
+    finally:
+        h.exec(f"iptables -D {FIRST_SYN_LOST}")
+    assert r.tcp[3478].passed and r.tcp_attempts == ports.TCP_ATTEMPTS > 1
+    assert r.tcp[3478].seconds >= ports.tcp_stagger(0.9) * 0.9   # the second attempt connected
+    monkeypatch.setattr(ports, "TCP_ATTEMPTS", 1)
+    h.exec(f"iptables -A {FIRST_SYN_LOST}")
+    try:
+        r = probe_ports(spawn_on(h), h.address, tcp=[3478], tcp_timeout=0.9)
+    finally:
+        h.exec(f"iptables -D {FIRST_SYN_LOST}")
+    assert r.tcp[3478].state == "timed out" and not r.tcp[3478].passed
+    assert r.tcp[3478].classification == "filtered (dropped: no reply)"
 
 
 def test_listener_start_failure_is_a_probe_error(hosts: dict[str, LabHost]) -> None:

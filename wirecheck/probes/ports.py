@@ -315,10 +315,12 @@ class LocalSender:
     def __init__(self, token: str) -> None:
         self.token = token.encode()
         self.send_errors: dict[str, int] = {}
+        self.icmp: dict[int, list[int]] = {}  # port -> [ICMP type, code] that came back to a probe datagram
 
     def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
         sent, errors = agent.send_udp_parallel(address, ports, self.token, burst, gap, size, df,
-                                               threads=min(4, os.cpu_count() or 1))
+                                               threads=min(4, os.cpu_count() or 1),
+                                               icmp=None if df else self.icmp)
         for text, count in errors.items():
             self.send_errors[text] = self.send_errors.get(text, 0) + count
         return sent
@@ -345,13 +347,16 @@ class RemoteSender:
         self.agent = AgentProcess(spawn, {"mode": "send", "token": token, "deadline": deadline}, timeout)
         self.timeout = timeout
         self.send_errors: dict[str, int] = {}
+        self.icmp: dict[int, list[int]] = {}
 
     def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
         reply = self.agent.request({"cmd": "udp", "address": address, "ports": agent.to_ranges(ports),
-                                    "burst": burst, "gap": gap, "size": size, "df": df},
+                                    "burst": burst, "gap": gap, "size": size, "df": df, "icmp": not df},
                                    self.timeout + len(ports) * 1e-4 + len(ports) / max(burst, 1) * gap)
         for text, count in dict(reply.get("errors") or {}).items():
             self.send_errors[text] = self.send_errors.get(text, 0) + int(count)
+        for port_s, answer in dict(reply.get("icmp") or {}).items():
+            self.icmp[int(port_s)] = [int(x) for x in answer]
         return int(reply.get("sent", 0))
 
     def tcp(self, address: str, ports: list[int], timeout: float, quiet: list[int]) -> dict[int, list[Any]]:
@@ -759,10 +764,16 @@ def probe_ports(
             for lo, hi in bands:
                 key = f"{lo}" if lo == hi else f"{lo}-{hi}"
                 sample = next((p for p in sorted(held) if lo <= p <= hi and p in verdicts), None)
+                verdict = verdicts.get(sample, agent.NO_REPLY) if sample is not None else agent.NO_REPLY
+                if verdict == agent.NO_REPLY:
+                    # the target's kernel may have spent its ICMP answers (about 6, then 1 per second) on
+                    # the rounds' datagrams: one of those answers for this band says it is rejected
+                    answered = next((p for p in sorted(sender.icmp) if lo <= p <= hi), None)
+                    if answered is not None:
+                        sample, verdict = answered, agent.icmp_verdict(*sender.icmp[answered])
                 if sample is None:
                     result.udp_classification[key] = "not classified (no port of it could be held for the probe)"
                     continue
-                verdict = verdicts[sample]
                 if verdict.startswith(agent.CLOSED):
                     # our listener held this port at the time: the unreachable came from a REJECT rule
                     verdict = verdict.replace(agent.CLOSED, agent.FILTERED_REJECTED, 1)

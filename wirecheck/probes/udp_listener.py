@@ -727,41 +727,53 @@ def sender_socket():
     return s
 
 
-def send_udp(address, ports, token, burst, gap, size=0, df=False):
-    """One token-tagged datagram per port; ``size`` pads the payload, ``df`` forbids fragmentation."""
+def send_udp(address, ports, token, burst, gap, size=0, df=False, icmp=None):
+    """One token-tagged datagram per port; ``size`` pads the payload, ``df`` forbids fragmentation.
+    With ``icmp`` (a dict), the ICMP errors that came back while sending are noted in it,
+    ``{port: [type, code]}``: the first few answers of a REJECT rule, before the target's kernel
+    rate-limits them (the socket then reports each once as a send error: that datagram is sent again)."""
     s = sender_socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     if df:
         s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10), getattr(socket, "IP_PMTUDISC_DO", 2))
+    if icmp is not None:
+        s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
     sent = 0
     errors = {}
     try:
         for i, port in enumerate(ports):
-            try:
-                s.sendto(make_payload(token, port, size), (address, port))
-                sent += 1
-            except OSError as exc:
-                text = os.strerror(exc.errno) if exc.errno else str(exc)
-                errors[text] = errors.get(text, 0) + 1
+            for again in (icmp is not None, False):
+                try:
+                    s.sendto(make_payload(token, port, size), (address, port))
+                    sent += 1
+                except OSError as exc:
+                    if again:      # perhaps an ICMP error for an earlier datagram, reported here once
+                        continue
+                    text = os.strerror(exc.errno) if exc.errno else str(exc)
+                    errors[text] = errors.get(text, 0) + 1
+                break
             if burst and (i + 1) % burst == 0:
                 time.sleep(gap)
     finally:
+        if icmp is not None:
+            for port, itype, code in icmp_errors(s):
+                icmp[port] = [itype, code]
         s.close()
     return sent, errors
 
 
-def send_udp_parallel(address, ports, token, burst, gap, size=0, df=False, threads=2):
+def send_udp_parallel(address, ports, token, burst, gap, size=0, df=False, threads=2, icmp=None):
     """send_udp from ``threads`` threads (the kernel's share of the work then uses several CPUs)."""
     ports = list(ports)
     if threads <= 1 or len(ports) < 4096:
-        return send_udp(address, ports, token, burst, gap, size, df)
+        return send_udp(address, ports, token, burst, gap, size, df, icmp)
     import threading
 
     step = -(-len(ports) // threads)
     results = []
 
     def run(chunk):
-        results.append(send_udp(address, chunk, token, burst, gap, size, df))
+        results.append(send_udp(address, chunk, token, burst, gap, size, df, icmp))
 
     workers = [threading.Thread(target=run, args=(ports[i:i + step],)) for i in range(0, len(ports), step)]
     for w in workers:
@@ -1074,10 +1086,12 @@ def send_main(cfg, buf=b""):
         cmd = msg.get("cmd")
         if cmd == "udp":
             t0 = time.monotonic()
+            icmp = {} if msg.get("icmp") else None
             sent, errors = send_udp_parallel(msg["address"], from_ranges(msg["ports"]), token,
                                     int(msg.get("burst", 0)), float(msg.get("gap", 0)), int(msg.get("size", 0)),
-                                    bool(msg.get("df")))
-            emit({"ev": "sent", "sent": sent, "errors": errors, "seconds": time.monotonic() - t0})
+                                    bool(msg.get("df")), icmp=icmp)
+            emit({"ev": "sent", "sent": sent, "errors": errors, "seconds": time.monotonic() - t0,
+                  "icmp": {str(k): v for k, v in (icmp or {}).items()}})
         elif cmd == "echo":
             res = udp_echo(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]))
             emit({"ev": "echo", "result": {str(k): v for k, v in res.items()}})
