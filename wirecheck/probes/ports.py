@@ -796,7 +796,8 @@ def probe_ports(
 
         for th in threads:
             th.join(tcp_timeout + start_timeout)
-        final = listener.request({"cmd": "report"}, start_timeout)   # one report: TCP tokens, addresses
+        # one report, without the UDP ports (the rounds have them): TCP tokens, addresses, remapping
+        final = listener.request({"cmd": "report", "brief": True}, start_timeout)
         result.receiving_addresses = dict(final.get("dst", {}))
         result.sender_addresses = dict(final.get("src", {}))
         result.remapped = dict(final.get("remap", {}))
@@ -847,7 +848,7 @@ def probe_max_datagram(sender: LocalSender | RemoteSender, listener: AgentProces
         for _attempt in range(2):
             sender.udp(address, [port], 1, 0.0, size=payload, df=True)
             time.sleep(settle / 2)
-            reply = listener.request({"cmd": "report"}, timeout)
+            reply = listener.request({"cmd": "report", "brief": True}, timeout)
             if int(reply.get("max_len", 0)) >= payload:
                 best = size
                 break

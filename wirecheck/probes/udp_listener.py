@@ -12,7 +12,8 @@ Protocol (JSON lines):
 * stdout ``{"ev": "ready", ...}`` once every port is bound (or found in use), with the in-use ports
   and their owners where readable.
 * stdin ``{"cmd": "report"}`` -> stdout ``{"ev": "report", "udp": ranges, "tcp": ports, ...}``
-  (cumulative set of ports on which a datagram/connection carrying the run's token arrived).
+  (cumulative set of ports on which a datagram/connection carrying the run's token arrived;
+  ``"brief": true`` leaves the UDP ports out: 32,768 of them cost a tenth of a second or more).
 * windowed mode (``"window": N`` in the configuration): the range ports are not bound at start;
   stdin ``{"cmd": "bind", "udp": ranges}`` binds them (-> ``{"ev": "bound", "bound_udp", "in_use_udp",
   "errors"}``) and ``{"cmd": "release", "udp": ranges}`` reads what arrived on them and closes them
@@ -397,7 +398,8 @@ class Worker:
             if cmd == "report":
                 self.drain()
                 self.send_ctl({
-                    "ev": "report", "udp": to_ranges(self.got_udp), "tcp": sorted(self.got_tcp),
+                    "ev": "report", "udp": [] if msg.get("brief") else to_ranges(self.got_udp),
+                    "tcp": sorted(self.got_tcp),
                     "dst": self.dst, "src": self.src, "remap": self.remap, "max_len": self.max_len,
                     "foreign": self.foreign,
                 })
@@ -631,7 +633,7 @@ def listen_main(cfg, buf=b""):
             emit({"ev": "pong"})
         elif cmd == "report":
             for _pid, s in workers:
-                s.sendall(b'{"cmd":"report"}\n')
+                s.sendall(b'{"cmd":"report","brief":true}\n' if msg.get("brief") else b'{"cmd":"report"}\n')
             replies = gather("report")
             if replies is None:
                 stop_workers()
