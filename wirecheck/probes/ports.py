@@ -445,6 +445,10 @@ SAMPLE = 256
 #: target's kernel answers about 6 ICMP errors back to back, then 1 per second
 BANDS = 6
 
+#: a run of this many silent ports in a window of the first round is taken for a band (with 10 % loss
+#: such a run turns up about once in 3,000 probes of the whole range): its sample is probed at once
+KEEP_RUN = 8
+
 #: range ports the listener holds at once (at most two windows at a time: 4,096 of the 28,232 ports of
 #: Linux's default ephemeral range 32768-60999, and of coturn's 49152-65535 relay range at most the
 #: same). Chosen from benchmarks/bench_port_windows.py: smaller windows cost a settle wait each.
@@ -469,6 +473,10 @@ class _Rounds:
         self.bound: set[int] = set()
         self.fixed: set[int] = set()   # echo / path-MTU ports: bound from the start, never released
         self.held: set[int] = set()    # closed-vs-filtered samples bound again (part of fixed until unhold)
+        # first round: the listener keeps the lowest port of each silent run of KEEP_RUN ports or more
+        # bound (up to ``keep`` of them) and on_hold(ports) starts their closed-vs-filtered probe at once
+        self.keep = 0
+        self.on_hold: Callable[[list[int]], None] | None = None
 
     def _send(self, ports: list[int], round_no: int) -> int:
         if round_no == 0:
@@ -499,6 +507,13 @@ class _Rounds:
         if reply.get("ev") != "collected":
             raise ProbeError(f"the listener could not report a window: {reply.get('message', reply)}")
         self.received |= set(agent.from_ranges(reply.get("udp", [])))
+        kept = [int(p) for p in reply.get("kept", [])]
+        if kept:
+            self.keep -= len(kept)
+            self.fixed.update(kept)
+            self.held.update(kept)
+            if self.on_hold is not None:
+                self.on_hold(kept)
 
     def hold(self, ports: list[int]) -> list[int]:
         """Bind ``ports`` again (windowed) and keep them bound through the next rounds until
@@ -551,9 +566,11 @@ class _Rounds:
             bound = bound_next + (fixed if i == 0 else [])
             sent += self._send(bound, round_no) if bound else 0
             # the target waits for this window itself (no round trip per look) and frees it
-            self.listener.send({"cmd": "collect", "expect": agent.to_ranges(bound),
-                                "release": agent.to_ranges(chunk), "wait": wait,
-                                "settle": self.pacing.poll, "cap": self.pacing.settle_cap})
+            collect = {"cmd": "collect", "expect": agent.to_ranges(bound), "release": agent.to_ranges(chunk),
+                       "wait": wait, "settle": self.pacing.poll, "cap": self.pacing.settle_cap}
+            if round_no == 0 and self.keep > 0:
+                collect.update(keep=self.keep, min_run=KEEP_RUN)
+            self.listener.send(collect)
             if i + 2 < n:
                 self.listener.send({"cmd": "bind", "udp": agent.to_ranges(chunks[i + 2])})
             self.held_max = max(self.held_max, len(chunk) + (len(chunks[i + 1]) if i + 1 < n else 0))
@@ -688,11 +705,18 @@ def probe_ports(
                 result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
             result.timings["classify"] = round(result.timings.get("classify", 0.0) + time.monotonic() - t3, 4)
 
+        if classify and beside and windowed:
+            # a wide silent band found in the first round has its sample held and probed right away
+            rounds.keep = BANDS
+            rounds.on_hold = lambda kept: later("classify", lambda: classify_now(kept))
+
         def start_classify(silent: list[int]) -> None:
-            """After the first round: a sample of each of the longest silent bands (bound again and
-            held by the listener, so an ICMP port-unreachable for it can only come from a REJECT rule)
-            and the ports in use, probed while the re-probing rounds run."""
-            longest = sorted(compress_ranges(silent), key=lambda band: (band[0] - band[1], band[0]))[:BANDS]
+            """After the first round: a sample of each of the longest silent bands that has none yet
+            (bound again and held by the listener, so an ICMP port-unreachable for it can only come from
+            a REJECT rule) and the ports in use, probed while the re-probing rounds run."""
+            runs = [(lo, hi) for lo, hi in compress_ranges(silent)
+                    if not any(lo <= p <= hi for p in rounds.held)]
+            longest = sorted(runs, key=lambda band: (band[0] - band[1], band[0]))[:max(0, BANDS - len(rounds.held))]
             samples = rounds.hold([lo for lo, _hi in longest])
             in_use = sorted(set(result.udp_in_use) | rounds.in_use)[:BANDS]
             if samples or in_use:

@@ -20,7 +20,8 @@ Protocol (JSON lines):
   (-> ``{"ev": "released"}``); ``{"cmd": "collect", "expect": ranges, "release": ranges, "wait": s,
   "settle": s}`` waits on the target until every expected port has its datagram (or ``wait`` has passed
   and nothing new came for ``settle``), then releases -> ``{"ev": "collected", "udp": ranges}`` (the
-  expected ports that got theirs). The prober keeps at most two windows bound at a time, so the target's
+  expected ports that got theirs); with ``"keep": k`` (and ``"min_run"``) the lowest port of up to k
+  silent runs of the released ports stays bound (``"kept": ports``), until a ``release`` names it. The prober keeps at most two windows bound at a time, so the target's
   own outgoing UDP (DNS lookups) and a TURN server's relay allocations always find free ports: with
   every port of 32768-65535 held, the kernel has no ephemeral port left (sendto: EAGAIN).
 * stdin ``{"cmd": "quit"}`` -> stdout ``{"ev": "done", "peak_rss_kib": ...}``, then exit.
@@ -655,14 +656,32 @@ def listen_main(cfg, buf=b""):
             merged["tcp"] = sorted(set(merged["tcp"]))
             emit(merged)
         elif cmd == "collect":
+            keep = int(msg.get("keep", 0) or 0)
             for _pid, s in workers:
-                s.sendall((json.dumps(msg) + "\n").encode())
+                s.sendall((json.dumps(dict(msg, release=[]) if keep else msg) + "\n").encode())
             replies = gather("collected")
             if replies is None:
                 stop_workers()
                 emit({"ev": "error", "message": "listener worker died"})
                 return 2
-            emit({"ev": "collected", "udp": to_ranges(p for m in replies for p in from_ranges(m["udp"]))})
+            got = [p for m in replies for p in from_ranges(m["udp"])]
+            kept = []
+            if keep:
+                # the lowest port of each silent run of at least min_run ports stays bound (a sample
+                # for closed vs filtered); the rest of the window is freed as usual
+                window_ports = from_ranges(msg.get("release", []))
+                arrived = set(got)
+                for lo, hi in to_ranges(p for p in window_ports if p not in arrived):
+                    if hi - lo + 1 >= int(msg.get("min_run", 8)) and len(kept) < keep:
+                        kept.append(lo)
+                free = to_ranges(p for p in window_ports if p not in kept)
+                for _pid, s in workers:
+                    s.sendall((json.dumps({"cmd": "release", "udp": free}) + "\n").encode())
+                if gather("released") is None:
+                    stop_workers()
+                    emit({"ev": "error", "message": "listener worker died"})
+                    return 2
+            emit({"ev": "collected", "udp": to_ranges(got), "kept": kept})
         elif cmd in ("bind", "release"):
             ports = from_ranges(msg.get("udp", []))
             for i, (_pid, s) in enumerate(workers):
