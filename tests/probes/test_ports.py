@@ -136,6 +136,8 @@ def test_iptables_and_nft_rules_name_exactly_the_blocked_ports(hosts: dict[str, 
     assert r.udp_classification["55555"].startswith("filtered (rejected) (ICMP communication administratively")
     assert r.tcp[80].classification == "filtered (dropped: no reply)"
     assert r.tcp[443].classification == "filtered (rejected) (ICMP port unreachable)"
+    # the wide bands' samples were held and probed during the first round; the single port after it
+    assert {40000, 60000} <= set(r.udp_sampled_early) and 55555 not in r.udp_sampled_early
     ev = json.loads(json.dumps(r.evidence()))
     assert ev["udp_blocked"] == "40000-40999, 55555, 60000-60010"
     assert ev["tcp"]["80"]["state"] == "timed out"

@@ -140,6 +140,7 @@ class PortProbeResult:
     udp_window: int = 0  # range ports bound per window (0: all at once)
     udp_held_max: int = 0  # most range ports the listener held at one time
     tcp_attempts: int = 0  # connection attempts per TCP port at most (from distinct source ports)
+    udp_sampled_early: list[int] = field(default_factory=list)  # band samples held and probed in the first round
     sampled_retry: bool = False  # the re-probe of a large missing set was a sample, and none of it arrived
 
     # -- summaries for messages ------------------------------------------------------------------
@@ -708,7 +709,12 @@ def probe_ports(
         if classify and beside and windowed:
             # a wide silent band found in the first round has its sample held and probed right away
             rounds.keep = BANDS
-            rounds.on_hold = lambda kept: later("classify", lambda: classify_now(kept))
+
+            def on_hold(kept: list[int]) -> None:
+                result.udp_sampled_early.extend(kept)
+                later("classify", lambda: classify_now(kept))
+
+            rounds.on_hold = on_hold
 
         def start_classify(silent: list[int]) -> None:
             """After the first round: a sample of each of the longest silent bands that has none yet
