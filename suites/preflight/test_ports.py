@@ -2,16 +2,13 @@
 
 One cooperative probe per target (wirecheck.probes.ports): a temporary listener on the target,
 token-tagged datagrams and connections from this machine (or from --probe-from), to ``wire_ip``
-or the target's address. The checks below read that one measurement. It starts in the background
-with the first check of the host (suites/preflight/conftest.py), so it runs while the host's other
-checks do; the first check that reads it waits for it.
+or the target's address. The checks below read that one measurement.
 """
 
 from __future__ import annotations
 
 import shlex
 import socket
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +24,6 @@ INSTALLER_TCP_PORTS = (3478, 8080)  # DEMO-NET-LOCAL-PORTS-FREE: IP-check listen
 
 _PROBES: dict[tuple[str, str], PortProbeResult | ProbeError] = {}
 _PROBE_HOSTS: dict[str, Any] = {}
-_PENDING: dict[tuple[str, str], threading.Thread] = {}
-_PREFETCHED: set[tuple[str, str]] = set()
-
-#: the checks that read the host's port probe (prefetch: only for hosts the run checks these on)
-PROBE_READERS = frozenset({
-    "NET-PORT-TCP-22", "NET-PORT-TCP-80", "NET-PORT-TCP-443", "NET-PORT-TURN-3478", "NET-PORT-UDP-RANGE",
-    "NET-LOCAL-PORT-RANGE", "DEMO-NET-WIRE-IP", "DEMO-NET-LOCAL-PORTS-FREE", "IMP-HOST-PORTS", "IMP-MTU",
-    "DEMO-NET-FIREWALL", "CALL-SFT-FIREWALL"})
 
 
 def udp_range(site) -> tuple[int, int]:
@@ -202,33 +191,6 @@ def turn_probe_address(target, site) -> tuple[str, str]:
     return probed_address(target, site), "the host's own address (no restund_public_ip, --turn-ip or wire_ip for it)"
 
 
-def prefetch(target, site) -> None:
-    """Start this target's port probe in a thread (once), so that it runs beside the host's other
-    checks. Whatever goes wrong there is left to the check that reads the probe: it probes again."""
-    try:
-        key = (target.name, probed_address(target, site))
-    except BaseException:  # noqa: BLE001 - the reading check reports it in its own words
-        return
-    if key in _PROBES or key in _PREFETCHED:
-        return
-    _PREFETCHED.add(key)
-
-    def run() -> None:
-        try:
-            _run_probe(target, site, key[1], turn_only=False)
-        except BaseException:  # noqa: BLE001 - the reading check probes again and reports
-            pass
-
-    _PENDING[key] = thread = threading.Thread(target=run, name=f"wirecheck-ports-{target.name}", daemon=True)
-    thread.start()
-
-
-def join_prefetched(timeout: float = 60.0) -> None:
-    """End of the session: no probe may still run when the connections close."""
-    for thread in list(_PENDING.values()):
-        thread.join(timeout)
-
-
 def port_probe(target, site, address: str | None = None) -> PortProbeResult:
     """The one probe of this target (cached for the session; every port check reads it).  With `address`
     different from the host's probed address (a TURN host's public IP), a second small probe sends only
@@ -237,43 +199,35 @@ def port_probe(target, site, address: str | None = None) -> PortProbeResult:
     turn_only = address is not None and address != own
     address = address if turn_only else own
     key = (target.name, address)
-    pending = _PENDING.pop(key, None)
-    if pending is not None:
-        pending.join()      # the probe's own waits are bounded; the check's time limit still applies
     if key not in _PROBES:
-        _run_probe(target, site, address, turn_only)
+        probe_host = _probe_host(site)
+        lo, _hi = udp_range(site)
+        plan = probe_plan(target, site)
+        if turn_only:
+            plan = {"tcp": [TURN_PORT], "udp": [TURN_PORT], "echo_udp": [TURN_PORT]}
+        kwargs: dict[str, Any] = {
+            **plan,
+            "tcp_timeout": float(site.option("port_timeout") or 1.5),
+            "mtu_port": lo if lo in plan["udp"] else None,
+            "classify": probe_host is None,
+        }
+        if probe_host is not None:
+            kwargs["sender_spawn"] = probe_host.popen
+            kwargs["sender_name"] = probe_host.name
+        try:
+            try:  # ports below 1024 need root on the target
+                _PROBES[key] = probe_ports(lambda argv: target.popen(argv, sudo=True), address, **kwargs)
+            except ProbeError as exc:
+                if "sudo" not in str(exc):
+                    raise
+                _PROBES[key] = probe_ports(target.popen, address, **kwargs)
+        except ProbeError as exc:
+            _PROBES[key] = exc
     result = _PROBES[key]
     if isinstance(result, ProbeError):
         cannot_measure(f"port probe of {address} could not run: {result}")
     assert isinstance(result, PortProbeResult)
     return result
-
-
-def _run_probe(target, site, address: str, turn_only: bool) -> None:
-    key = (target.name, address)
-    probe_host = _probe_host(site)
-    lo, _hi = udp_range(site)
-    plan = probe_plan(target, site)
-    if turn_only:
-        plan = {"tcp": [TURN_PORT], "udp": [TURN_PORT], "echo_udp": [TURN_PORT]}
-    kwargs: dict[str, Any] = {
-        **plan,
-        "tcp_timeout": float(site.option("port_timeout") or 1.5),
-        "mtu_port": lo if lo in plan["udp"] else None,
-        "classify": True,
-    }
-    if probe_host is not None:
-        kwargs["sender_spawn"] = probe_host.popen
-        kwargs["sender_name"] = probe_host.name
-    try:
-        try:  # ports below 1024 need root on the target
-            _PROBES[key] = probe_ports(lambda argv: target.popen(argv, sudo=True), address, **kwargs)
-        except ProbeError as exc:
-            if "sudo" not in str(exc):
-                raise
-            _PROBES[key] = probe_ports(target.popen, address, **kwargs)
-    except ProbeError as exc:
-        _PROBES[key] = exc
 
 
 def _method(r: PortProbeResult) -> str:
