@@ -183,6 +183,43 @@ def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, La
         holder.wait(timeout=10)
 
 
+#: holds UDP 50000 until a neighbour of it is bound (the probe's window has reached it), then lets go:
+#: a socket the target held for a moment only, such as a DNS lookup's
+BRIEF_HOLDER = r"""
+import socket, sys, time
+held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+held.bind(("0.0.0.0", 50000))
+print("ok", flush=True)
+while ":C351 " not in open("/proc/net/udp").read():      # 50001 bound: the window has been bound
+    time.sleep(0.002)
+held.close()
+print("released", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("recheck", [True, False])
+def test_a_port_held_for_a_moment_is_not_in_use(lab_module: Lab, recheck: bool) -> None:
+    """UDP 50000 is held when the probe's window binds it and free a moment later: bound again after
+    the first round, it is probed and passes. Without that second look it reads as in use."""
+    h = lab_module.add_host(f"brief{int(recheck)}")
+    holder = h.popen(["python3", "-c", BRIEF_HOLDER], **PIPES)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        r = probe_ports(spawn_on(h), h.address, udp=range(45000, 55000), pacing=Pacing(recheck_in_use=recheck))
+        assert holder.stdout.readline().strip() == b"released"
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert r.udp_blocked == []
+    if recheck:
+        assert 50000 in r.udp_passed and r.udp_in_use == {}
+        assert any(x.get("in_use_again") == 1 and x.get("freed") == 1 for x in r.rounds)
+    else:
+        assert list(r.udp_in_use) == [50000] and 50000 not in r.udp_passed
+
+
 def test_dnat_from_one_address_to_another(hosts: dict[str, LabHost]) -> None:
     """Probe the gateway's address (the wire_ip) while the listener runs on the node behind it."""
     gw, node = hosts["gw"], hosts["node"]

@@ -401,6 +401,7 @@ class Pacing:
     settle_cap: float = 5.0  # never wait longer than this per round
     min_retry_rounds: int = 1
     max_rounds: int = 8
+    recheck_in_use: bool = True  # bind the ports found in use once more after the first round
     classify_wait: float = 0.3  # closed vs filtered: least wait for an answer after the last probe (at
     # least three control-channel round trips); a DROP is told from a REJECT by this silence
 
@@ -764,6 +765,21 @@ def probe_ports(
                                   "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no > 0:
                 result.recovered_by_retry += newly
+            if round_no == 0 and windowed and rounds.in_use and pacing.recheck_in_use:
+                # A port found in use may have been held for a moment only (a DNS lookup's socket on the
+                # target): each is bound again now, and those free are probed like the rest. In use is
+                # what is still held a round later.
+                again = sorted(rounds.in_use)
+                rounds.in_use = set()
+                rt = time.monotonic()
+                arrived, sent, bound_now = rounds.run(again, 0)
+                bound_udp = bound_now
+                bound_set = set(bound_udp)
+                freed = [p for p in again if p in bound_set]
+                still = sorted(set(still) | {p for p in freed if p not in arrived})
+                result.rounds.append({"round": 0, "copies": 1, "in_use_again": len(again), "freed": len(freed),
+                                      "sent": sent, "arrived": len(arrived - rounds.received_before),
+                                      "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no == 0 and classify:
                 start_classify(still)
             missing = still
@@ -851,7 +867,8 @@ def probe_ports(
         if done:
             result.listener_peak_rss_kib = int(done.get("peak_rss_kib", 0))
             for port_s, owner in done.get("owners_udp", {}).items():
-                result.udp_in_use[int(port_s)] = owner
+                if int(port_s) in result.udp_in_use:   # not a port held for a moment only (see above)
+                    result.udp_in_use[int(port_s)] = owner
             for port_s, owner in done.get("owners_tcp", {}).items():
                 if int(port_s) in result.tcp:
                     result.tcp[int(port_s)].existing_service = owner
