@@ -8,6 +8,12 @@ address), asks the listener what arrived, re-probes what did not (loss is not a 
 returns a :class:`PortProbeResult`. The listener is gone when :func:`probe_ports` returns or raises
 (quit, stdin EOF, kill, and its own hard deadline).
 
+What did not get through is described closed vs filtered from what came back to ordinary sockets
+(the kernel's ICMP reports, IP_RECVERR; a TCP RST), so neither root nor raw sockets are needed on the
+probing side. The waits overlap: TCP connects (each port with staggered attempts from other source
+ports inside one timeout), UDP rounds and the closed-vs-filtered probes run at the same time, and
+the verdict waits for the slowest of them once.
+
 No pytest in here; every wait has a timeout.
 """
 
