@@ -32,7 +32,11 @@ first. UDP ports are bound by forked worker processes so that no process exceeds
 limit; workers die with their parent (control-socket EOF, PR_SET_PDEATHSIG).
 
 The same program has a ``send`` mode used on a probe host (``--probe-from``): it sends the
-token-tagged datagrams and TCP connections on behalf of the prober.
+token-tagged datagrams (``udp``, with the ICMP errors that came back), TCP connections (``tcp``,
+staggered attempts per port), echo round trips (``echo``) and the closed-vs-filtered probes
+(``classify``) on behalf of the prober. Closed vs filtered is read from what the kernel reports to
+ordinary sockets (IP_RECVERR: ICMP type and code per destination port; a TCP RST), so no raw socket
+and no root is needed for it.
 """
 
 import _socket
