@@ -1,14 +1,20 @@
 """The whole port verdict of one host (TCP, UDP range, closed vs filtered) with a UDP DROP band and a
-dropped TCP port, against a namespace test host; and the window size's cost.
+dropped TCP port, against a namespace test host; the window size's cost; and how often TCP loss reads
+as a blocked port.
 
 Run as root from the repository root:  python benchmarks/bench_port_verdict.py [runs]
 
 The host drops UDP 40000-40999 (iptables) and TCP 80 (iptables), rejects TCP 443. Per run: the total
-(listener start to listener gone), the phases the probe reports (listener start, UDP rounds, TCP
-connects, classification, which overlap), the most range ports held at once and the verdict. Then the
-same probe with the listener holding the whole range at once (window 0, the old way) and with larger
-windows, to show what the bound on held ports costs. The load average is printed beside the figures:
-on a shared machine wall times grow with it.
+(listener start to listener gone; goal: under 2 s), the phases the probe reports (listener start, TCP
+connects, UDP rounds, closed-vs-filtered probes; they overlap: TCP and the closed-vs-filtered probes
+run beside the UDP rounds), the most range ports held at once and the verdict. Then the same probe
+with the listener holding the whole range at once (window 0) and with larger windows, to show what
+the bound on held ports costs, and with the old 3 s TCP timeout.
+
+Last, TCP under 10 % random loss each way (iptables statistic on a second host, 200 listening
+ports): how many of 1,000 port probes time out although the port is open, with one connection
+attempt (as before) and with the staggered attempts from other source ports, at 1.5 and 3 s.
+The load average is printed beside the figures: on a shared machine wall times grow with it.
 """
 
 from __future__ import annotations
@@ -22,15 +28,29 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.lab import Lab, lab_unavailable_reason  # noqa: E402
-from wirecheck.probes.ports import WINDOW, format_ranges, probe_ports  # noqa: E402
+from wirecheck.probes import udp_listener as agent  # noqa: E402
+from wirecheck.probes.ports import TCP_ATTEMPTS, WINDOW, format_ranges, probe_ports, tcp_stagger  # noqa: E402
 
 FIREWALL = [
     "iptables -A INPUT -p udp --dport 40000:40999 -j DROP",
     "iptables -A INPUT -p tcp --dport 80 -j DROP",
     "iptables -A INPUT -p tcp --dport 443 -j REJECT",
 ]
+LOSSY = [
+    "iptables -A INPUT -p tcp --dport 20000:20199 -m statistic --mode random --probability 0.1 -j DROP",
+    "iptables -A OUTPUT -p tcp --sport 20000:20199 -m statistic --mode random --probability 0.1 -j DROP",
+]
+HOLD_TCP = ("import socket,sys\n"
+            "h=[socket.socket() for _ in range(200)]\n"
+            "[s.bind(('0.0.0.0',20000+i)) or s.listen(64) for i,s in enumerate(h)]\n"
+            "print('ok',flush=True)\n"
+            "sys.stdin.read()\n")
 PIPES = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
 RANGE = range(32768, 65536)
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def one(host, window: int, tcp_timeout: float) -> tuple[float, object]:
@@ -47,23 +67,44 @@ def main() -> int:
         print(f"cannot run: {reason}")
         return 1
     with Lab() as lab:
-        h = lab.add_host("verdict", setup=FIREWALL)
-        print(f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} CPUs")
-        for window, tcp_timeout, label in ((WINDOW, 1.5, f"window {WINDOW} (default), TCP timeout 1.5 s"),
+        h, lossy = lab.add_hosts([{"name": "verdict", "setup": FIREWALL}, {"name": "tcploss", "setup": LOSSY}])
+        print(f"{load()}; {os.cpu_count()} CPUs")
+        for window, tcp_timeout, label in ((WINDOW, 1.5, f"window {WINDOW} (default), TCP timeout 1.5 s (default)"),
                                            (0, 1.5, "whole range at once (old), TCP timeout 1.5 s"),
                                            (8192, 1.5, "window 8192, TCP timeout 1.5 s"),
                                            (WINDOW, 3.0, f"window {WINDOW}, TCP timeout 3 s (old default)")):
-            times = []
+            times, loads = [], []
             for _ in range(runs):
                 took, r = one(h, window, tcp_timeout)
                 times.append(took)
+                loads.append(os.getloadavg()[0])
             phases = ", ".join(f"{k} {v:.2f}" for k, v in r.timings.items() if k != "control_rtt")
             print(f"{label}: median {statistics.median(times):.2f} s (runs: "
-                  + ", ".join(f"{t:.2f}" for t in times) + f"); held at most {r.udp_held_max or 32768:,} ports")
-            print(f"    phases: {phases}")
+                  + ", ".join(f"{t:.2f}" for t in times) + f"; load {min(loads):.1f}-{max(loads):.1f}); "
+                  f"held at most {r.udp_held_max or 32768:,} ports", flush=True)
+            print(f"    phases of the last run: {phases}; rounds: "
+                  + ", ".join(f"{x['seconds']:.2f}" for x in r.rounds))
             print(f"    UDP blocked {format_ranges(r.udp_blocked)}; {r.udp_classification}")
             print("    TCP " + "; ".join(f"{p} {t.state} {t.classification or ''}".strip() for p, t in sorted(r.tcp.items())))
-        print(f"load average {os.getloadavg()[0]:.1f}")
+
+        holder = lossy.popen(["python3", "-c", HOLD_TCP], **PIPES)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+            ports = list(range(20000, 20200))
+            print(f"TCP, 10 % loss each way, {5 * len(ports):,} probes of open ports per row ({load()}):")
+            for attempts, timeout in ((1, 1.5), (TCP_ATTEMPTS, 1.5), (1, 3.0), (TCP_ATTEMPTS, 3.0)):
+                timed_out, t0 = 0, time.perf_counter()
+                for _ in range(5):
+                    res = agent.connect_tcp(lossy.address, ports, b"bench", timeout, quiet=ports, banner_wait=0.05,
+                                            attempts=attempts, stagger=tcp_stagger(timeout))
+                    timed_out += sum(1 for v in res.values() if v[0] == "timed out")
+                print(f"    {attempts} attempt{'s' if attempts > 1 else ''}, timeout {timeout} s: {timed_out} "
+                      f"timed out although open ({(time.perf_counter() - t0) / 5:.2f} s per run; {load()})", flush=True)
+        finally:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            holder.wait(timeout=10)
+        print(load())
     return 0
 
 

@@ -77,7 +77,7 @@ def add_options(parser: pytest.Parser) -> None:
                 help="the day waivers and attestations are judged against (default: today)")
     g.addoption("--probe-from", default=None, metavar="ssh://user@host",
                 help="send the port probes from this host instead of the machine running pytest")
-    g.addoption("--port-timeout", type=float, default=3.0, help="TCP connect timeout of the port probes (default 3 s)")
+    g.addoption("--port-timeout", type=float, default=1.5, help="TCP connect timeout of the port probes (default 1.5 s; each port gets 3 attempts inside it)")
     g.addoption("--kube-context", default=None, help="kubeconfig context to use")
     g.addoption("--values-dir", default=None, metavar="DIR",
                 help="Helm values directory (values/<chart>/values.yaml + secrets.yaml; default: "

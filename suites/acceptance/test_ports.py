@@ -34,7 +34,7 @@ def _connect(target, site, port: int, address: str | None = None) -> TcpPortResu
         probe_host = _probe_host(site)
         kwargs = {"sender_spawn": probe_host.popen, "sender_name": probe_host.name} if probe_host else {}
         _CONNECTS.update({(address, p): r for p, r in connect_ports(
-            address, [22, 80, 443, 3478], timeout=float(site.option("port_timeout") or 3.0), **kwargs).items()})
+            address, [22, 80, 443, 3478], timeout=float(site.option("port_timeout") or 1.5), **kwargs).items()})
     return _CONNECTS[key]
 
 

@@ -207,7 +207,7 @@ def port_probe(target, site, address: str | None = None) -> PortProbeResult:
             plan = {"tcp": [TURN_PORT], "udp": [TURN_PORT], "echo_udp": [TURN_PORT]}
         kwargs: dict[str, Any] = {
             **plan,
-            "tcp_timeout": float(site.option("port_timeout") or 3.0),
+            "tcp_timeout": float(site.option("port_timeout") or 1.5),
             "mtu_port": lo if lo in plan["udp"] else None,
             "classify": probe_host is None,
         }

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
+from wirecheck.probes import ports
 from wirecheck.probes.ports import WINDOW, Pacing, ProbeError, format_ranges, probe_ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,12 +130,14 @@ def test_iptables_and_nft_rules_name_exactly_the_blocked_ports(hosts: dict[str, 
     assert r.tcp[3478].passed
     assert r.tcp_summary(443) == "TCP 443 refused (Connection refused)"
     assert r.tcp_summary(80).startswith("TCP 80 timed out")
-    # scapy: DROP is silence, REJECT answers
+    # closed vs filtered: DROP is silence, REJECT answers (ICMP, reported by the kernel)
     assert r.udp_classification["40000-40999"].startswith("filtered (dropped")
     assert r.udp_classification["60000-60010"].startswith("filtered (dropped")
     assert r.udp_classification["55555"].startswith("filtered (rejected) (ICMP communication administratively")
     assert r.tcp[80].classification == "filtered (dropped: no reply)"
     assert r.tcp[443].classification == "filtered (rejected) (ICMP port unreachable)"
+    # the wide bands' samples were held and probed during the first round; the single port after it
+    assert {40000, 60000} <= set(r.udp_sampled_early) and 55555 not in r.udp_sampled_early
     ev = json.loads(json.dumps(r.evidence()))
     assert ev["udp_blocked"] == "40000-40999, 55555, 60000-60010"
     assert ev["tcp"]["80"]["state"] == "timed out"
@@ -171,13 +174,50 @@ def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, La
         assert r.udp_passed == [p for p in range(49990, 50020) if not 50000 <= p < 50010]
         assert r.tcp[3478].existing_service == f"pid {holder.pid} (python3)"
         assert r.tcp[3478].state == "open" and not r.tcp[3478].confirmed and r.tcp[3478].passed
-        # the holder reads nothing: scapy hears no ICMP, which says "not closed", not "open"
+        # the holder reads nothing: no ICMP comes back, which says "not closed", not "open"
         assert r.udp_classification["50000 (in use)"].startswith("no reply")
         assert_clean_after(h, before)
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=10)
+
+
+#: holds UDP 50000 until a neighbour of it is bound (the probe's window has reached it), then lets go:
+#: a socket the target held for a moment only, such as a DNS lookup's
+BRIEF_HOLDER = r"""
+import socket, sys, time
+held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+held.bind(("0.0.0.0", 50000))
+print("ok", flush=True)
+while ":C351 " not in open("/proc/net/udp").read():      # 50001 bound: the window has been bound
+    time.sleep(0.002)
+held.close()
+print("released", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("recheck", [True, False])
+def test_a_port_held_for_a_moment_is_not_in_use(lab_module: Lab, recheck: bool) -> None:
+    """UDP 50000 is held when the probe's window binds it and free a moment later: bound again after
+    the first round, it is probed and passes. Without that second look it reads as in use."""
+    h = lab_module.add_host(f"brief{int(recheck)}")
+    holder = h.popen(["python3", "-c", BRIEF_HOLDER], **PIPES)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        r = probe_ports(spawn_on(h), h.address, udp=range(45000, 55000), pacing=Pacing(recheck_in_use=recheck))
+        assert holder.stdout.readline().strip() == b"released"
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert r.udp_blocked == []
+    if recheck:
+        assert 50000 in r.udp_passed and r.udp_in_use == {}
+        assert any(x.get("in_use_again") == 1 and x.get("freed") == 1 for x in r.rounds)
+    else:
+        assert list(r.udp_in_use) == [50000] and 50000 not in r.udp_passed
 
 
 def test_dnat_from_one_address_to_another(hosts: dict[str, LabHost]) -> None:
@@ -194,15 +234,21 @@ def test_dnat_from_one_address_to_another(hosts: dict[str, LabHost]) -> None:
 
 
 def test_loss_is_not_a_blocked_port(hosts: dict[str, LabHost]) -> None:
-    """10 % random loss on the way in: re-probing recovers every port; nothing is reported blocked."""
+    """10 % random loss on the way in: re-probing recovers every port; nothing is reported blocked.
+    TCP too: every SYN to 3478 and 443 may be lost, the attempts from other source ports get through."""
     h = hosts["clean"]
-    rule = "INPUT -p udp --dport 33000:34999 -m statistic --mode random --probability 0.1 -j DROP"
-    h.exec(f"iptables -A {rule}")
+    rules = ["INPUT -p udp --dport 33000:34999 -m statistic --mode random --probability 0.1 -j DROP",
+             "INPUT -p tcp -m multiport --dports 443,3478 -m statistic --mode random --probability 0.1 -j DROP"]
+    for rule in rules:
+        h.exec(f"iptables -A {rule}")
     try:
-        r = probe_ports(spawn_on(h), h.address, udp=range(33000, 35000), pacing=Pacing(max_rounds=8))
+        r = probe_ports(spawn_on(h), h.address, udp=range(33000, 35000), tcp=[443, 3478],
+                        pacing=Pacing(max_rounds=8))
     finally:
-        h.exec(f"iptables -D {rule}")
+        for rule in rules:
+            h.exec(f"iptables -D {rule}")
     assert r.udp_blocked == []
+    assert r.tcp[443].passed and r.tcp[3478].passed
     assert r.recovered_by_retry > 50
     assert r.rounds[0]["missing"] > 50
 
@@ -220,14 +266,57 @@ def test_probe_from_another_host(hosts: dict[str, LabHost]) -> None:
     """--probe-from: the datagrams and connections leave from a probe host, not from this machine."""
     h, probe_host = hosts["fw"], hosts["clean"]
     before, before_probe = footprint(h), footprint(probe_host)
-    r = probe_ports(spawn_on(h), h.address, udp=range(39995, 40005), tcp=[80, 3478], tcp_timeout=1.5,
-                    sender_spawn=spawn_on(probe_host), sender_name="clean")
+    r = probe_ports(spawn_on(h), h.address, udp=range(39995, 40005), tcp=[80, 443, 3478], tcp_timeout=1.5,
+                    sender_spawn=spawn_on(probe_host), sender_name="clean", classify=True)
     assert r.prober == "clean"
     assert list(r.sender_addresses) == [probe_host.address]
     assert r.udp_blocked == list(range(40000, 40005))
     assert r.tcp[80].state == "timed out" and r.tcp[3478].passed
+    # closed vs filtered from the probe host as well (the kernel's ICMP reports, no raw socket there)
+    assert r.udp_classification["40000-40004"].startswith("filtered (dropped")
+    assert r.tcp[80].classification == "filtered (dropped: no reply)"
+    assert r.tcp[443].classification == "filtered (rejected) (ICMP port unreachable)"
     assert_clean_after(h, before)
     assert_clean_after(probe_host, before_probe)
+
+
+def test_a_rejected_band_is_told_from_a_dropped_one_despite_the_icmp_rate_limit(lab_module: Lab) -> None:
+    """A REJECT band (ICMP port unreachable, for ports our listener holds) and a DROP band side by side.
+    The target's kernel answers about 6 ICMP errors, then 1 per second: the rounds' datagrams spend
+    them, and the ICMP errors that came back to the rounds still name the band rejected."""
+    h = lab_module.add_host("rejectband", setup=[
+        "iptables -A INPUT -p udp --dport 41000:41019 -j REJECT",
+        "iptables -A INPUT -p udp --dport 41030:41039 -j DROP"])
+    r = probe_ports(spawn_on(h), h.address, udp=range(40990, 41050), classify=True)
+    assert r.udp_blocked == list(range(41000, 41020)) + list(range(41030, 41040))
+    assert r.udp_classification["41000-41019"].startswith("filtered (rejected) (ICMP port unreachable)")
+    assert r.udp_classification["41030-41039"].startswith("filtered (dropped: no reply)")
+
+
+#: drops the first of every two SYNs to TCP 3478 (statistic nth: deterministic, not random)
+FIRST_SYN_LOST = "INPUT -p tcp --dport 3478 --syn -m statistic --mode nth --every 2 --packet 0 -j DROP"
+
+
+def test_a_lost_syn_is_not_a_blocked_tcp_port(lab_module: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first SYN to TCP 3478 is lost and the timeout (0.9 s) ends before the kernel's own
+    retransmission (1 s): the next attempt from another source port connects inside the timeout.
+    With a single attempt, as before, the same loss reads as a dropped port."""
+    h = lab_module.add_host("synloss")
+    h.exec(f"iptables -A {FIRST_SYN_LOST}")
+    try:
+        r = probe_ports(spawn_on(h), h.address, tcp=[3478], tcp_timeout=0.9)
+    finally:
+        h.exec(f"iptables -D {FIRST_SYN_LOST}")
+    assert r.tcp[3478].passed and r.tcp_attempts == ports.TCP_ATTEMPTS > 1
+    assert r.tcp[3478].seconds >= ports.tcp_stagger(0.9) * 0.9   # the second attempt connected
+    monkeypatch.setattr(ports, "TCP_ATTEMPTS", 1)
+    h.exec(f"iptables -A {FIRST_SYN_LOST}")
+    try:
+        r = probe_ports(spawn_on(h), h.address, tcp=[3478], tcp_timeout=0.9)
+    finally:
+        h.exec(f"iptables -D {FIRST_SYN_LOST}")
+    assert r.tcp[3478].state == "timed out" and not r.tcp[3478].passed
+    assert r.tcp[3478].classification == "filtered (dropped: no reply)"
 
 
 def test_listener_start_failure_is_a_probe_error(hosts: dict[str, LabHost]) -> None:

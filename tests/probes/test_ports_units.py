@@ -113,3 +113,20 @@ def test_tcp_open_without_the_token_is_not_reachable():
                                     existing_service="pid 1 (sshd)")
     assert mine.passed and not other.passed and not refused.passed
     assert existing.passed and not existing_closed.passed
+
+
+def test_icmp_answers_read_as_closed_or_filtered() -> None:
+    assert agent.icmp_verdict(3, 3) == "closed (ICMP port unreachable)"
+    assert agent.icmp_verdict(3, 13) == "filtered (rejected) (ICMP communication administratively prohibited)"
+    assert agent.icmp_verdict(3, 1) == "filtered (rejected) (ICMP host unreachable)"
+    assert agent.icmp_verdict(3, 7) == "filtered (rejected) (ICMP code 7)"
+    assert agent.icmp_verdict(11, 0) == "filtered (rejected) (ICMP type 11 code 0)"
+
+
+def test_tcp_attempts_fit_inside_the_timeout() -> None:
+    from wirecheck.probes.ports import TCP_ATTEMPTS, tcp_stagger
+
+    for timeout in (0.3, 0.9, 1.5, 3.0, 10.0):
+        stagger = tcp_stagger(timeout)
+        assert (TCP_ATTEMPTS - 1) * stagger < timeout / 2   # the last attempt has half the timeout left
+        assert 0.05 <= stagger <= 0.25

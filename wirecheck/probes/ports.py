@@ -8,6 +8,12 @@ address), asks the listener what arrived, re-probes what did not (loss is not a 
 returns a :class:`PortProbeResult`. The listener is gone when :func:`probe_ports` returns or raises
 (quit, stdin EOF, kill, and its own hard deadline).
 
+What did not get through is described closed vs filtered from what came back to ordinary sockets
+(the kernel's ICMP reports, IP_RECVERR; a TCP RST), so neither root nor raw sockets are needed on the
+probing side. The waits overlap: TCP connects (each port with staggered attempts from other source
+ports inside one timeout), UDP rounds and the closed-vs-filtered probes run at the same time, and
+the verdict waits for the slowest of them once.
+
 No pytest in here; every wait has a timeout.
 """
 
@@ -105,7 +111,7 @@ class TcpPortResult:
     detail: str  # banner, errno text or why not probed
     confirmed: bool  # the wirecheck listener received our token on this port
     existing_service: str | None = None  # owner when the port was already in use on the target
-    classification: str | None = None  # scapy closed-vs-filtered, when asked for
+    classification: str | None = None  # closed vs filtered, from what came back (failed ports only)
 
     @property
     def passed(self) -> bool:
@@ -139,8 +145,8 @@ class PortProbeResult:
     listener_peak_rss_kib: int = 0
     udp_window: int = 0  # range ports bound per window (0: all at once)
     udp_held_max: int = 0  # most range ports the listener held at one time
-    tcp_syn: dict[int, str] = field(default_factory=dict)  # scapy's SYN answer per TCP port (classify)
-    tcp_retried: list[int] = field(default_factory=list)  # timed out, but a SYN/ACK came: connected again
+    tcp_attempts: int = 0  # connection attempts per TCP port at most (from distinct source ports)
+    udp_sampled_early: list[int] = field(default_factory=list)  # band samples held and probed in the first round
     sampled_retry: bool = False  # the re-probe of a large missing set was a sample, and none of it arrived
 
     # -- summaries for messages ------------------------------------------------------------------
@@ -297,6 +303,17 @@ class AgentProcess:
 # senders
 
 
+#: TCP connection attempts per port, from distinct source ports, ``tcp_stagger(timeout)`` apart: a port
+#: that answers none of them within the timeout (each also retransmits its SYN after 1 s) is blocked,
+#: not unlucky. With 10 % loss each way, 5 SYNs all going unanswered happens once in ~4,000 ports.
+TCP_ATTEMPTS = 3
+
+
+def tcp_stagger(timeout: float) -> float:
+    """Seconds between a port's connection attempts: all of them well inside ``timeout``."""
+    return max(0.05, min(0.25, timeout / (2 * TCP_ATTEMPTS)))
+
+
 class LocalSender:
     """Sends from the machine running the probe."""
 
@@ -305,19 +322,25 @@ class LocalSender:
     def __init__(self, token: str) -> None:
         self.token = token.encode()
         self.send_errors: dict[str, int] = {}
+        self.icmp: dict[int, list[int]] = {}  # port -> [ICMP type, code] that came back to a probe datagram
 
     def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
         sent, errors = agent.send_udp_parallel(address, ports, self.token, burst, gap, size, df,
-                                               threads=min(4, os.cpu_count() or 1))
+                                               threads=min(4, os.cpu_count() or 1),
+                                               icmp=None if df else self.icmp)
         for text, count in errors.items():
             self.send_errors[text] = self.send_errors.get(text, 0) + count
         return sent
 
     def tcp(self, address: str, ports: list[int], timeout: float, quiet: list[int]) -> dict[int, list[Any]]:
-        return agent.connect_tcp(address, ports, self.token, timeout, quiet)
+        return agent.connect_tcp(address, ports, self.token, timeout, quiet, attempts=TCP_ATTEMPTS,
+                                 stagger=tcp_stagger(timeout))
 
     def udp_echo(self, address: str, ports: list[int], timeout: float) -> dict[int, bool]:
         return agent.udp_echo(address, ports, self.token, timeout)
+
+    def classify(self, address: str, ports: list[int], wait: float) -> dict[int, str]:
+        return agent.classify_udp(address, ports, wait)
 
     def close(self) -> None:
         pass
@@ -331,20 +354,28 @@ class RemoteSender:
         self.agent = AgentProcess(spawn, {"mode": "send", "token": token, "deadline": deadline}, timeout)
         self.timeout = timeout
         self.send_errors: dict[str, int] = {}
+        self.icmp: dict[int, list[int]] = {}
 
     def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
         reply = self.agent.request({"cmd": "udp", "address": address, "ports": agent.to_ranges(ports),
-                                    "burst": burst, "gap": gap, "size": size, "df": df},
+                                    "burst": burst, "gap": gap, "size": size, "df": df, "icmp": not df},
                                    self.timeout + len(ports) * 1e-4 + len(ports) / max(burst, 1) * gap)
         for text, count in dict(reply.get("errors") or {}).items():
             self.send_errors[text] = self.send_errors.get(text, 0) + int(count)
+        for port_s, answer in dict(reply.get("icmp") or {}).items():
+            self.icmp[int(port_s)] = [int(x) for x in answer]
         return int(reply.get("sent", 0))
 
     def tcp(self, address: str, ports: list[int], timeout: float, quiet: list[int]) -> dict[int, list[Any]]:
         reply = self.agent.request({"cmd": "tcp", "address": address, "ports": ports, "timeout": timeout,
-                                    "quiet": quiet},
+                                    "quiet": quiet, "attempts": TCP_ATTEMPTS, "stagger": tcp_stagger(timeout)},
                                    timeout + self.timeout)
         return {int(k): v for k, v in reply["result"].items()}
+
+    def classify(self, address: str, ports: list[int], wait: float) -> dict[int, str]:
+        reply = self.agent.request({"cmd": "classify", "address": address, "ports": ports, "wait": wait},
+                                   wait + 1.0 + self.timeout)
+        return {int(k): str(v) for k, v in reply["result"].items()}
 
     def udp_echo(self, address: str, ports: list[int], timeout: float) -> dict[int, bool]:
         reply = self.agent.request({"cmd": "echo", "address": address, "ports": ports, "timeout": timeout},
@@ -376,6 +407,9 @@ class Pacing:
     settle_cap: float = 5.0  # never wait longer than this per round
     min_retry_rounds: int = 1
     max_rounds: int = 8
+    recheck_in_use: bool = True  # bind the ports found in use once more after the first round
+    classify_wait: float = 0.3  # closed vs filtered: least wait for an answer after the last probe (at
+    # least three control-channel round trips); a DROP is told from a REJECT by this silence
 
 
 def _count(report: dict[str, Any]) -> int:
@@ -415,6 +449,14 @@ def _await_arrivals(listener: AgentProcess, floor: float, pacing: Pacing, timeou
 #: ports re-probed first when nothing at all arrived in the first round
 SAMPLE = 256
 
+#: blocked UDP bands (and ports in use) described closed vs filtered, one sample port each: the
+#: target's kernel answers about 6 ICMP errors back to back, then 1 per second
+BANDS = 6
+
+#: a run of this many silent ports in a window of the first round is taken for a band (with 10 % loss
+#: such a run turns up about once in 3,000 probes of the whole range): its sample is probed at once
+KEEP_RUN = 8
+
 #: range ports the listener holds at once (at most two windows at a time: 4,096 of the 28,232 ports of
 #: Linux's default ephemeral range 32768-60999, and of coturn's 49152-65535 relay range at most the
 #: same). Chosen from benchmarks/bench_port_windows.py: smaller windows cost a settle wait each.
@@ -438,6 +480,11 @@ class _Rounds:
         self.held_max = 0
         self.bound: set[int] = set()
         self.fixed: set[int] = set()   # echo / path-MTU ports: bound from the start, never released
+        self.held: set[int] = set()    # closed-vs-filtered samples bound again (part of fixed until unhold)
+        # first round: the listener keeps the lowest port of each silent run of KEEP_RUN ports or more
+        # bound (up to ``keep`` of them) and on_hold(ports) starts their closed-vs-filtered probe at once
+        self.keep = 0
+        self.on_hold: Callable[[list[int]], None] | None = None
 
     def _send(self, ports: list[int], round_no: int) -> int:
         if round_no == 0:
@@ -463,6 +510,43 @@ class _Rounds:
         self.bound.update(bound)
         return bound
 
+    def _collected(self) -> None:
+        reply = self.listener.read(self.timeout + self.pacing.settle_cap)
+        if reply.get("ev") != "collected":
+            raise ProbeError(f"the listener could not report a window: {reply.get('message', reply)}")
+        self.received |= set(agent.from_ranges(reply.get("udp", [])))
+        kept = [int(p) for p in reply.get("kept", [])]
+        if kept:
+            self.keep -= len(kept)
+            self.fixed.update(kept)
+            self.held.update(kept)
+            if self.on_hold is not None:
+                self.on_hold(kept)
+
+    def hold(self, ports: list[int]) -> list[int]:
+        """Bind ``ports`` again (windowed) and keep them bound through the next rounds until
+        :meth:`unhold`: the closed-vs-filtered samples, probed beside the rounds. Returns the ones bound."""
+        if not self.windowed:     # every port is bound from the start until the listener ends
+            self.held.update(ports)
+            return list(ports)
+        if not ports:
+            return []
+        self.listener.send({"cmd": "bind", "udp": agent.to_ranges(ports)})
+        reply = self.listener.read(self.timeout)
+        if reply.get("ev") != "bound":
+            raise ProbeError(f"the listener could not bind ports: {reply.get('message', reply)}")
+        bound = agent.from_ranges(reply.get("bound_udp", []))
+        self.fixed.update(bound)
+        self.bound.update(bound)
+        self.held.update(bound)
+        return bound
+
+    def unhold(self) -> None:
+        if self.held and self.windowed:
+            self.listener.request({"cmd": "release", "udp": agent.to_ranges(self.held)}, self.timeout)
+            self.fixed -= self.held
+            self.held = set()
+
     def run(self, ports: list[int], round_no: int) -> tuple[set[int], int, list[int]]:
         """Probe ``ports``; returns (everything received so far, datagrams sent, range ports bound)."""
         self.received_before = set(self.received)
@@ -475,27 +559,34 @@ class _Rounds:
         fixed = [p for p in ports if p in self.fixed]
         ranged = [p for p in ports if p not in self.fixed]
         chunks = [ranged[i:i + self.window] for i in range(0, len(ranged), self.window)] or [[]]
+        n = len(chunks)
         sent = 0
-        bound_next = self._bind(chunks[0]) if chunks[0] else []
+        # Pipelined, never more than two windows bound: while the target waits for window i's datagrams
+        # (collect, then release), window i+1 is already bound and its datagrams go out; the bind of
+        # window i+2 is queued behind collect(i), so the listener frees window i before binding it.
+        # The listener answers in the order of the commands: bound 0, bound 1, collected 0, bound 2,
+        # collected 1, bound 3, ...
+        for j in range(min(2, n)):
+            if chunks[j]:
+                self.listener.send({"cmd": "bind", "udp": agent.to_ranges(chunks[j])})
+        bound_next = self._bound() if chunks[0] else []
         for i, chunk in enumerate(chunks):
             bound = bound_next + (fixed if i == 0 else [])
-            more = i + 1 < len(chunks)
-            if more:     # the listener binds the next window while this one's datagrams are sent
-                self.listener.send({"cmd": "bind", "udp": agent.to_ranges(chunks[i + 1])})
             sent += self._send(bound, round_no) if bound else 0
-            # then it waits for this window on the target (no round trip per look) and frees it
-            self.listener.send({"cmd": "collect", "expect": agent.to_ranges(bound),
-                                "release": agent.to_ranges(chunk), "wait": wait,
-                                "settle": self.pacing.poll, "cap": self.pacing.settle_cap})
-            if more:
+            # the target waits for this window itself (no round trip per look) and frees it
+            collect = {"cmd": "collect", "expect": agent.to_ranges(bound), "release": agent.to_ranges(chunk),
+                       "wait": wait, "settle": self.pacing.poll, "cap": self.pacing.settle_cap}
+            if round_no == 0 and self.keep > 0:
+                collect.update(keep=self.keep, min_run=KEEP_RUN)
+            self.listener.send(collect)
+            if i + 2 < n:
+                self.listener.send({"cmd": "bind", "udp": agent.to_ranges(chunks[i + 2])})
+            self.held_max = max(self.held_max, len(chunk) + (len(chunks[i + 1]) if i + 1 < n else 0))
+            if i >= 1:
+                self._collected()
+            if i + 1 < n:
                 bound_next = self._bound()
-                self.held_max = max(self.held_max, len(chunk) + len(chunks[i + 1]))
-            else:
-                self.held_max = max(self.held_max, len(chunk))
-            reply = self.listener.read(self.timeout + self.pacing.settle_cap)
-            if reply.get("ev") != "collected":
-                raise ProbeError(f"the listener could not report a window: {reply.get('message', reply)}")
-            self.received |= set(agent.from_ranges(reply.get("udp", [])))
+        self._collected()
         return self.received, sent, sorted(self.bound | self.fixed)
 
 
@@ -506,7 +597,7 @@ def probe_ports(
     udp: Iterable[int] = (),
     tcp: Iterable[int] = (),
     echo_udp: Iterable[int] = (),
-    tcp_timeout: float = 3.0,
+    tcp_timeout: float = 1.5,
     start_timeout: float = 20.0,
     deadline: float = 120.0,
     pacing: Pacing | None = None,
@@ -521,10 +612,16 @@ def probe_ports(
     ``address`` is what gets probed (``wire_ip`` or the host's address); the listener runs wherever
     ``spawn`` runs (the target), so a DNAT from ``address`` to the target is exercised, and the
     listener reports the address the packets arrived on. ``sender_spawn`` runs the sending side on
-    a probe host instead of this machine. ``classify`` uses scapy (local sender only, needs root)
-    to say closed vs filtered for blocked ports and ports already in use.
+    a probe host instead of this machine. A TCP port that fails is described from what came back to
+    the connects (RST, the ICMP error, or silence); ``classify`` does the same for the blocked UDP
+    bands (a sample port of each, held by the listener meanwhile) and the UDP ports already in use.
     ``deadline`` is the listener's hard lifetime in seconds. ``window`` is how many range ports the
     listener holds at once (two windows at most; default :data:`WINDOW`; 0 holds them all at once).
+
+    The waits overlap: the TCP connects (``tcp_timeout``, paid once: the attempts from other source
+    ports run inside it) and the UDP echo run beside the UDP rounds from the start, and the
+    closed-vs-filtered probes of the bands that stayed silent in the first round run beside the
+    re-probing rounds; the verdict waits for the slowest of them.
     """
     pacing = pacing or Pacing()
     window = WINDOW if window is None else window
@@ -542,17 +639,16 @@ def probe_ports(
               "deadline": deadline, "bind": "0.0.0.0", "window": window if windowed else 0}
     sender: LocalSender | RemoteSender | None = None
     listener: AgentProcess | None = None
+    threads: list[threading.Thread] = []
     try:
         if sender_spawn is not None:
             sender = RemoteSender(sender_spawn, token, sender_name, start_timeout, deadline)
             result.prober = sender_name
         else:
             sender = LocalSender(token)
-        warm: threading.Thread | None = None
-        if classify and sender_spawn is None:
-            from wirecheck.probes import classify as _classify
-            warm = threading.Thread(target=_classify.warm_up, name="wirecheck-scapy-import", daemon=True)
-            warm.start()
+        # a local sender's sockets are its own: its TCP connects, echo and closed-vs-filtered probes run
+        # in threads beside the rounds; a probe host's agent takes one command at a time
+        beside = isinstance(sender, LocalSender)
         listener = AgentProcess(spawn, config, start_timeout)
         ready = listener.ready
         result.timings["listener_start"] = round(time.monotonic() - t0, 4)
@@ -561,25 +657,36 @@ def probe_ports(
         result.udp_in_use = {int(p): "owner not known yet" for p in ready.get("in_use_udp", [])}
         result.bind_errors = dict(ready.get("errors", {}))
         tcp_in_use = {int(p): "in use" for p in ready.get("in_use_tcp", [])}
+        tcp_listening = {int(p) for p in ready.get("bound_tcp", [])}
         bound_udp = agent.from_ranges(ready.get("bound_udp", []))
 
-        # TCP connections run beside the UDP rounds (a dropped SYN costs tcp_timeout, not more).
-        t1 = time.monotonic()
+        def later(name: str, work: Callable[[], None]) -> None:
+            """Run ``work`` beside the rounds (local sender) or now (probe host)."""
+            if beside:
+                th = threading.Thread(target=work, name=f"wirecheck-{name}", daemon=True)
+                th.start()
+                threads.append(th)
+            else:
+                work()
+
+        # TCP: every port at once, each with its attempts from other source ports, beside the UDP rounds
         tcp_raw: dict[int, list[Any]] = {}
-        tcp_thread: threading.Thread | None = None
         if tcp_ports:
             quiet = sorted(tcp_in_use)
 
             def run_tcp() -> None:
                 assert sender is not None
+                t1 = time.monotonic()
                 tcp_raw.update(sender.tcp(address, tcp_ports, tcp_timeout, quiet))
-
-            if isinstance(sender, LocalSender):
-                tcp_thread = threading.Thread(target=run_tcp, name="wirecheck-tcp-probe", daemon=True)
-                tcp_thread.start()
-            else:
-                run_tcp()
                 result.timings["tcp"] = round(time.monotonic() - t1, 4)
+
+            result.tcp_attempts = TCP_ATTEMPTS
+            later("tcp-probe", run_tcp)
+
+        echo_ports = sorted(set(echo_udp) & set(bound_udp))
+        if echo_ports and beside:       # the echo ports are bound from the start
+            later("udp-echo", lambda: result.udp_echo.update(
+                sender.udp_echo(address, echo_ports, min(tcp_timeout, 2.0))))  # type: ignore[union-attr]
 
         # UDP: everything once, then re-probe what is missing. The wait after sending is at least
         # pacing.settle and three control-channel round trips (a slow path to the target).
@@ -588,11 +695,46 @@ def probe_ports(
         listener.request({"cmd": "ping"}, start_timeout)
         ctl_rtt = time.monotonic() - ctl_rtt
         floor = max(pacing.settle, 3 * ctl_rtt)
+        cls_wait = max(pacing.classify_wait, 3 * ctl_rtt)
         result.timings["control_rtt"] = round(ctl_rtt, 4)
         if windowed:
             result.udp_window = window
         rounds = _Rounds(listener, sender, address, pacing, floor, start_timeout, windowed, result)
         rounds.fixed = set(bound_udp) if windowed else set()
+        verdicts: dict[int, str] = {}
+
+        def classify_now(ports: list[int]) -> None:
+            """Closed vs filtered for ``ports`` (UDP), into ``verdicts``."""
+            assert sender is not None
+            t3 = time.monotonic()
+            try:
+                verdicts.update(sender.classify(address, ports, cls_wait))
+            except (OSError, ProbeError) as exc:
+                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
+            result.timings["classify"] = round(result.timings.get("classify", 0.0) + time.monotonic() - t3, 4)
+
+        if classify and beside and windowed:
+            # a wide silent band found in the first round has its sample held and probed right away
+            rounds.keep = BANDS
+
+            def on_hold(kept: list[int]) -> None:
+                result.udp_sampled_early.extend(kept)
+                later("classify", lambda: classify_now(kept))
+
+            rounds.on_hold = on_hold
+
+        def start_classify(silent: list[int]) -> None:
+            """After the first round: a sample of each of the longest silent bands that has none yet
+            (bound again and held by the listener, so an ICMP port-unreachable for it can only come from
+            a REJECT rule) and the ports in use, probed while the re-probing rounds run."""
+            runs = [(lo, hi) for lo, hi in compress_ranges(silent)
+                    if not any(lo <= p <= hi for p in rounds.held)]
+            longest = sorted(runs, key=lambda band: (band[0] - band[1], band[0]))[:max(0, BANDS - len(rounds.held))]
+            samples = rounds.hold([lo for lo, _hi in longest])
+            in_use = sorted(set(result.udp_in_use) | rounds.in_use)[:BANDS]
+            if samples or in_use:
+                later("classify", lambda: classify_now(samples + in_use))
+
         missing = list(bound_udp) if not windowed else sorted(set(windowed) | set(bound_udp))
         round_no = 0
         while missing:
@@ -623,11 +765,29 @@ def probe_ports(
                 if windowed:
                     bound_udp = bound_now
             newly = len(arrived - rounds.received_before)
-            still = [p for p in missing if p not in rounds.received and p in set(bound_udp)]
+            bound_set = set(bound_udp)   # once: built per port, it cost 0.8 s per round for 32,768 ports
+            still = [p for p in missing if p not in rounds.received and p in bound_set]
             result.rounds.append({"round": round_no, "copies": copies, "sent": sent, "arrived": newly,
                                   "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no > 0:
                 result.recovered_by_retry += newly
+            if round_no == 0 and windowed and rounds.in_use and pacing.recheck_in_use:
+                # A port found in use may have been held for a moment only (a DNS lookup's socket on the
+                # target): each is bound again now, and those free are probed like the rest. In use is
+                # what is still held a round later.
+                again = sorted(rounds.in_use)
+                rounds.in_use = set()
+                rt = time.monotonic()
+                arrived, sent, bound_now = rounds.run(again, 0)
+                bound_udp = bound_now
+                bound_set = set(bound_udp)
+                freed = [p for p in again if p in bound_set]
+                still = sorted(set(still) | {p for p in freed if p not in arrived})
+                result.rounds.append({"round": 0, "copies": 1, "in_use_again": len(again), "freed": len(freed),
+                                      "sent": sent, "arrived": len(arrived - rounds.received_before),
+                                      "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
+            if round_no == 0 and classify:
+                start_classify(still)
             missing = still
             round_no += 1
             if not missing or round_no >= pacing.max_rounds:
@@ -635,85 +795,94 @@ def probe_ports(
             if round_no > pacing.min_retry_rounds and newly == 0:
                 break
         received = rounds.received
-        if windowed:
-            result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
-            result.bind_errors.update(rounds.bind_errors)
-            result.udp_held_max = rounds.held_max
         result.timings["udp"] = round(time.monotonic() - t2, 4)
         result.send_errors = dict(sender.send_errors)
         result.udp_passed = sorted(p for p in bound_udp if p in received)
         result.udp_blocked = sorted(missing)
 
-        if classify and result.prober == "local":
-            # While the TCP connects may still wait: one scapy exchange for the blocked UDP bands, the
-            # ports in use and every TCP port (one wait for all). The blocked samples are bound again
-            # first: an ICMP port-unreachable for a port our listener holds can only come from a
-            # REJECT rule, silence only from a DROP.
-            t3 = time.monotonic()
-            if warm is not None:
-                warm.join(10.0)
-            samples = [lo for lo, _hi in compress_ranges(result.udp_blocked)][:6]
-            rebound: list[int] = []
-            try:
-                if windowed and samples:
-                    rebound = rounds._bind(samples)
-                classify_result(result, tcp_ports=tcp_ports)
-            except Exception as exc:  # noqa: BLE001 - raw sockets need root; the probe stands without it
-                result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
-            finally:
-                if rebound:
-                    listener.request({"cmd": "release", "udp": agent.to_ranges(rebound)}, start_timeout)
-            result.timings["classify"] = round(time.monotonic() - t3, 4)
+        if classify:
+            for th in [th for th in threads if th.name == "wirecheck-classify"]:
+                th.join(cls_wait + start_timeout)
+            # a blocked band without a sample probed yet (it looked like loss after the first round):
+            # its lowest port now, held again as well
+            bands = compress_ranges(result.udp_blocked)[:BANDS]
+            unsampled = [lo for lo, hi in bands if not any(lo <= p <= hi for p in rounds.held)]
+            if unsampled:
+                more = rounds.hold(unsampled)
+                if more:
+                    classify_now(more)
+            held = set(rounds.held)
+            rounds.unhold()
+            for lo, hi in bands:
+                key = f"{lo}" if lo == hi else f"{lo}-{hi}"
+                sample = next((p for p in sorted(held) if lo <= p <= hi and p in verdicts), None)
+                verdict = verdicts.get(sample, agent.NO_REPLY) if sample is not None else agent.NO_REPLY
+                if verdict == agent.NO_REPLY:
+                    # the target's kernel may have spent its ICMP answers (about 6, then 1 per second) on
+                    # the rounds' datagrams: one of those answers for this band says it is rejected
+                    answered = next((p for p in sorted(sender.icmp) if lo <= p <= hi), None)
+                    if answered is not None:
+                        sample, verdict = answered, agent.icmp_verdict(*sender.icmp[answered])
+                if sample is None:
+                    result.udp_classification[key] = "not classified (no port of it could be held for the probe)"
+                    continue
+                if verdict.startswith(agent.CLOSED):
+                    # our listener held this port at the time: the unreachable came from a REJECT rule
+                    verdict = verdict.replace(agent.CLOSED, agent.FILTERED_REJECTED, 1)
+                elif verdict == agent.NO_REPLY:
+                    verdict = agent.FILTERED_DROPPED
+                result.udp_classification[key] = f"{verdict} (probe of {sample})"
+            for port in sorted(result.udp_in_use):
+                if port in verdicts:
+                    result.udp_classification[f"{port} (in use)"] = verdicts[port]
+        if windowed:
+            result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
+            result.bind_errors.update(rounds.bind_errors)
+            result.udp_held_max = rounds.held_max
 
-        if tcp_thread is not None:
-            tcp_thread.join(tcp_timeout + 5.0)
-            result.timings["tcp"] = round(time.monotonic() - t1, 4)
-        if tcp_ports:
-            # a connect that timed out where scapy saw a SYN/ACK was lost on the way, not blocked: again
-            lost = [p for p in tcp_ports if tcp_raw.get(p, ["error"])[0] == "timed out"
-                    and str(result.tcp_syn.get(p, "")).startswith("open")]
-            if lost:
-                tcp_raw.update(sender.tcp(address, lost, tcp_timeout, sorted(tcp_in_use)))
-                result.tcp_retried = lost
-            confirmed = set(listener.request({"cmd": "report"}, start_timeout).get("tcp", []))
-            for port in tcp_ports:
-                state, seconds, detail = tcp_raw.get(port, ["error", 0.0, "no result"])
-                result.tcp[port] = TcpPortResult(
-                    port=port, state=state, seconds=float(seconds), detail=str(detail),
-                    confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
-                if not result.tcp[port].passed and port in result.tcp_syn:
-                    verdict = result.tcp_syn[port]
-                    if tcp_in_use.get(port) is None and verdict.startswith("closed"):
-                        # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
-                        verdict = verdict.replace("closed", "filtered (rejected)", 1)
-                    result.tcp[port].classification = verdict
-
-        if echo_udp:
-            echo_ports = [p for p in sorted(set(echo_udp)) if p in set(bound_udp)]
-            if echo_ports:
-                result.udp_echo = sender.udp_echo(address, echo_ports, min(tcp_timeout, 2.0))
-
-        if mtu_port is not None and mtu_port in received:
+        if mtu_port is not None and mtu_port in received:   # the listener's channel: here, not beside
             result.max_datagram = probe_max_datagram(sender, listener, address, mtu_port, start_timeout,
                                                      pacing.settle)
+        if echo_ports and not beside:
+            result.udp_echo = sender.udp_echo(address, echo_ports, min(tcp_timeout, 2.0))
 
-        final = listener.request({"cmd": "report"}, start_timeout)
+        for th in threads:
+            th.join(tcp_timeout + start_timeout)
+        # one report, without the UDP ports (the rounds have them): TCP tokens, addresses, remapping
+        final = listener.request({"cmd": "report", "brief": True}, start_timeout)
         result.receiving_addresses = dict(final.get("dst", {}))
         result.sender_addresses = dict(final.get("src", {}))
         result.remapped = dict(final.get("remap", {}))
+        if tcp_ports:
+            confirmed = set(final.get("tcp", []))
+            for port in tcp_ports:
+                raw = tcp_raw.get(port) or ["error", 0.0, "no result"]
+                state, seconds, detail = raw[0], raw[1], raw[2]
+                res = result.tcp[port] = TcpPortResult(
+                    port=port, state=state, seconds=float(seconds), detail=str(detail),
+                    confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
+                verdict = str(raw[3]) if len(raw) > 3 else ""
+                if not res.passed and verdict:
+                    if port in tcp_listening and verdict.startswith(agent.CLOSED):
+                        # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
+                        verdict = verdict.replace(agent.CLOSED, agent.FILTERED_REJECTED, 1)
+                    res.classification = verdict
 
         done = listener.close()
         listener = None
         if done:
             result.listener_peak_rss_kib = int(done.get("peak_rss_kib", 0))
             for port_s, owner in done.get("owners_udp", {}).items():
-                result.udp_in_use[int(port_s)] = owner
+                if int(port_s) in result.udp_in_use:   # not a port held for a moment only (see above)
+                    result.udp_in_use[int(port_s)] = owner
             for port_s, owner in done.get("owners_tcp", {}).items():
                 if int(port_s) in result.tcp:
                     result.tcp[int(port_s)].existing_service = owner
     finally:
         if listener is not None:
             listener.close(timeout=2.0)
+        for th in threads:   # they end within their own timeouts; nothing may outlive the probe
+            th.join(tcp_timeout + start_timeout)
         if sender is not None:
             sender.close()
     result.timings["total"] = round(time.monotonic() - t0, 4)
@@ -732,7 +901,7 @@ def probe_max_datagram(sender: LocalSender | RemoteSender, listener: AgentProces
         for _attempt in range(2):
             sender.udp(address, [port], 1, 0.0, size=payload, df=True)
             time.sleep(settle / 2)
-            reply = listener.request({"cmd": "report"}, timeout)
+            reply = listener.request({"cmd": "report", "brief": True}, timeout)
             if int(reply.get("max_len", 0)) >= payload:
                 best = size
                 break
@@ -741,35 +910,12 @@ def probe_max_datagram(sender: LocalSender | RemoteSender, listener: AgentProces
     return best
 
 
-def classify_result(result: PortProbeResult, tcp_ports: Iterable[int] = ()) -> None:
-    """scapy's closed-vs-filtered verdict for blocked UDP ranges and in-use UDP ports, and the SYN
-    answer of every TCP port (kept in ``result.tcp_syn``; the caller uses it for ports that failed),
-    in one exchange."""
-    from wirecheck.probes import classify
-
-    bands = compress_ranges(result.udp_blocked)[:6]
-    samples = [lo for lo, _hi in bands]
-    in_use = sorted(result.udp_in_use)[:6]
-    verdicts, tverdicts = classify.classify_batch(result.probed_address, samples + in_use, tcp_ports)
-    for lo, hi in bands:
-        key = f"{lo}" if lo == hi else f"{lo}-{hi}"
-        verdict = verdicts[lo]
-        if verdict.startswith(classify.CLOSED):
-            # our listener held this port at the time: the unreachable came from a REJECT rule
-            verdict = verdict.replace(classify.CLOSED, classify.FILTERED_REJECTED, 1)
-        elif verdict == classify.NO_REPLY:
-            verdict = classify.FILTERED_DROPPED
-        result.udp_classification[key] = f"{verdict} (scapy probe of {lo})"
-    for port in in_use:
-        result.udp_classification[f"{port} (in use)"] = verdicts[port]
-    result.tcp_syn = dict(tverdicts)
-
-
-def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 3.0, sender_spawn: Spawn | None = None,
+def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 1.5, sender_spawn: Spawn | None = None,
                   sender_name: str = "probe host") -> dict[int, TcpPortResult]:
     """Plain TCP connects (no listener: the real services own the ports, as in acceptance).
 
-    Reads what a service says first (a banner) for up to a second; sends nothing.
+    Reads what a service says first (a banner) for up to a second; sends nothing. A port that does
+    not answer gets more attempts from other source ports inside ``timeout`` (see connect_tcp).
     """
     ports = sorted(set(ports))
     sender: LocalSender | RemoteSender
@@ -783,7 +929,9 @@ def connect_ports(address: str, ports: Iterable[int], *, timeout: float = 3.0, s
         sender.close()
     out = {}
     for port in ports:
-        state, seconds, detail = raw.get(port, ["error", 0.0, "no result"])
-        out[port] = TcpPortResult(port=port, state=state, seconds=float(seconds), detail=str(detail),
+        row = raw.get(port) or ["error", 0.0, "no result"]
+        out[port] = TcpPortResult(port=port, state=row[0], seconds=float(row[1]), detail=str(row[2]),
                                   confirmed=False, existing_service="the installed service")
+        if row[0] != "open" and len(row) > 3 and row[3]:
+            out[port].classification = str(row[3])
     return out
