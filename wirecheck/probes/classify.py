@@ -10,11 +10,15 @@ ports, not whole ranges.
 from __future__ import annotations
 
 import random
+import socket
 import threading
 from collections.abc import Iterable
 
 #: scapy's configuration is global (conf.L3socket): one exchange at a time
 _SCAPY_LOCK = threading.Lock()
+#: the routing table scapy last read (see _routes_changed)
+_ROUTES: dict[str, object] = {}
+_ROUTES_LOCK = threading.Lock()
 
 # ICMP destination-unreachable codes
 _ICMP_TEXT = {
@@ -40,8 +44,38 @@ def _scapy():
     from scapy.sendrecv import sr
 
     conf.verb = 0
-    conf.route.resync()  # namespaces and veths may have appeared since scapy was imported
+    with _ROUTES_LOCK:
+        # namespaces and veths may have appeared since scapy read the routes; reading them again costs
+        # a tenth of a second of CPU on a machine with many interfaces, so only when they changed
+        key = _routing_key()
+        if key is None or key != _ROUTES.get("key"):
+            conf.route.resync()
+            _ROUTES["key"] = key
     return conf, IP, TCP, UDP, ICMP, IPerror, sr
+
+
+def _routing_key() -> tuple | None:
+    """The kernel's IPv4 routes and the interfaces, as this process sees them (None: unknown, read
+    the routes again).  A new address brings its prefix route, a new interface its index."""
+    try:
+        with open("/proc/net/route", encoding="ascii", errors="replace") as fh:
+            routes = fh.read()
+        return routes, tuple(sorted(socket.if_nameindex()))
+    except OSError:
+        return None
+
+
+def _exchange(sr, pkts, address: str, timeout: float, retries: int):
+    """sr() that only reads what can answer a probe of address: its packets and ICMP errors (from it
+    or a router on the way). Without the filter scapy dissects every packet on the machine while
+    it waits (other probes' datagrams included); without libpcap to compile it, it does that."""
+    from scapy.error import Scapy_Exception
+    try:
+        return sr(pkts, timeout=timeout, retry=retries, inter=0.01, filter=f"host {address} or icmp")
+    except (ImportError, OSError, Scapy_Exception) as exc:
+        if "filter" not in str(exc).lower() and "pcap" not in str(exc).lower():
+            raise
+    return sr(pkts, timeout=timeout, retry=retries, inter=0.01)
 
 
 def _l3socket(address: str):
@@ -95,7 +129,7 @@ def classify_batch(address: str, udp_ports: Iterable[int], tcp_ports: Iterable[i
         try:
             if sock is not None:
                 conf.L3socket = sock
-            answered, _unanswered = sr(pkts, timeout=timeout, retry=retries, inter=0.01)
+            answered, _unanswered = _exchange(sr, pkts, address, timeout, retries)
         finally:
             conf.L3socket = old
     udp_out = {p: NO_REPLY for p in udp_ports}
