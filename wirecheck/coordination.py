@@ -3,9 +3,16 @@ priming (one snapshot per host), the run deadline, and closing the targets."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import pickle
+import threading
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +22,7 @@ from .catalog import default_catalog
 from .outcome import ERROR, Outcome
 from .site import Site
 from .targets import Inventory
+from .transport import shared_dir
 
 SITE_KEY = pytest.StashKey[Site]()
 RESULTS_KEY = pytest.StashKey[list]()
@@ -138,6 +146,7 @@ class Alarm:
 
 
 def unconfigure(config: pytest.Config) -> None:
+    PREFETCHER.stop()
     PRIMER.stop()
     site = config.stash.get(SITE_KEY, None)
     if site:
@@ -193,15 +202,23 @@ def prime_paths(site: Site, target: Any) -> tuple[str, ...]:
     return tuple(sorted(paths))
 
 
+_PRIME_LOCKS: dict[int, threading.Lock] = {}
+_PRIME_LOCKS_LOCK = threading.Lock()
+
+
 def prime_one(target: Any, site: Site) -> None:
-    if getattr(target, "_wc_primed", False):
-        return
-    target._wc_primed = True
-    paths = prime_paths(site, target)
-    try:
-        target.facts.host_snapshot(paths)
-    except Exception:  # noqa: BLE001 - priming only; the checks themselves report what fails
-        pass
+    """The host's snapshot, taken once; a caller that comes while another thread takes it waits for it."""
+    with _PRIME_LOCKS_LOCK:
+        lock = _PRIME_LOCKS.setdefault(id(target), threading.Lock())
+    with lock:
+        if getattr(target, "_wc_primed", False):
+            return
+        target._wc_primed = True
+        paths = prime_paths(site, target)
+        try:
+            target.facts.host_snapshot(paths)
+        except Exception:  # noqa: BLE001 - priming only; the checks themselves report what fails
+            pass
 
 
 def prime_all(site: Site) -> None:
@@ -209,16 +226,20 @@ def prime_all(site: Site) -> None:
 
 
 class Primer:
-    """An xdist controller's priming of every target, in the background while the workers start."""
+    """Priming of every target in the background: in an xdist controller while the workers start, in
+    a serial run while the first checks run."""
 
     def __init__(self) -> None:
         self.pool: Any = None
         self.futures: list[Any] = []
 
-    def start(self, site: Site) -> None:
+    def start(self, site: Site, targets: Iterable[Any] | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
-        self.pool = ThreadPoolExecutor(max_workers=min(16, len(site.targets)), thread_name_prefix="wirecheck-prime")
-        self.futures = [self.pool.submit(prime_one, t, site) for t in site.targets]
+        chosen = list(site.targets if targets is None else targets)
+        if self.pool is not None or not chosen:
+            return
+        self.pool = ThreadPoolExecutor(max_workers=min(16, len(chosen)), thread_name_prefix="wirecheck-prime")
+        self.futures = [self.pool.submit(prime_one, t, site) for t in chosen]
 
     def stop(self) -> None:
         """Before the targets are closed: drop what has not started (a run stopped early), wait for what
@@ -233,6 +254,183 @@ class Primer:
 
 PRIMER = Primer()
 _PRIMED_ALL = [False]
+
+
+# --- measurements of a host that several checks read, taken before the first of them asks ---------
+
+@dataclass(frozen=True)
+class Prefetch:
+    """``measure(target, site)`` of every target with a selected check of ``requirements``, started in
+    the background as soon as the run knows its checks, at most ``limit`` at once per process.
+    ``measure`` must itself make sure it runs once per run and target (see ``once``): a check that
+    asks while it runs waits for it, and under pytest-xdist every worker starts the same list."""
+
+    name: str
+    requirements: frozenset[str]
+    measure: Callable[[Any, Site], Any]
+    limit: int = 4
+
+
+PREFETCHES: dict[str, Prefetch] = {}
+
+
+def register_prefetch(name: str, requirements: Iterable[str], measure: Callable[[Any, Site], Any],
+                      limit: int = 4) -> None:
+    """Called by a suite module at import (e.g. the port checks: their one probe per host)."""
+    PREFETCHES[name] = Prefetch(name, frozenset(requirements), measure, limit)
+
+
+#: requirement ID -> functions (target, spec) -> [(command, sudo, timeout)]: the commands its check
+#: runs on a target, registered by the suite module beside the check (which builds its command
+#: with the same function)
+COMMANDS: dict[str, list[Callable[[Any, Any], list[tuple[str, bool, float | None]]]]] = {}
+
+
+def register_commands(requirement_id: str, commands: Callable[[Any, Any], list[tuple[str, bool, float | None]]]) -> None:
+    """The commands a check will run on each of its targets: run before it asks, in one round trip per
+    host with the other checks' (Target.prefetch)."""
+    COMMANDS.setdefault(requirement_id, []).append(commands)
+
+
+def prefetch_commands(target: Any, site: Site, requirements: Iterable[str]) -> None:
+    from .catalog import default_catalog
+    from .verdicts import Spec
+    catalog = default_catalog()
+    wanted: list[tuple[str, bool, float | None]] = []
+    for rid in sorted(set(requirements)):
+        spec = Spec(catalog[rid], site.overrides.get(rid, {}))
+        for fn in COMMANDS.get(rid, []):
+            try:
+                wanted += fn(target, spec)
+            except Exception:  # noqa: BLE001 - a command that cannot be built: the check says why
+                continue
+    if not wanted:
+        return
+    key = f"commands:{target.name}:" + hashlib.sha256(repr(wanted).encode()).hexdigest()[:16]
+    target.prefetch(wanted, batch=lambda todo: once(key, lambda: target.transport.run_batch(todo)))
+
+
+class Prefetcher:
+    def __init__(self) -> None:
+        self.pools: list[Any] = []
+        self.futures: list[Any] = []
+
+    def start(self, site: Site, items: list[pytest.Item]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .verdicts import requirement_of
+        selected: dict[str, tuple[Any, set[str]]] = {}
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            target = callspec.params.get("target") if callspec else None
+            req = requirement_of(item)
+            if target is not None and req is not None:
+                selected.setdefault(target.name, (target, set()))[1].add(req.id)
+        jobs: list[tuple[str, int, Callable[..., Any], tuple]] = []
+        for target, rids in selected.values():
+            if rids & set(COMMANDS):
+                jobs.append(("commands", 8, prefetch_commands, (target, site, rids & set(COMMANDS))))
+        for pf in PREFETCHES.values():
+            jobs += [(pf.name, pf.limit, pf.measure, (target, site)) for target, rids in selected.values()
+                     if rids & pf.requirements]
+        for kind in dict.fromkeys(j[0] for j in jobs):
+            mine = [j for j in jobs if j[0] == kind]
+            pool = ThreadPoolExecutor(max_workers=max(1, min(mine[0][1], len(mine))), thread_name_prefix=f"wirecheck-{kind}")
+            self.pools.append(pool)
+            self.futures += [pool.submit(_quietly, fn, *args) for _k, _l, fn, args in mine]
+
+    def stop(self) -> None:
+        """Drop what has not started; wait for what has (each measurement has its own time limits;
+        60 s is a backstop), so that nothing measures a host after the run closed its connection."""
+        from concurrent.futures import wait
+        for pool in self.pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        wait(self.futures, timeout=60)
+        self.pools, self.futures = [], []
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - the check that reads it reports what failed (it asks again)
+        pass
+
+
+PREFETCHER = Prefetcher()
+
+
+def start_prefetch(session: pytest.Session) -> None:
+    """After collection (every process that runs checks): the hosts' snapshots (serial runs; an xdist
+    controller started them at configure) and the registered measurements of the selected checks."""
+    config = session.config
+    if config.option.collectonly or not session.items or xdist_controller(config):
+        return
+    site = config.stash.get(SITE_KEY, None)
+    if site is None:
+        return
+    if not hasattr(config, "workerinput"):
+        targets: dict[str, Any] = {}
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            target = callspec.params.get("target") if callspec else None
+            if target is not None:
+                targets.setdefault(target.name, target)
+        if len(targets) > 1:
+            PRIMER.start(site, targets.values())
+    PREFETCHER.start(site, session.items)
+
+
+_ONCE: dict[str, Any] = {}
+_ONCE_LOCKS: dict[str, threading.Lock] = {}
+_ONCE_GUARD = threading.Lock()
+
+
+class Busy(Exception):  # noqa: N818
+    """once(..., wait=False): another thread or process of the run is measuring this now."""
+
+
+def once(key: str, fn: Callable[[], Any], wait: bool = True) -> Any:
+    """fn() once per run for key: the first thread (and, under pytest-xdist, the first process of the
+    run) to ask runs it, the others wait for it and get the same value (processes through a pickle in
+    the run directory).  What fn raises is not kept: the next caller runs fn itself.  With
+    wait=False a caller that would wait raises Busy instead (a prefetch leaves the host to whoever
+    measures it)."""
+    with _ONCE_GUARD:
+        lock = _ONCE_LOCKS.setdefault(key, threading.Lock())
+    if not lock.acquire(blocking=wait):
+        raise Busy(key)
+    try:
+        if key in _ONCE:
+            return _ONCE[key]
+        store = shared_dir()
+        if store is None:
+            _ONCE[key] = fn()
+            return _ONCE[key]
+        path = os.path.join(store, "once-" + hashlib.sha256(key.encode()).hexdigest()[:24])
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise Busy(key) from None
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
+                _ONCE[key] = pickle.load(fh)   # noqa: S301 - written by this run, in its private directory
+                return _ONCE[key]
+            value = fn()
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            try:
+                with open(tmp, "wb") as fh:
+                    pickle.dump(value, fh)
+                os.replace(tmp, path)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)   # kept in this process only; another process measures for itself
+            _ONCE[key] = value
+            return value
+        finally:
+            os.close(fd)
+    finally:
+        lock.release()
 
 
 def prime(item: pytest.Item, site: Site) -> None:

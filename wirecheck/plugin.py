@@ -79,6 +79,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # xdist hook (cont
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     coordination.write_groups(session)
+    coordination.start_prefetch(session)
 
 
 @pytest.hookimpl(optionalhook=True)

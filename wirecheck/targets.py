@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -142,11 +143,60 @@ class Target:
     def __post_init__(self) -> None:
         self.facts = Facts(self)
         self._host = None
+        self._prefetched: dict[tuple[str, bool], CommandResult] = {}
+        self._prefetching: dict[tuple[str, bool], threading.Event] = {}
+        self._prefetch_lock = threading.Lock()
 
     def run(self, command: str, timeout: float | None = None, sudo: bool = False,
             stdin: bytes | None = None) -> CommandResult:
+        if stdin is None and self._prefetching:
+            got = self._take_prefetched(command, sudo)
+            if got is not None:
+                return got
         return self.transport.run(command, timeout=self.command_timeout if timeout is None else timeout,
                                   sudo=sudo, stdin=stdin)
+
+    def prefetch(self, commands: list[tuple[str, bool, float | None]], batch=None) -> int:
+        """Run (command, sudo, timeout) that checks will ask for, all in one round trip (see
+        Transport.run_batch), before they ask: the first run() of each then returns its result (once;
+        a second run() of the same command runs it again).  A check that asks while the batch runs
+        waits for it; a command the batch could not answer for runs on its own when asked.  Returns
+        how many results are kept.  ``batch(todo)`` runs them (default: Transport.run_batch; a run
+        under pytest-xdist shares one batch per host between its processes)."""
+        todo: list[tuple[str, bool, float]] = []
+        with self._prefetch_lock:
+            for command, sudo, timeout in commands:
+                key = (command, sudo)
+                if key in self._prefetching or any(key == (c, s) for c, s, _t in todo):
+                    continue
+                self._prefetching[key] = threading.Event()
+                todo.append((command, sudo, self.command_timeout if timeout is None else timeout))
+        if not todo:
+            return 0
+        got: dict[tuple[str, bool], CommandResult] = {}
+        try:
+            got = (batch or self.transport.run_batch)(todo)
+        except Exception:  # noqa: BLE001 - unreachable and the like: each check meets it when it asks
+            got = {}
+        finally:
+            with self._prefetch_lock:
+                for command, sudo, _t in todo:
+                    key = (command, sudo)
+                    if key in got:
+                        self._prefetched[key] = got[key]
+                    self._prefetching[key].set()
+        return len(got)
+
+    def _take_prefetched(self, command: str, sudo: bool) -> CommandResult | None:
+        key = (command, sudo)
+        with self._prefetch_lock:
+            event = self._prefetching.get(key)
+        if event is None:
+            return None
+        event.wait()      # the batch has time limits of its own (the longest command's, plus 5 s)
+        with self._prefetch_lock:
+            self._prefetching.pop(key, None)
+            return self._prefetched.pop(key, None)
 
     END_MARK = "@@wirecheck-end"
 
