@@ -326,18 +326,33 @@ class Prefetcher:
             req = requirement_of(item)
             if target is not None and req is not None:
                 selected.setdefault(target.name, (target, set()))[1].add(req.id)
-        jobs: list[tuple[str, int, Callable[..., Any], tuple]] = []
+        commands = ThreadPoolExecutor(max_workers=max(1, min(16, len(selected))), thread_name_prefix="wirecheck-commands")
+        pools = {pf.name: ThreadPoolExecutor(max_workers=pf.limit, thread_name_prefix=f"wirecheck-{pf.name}")
+                 for pf in PREFETCHES.values()}
+        self.pools += [commands, *pools.values()]
+        lock = threading.Lock()
+
+        def then(target: Any, rids: set[str]):
+            # a host's other measurements after its commands: a probe must not see our own commands'
+            # sockets on the host (a DNS lookup's UDP port would read as a port in use)
+            def go(_done: Any = None) -> None:
+                for pf in PREFETCHES.values():
+                    if rids & pf.requirements:
+                        try:
+                            fut = pools[pf.name].submit(_quietly, pf.measure, target, site)
+                        except RuntimeError:       # stopped meanwhile (the run ends)
+                            return
+                        with lock:
+                            self.futures.append(fut)
+            return go
         for target, rids in selected.values():
             if rids & set(COMMANDS):
-                jobs.append(("commands", 8, prefetch_commands, (target, site, rids & set(COMMANDS))))
-        for pf in PREFETCHES.values():
-            jobs += [(pf.name, pf.limit, pf.measure, (target, site)) for target, rids in selected.values()
-                     if rids & pf.requirements]
-        for kind in dict.fromkeys(j[0] for j in jobs):
-            mine = [j for j in jobs if j[0] == kind]
-            pool = ThreadPoolExecutor(max_workers=max(1, min(mine[0][1], len(mine))), thread_name_prefix=f"wirecheck-{kind}")
-            self.pools.append(pool)
-            self.futures += [pool.submit(_quietly, fn, *args) for _k, _l, fn, args in mine]
+                fut = commands.submit(_quietly, prefetch_commands, target, site, rids & set(COMMANDS))
+                with lock:
+                    self.futures.append(fut)
+                fut.add_done_callback(then(target, rids))
+            else:
+                then(target, rids)()
 
     def stop(self) -> None:
         """Drop what has not started; wait for what has (each measurement has its own time limits;
@@ -345,8 +360,18 @@ class Prefetcher:
         from concurrent.futures import wait
         for pool in self.pools:
             pool.shutdown(wait=False, cancel_futures=True)
-        wait(self.futures, timeout=60)
+        wait(list(self.futures), timeout=60)
         self.pools, self.futures = [], []
+
+
+def quiet_host(target: Any, site: Site) -> None:
+    """Before a measurement that must not see this run's own activity on the host (the port probe: a
+    command's DNS lookup holds a UDP port for a moment): the host's snapshot and its batch of check
+    commands are done."""
+    prime_one(target, site)
+    wait = getattr(target, "wait_prefetched", None)
+    if wait is not None:
+        wait()
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> None:

@@ -187,6 +187,13 @@ class Target:
                     self._prefetching[key].set()
         return len(got)
 
+    def wait_prefetched(self) -> None:
+        """Until no batch of prefetched commands runs on this target."""
+        with self._prefetch_lock:
+            events = list(self._prefetching.values())
+        for event in events:
+            event.wait()
+
     def _take_prefetched(self, command: str, sudo: bool) -> CommandResult | None:
         key = (command, sudo)
         with self._prefetch_lock:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
-from wirecheck.coordination import once, register_commands, register_prefetch
+from wirecheck.coordination import once, quiet_host, register_commands, register_prefetch
 from wirecheck.probes.ports import PortProbeResult, ProbeError, format_ranges, probe_ports
 from wirecheck.public_ip import effective_wire_ip
 from wirecheck.turn import target_turn_address
@@ -211,6 +211,7 @@ def port_probe(target, site, address: str | None = None) -> PortProbeResult:
 
 
 def _probe(target, site, address: str, turn_only: bool) -> PortProbeResult | ProbeError:
+    quiet_host(target, site)      # our own commands on the host are done: their sockets are not "in use"
     probe_host = _probe_host(site)
     lo, _hi = udp_range(site)
     plan = probe_plan(target, site)

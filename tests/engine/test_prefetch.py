@@ -207,3 +207,32 @@ def test_a_batch_over_ssh_with_sudo_answers_what_run_answers(lab_module) -> None
         assert t.run("ls -a /tmp").stdout == before
     finally:
         t.close()
+
+
+def test_a_hosts_probe_starts_after_its_commands(monkeypatch) -> None:
+    """The port probe must not see the run's own commands on the host (a DNS lookup's UDP port would
+    read as a port in use): a host's registered measurements start when its command batch has ended,
+    and quiet_host() waits for that batch too."""
+    seen = []
+
+    class Item:
+        def __init__(self, target, rid):
+            self.callspec = type("C", (), {"params": {"target": target}})()
+            self._rid = rid
+
+        def get_closest_marker(self, name):
+            return type("M", (), {"args": (self._rid,)})()
+    a = local("a")
+    command = "sleep 0.5; echo done"
+    monkeypatch.setattr(coordination, "COMMANDS", {"HOST-SUDO": [lambda t, spec: [(command, False, 5)]]})
+    monkeypatch.setattr(coordination, "PREFETCHES", {"probe": coordination.Prefetch(
+        "probe", frozenset({"HOST-SUDO"}), lambda t, s: seen.append(dict(t._prefetched)), 1)})
+    site = type("S", (), {"overrides": {}})()
+    pf = coordination.Prefetcher()
+    pf.start(site, [Item(a, "HOST-SUDO")])
+    time.sleep(0.1)
+    monkeypatch.setattr(coordination, "prime_one", lambda t, s: None)
+    coordination.quiet_host(a, site)            # waits for the batch
+    assert (command, False) in a._prefetched
+    pf.stop()
+    assert len(seen) == 1 and seen[0][(command, False)].stdout == "done\n"
