@@ -6,13 +6,14 @@ hosts in the same run (issue 14, "Fleet speed").
     sudo .venv/bin/python benchmarks/bench_fleet_vs_ansible.py --hold /tmp/fleet-lab   # keep the lab up
 
 The wirecheck figure is the end-to-end time of `pytest suites/preflight --profile production
---ansible-inventory hosts.ini -n auto` (process start, Ansible's inventory parser, xdist workers,
-SSH connections, every check including the port probes of the Kubernetes and restund hosts,
-compliance.json).  The internet and public-IP checks ask a web server on the lab's gateway (no
+--ansible-inventory hosts.ini -n auto` (process start, Ansible's inventory parser, SSH connections,
+every check including the port probes of the Kubernetes and restund hosts, compliance.json), and
+beside it the same with `-n 2` (two xdist workers; `-n auto` runs in one process, see
+wirecheck.coordination.auto_workers).  The internet and public-IP checks ask a web server on the lab's gateway (no
 traffic leaves the machine).  The Ansible figure is `ansible all -i hosts.ini -m setup -f 17`
 with the same inventory, each run with a fresh ControlPath directory (no master kept from an
 earlier run, as wirecheck starts its own), `ANSIBLE_PIPELINING` on and off.  The runs alternate
-(wirecheck, Ansible pipelined, Ansible not pipelined) so that load from elsewhere falls on all three;
+(wirecheck's, Ansible pipelined, Ansible not pipelined) so that load from elsewhere falls on all three;
 the load average is printed beside each round.
 
 The hosts are bench_fleet.py's: network-namespace test hosts with their own sshd, sized as the
@@ -133,7 +134,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", type=int, default=17, help="number of hosts (default 17)")
     ap.add_argument("--repeat", type=int, default=3, help="rounds; median and min are printed")
-    ap.add_argument("-n", dest="parallel", default="auto", help="wirecheck's -n (default auto; '' for serial)")
+    ap.add_argument("-n", dest="parallel", default="auto,2",
+                    help="wirecheck's -n, comma-separated runs per round (default auto,2; '' for serial)")
     ap.add_argument("--hold", metavar="DIR", help="only start the lab, write DIR/hosts.ini and wait for SIGTERM")
     args = ap.parse_args()
     binary = ansible_bin()
@@ -158,13 +160,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             inv = Path(tmp) / "hosts.ini"
             write_inventory(lab, hosts, inv)
-            rows: dict[str, list[float]] = {"wirecheck": [], "ansible pipelined": [], "ansible not pipelined": []}
-            cpu: dict[str, list[float]] = {k: [] for k in rows}
-            label = f"wirecheck -n {args.parallel}" if args.parallel else "wirecheck serial"
+            modes = [m.strip() for m in args.parallel.split(",")]
+            names = [f"wirecheck -n {m}" if m else "wirecheck serial" for m in modes]
+            names += ["ansible pipelined", "ansible not pipelined"]
+            rows: dict[str, list[float]] = {k: [] for k in names}
+            cpu: dict[str, list[float]] = {k: [] for k in names}
             print("seconds of wall time; in brackets the CPU seconds of the runner and the processes it waited for "
                   "(xdist workers, Ansible's forks, ssh clients) on this machine", flush=True)
-            print(f"{'round':>5}  {label:<24} {'ansible -m setup pipelined':<28} {'not pipelined':<24} "
-                  f"{'load 1m':>7}  wirecheck statuses", flush=True)
+            print(f"{'round':>5}  " + " ".join(f"{k:<24}" for k in names) + f" {'load 1m':>7}  wirecheck statuses",
+                  flush=True)
 
             def timed(fn):
                 c0 = children_cpu()
@@ -172,22 +176,26 @@ def main() -> None:
                 return out, children_cpu() - c0
 
             for i in range(args.repeat):
-                (t_wc, statuses), c_wc = timed(lambda i=i: run_wirecheck(inv, Path(tmp) / f"r{i}", url, args.parallel))
-                (t_ap, ok_ap, bad_ap), c_ap = timed(lambda: run_ansible(binary, inv, args.hosts, True))
-                (t_an, ok_an, bad_an), c_an = timed(lambda: run_ansible(binary, inv, args.hosts, False))
-                for key, t, c in (("wirecheck", t_wc, c_wc), ("ansible pipelined", t_ap, c_ap),
-                                  ("ansible not pipelined", t_an, c_an)):
-                    rows[key].append(t)
-                    cpu[key].append(c)
-                shown = " ".join(f"{k}={v}" for k, v in sorted(statuses.items()))
-                cells = [f"{t:6.2f} s [{c:.1f}]" for t, c in ((t_wc, c_wc), (t_ap, c_ap), (t_an, c_an))]
-                print(f"{i + 1:>5}  {cells[0]:<24} {cells[1]:<28} {cells[2]:<24} {os.getloadavg()[0]:>7.2f}  {shown}"
-                      f"{'' if ok_ap == ok_an == args.hosts else f'  (ansible ok {ok_ap}/{ok_an}, failed {bad_ap}/{bad_an})'}",
-                      flush=True)
+                cells, shown, note = [], [], ""
+                for m, name in zip(modes, names, strict=False):
+                    (t, statuses), c = timed(lambda i=i, m=m: run_wirecheck(inv, Path(tmp) / f"r{i}{m}", url, m))
+                    rows[name].append(t)
+                    cpu[name].append(c)
+                    cells.append(f"{t:6.2f} s [{c:.1f}]")
+                    shown.append(" ".join(f"{k}={v}" for k, v in sorted(statuses.items())))
+                for pipelining, name in ((True, names[-2]), (False, names[-1])):
+                    (t, ok, bad), c = timed(lambda p=pipelining: run_ansible(binary, inv, args.hosts, p))
+                    rows[name].append(t)
+                    cpu[name].append(c)
+                    cells.append(f"{t:6.2f} s [{c:.1f}]")
+                    if ok != args.hosts:
+                        note += f"  ({name}: {ok} answered, {bad} failed)"
+                same = len(set(shown)) == 1
+                print(f"{i + 1:>5}  " + " ".join(f"{c:<24}" for c in cells) + f" {os.getloadavg()[0]:>7.2f}  "
+                      + (shown[0] if same else " | ".join(shown)) + note, flush=True)
             for k, v in rows.items():
                 print(f"median {k:<22} {statistics.median(v):6.2f} s (min {min(v):.2f}); CPU "
                       f"{statistics.median(cpu[k]):.1f} s")
-
 
 if __name__ == "__main__":
     main()

@@ -67,6 +67,20 @@ def inventory_from_controller(config: pytest.Config) -> Inventory | None:
 GROUPS_FILE = "xdist-groups.json"
 
 
+def auto_workers(config: pytest.Config) -> int | None:
+    """What ``-n auto`` means for wirecheck: no worker processes, the checks run in this process.
+
+    The work of a run is waiting on hosts, and what waits per host already runs side by side in
+    threads: the hosts' snapshots, each host's check commands in one round trip, the port probes
+    (start_prefetch).  An xdist worker adds its own interpreter start, collection and scapy import
+    (about 2.5 s of CPU each on the benchmark machine) and parallelises only the checks' own Python
+    (benchmarks/bench_fleet_vs_ansible.py).  ``-n N`` still starts N workers; the environment
+    variable PYTEST_XDIST_AUTO_NUM_WORKERS (xdist's own) still wins."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return 0
+
+
 def make_scheduler(config: pytest.Config, log):  # xdist hook (controller side)
     """--dist loadgroup (what wirecheck sets for -n) by wirecheck's own groups: see HostScheduling."""
     if config.getvalue("dist") != "loadgroup" or not config.stash.get(SHARED_KEY, None):

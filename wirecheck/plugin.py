@@ -25,7 +25,8 @@ __all__ = [
     "pytest_addoption", "pytest_configure", "pytest_unconfigure", "pytest_xdist_make_scheduler",
     "pytest_collection_finish", "pytest_configure_node", "pytest_generate_tests", "pytest_collection_modifyitems",
     "pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_makereport", "pytest_runtest_logreport",
-    "pytest_sessionfinish", "pytest_terminal_summary", "site", "spec", "control", "SITE_KEY",
+    "pytest_sessionfinish", "pytest_terminal_summary", "pytest_xdist_auto_num_workers", "site", "spec", "control",
+    "SITE_KEY",
 ]
 
 
@@ -69,6 +70,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     coordination.unconfigure(config)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:  # xdist hook: what -n auto means
+    return coordination.auto_workers(config)
 
 
 @pytest.hookimpl(optionalhook=True)
