@@ -283,15 +283,20 @@ class Prefetch:
     requirements: frozenset[str]
     measure: Callable[[Any, Site], Any]
     limit: int = 4
+    #: what to start at once in a thread when any host is measured (e.g. a slow import)
+    warm: Callable[[Site], Any] | None = None
+    #: sort key of the hosts: the longest measurements first
+    priority: Callable[[Any, Site], Any] | None = None
 
 
 PREFETCHES: dict[str, Prefetch] = {}
 
 
 def register_prefetch(name: str, requirements: Iterable[str], measure: Callable[[Any, Site], Any],
-                      limit: int = 4) -> None:
+                      limit: int = 4, warm: Callable[[Site], Any] | None = None,
+                      priority: Callable[[Any, Site], Any] | None = None) -> None:
     """Called by a suite module at import (e.g. the port checks: their one probe per host)."""
-    PREFETCHES[name] = Prefetch(name, frozenset(requirements), measure, limit)
+    PREFETCHES[name] = Prefetch(name, frozenset(requirements), measure, limit, warm, priority)
 
 
 #: requirement ID -> functions (target, spec) -> [(command, sudo, timeout)]: the commands its check
@@ -341,32 +346,26 @@ class Prefetcher:
             if target is not None and req is not None:
                 selected.setdefault(target.name, (target, set()))[1].add(req.id)
         commands = ThreadPoolExecutor(max_workers=max(1, min(16, len(selected))), thread_name_prefix="wirecheck-commands")
-        pools = {pf.name: ThreadPoolExecutor(max_workers=pf.limit, thread_name_prefix=f"wirecheck-{pf.name}")
-                 for pf in PREFETCHES.values()}
-        self.pools += [commands, *pools.values()]
-        lock = threading.Lock()
-
-        def then(target: Any, rids: set[str]):
-            # a host's other measurements after its commands: a probe must not see our own commands'
-            # sockets on the host (a DNS lookup's UDP port would read as a port in use)
-            def go(_done: Any = None) -> None:
-                for pf in PREFETCHES.values():
-                    if rids & pf.requirements:
-                        try:
-                            fut = pools[pf.name].submit(_quietly, pf.measure, target, site)
-                        except RuntimeError:       # stopped meanwhile (the run ends)
-                            return
-                        with lock:
-                            self.futures.append(fut)
-            return go
+        self.pools.append(commands)
+        batches: dict[str, Any] = {}
         for target, rids in selected.values():
             if rids & set(COMMANDS):
-                fut = commands.submit(_quietly, prefetch_commands, target, site, rids & set(COMMANDS))
-                with lock:
-                    self.futures.append(fut)
-                fut.add_done_callback(then(target, rids))
-            else:
-                then(target, rids)()
+                batches[target.name] = commands.submit(_quietly, prefetch_commands, target, site, rids & set(COMMANDS))
+        self.futures += list(batches.values())
+        for pf in PREFETCHES.values():
+            mine = [target for target, rids in selected.values() if rids & pf.requirements]
+            if not mine:
+                continue
+            if pf.warm is not None:
+                warm = threading.Thread(target=_quietly, args=(pf.warm, site), name=f"wirecheck-{pf.name}-warm", daemon=True)
+                warm.start()
+            if pf.priority is not None:
+                mine.sort(key=lambda t, pf=pf: _priority(pf, t, site))
+            pool = ThreadPoolExecutor(max_workers=max(1, min(pf.limit, len(mine))), thread_name_prefix=f"wirecheck-{pf.name}")
+            self.pools.append(pool)
+            # a host's measurement after its commands: a probe must not see our own commands' sockets on
+            # the host (a DNS lookup's UDP port would read as a port in use)
+            self.futures += [pool.submit(_after, batches.get(t.name), pf.measure, t, site) for t in mine]
 
     def stop(self) -> None:
         """Drop what has not started; wait for what has (each measurement has its own time limits;
@@ -386,6 +385,20 @@ def quiet_host(target: Any, site: Site) -> None:
     wait = getattr(target, "wait_prefetched", None)
     if wait is not None:
         wait()
+
+
+def _after(first: Any, fn: Callable[..., Any], *args: Any) -> None:
+    if first is not None:
+        from concurrent.futures import wait
+        wait([first])
+    _quietly(fn, *args)
+
+
+def _priority(pf: Prefetch, target: Any, site: Site) -> Any:
+    try:
+        return pf.priority(target, site)      # type: ignore[misc]
+    except Exception:  # noqa: BLE001 - no order known: last
+        return float("inf")
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> None:

@@ -66,6 +66,9 @@ def pytest_configure(config: pytest.Config) -> None:
         # takes its snapshot; the workers then use its connections and read what it measured.
         config.stash[SHARED_KEY] = enable_sharing()
         coordination.PRIMER.start(site)
+    elif (not hasattr(config, "workerinput") and not getattr(config.option, "numprocesses", None)
+          and not config.option.collectonly and len(site.targets) > 1):
+        coordination.PRIMER.start(site)      # a serial run: the same, while the checks are collected
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -259,7 +259,21 @@ def _prefetch_probe(target, site) -> None:
         pass     # another thread or process of the run is probing it; the check waits for that one
 
 
-register_prefetch("port-probe", PROBE_READERS, _prefetch_probe, limit=3)
+def _warm_scapy(site) -> None:
+    """The closed-vs-filtered classification's scapy import (a second of CPU), before the first probe
+    needs it (the classification runs where the probes are sent from this machine)."""
+    if not site.option("probe_from"):
+        from wirecheck.probes import classify
+        classify.warm_up()
+
+
+def _probe_size(target, site) -> int:
+    """Hosts with the most ports to probe first (the whole UDP range takes longest)."""
+    plan = probe_plan(target, site)
+    return -(len(plan["udp"]) + len(plan["tcp"]))
+
+
+register_prefetch("port-probe", PROBE_READERS, _prefetch_probe, limit=3, warm=_warm_scapy, priority=_probe_size)
 # IMP-MTU's default route (Facts.ip_json), asked with the other checks' commands in one round trip
 register_commands("IMP-MTU", lambda target, spec: [("ip -j -4 route show default", False, None)])
 
