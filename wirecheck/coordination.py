@@ -329,6 +329,10 @@ def prefetch_commands(target: Any, site: Site, requirements: Iterable[str]) -> N
     target.prefetch(wanted, batch=lambda todo: once(key, lambda: target.transport.run_batch(todo)))
 
 
+#: command batches a process runs at once (each a few commands side by side on its host)
+COMMAND_BATCHES = 6
+
+
 class Prefetcher:
     def __init__(self) -> None:
         self.pools: list[Any] = []
@@ -345,10 +349,17 @@ class Prefetcher:
             req = requirement_of(item)
             if target is not None and req is not None:
                 selected.setdefault(target.name, (target, set()))[1].add(req.id)
-        commands = ThreadPoolExecutor(max_workers=max(1, min(16, len(selected))), thread_name_prefix="wirecheck-commands")
+        # the hosts whose measurements take longest (the whole UDP range to probe) get their commands
+        # first, and a few at a time, so that those measurements can start early
+        order = list(selected.values())
+        for pf in PREFETCHES.values():
+            if pf.priority is not None:
+                order.sort(key=lambda tr, pf=pf: _priority(pf, tr[0], site) if tr[1] & pf.requirements else float("inf"))
+        commands = ThreadPoolExecutor(max_workers=max(1, min(COMMAND_BATCHES, len(selected))),
+                                      thread_name_prefix="wirecheck-commands")
         self.pools.append(commands)
         batches: dict[str, Any] = {}
-        for target, rids in selected.values():
+        for target, rids in order:
             if rids & set(COMMANDS):
                 batches[target.name] = commands.submit(_quietly, prefetch_commands, target, site, rids & set(COMMANDS))
         self.futures += list(batches.values())

@@ -236,3 +236,10 @@ def test_a_hosts_probe_starts_after_its_commands(monkeypatch) -> None:
     assert (command, False) in a._prefetched
     pf.stop()
     assert len(seen) == 1 and seen[0][(command, False)].stdout == "done\n"
+
+
+def test_n_auto_means_one_process(monkeypatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    assert coordination.auto_workers(None) == 0
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "3")      # xdist's own setting still wins
+    assert coordination.auto_workers(None) is None
