@@ -7,6 +7,7 @@ or the target's address. The checks below read that one measurement.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import socket
 from dataclasses import dataclass
@@ -226,15 +227,17 @@ def _probe(target, site, address: str, turn_only: bool) -> PortProbeResult | Pro
     if probe_host is not None:
         kwargs["sender_spawn"] = probe_host.popen
         kwargs["sender_name"] = probe_host.name
-    try:
-        try:  # ports below 1024 need root on the target
-            return probe_ports(lambda argv: target.popen(argv, sudo=True), address, **kwargs)
+    quiet = getattr(target, "quiet", None)
+    with quiet.exclusive() if quiet is not None else contextlib.nullcontext():   # none of our commands meanwhile
+        try:
+            try:  # ports below 1024 need root on the target
+                return probe_ports(lambda argv: target.popen(argv, sudo=True), address, **kwargs)
+            except ProbeError as exc:
+                if "sudo" not in str(exc):
+                    raise
+                return probe_ports(target.popen, address, **kwargs)
         except ProbeError as exc:
-            if "sudo" not in str(exc):
-                raise
-            return probe_ports(target.popen, address, **kwargs)
-    except ProbeError as exc:
-        return exc
+            return exc
 
 
 #: the checks that read the probe (probe_plan's requirements): the probe of each host with one of

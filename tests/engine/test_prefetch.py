@@ -243,3 +243,28 @@ def test_n_auto_means_one_process(monkeypatch) -> None:
     assert coordination.auto_workers(None) == 0
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "3")      # xdist's own setting still wins
     assert coordination.auto_workers(None) is None
+
+
+def test_a_probe_has_the_host_to_itself(tmp_path) -> None:
+    """While the exclusive side (the port probe) holds a host, no command of the run starts there,
+    and the probe waits for the commands running; other hosts are not held up."""
+    a, b = local("a"), local("b")
+    events = []
+    started = threading.Event()
+
+    def probe():
+        with a.quiet.exclusive():
+            started.set()
+            events.append("probe in")
+            time.sleep(0.5)
+            events.append("probe out")
+    th = threading.Thread(target=probe)
+    th.start()
+    started.wait(5)
+    t0 = time.monotonic()
+    b.run("true")                                   # another host: not held up
+    assert time.monotonic() - t0 < 0.4
+    a.run("true")                                   # this host: after the probe
+    events.append("command")
+    th.join()
+    assert events == ["probe in", "probe out", "command"]
