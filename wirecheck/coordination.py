@@ -195,6 +195,16 @@ def group_items(config: pytest.Config, items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         target = callspec.params.get("target") if callspec else None
         GROUP_OF[item.nodeid] = f"host:{target.name}" if target is not None else f"check:{item.nodeid}"
+    # the checks that read a measurement started in the background (the port probes) go last, so that
+    # the others run while it is taken instead of after it
+    waits = frozenset().union(*(pf.requirements for pf in PREFETCHES.values()))
+    if waits:
+        from .verdicts import requirement_of
+
+        def late(item: pytest.Item) -> bool:
+            req = requirement_of(item)
+            return req is not None and req.id in waits
+        items.sort(key=late)
 
 
 CONTROL: dict[str, Any] = {}
