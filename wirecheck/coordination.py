@@ -284,14 +284,15 @@ _PRIMED_ALL = [False]
 
 @dataclass(frozen=True)
 class Prefetch:
-    """``measure(target, site)`` of every target with a selected check of ``requirements``, started in
+    """``measure(target, site, the target's selected requirements among them)`` of every target with a
+    selected check of ``requirements``, started in
     the background as soon as the run knows its checks, at most ``limit`` at once per process.
     ``measure`` must itself make sure it runs once per run and target (see ``once``): a check that
     asks while it runs waits for it, and under pytest-xdist every worker starts the same list."""
 
     name: str
     requirements: frozenset[str]
-    measure: Callable[[Any, Site], Any]
+    measure: Callable[[Any, Site, frozenset[str]], Any]
     limit: int = 4
     #: what to start at once in a thread when any host is measured (e.g. a slow import)
     warm: Callable[[Site], Any] | None = None
@@ -302,7 +303,7 @@ class Prefetch:
 PREFETCHES: dict[str, Prefetch] = {}
 
 
-def register_prefetch(name: str, requirements: Iterable[str], measure: Callable[[Any, Site], Any],
+def register_prefetch(name: str, requirements: Iterable[str], measure: Callable[[Any, Site, frozenset[str]], Any],
                       limit: int = 4, warm: Callable[[Site], Any] | None = None,
                       priority: Callable[[Any, Site], Any] | None = None) -> None:
     """Called by a suite module at import (e.g. the port checks: their one probe per host)."""
@@ -386,7 +387,8 @@ class Prefetcher:
             self.pools.append(pool)
             # a host's measurement after its commands: a probe must not see our own commands' sockets on
             # the host (a DNS lookup's UDP port would read as a port in use)
-            self.futures += [pool.submit(_after, batches.get(t.name), pf.measure, t, site) for t in mine]
+            self.futures += [pool.submit(_after, batches.get(t.name), pf.measure, t, site,
+                                         frozenset(selected[t.name][1] & pf.requirements)) for t in mine]
 
     def stop(self) -> None:
         """Drop what has not started; wait for what has (each measurement has its own time limits;

@@ -240,15 +240,22 @@ def _probe(target, site, address: str, turn_only: bool) -> PortProbeResult | Pro
             return exc
 
 
-#: the checks that read the probe (probe_plan's requirements): the probe of each host with one of
-#: them selected starts in the background as soon as the run knows its checks, while others run
-PROBE_READERS = ("NET-PORT-TCP-22", "NET-PORT-TCP-80", "NET-PORT-TCP-443", "NET-PORT-TURN-3478",
-                 "NET-PORT-UDP-RANGE", "NET-LOCAL-PORT-RANGE", "IMP-HOST-PORTS", "IMP-MTU", "DEMO-NET-WIRE-IP",
-                 "DEMO-NET-LOCAL-PORTS-FREE", "DEMO-NET-FIREWALL", "CALL-SFT-FIREWALL")
+#: the checks that read the probe, per phase (in preflight probe_plan's requirements; after the
+#: install the TCP ports are connected to, not probed): the probe of each host with one of them
+#: selected starts in the background as soon as the run knows its checks, while others run
+PROBE_READERS = {
+    "preflight": frozenset({"NET-PORT-TCP-22", "NET-PORT-TCP-80", "NET-PORT-TCP-443", "NET-PORT-TURN-3478",
+                            "NET-PORT-UDP-RANGE", "NET-LOCAL-PORT-RANGE", "IMP-HOST-PORTS", "IMP-MTU",
+                            "DEMO-NET-WIRE-IP", "DEMO-NET-LOCAL-PORTS-FREE", "DEMO-NET-FIREWALL",
+                            "CALL-SFT-FIREWALL"}),
+    "acceptance": frozenset({"NET-PORT-UDP-RANGE", "CALL-SFT-FIREWALL"}),
+}
 
 
-def _prefetch_probe(target, site) -> None:
+def _prefetch_probe(target, site, selected: frozenset[str] = frozenset()) -> None:
     from wirecheck.coordination import Busy
+    if not selected & PROBE_READERS.get(site.phase, frozenset()):
+        return       # no selected check of this phase reads the probe
     try:
         own = probed_address(target, site)
     except Exception:  # noqa: BLE001 - the check reports it
@@ -276,7 +283,8 @@ def _probe_size(target, site) -> int:
     return -(len(plan["udp"]) + len(plan["tcp"]))
 
 
-register_prefetch("port-probe", PROBE_READERS, _prefetch_probe, limit=3, warm=_warm_scapy, priority=_probe_size)
+register_prefetch("port-probe", frozenset().union(*PROBE_READERS.values()), _prefetch_probe, limit=3,
+                  warm=_warm_scapy, priority=_probe_size)
 # IMP-MTU's default route (Facts.ip_json), asked with the other checks' commands in one round trip
 register_commands("IMP-MTU", lambda target, spec: [("ip -j -4 route show default", False, None)])
 

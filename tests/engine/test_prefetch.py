@@ -226,7 +226,7 @@ def test_a_hosts_probe_starts_after_its_commands(monkeypatch) -> None:
     command = "sleep 0.5; echo done"
     monkeypatch.setattr(coordination, "COMMANDS", {"HOST-SUDO": [lambda t, spec: [(command, False, 5)]]})
     monkeypatch.setattr(coordination, "PREFETCHES", {"probe": coordination.Prefetch(
-        "probe", frozenset({"HOST-SUDO"}), lambda t, s: seen.append(dict(t._prefetched)), 1)})
+        "probe", frozenset({"HOST-SUDO"}), lambda t, s, rids: seen.append(dict(t._prefetched)), 1)})
     site = type("S", (), {"overrides": {}})()
     pf = coordination.Prefetcher()
     pf.start(site, [Item(a, "HOST-SUDO")])
@@ -268,3 +268,27 @@ def test_a_probe_has_the_host_to_itself(tmp_path) -> None:
     events.append("command")
     th.join()
     assert events == ["probe in", "probe out", "command"]
+
+
+def test_the_probe_is_taken_ahead_only_for_checks_that_read_it(monkeypatch) -> None:
+    """After the install TCP 80/443/3478 are connected to, not probed: their checks alone start no
+    listener on the host; the UDP range check does.  In preflight every port check reads the probe."""
+    from suites.preflight import test_ports as tp
+    probed = []
+    monkeypatch.setattr(tp, "_probe", lambda target, site, address, turn_only: probed.append((site.phase, address)))
+    monkeypatch.setattr(tp, "_PROBES", {})
+
+    class Site:
+        wire_ip = None
+        profile = "production"
+
+        def __init__(self, phase):
+            self.phase = phase
+    t = Target(name=f"h{time.monotonic()}", address="127.0.0.1", roles=[], transport=LocalTransport())
+    tp._prefetch_probe(t, Site("acceptance"), frozenset({"NET-PORT-TCP-80", "NET-PORT-TCP-443"}))
+    assert probed == []
+    tp._prefetch_probe(t, Site("acceptance"), frozenset({"NET-PORT-TCP-80", "NET-PORT-UDP-RANGE"}))
+    assert probed == [("acceptance", "127.0.0.1")]
+    t2 = Target(name=f"g{time.monotonic()}", address="127.0.0.1", roles=[], transport=LocalTransport())
+    tp._prefetch_probe(t2, Site("preflight"), frozenset({"NET-PORT-TCP-80"}))
+    assert probed[-1] == ("preflight", "127.0.0.1")
