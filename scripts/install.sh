@@ -20,6 +20,9 @@ test_pkgs=(openssh-server sudo iptables nftables ufw dnsmasq-base nginx-light co
            postgresql etcd-server etcd-client rabbitmq-server
            maven openjdk-17-jre-headless)   # Maven + JDK: a real Cassandra ring (tests/lab/cassandra.py)
 pkgs=("${base_pkgs[@]}")
+# libpcap: scapy compiles the BPF filter of the port classification with it (without, scapy reads every
+# packet on the machine while it waits); Ubuntu 24.04 renamed the package for the 64-bit time_t move
+if apt-cache show libpcap0.8t64 >/dev/null 2>&1; then pkgs+=(libpcap0.8t64); else pkgs+=(libpcap0.8); fi
 if [ "$want_tests" = 1 ]; then
   pkgs+=("${test_pkgs[@]}")
   # Node.js may come from elsewhere (e.g. NodeSource, which bundles npm): only add what is missing
