@@ -3,9 +3,16 @@ priming (one snapshot per host), the run deadline, and closing the targets."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import pickle
+import threading
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +22,7 @@ from .catalog import default_catalog
 from .outcome import ERROR, Outcome
 from .site import Site
 from .targets import Inventory
+from .transport import shared_dir
 
 SITE_KEY = pytest.StashKey[Site]()
 RESULTS_KEY = pytest.StashKey[list]()
@@ -57,6 +65,20 @@ def inventory_from_controller(config: pytest.Config) -> Inventory | None:
 
 
 GROUPS_FILE = "xdist-groups.json"
+
+
+def auto_workers(config: pytest.Config) -> int | None:
+    """What ``-n auto`` means for wirecheck: no worker processes, the checks run in this process.
+
+    The work of a run is waiting on hosts, and what waits per host already runs side by side in
+    threads: the hosts' snapshots, each host's check commands in one round trip, the port probes
+    (start_prefetch).  An xdist worker adds its own interpreter start, collection
+    (about 2.5 s of CPU each on the benchmark machine) and parallelises only the checks' own Python
+    (benchmarks/bench_fleet_vs_ansible.py).  ``-n N`` still starts N workers; the environment
+    variable PYTEST_XDIST_AUTO_NUM_WORKERS (xdist's own) still wins."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return 0
 
 
 def make_scheduler(config: pytest.Config, log):  # xdist hook (controller side)
@@ -138,6 +160,7 @@ class Alarm:
 
 
 def unconfigure(config: pytest.Config) -> None:
+    PREFETCHER.stop()
     PRIMER.stop()
     site = config.stash.get(SITE_KEY, None)
     if site:
@@ -172,6 +195,16 @@ def group_items(config: pytest.Config, items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         target = callspec.params.get("target") if callspec else None
         GROUP_OF[item.nodeid] = f"host:{target.name}" if target is not None else f"check:{item.nodeid}"
+    # the checks that read a measurement started in the background (the port probes) go last, so that
+    # the others run while it is taken instead of after it
+    waits = frozenset().union(*(pf.requirements for pf in PREFETCHES.values()))
+    if waits:
+        from .verdicts import requirement_of
+
+        def late(item: pytest.Item) -> bool:
+            req = requirement_of(item)
+            return req is not None and req.id in waits
+        items.sort(key=late)
 
 
 CONTROL: dict[str, Any] = {}
@@ -193,15 +226,23 @@ def prime_paths(site: Site, target: Any) -> tuple[str, ...]:
     return tuple(sorted(paths))
 
 
+_PRIME_LOCKS: dict[int, threading.Lock] = {}
+_PRIME_LOCKS_LOCK = threading.Lock()
+
+
 def prime_one(target: Any, site: Site) -> None:
-    if getattr(target, "_wc_primed", False):
-        return
-    target._wc_primed = True
-    paths = prime_paths(site, target)
-    try:
-        target.facts.host_snapshot(paths)
-    except Exception:  # noqa: BLE001 - priming only; the checks themselves report what fails
-        pass
+    """The host's snapshot, taken once; a caller that comes while another thread takes it waits for it."""
+    with _PRIME_LOCKS_LOCK:
+        lock = _PRIME_LOCKS.setdefault(id(target), threading.Lock())
+    with lock:
+        if getattr(target, "_wc_primed", False):
+            return
+        target._wc_primed = True
+        paths = prime_paths(site, target)
+        try:
+            target.facts.host_snapshot(paths)
+        except Exception:  # noqa: BLE001 - priming only; the checks themselves report what fails
+            pass
 
 
 def prime_all(site: Site) -> None:
@@ -209,16 +250,20 @@ def prime_all(site: Site) -> None:
 
 
 class Primer:
-    """An xdist controller's priming of every target, in the background while the workers start."""
+    """Priming of every target in the background: in an xdist controller while the workers start, in
+    a serial run while the first checks run."""
 
     def __init__(self) -> None:
         self.pool: Any = None
         self.futures: list[Any] = []
 
-    def start(self, site: Site) -> None:
+    def start(self, site: Site, targets: Iterable[Any] | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
-        self.pool = ThreadPoolExecutor(max_workers=min(16, len(site.targets)), thread_name_prefix="wirecheck-prime")
-        self.futures = [self.pool.submit(prime_one, t, site) for t in site.targets]
+        chosen = list(site.targets if targets is None else targets)
+        if self.pool is not None or not chosen:
+            return
+        self.pool = ThreadPoolExecutor(max_workers=min(16, len(chosen)), thread_name_prefix="wirecheck-prime")
+        self.futures = [self.pool.submit(prime_one, t, site) for t in chosen]
 
     def stop(self) -> None:
         """Before the targets are closed: drop what has not started (a run stopped early), wait for what
@@ -233,6 +278,234 @@ class Primer:
 
 PRIMER = Primer()
 _PRIMED_ALL = [False]
+
+
+# --- measurements of a host that several checks read, taken before the first of them asks ---------
+
+@dataclass(frozen=True)
+class Prefetch:
+    """``measure(target, site, the target's selected requirements among them)`` of every target with a
+    selected check of ``requirements``, started in
+    the background as soon as the run knows its checks, at most ``limit`` at once per process.
+    ``measure`` must itself make sure it runs once per run and target (see ``once``): a check that
+    asks while it runs waits for it, and under pytest-xdist every worker starts the same list."""
+
+    name: str
+    requirements: frozenset[str]
+    measure: Callable[[Any, Site, frozenset[str]], Any]
+    limit: int = 4
+    #: what to start at once in a thread when any host is measured (e.g. a slow import)
+    warm: Callable[[Site], Any] | None = None
+    #: sort key of the hosts: the longest measurements first
+    priority: Callable[[Any, Site], Any] | None = None
+
+
+PREFETCHES: dict[str, Prefetch] = {}
+
+
+def register_prefetch(name: str, requirements: Iterable[str], measure: Callable[[Any, Site, frozenset[str]], Any],
+                      limit: int = 4, warm: Callable[[Site], Any] | None = None,
+                      priority: Callable[[Any, Site], Any] | None = None) -> None:
+    """Called by a suite module at import (e.g. the port checks: their one probe per host)."""
+    PREFETCHES[name] = Prefetch(name, frozenset(requirements), measure, limit, warm, priority)
+
+
+#: requirement ID -> functions (target, spec) -> [(command, sudo, timeout)]: the commands its check
+#: runs on a target, registered by the suite module beside the check (which builds its command
+#: with the same function)
+COMMANDS: dict[str, list[Callable[[Any, Any], list[tuple[str, bool, float | None]]]]] = {}
+
+
+def register_commands(requirement_id: str, commands: Callable[[Any, Any], list[tuple[str, bool, float | None]]]) -> None:
+    """The commands a check will run on each of its targets: run before it asks, in one round trip per
+    host with the other checks' (Target.prefetch)."""
+    COMMANDS.setdefault(requirement_id, []).append(commands)
+
+
+def prefetch_commands(target: Any, site: Site, requirements: Iterable[str]) -> None:
+    from .catalog import default_catalog
+    from .verdicts import Spec
+    catalog = default_catalog()
+    wanted: list[tuple[str, bool, float | None]] = []
+    for rid in sorted(set(requirements)):
+        spec = Spec(catalog[rid], site.overrides.get(rid, {}))
+        for fn in COMMANDS.get(rid, []):
+            try:
+                wanted += fn(target, spec)
+            except Exception:  # noqa: BLE001 - a command that cannot be built: the check says why
+                continue
+    if not wanted:
+        return
+    key = f"commands:{target.name}:" + hashlib.sha256(repr(wanted).encode()).hexdigest()[:16]
+    target.prefetch(wanted, batch=lambda todo: once(key, lambda: target.transport.run_batch(todo)))
+
+
+#: command batches a process runs at once (each a few commands side by side on its host)
+COMMAND_BATCHES = 6
+
+
+class Prefetcher:
+    def __init__(self) -> None:
+        self.pools: list[Any] = []
+        self.futures: list[Any] = []
+
+    def start(self, site: Site, items: list[pytest.Item]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .verdicts import requirement_of
+        selected: dict[str, tuple[Any, set[str]]] = {}
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            target = callspec.params.get("target") if callspec else None
+            req = requirement_of(item)
+            if target is not None and req is not None:
+                selected.setdefault(target.name, (target, set()))[1].add(req.id)
+        # the hosts whose measurements take longest (the whole UDP range to probe) get their commands
+        # first, and a few at a time, so that those measurements can start early
+        order = list(selected.values())
+        for pf in PREFETCHES.values():
+            if pf.priority is not None:
+                order.sort(key=lambda tr, pf=pf: _priority(pf, tr[0], site) if tr[1] & pf.requirements else float("inf"))
+        commands = ThreadPoolExecutor(max_workers=max(1, min(COMMAND_BATCHES, len(selected))),
+                                      thread_name_prefix="wirecheck-commands")
+        self.pools.append(commands)
+        batches: dict[str, Any] = {}
+        for target, rids in order:
+            if rids & set(COMMANDS):
+                batches[target.name] = commands.submit(_quietly, prefetch_commands, target, site, rids & set(COMMANDS))
+        self.futures += list(batches.values())
+        for pf in PREFETCHES.values():
+            mine = [target for target, rids in selected.values() if rids & pf.requirements]
+            if not mine:
+                continue
+            if pf.warm is not None:
+                warm = threading.Thread(target=_quietly, args=(pf.warm, site), name=f"wirecheck-{pf.name}-warm", daemon=True)
+                warm.start()
+            if pf.priority is not None:
+                mine.sort(key=lambda t, pf=pf: _priority(pf, t, site))
+            pool = ThreadPoolExecutor(max_workers=max(1, min(pf.limit, len(mine))), thread_name_prefix=f"wirecheck-{pf.name}")
+            self.pools.append(pool)
+            # a host's measurement after its commands: a probe must not see our own commands' sockets on
+            # the host (a DNS lookup's UDP port would read as a port in use)
+            self.futures += [pool.submit(_after, batches.get(t.name), pf.measure, t, site,
+                                         frozenset(selected[t.name][1] & pf.requirements)) for t in mine]
+
+    def stop(self) -> None:
+        """Drop what has not started; wait for what has (each measurement has its own time limits;
+        60 s is a backstop), so that nothing measures a host after the run closed its connection."""
+        from concurrent.futures import wait
+        for pool in self.pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        wait(list(self.futures), timeout=60)
+        self.pools, self.futures = [], []
+
+
+def quiet_host(target: Any, site: Site) -> None:
+    """Before a measurement that must not see this run's own activity on the host (the port probe: a
+    command's DNS lookup holds a UDP port for a moment): the host's snapshot and its batch of check
+    commands are done."""
+    prime_one(target, site)
+    wait = getattr(target, "wait_prefetched", None)
+    if wait is not None:
+        wait()
+
+
+def _after(first: Any, fn: Callable[..., Any], *args: Any) -> None:
+    if first is not None:
+        from concurrent.futures import wait
+        wait([first])
+    _quietly(fn, *args)
+
+
+def _priority(pf: Prefetch, target: Any, site: Site) -> Any:
+    try:
+        return pf.priority(target, site)      # type: ignore[misc]
+    except Exception:  # noqa: BLE001 - no order known: last
+        return float("inf")
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - the check that reads it reports what failed (it asks again)
+        pass
+
+
+PREFETCHER = Prefetcher()
+
+
+def start_prefetch(session: pytest.Session) -> None:
+    """After collection (every process that runs checks): the hosts' snapshots (serial runs; an xdist
+    controller started them at configure) and the registered measurements of the selected checks."""
+    config = session.config
+    if config.option.collectonly or not session.items or xdist_controller(config):
+        return
+    site = config.stash.get(SITE_KEY, None)
+    if site is None:
+        return
+    if not hasattr(config, "workerinput"):
+        targets: dict[str, Any] = {}
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            target = callspec.params.get("target") if callspec else None
+            if target is not None:
+                targets.setdefault(target.name, target)
+        if len(targets) > 1:
+            PRIMER.start(site, targets.values())
+    PREFETCHER.start(site, session.items)
+
+
+_ONCE: dict[str, Any] = {}
+_ONCE_LOCKS: dict[str, threading.Lock] = {}
+_ONCE_GUARD = threading.Lock()
+
+
+class Busy(Exception):  # noqa: N818
+    """once(..., wait=False): another thread or process of the run is measuring this now."""
+
+
+def once(key: str, fn: Callable[[], Any], wait: bool = True) -> Any:
+    """fn() once per run for key: the first thread (and, under pytest-xdist, the first process of the
+    run) to ask runs it, the others wait for it and get the same value (processes through a pickle in
+    the run directory).  What fn raises is not kept: the next caller runs fn itself.  With
+    wait=False a caller that would wait raises Busy instead (a prefetch leaves the host to whoever
+    measures it)."""
+    with _ONCE_GUARD:
+        lock = _ONCE_LOCKS.setdefault(key, threading.Lock())
+    if not lock.acquire(blocking=wait):
+        raise Busy(key)
+    try:
+        if key in _ONCE:
+            return _ONCE[key]
+        store = shared_dir()
+        if store is None:
+            _ONCE[key] = fn()
+            return _ONCE[key]
+        path = os.path.join(store, "once-" + hashlib.sha256(key.encode()).hexdigest()[:24])
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise Busy(key) from None
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
+                _ONCE[key] = pickle.load(fh)   # noqa: S301 - written by this run, in its private directory
+                return _ONCE[key]
+            value = fn()
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            try:
+                with open(tmp, "wb") as fh:
+                    pickle.dump(value, fh)
+                os.replace(tmp, path)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)   # kept in this process only; another process measures for itself
+            _ONCE[key] = value
+            return value
+        finally:
+            os.close(fd)
+    finally:
+        lock.release()
 
 
 def prime(item: pytest.Item, site: Site) -> None:

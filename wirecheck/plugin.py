@@ -25,7 +25,8 @@ __all__ = [
     "pytest_addoption", "pytest_configure", "pytest_unconfigure", "pytest_xdist_make_scheduler",
     "pytest_collection_finish", "pytest_configure_node", "pytest_generate_tests", "pytest_collection_modifyitems",
     "pytest_runtest_setup", "pytest_runtest_call", "pytest_runtest_makereport", "pytest_runtest_logreport",
-    "pytest_sessionfinish", "pytest_terminal_summary", "site", "spec", "control", "SITE_KEY",
+    "pytest_sessionfinish", "pytest_terminal_summary", "pytest_xdist_auto_num_workers", "site", "spec", "control",
+    "SITE_KEY",
 ]
 
 
@@ -65,10 +66,18 @@ def pytest_configure(config: pytest.Config) -> None:
         # takes its snapshot; the workers then use its connections and read what it measured.
         config.stash[SHARED_KEY] = enable_sharing()
         coordination.PRIMER.start(site)
+    elif (not hasattr(config, "workerinput") and not getattr(config.option, "numprocesses", None)
+          and not config.option.collectonly and len(site.targets) > 1):
+        coordination.PRIMER.start(site)      # a serial run: the same, while the checks are collected
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     coordination.unconfigure(config)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:  # xdist hook: what -n auto means
+    return coordination.auto_workers(config)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -79,6 +88,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # xdist hook (cont
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     coordination.write_groups(session)
+    coordination.start_prefetch(session)
 
 
 @pytest.hookimpl(optionalhook=True)

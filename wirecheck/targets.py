@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -126,6 +129,77 @@ def valid_address(value: str) -> bool:
         return bool(HOSTNAME.match(value))
 
 
+class HostQuiet:
+    """Between this run's commands on one host (shared: any number at once) and a measurement that
+    needs the host to itself (exclusive: the port probe, whose listener would report the UDP port of
+    our own DNS lookup as a port in use).  Threads of this process, and with pytest-xdist the
+    processes of the run (flock on a file in the run directory).  A waiting exclusive holder goes
+    before new shared ones in this process."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+        self._owner: int | None = None
+
+    def _path(self) -> str | None:
+        from .transport import shared_dir
+        store = shared_dir()
+        if store is None:
+            return None
+        return os.path.join(store, "quiet-" + re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)[:80] + ".lock")
+
+    @contextlib.contextmanager
+    def shared(self):
+        me = threading.get_ident()
+        if self._owner == me:        # the exclusive holder's own commands
+            yield
+            return
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        fd = self._flock(fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+            self._owner = threading.get_ident()
+        fd = self._flock(fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
+            with self._cond:
+                self._writer = False
+                self._owner = None
+                self._cond.notify_all()
+
+    def _flock(self, how: int) -> int | None:
+        path = self._path()
+        if path is None:
+            return None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, how)
+        return fd
+
+
 @dataclass
 class Target:
     name: str
@@ -142,11 +216,78 @@ class Target:
     def __post_init__(self) -> None:
         self.facts = Facts(self)
         self._host = None
+        self._prefetched: dict[tuple[str, bool], CommandResult] = {}
+        self._prefetching: dict[tuple[str, bool], threading.Event] = {}
+        self._prefetch_lock = threading.Lock()
 
     def run(self, command: str, timeout: float | None = None, sudo: bool = False,
             stdin: bytes | None = None) -> CommandResult:
-        return self.transport.run(command, timeout=self.command_timeout if timeout is None else timeout,
-                                  sudo=sudo, stdin=stdin)
+        if stdin is None and self._prefetching:
+            got = self._take_prefetched(command, sudo)
+            if got is not None:
+                return got
+        with self.quiet.shared():
+            return self.transport.run(command, timeout=self.command_timeout if timeout is None else timeout,
+                                      sudo=sudo, stdin=stdin)
+
+    @property
+    def quiet(self) -> HostQuiet:
+        """Commands share the host; a measurement that must not see our own commands' sockets (the
+        port probe) has it to itself (HostQuiet)."""
+        q = self.__dict__.get("_quiet")
+        if q is None:
+            q = self.__dict__.setdefault("_quiet", HostQuiet(self.name))
+        return q
+
+    def prefetch(self, commands: list[tuple[str, bool, float | None]], batch=None) -> int:
+        """Run (command, sudo, timeout) that checks will ask for, all in one round trip (see
+        Transport.run_batch), before they ask: the first run() of each then returns its result (once;
+        a second run() of the same command runs it again).  A check that asks while the batch runs
+        waits for it; a command the batch could not answer for runs on its own when asked.  Returns
+        how many results are kept.  ``batch(todo)`` runs them (default: Transport.run_batch; a run
+        under pytest-xdist shares one batch per host between its processes)."""
+        todo: list[tuple[str, bool, float]] = []
+        with self._prefetch_lock:
+            for command, sudo, timeout in commands:
+                key = (command, sudo)
+                if key in self._prefetching or any(key == (c, s) for c, s, _t in todo):
+                    continue
+                self._prefetching[key] = threading.Event()
+                todo.append((command, sudo, self.command_timeout if timeout is None else timeout))
+        if not todo:
+            return 0
+        got: dict[tuple[str, bool], CommandResult] = {}
+        try:
+            with self.quiet.shared():
+                got = (batch or self.transport.run_batch)(todo)
+        except Exception:  # noqa: BLE001 - unreachable and the like: each check meets it when it asks
+            got = {}
+        finally:
+            with self._prefetch_lock:
+                for command, sudo, _t in todo:
+                    key = (command, sudo)
+                    if key in got:
+                        self._prefetched[key] = got[key]
+                    self._prefetching[key].set()
+        return len(got)
+
+    def wait_prefetched(self) -> None:
+        """Until no batch of prefetched commands runs on this target."""
+        with self._prefetch_lock:
+            events = list(self._prefetching.values())
+        for event in events:
+            event.wait()
+
+    def _take_prefetched(self, command: str, sudo: bool) -> CommandResult | None:
+        key = (command, sudo)
+        with self._prefetch_lock:
+            event = self._prefetching.get(key)
+        if event is None:
+            return None
+        event.wait()      # the batch has time limits of its own (the longest command's, plus 5 s)
+        with self._prefetch_lock:
+            self._prefetching.pop(key, None)
+            return self._prefetched.pop(key, None)
 
     END_MARK = "@@wirecheck-end"
 

@@ -196,6 +196,53 @@ def release_run_dir() -> None:
 atexit.register(release_run_dir)
 
 
+BATCH_MARK = "@@wc-batch"
+
+
+def batch_script(commands: list[tuple[str, float]]) -> str:
+    """A POSIX sh script running each (ready command line, timeout) in a subshell of its own, all at
+    once, with stdin from /dev/null; then, per command, a line ``@@wc-batch I RC START END`` (times
+    in ns from ``date +%s%N``) and its stdout and stderr base64-encoded on one line each.  The
+    outputs wait in a private temporary directory on the target, removed on the way out."""
+    parts = ["d=$(mktemp -d 2>/dev/null) || exit 97", "trap 'rm -rf -- \"$d\"' EXIT INT TERM HUP"]
+    for i, (command, _t) in enumerate(commands):
+        parts.append(f"{{ s=$(date +%s%N); ( {command}\n) </dev/null >\"$d/{i}.o\" 2>\"$d/{i}.e\"; "
+                     f"echo \"$? $s $(date +%s%N)\" >\"$d/{i}.r\"; }} &")
+    parts.append("wait")
+    parts.append(f"for i in {' '.join(str(i) for i in range(len(commands)))}; do "
+                 f"printf '\\n{BATCH_MARK} %s %s\\n' \"$i\" \"$(cat \"$d/$i.r\" 2>/dev/null)\"; "
+                 "base64 <\"$d/$i.o\" | tr -d '\\n'; printf '\\n'; base64 <\"$d/$i.e\" | tr -d '\\n'; printf '\\n'; done")
+    parts.append(f"printf '{BATCH_MARK}-end\\n'")
+    return "\n".join(parts) + "\n"
+
+
+def parse_batch(text: str, count: int) -> dict[int, tuple[int, str, str, float | None]]:
+    """batch_script's output -> {index: (rc, stdout, stderr, seconds or None)}; {} unless it ran to
+    its end. An entry whose lines do not parse is left out."""
+    import base64
+    import binascii
+    lines = text.split("\n")
+    if f"{BATCH_MARK}-end" not in lines:
+        return {}
+    out: dict[int, tuple[int, str, str, float | None]] = {}
+    for n, line in enumerate(lines):
+        fields = line.split()
+        if len(fields) < 3 or fields[0] != BATCH_MARK or n + 2 >= len(lines):
+            continue
+        try:
+            i, rc = int(fields[1]), int(fields[2])
+            stdout = _decode(base64.b64decode(lines[n + 1], validate=True))
+            stderr = _decode(base64.b64decode(lines[n + 2], validate=True))
+        except (ValueError, binascii.Error):
+            continue
+        elapsed = None
+        if len(fields) >= 5 and fields[3].isdigit() and fields[4].isdigit():
+            elapsed = (int(fields[4]) - int(fields[3])) / 1e9
+        if 0 <= i < count:
+            out[i] = (rc, stdout, stderr, elapsed)
+    return out
+
+
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -359,6 +406,49 @@ class Transport:
     def slot(self):
         """Where the transport limits how many commands run at once (see SshTransport.slot)."""
         return contextlib.nullcontext()
+
+    def run_batch(self, commands: list[tuple[str, bool, float]]) -> dict[tuple[str, bool], CommandResult]:
+        """Several (command, sudo, timeout) in one round trip, side by side on the target: each runs
+        exactly as run() would run it (the same wrapping, sudo and time limit on the target), with its
+        own stdout, stderr and exit status.  Returns the results to be trusted; a command that reached
+        its time limit is left out (run() would have given up on it: the caller runs it itself), and
+        so is everything when the batch did not run to its end."""
+        if not commands:
+            return {}
+        script = batch_script([(bounded(self.wrap(c, sudo), t), t) for c, sudo, t in commands])
+        limit = max(t for _c, _s, t in commands) + 5.0
+        self.connect()
+        start = time.monotonic()
+        with self.slot():
+            res = self._run_bare(script, limit)
+        if res.rc != 0:
+            return {}
+        got = parse_batch(res.stdout, len(commands))
+        out: dict[tuple[str, bool], CommandResult] = {}
+        for i, (command, sudo, timeout) in enumerate(commands):
+            if i not in got:
+                continue
+            rc, stdout, stderr, elapsed = got[i]
+            if (elapsed is None and rc in (124, 137)) or (elapsed is not None and elapsed >= timeout):
+                continue     # run() would have stopped waiting for it: CommandTimeout, not this result
+            out[(command, sudo)] = CommandResult(command, rc, stdout, stderr,
+                                                 elapsed if elapsed is not None else time.monotonic() - start)
+        return out
+
+    def _run_bare(self, script: str, timeout: float) -> CommandResult:
+        """_run without wrap(): the script wraps each of its commands itself."""
+        argv = self.argv_for(bounded(script, timeout))
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.env(), start_new_session=True)
+        try:
+            out, err = proc.communicate(b"", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            return CommandResult(script, -1, "", "timed out", time.monotonic() - start)
+        result = CommandResult(script, proc.returncode, _decode(out), _decode(err), time.monotonic() - start)
+        _trace(self.description, script, False, result)
+        return result
 
     def _run(self, command: str, timeout: float, sudo: bool, stdin: bytes | None) -> CommandResult:
         argv = self.argv_for(bounded(self.wrap(command, sudo), timeout))

@@ -6,6 +6,24 @@ import re
 import shlex
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
+from wirecheck.coordination import register_commands
+
+#: what the checks below run on each target; registered so that the run can ask every host for them
+#: in one round trip before the checks do (wirecheck.coordination.register_commands)
+WHO_CMD = "id -un"
+
+
+def python_commands(spec) -> tuple[str, str]:
+    """HOST-PYTHON3's two commands: the interpreter's version, then the module's import."""
+    interp = shlex.quote(spec.interpreter)
+    # exit 3: not there or not executable (a measured no); any other failure measured nothing
+    return (f"test -x {interp} || exit 3; echo @@executable; {interp} -c 'import sys; print(sys.version.split()[0])'",
+            f"{interp} -c 'import {spec.module}; print(\"import-ok\", {spec.module}.__name__)'")
+
+
+register_commands("CTRL-SSH-KEY-AUTH", lambda target, spec: [] if target.local else [(WHO_CMD, False, 15)])
+register_commands("HOST-SUDO", lambda target, spec: [("id -u", True, 15)])      # Facts.sudo_ok
+register_commands("HOST-PYTHON3", lambda target, spec: [(c, False, None) for c in python_commands(spec)])
 
 
 @requirement("CTRL-SSH-KEY-AUTH")
@@ -15,7 +33,7 @@ def test_ssh_non_interactive(target):
     t = target.transport
     key = getattr(t, "identity_file", None)
     record(user=t.user, key=key, password_login=bool(getattr(t, "_password", None)))
-    res = target.run("id -un", timeout=15)    # raises Unreachable (-> error) when the login fails
+    res = target.run(WHO_CMD, timeout=15)    # raises Unreachable (-> error) when the login fails
     who = res.stdout.strip()
     if res.rc != 0 or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", who):
         cannot_measure(f"logged in, but `id -un` did not say as whom (exit {res.rc}): "
@@ -46,10 +64,8 @@ def test_sudo(target):
 
 @requirement("HOST-PYTHON3")
 def test_python3(target, spec):
-    interp = shlex.quote(spec.interpreter)
-    # exit 3: not there or not executable (a measured no); any other failure measured nothing
-    res = target.run(f"test -x {interp} || exit 3; echo @@executable; "
-                     f"{interp} -c 'import sys; print(sys.version.split()[0])'")
+    version_cmd, import_cmd = python_commands(spec)
+    res = target.run(version_cmd)
     lines = res.stdout.strip().splitlines()
     version = lines[-1].strip() if len(lines) > 1 else ""
     if res.rc == 3 and not lines:
@@ -64,7 +80,7 @@ def test_python3(target, spec):
                        f"{(res.stderr.strip().splitlines() or [repr(version[:80])])[-1]}")
     expect(version, spec.interpreter, method=f"{spec.interpreter} --version").is_true(f"{spec.interpreter} present")
     # the module's own name printed back: an exit 0 alone could come from anything
-    mod = target.run(f"{interp} -c 'import {spec.module}; print(\"import-ok\", {spec.module}.__name__)'")
+    mod = target.run(import_cmd)
     record(python=version)
     if mod.rc == 0 and mod.stdout.strip() != f"import-ok {spec.module}":
         cannot_measure(f"`{spec.interpreter} -c 'import {spec.module}'` printed {mod.stdout.strip()[:80]!r}")

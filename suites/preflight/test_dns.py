@@ -12,6 +12,7 @@ import ipaddress
 import shlex
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, not_evaluated, record, requirement
+from wirecheck.coordination import register_commands
 from wirecheck.outcome import current
 from wirecheck.probes.dns import (
     ACME_ACCOUNT_INPUT,
@@ -358,11 +359,27 @@ def _ipv4_column(text: str) -> list[str]:
     return out
 
 
-@requirement("IMP-RESOLVER")
-def test_node_resolver(target, spec):
+def resolver_command(spec) -> tuple[str, str, float]:
+    """IMP-RESOLVER's question: (name, command, its time limit)."""
     name = spec.get("probe_name", "download.docker.com")
     timeout = float(spec.get("timeout_s", 10))
-    res = target.run(f"timeout {timeout:g} getent ahostsv4 {shlex.quote(name)}", timeout=timeout + 5)
+    return name, f"timeout {timeout:g} getent ahostsv4 {shlex.quote(name)}", timeout + 5
+
+
+# asked of every host before the check runs, with the other checks' commands (one round trip)
+def _resolver_commands(target, spec) -> list[tuple[str, bool, float | None]]:
+    _name, command, limit = resolver_command(spec)
+    return [(command, False, limit), ("cat -- /etc/resolv.conf", False, None)]     # the second: read_file
+
+
+register_commands("IMP-RESOLVER", _resolver_commands)
+
+
+@requirement("IMP-RESOLVER")
+def test_node_resolver(target, spec):
+    timeout = float(spec.get("timeout_s", 10))
+    name, command, limit = resolver_command(spec)
+    res = target.run(command, timeout=limit)
     resolv = target.read_file("/etc/resolv.conf") or ""
     servers = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver") and len(line.split()) > 1]
     addresses = _ipv4_column(res.stdout) if res.rc == 0 else []

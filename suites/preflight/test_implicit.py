@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from wirecheck import cannot_measure, expect, record, requirement
+from wirecheck.coordination import register_commands
 
 
 @requirement("IMP-TIME-DEMO")
@@ -50,13 +51,21 @@ def test_inotify_limits(target, spec):
            method="/proc/sys/fs/inotify/max_user_watches", soft=True).at_least(spec.max_user_watches)
 
 
+def apt_idle_command(spec) -> str:
+    locks = " ".join(shlex.quote(p) for p in spec.locks)
+    return (f"for f in {locks}; do [ -e \"$f\" ] || continue; "
+            f"if command -v fuser >/dev/null; then fuser \"$f\" 2>/dev/null | sed \"s|^|$f |\"; "
+            f"else p=$(lsof -t -- \"$f\" 2>/dev/null); [ -n \"$p\" ] && echo \"$f $p\"; fi; echo; done; "
+            "pgrep -a -x 'apt|apt-get|dpkg|unattended-upgr' || true; echo @@end")
+
+
+# asked of every host before the check runs, with the other checks' commands (one round trip)
+register_commands("IMP-APT-IDLE", lambda target, spec: [(apt_idle_command(spec), True, 20)])
+
+
 @requirement("IMP-APT-IDLE")
 def test_apt_idle(target, spec):
-    locks = " ".join(shlex.quote(p) for p in spec.locks)
-    res = target.run(f"for f in {locks}; do [ -e \"$f\" ] || continue; "
-                     f"if command -v fuser >/dev/null; then fuser \"$f\" 2>/dev/null | sed \"s|^|$f |\"; "
-                     f"else p=$(lsof -t -- \"$f\" 2>/dev/null); [ -n \"$p\" ] && echo \"$f $p\"; fi; echo; done; "
-                     "pgrep -a -x 'apt|apt-get|dpkg|unattended-upgr' || true; echo @@end", sudo=True, timeout=20)
+    res = target.run(apt_idle_command(spec), sudo=True, timeout=20)
     lines = [ln.strip() for ln in res.stdout.splitlines() if ln.strip()]
     if res.rc != 0 or not lines or lines[-1] != "@@end":    # "nobody holds the locks" needs the search to have run
         cannot_measure(f"the search for apt/dpkg activity did not run to its end (exit {res.rc}): "

@@ -7,12 +7,14 @@ or the target's address. The checks below read that one measurement.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import socket
 from dataclasses import dataclass
 from typing import Any
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
+from wirecheck.coordination import once, quiet_host, register_commands, register_prefetch
 from wirecheck.probes.ports import PortProbeResult, ProbeError, format_ranges, probe_ports
 from wirecheck.public_ip import effective_wire_ip
 from wirecheck.turn import target_turn_address
@@ -192,7 +194,8 @@ def turn_probe_address(target, site) -> tuple[str, str]:
 
 
 def port_probe(target, site, address: str | None = None) -> PortProbeResult:
-    """The one probe of this target (cached for the session; every port check reads it).  With `address`
+    """The one probe of this target (once per run: every port check reads it, and under pytest-xdist
+    the first process to need it runs it for all; see wirecheck.coordination.once).  With `address`
     different from the host's probed address (a TURN host's public IP), a second small probe sends only
     the TURN port there, with the listener still on this host."""
     own = probed_address(target, site)
@@ -200,34 +203,82 @@ def port_probe(target, site, address: str | None = None) -> PortProbeResult:
     address = address if turn_only else own
     key = (target.name, address)
     if key not in _PROBES:
-        probe_host = _probe_host(site)
-        lo, _hi = udp_range(site)
-        plan = probe_plan(target, site)
-        if turn_only:
-            plan = {"tcp": [TURN_PORT], "udp": [TURN_PORT], "echo_udp": [TURN_PORT]}
-        kwargs: dict[str, Any] = {
-            **plan,
-            "tcp_timeout": float(site.option("port_timeout") or 1.5),
-            "mtu_port": lo if lo in plan["udp"] else None,
-            "classify": probe_host is None,
-        }
-        if probe_host is not None:
-            kwargs["sender_spawn"] = probe_host.popen
-            kwargs["sender_name"] = probe_host.name
-        try:
-            try:  # ports below 1024 need root on the target
-                _PROBES[key] = probe_ports(lambda argv: target.popen(argv, sudo=True), address, **kwargs)
-            except ProbeError as exc:
-                if "sudo" not in str(exc):
-                    raise
-                _PROBES[key] = probe_ports(target.popen, address, **kwargs)
-        except ProbeError as exc:
-            _PROBES[key] = exc
+        _PROBES[key] = once(f"port-probe:{target.name}:{address}", lambda: _probe(target, site, address, turn_only))
     result = _PROBES[key]
     if isinstance(result, ProbeError):
         cannot_measure(f"port probe of {address} could not run: {result}")
     assert isinstance(result, PortProbeResult)
     return result
+
+
+def _probe(target, site, address: str, turn_only: bool) -> PortProbeResult | ProbeError:
+    quiet_host(target, site)      # our own commands on the host are done: their sockets are not "in use"
+    probe_host = _probe_host(site)
+    lo, _hi = udp_range(site)
+    plan = probe_plan(target, site)
+    if turn_only:
+        plan = {"tcp": [TURN_PORT], "udp": [TURN_PORT], "echo_udp": [TURN_PORT]}
+    kwargs: dict[str, Any] = {
+        **plan,
+        "tcp_timeout": float(site.option("port_timeout") or 1.5),
+        "mtu_port": lo if lo in plan["udp"] else None,
+        "classify": probe_host is None,
+    }
+    if probe_host is not None:
+        kwargs["sender_spawn"] = probe_host.popen
+        kwargs["sender_name"] = probe_host.name
+    quiet = getattr(target, "quiet", None)
+    with quiet.exclusive() if quiet is not None else contextlib.nullcontext():   # none of our commands meanwhile
+        try:
+            try:  # ports below 1024 need root on the target
+                return probe_ports(lambda argv: target.popen(argv, sudo=True), address, **kwargs)
+            except ProbeError as exc:
+                if "sudo" not in str(exc):
+                    raise
+                return probe_ports(target.popen, address, **kwargs)
+        except ProbeError as exc:
+            return exc
+
+
+#: the checks that read the probe, per phase (in preflight probe_plan's requirements; after the
+#: install the TCP ports are connected to, not probed): the probe of each host with one of them
+#: selected starts in the background as soon as the run knows its checks, while others run
+PROBE_READERS = {
+    "preflight": frozenset({"NET-PORT-TCP-22", "NET-PORT-TCP-80", "NET-PORT-TCP-443", "NET-PORT-TURN-3478",
+                            "NET-PORT-UDP-RANGE", "NET-LOCAL-PORT-RANGE", "IMP-HOST-PORTS", "IMP-MTU",
+                            "DEMO-NET-WIRE-IP", "DEMO-NET-LOCAL-PORTS-FREE", "DEMO-NET-FIREWALL",
+                            "CALL-SFT-FIREWALL"}),
+    "acceptance": frozenset({"NET-PORT-UDP-RANGE", "CALL-SFT-FIREWALL"}),
+}
+
+
+def _prefetch_probe(target, site, selected: frozenset[str] = frozenset()) -> None:
+    from wirecheck.coordination import Busy
+    if not selected & PROBE_READERS.get(site.phase, frozenset()):
+        return       # no selected check of this phase reads the probe
+    try:
+        own = probed_address(target, site)
+    except Exception:  # noqa: BLE001 - the check reports it
+        return
+    key = (target.name, own)
+    if key in _PROBES:
+        return
+    try:
+        _PROBES[key] = once(f"port-probe:{target.name}:{own}", lambda: _probe(target, site, own, False), wait=False)
+    except Busy:
+        pass     # another thread or process of the run is probing it; the check waits for that one
+
+
+def _probe_size(target, site) -> int:
+    """Hosts with the most ports to probe first (the whole UDP range takes longest)."""
+    plan = probe_plan(target, site)
+    return -(len(plan["udp"]) + len(plan["tcp"]))
+
+
+register_prefetch("port-probe", frozenset().union(*PROBE_READERS.values()), _prefetch_probe, limit=3,
+                  priority=_probe_size)
+# IMP-MTU's default route (Facts.ip_json), asked with the other checks' commands in one round trip
+register_commands("IMP-MTU", lambda target, spec: [("ip -j -4 route show default", False, None)])
 
 
 def _method(r: PortProbeResult) -> str:

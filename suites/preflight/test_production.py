@@ -34,6 +34,7 @@ from typing import Any
 
 from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement, sizing
 from wirecheck.catalog import default_catalog
+from wirecheck.coordination import register_commands
 from wirecheck.fleet import machines
 from wirecheck.machines import Machine, count_machines, machine_of, merged_names
 from wirecheck.outcome import Outcome
@@ -518,6 +519,8 @@ def test_private_network(target, site, spec):
 
 TIME_CMD = ("timedatectl show -p NTPSynchronized --value 2>&1; echo \"@rc=$?\"; "
             "chronyc -n tracking 2>&1; echo \"@rc=$?\"; ntpq -pn 2>&1; echo \"@rc=$?\"")
+# asked of every host before the check runs, with the other checks' commands (one round trip)
+register_commands("TIME-NTP-SYNC", lambda target, spec: [(TIME_CMD, False, 15)])
 
 
 def judge_time(text: str) -> dict[str, Any]:

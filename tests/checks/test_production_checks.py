@@ -120,12 +120,13 @@ def fleet(lab_module):
 
 @pytest.fixture(scope="module")
 def fleet_run(fleet, lab_module, tmp_path_factory):
-    """The production suite over the 17 hosts with -n auto; beside the report, the SSH logins each
-    host's sshd accepted during the run and every command wirecheck ran (WIRECHECK_COMMAND_LOG)."""
+    """The production suite over the 17 hosts with two xdist workers (-n 2: -n auto runs in one
+    process); beside the report, the SSH logins each host's sshd accepted during the run and every
+    command wirecheck ran (WIRECHECK_COMMAND_LOG)."""
     tmp = tmp_path_factory.mktemp("fleet")
     inv = write_inventory(lab_module, fleet, tmp / "hosts.ini")
     before = {h.name: h.logins() for h in fleet}
-    run = run_suite(["--ansible-inventory", str(inv), "-n", "auto", "-vv"], tmp / "report",
+    run = run_suite(["--ansible-inventory", str(inv), "-n", "2", "-vv"], tmp / "report",
                     suite="suites/preflight/test_production.py",
                     env={"WIRECHECK_COMMAND_LOG": str(tmp / "commands.log")})
     run.logins = {h.name: h.logins() - before[h.name] for h in fleet}
@@ -236,6 +237,15 @@ def test_one_connection_and_one_snapshot_per_host_across_workers(fleet, fleet_ru
         if "@@%s" in command and "s meminfo" in command:
             snapshots[where] = snapshots.get(where, 0) + 1
     assert snapshots == {f"ssh wire@{h.address}:{h.port}": 1 for h in fleet}, snapshots
+    # each host's check commands in one batch, run once for both workers (coordination.once)
+    batches: dict[str, int] = {}
+    for line in fleet_run.commands:
+        where, command = line.split("\t")[:2]
+        if command.startswith("d=$(mktemp -d") and "@@wc-batch" in command:
+            batches[where] = batches.get(where, 0) + 1
+    assert batches == {f"ssh wire@{h.address}:{h.port}": 1 for h in fleet}, batches
+    alone = [line.split("\t")[1] for line in fleet_run.commands if line.split("\t")[1] in ("id -un", "sudo id -u")]
+    assert alone == [], alone       # answered from the batch
 
 
 def test_each_host_on_one_worker(fleet, fleet_run):
@@ -249,8 +259,12 @@ def test_each_host_on_one_worker(fleet, fleet_run):
 
 
 def test_serial_run_agrees(fleet, fleet_run, lab_module, tmp_path):
+    """-n auto runs in one process (no xdist worker: the per-host waiting runs in threads) and judges
+    every host as the two workers did."""
     inv = write_inventory(lab_module, fleet, tmp_path / "hosts.ini")
-    serial = run_suite(["--ansible-inventory", str(inv)], tmp_path / "r", suite="suites/preflight/test_production.py")
+    serial = run_suite(["--ansible-inventory", str(inv), "-n", "auto", "-v"], tmp_path / "r",
+                       suite="suites/preflight/test_production.py")
+    assert "[gw0]" not in serial.stdout and "bringing up nodes" not in serial.stdout
 
     def statuses(run):
         return {(r["id"], x["target"]): x["status"] for r in run.compliance["requirements"] for x in r["results"]}
