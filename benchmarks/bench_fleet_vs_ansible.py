@@ -14,7 +14,9 @@ traffic leaves the machine).  The Ansible figure is `ansible all -i hosts.ini -m
 with the same inventory, each run with a fresh ControlPath directory (no master kept from an
 earlier run, as wirecheck starts its own), `ANSIBLE_PIPELINING` on and off.  The runs alternate
 (wirecheck's, Ansible pipelined, Ansible not pipelined) so that load from elsewhere falls on all three;
-the load average is printed beside each round.
+the load average is printed beside each round.  The wirecheck runs leave PYTHONDONTWRITEBYTECODE out of
+their environment (this build machine sets it; an operator's does not, and Ansible's own modules are
+byte-compiled by pip when installed), so its bytecode is cached as after a first run.
 
 The hosts are bench_fleet.py's: network-namespace test hosts with their own sshd, sized as the
 production table asks, in wire-server-deploy's INI layout.  With --hold DIR the lab stays up with
@@ -78,8 +80,9 @@ def children_cpu() -> float:
 
 def run_wirecheck(inventory: Path, report: Path, url: str, parallel: str) -> tuple[float, dict[str, int]]:
     start = time.perf_counter()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}   # as on an operator's machine
     proc = subprocess.run(wirecheck_cmd(inventory, report, url, parallel), cwd=REPO, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, env=env)
     elapsed = time.perf_counter() - start
     statuses: dict[str, int] = {}
     try:

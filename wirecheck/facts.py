@@ -54,6 +54,34 @@ WHICH_PRIMED = ("ufw", "iptables", "nft", "systemctl", "curl", "chronyc", "timed
                 "python3", "docker", "minikube", "gpg", "nc", "sshd")
 
 
+
+# --- commands several facts run, built in one place: the suites register them (coordination.
+# register_commands) so that they go in the host's one batch before the port probe holds the host ---
+
+def sysctl_persisted_command(name: str) -> str:
+    """grep of the sysctl configuration files for the lines that set name (Facts.sysctl_persisted)."""
+    pat = shlex.quote(r"^\s*" + name.replace(".", "[./]") + r"\s*=")
+    return (f"grep -HnE {pat} /etc/sysctl.conf /etc/sysctl.d/*.conf /run/sysctl.d/*.conf "
+            "/usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf 2>/dev/null; echo \"@@rc=$?\"")
+
+
+def passwd_command(user: str) -> str:
+    """The account entry of user (Facts.passwd_entry)."""
+    return f"getent passwd -- {shlex.quote(user)}"
+
+
+def firewall_snapshot_command() -> str:
+    """ufw, iptables (filter and nat), the nft ruleset and the saved rule files in one privileged
+    command (Facts.firewall_snapshot)."""
+    return ("s() { printf '\\n@@%s\\n' \"$1\"; }; "
+            "s ufw; if command -v ufw >/dev/null; then ufw status verbose || echo '@@fail'; else echo '@@absent'; fi; "
+            "s iptables; if command -v iptables >/dev/null; then { iptables -S && echo '#nat' && "
+            "iptables -t nat -S; } || echo '@@fail'; else echo '@@absent'; fi; "
+            "s nft; if command -v nft >/dev/null; then nft -j list ruleset 2>&1 || echo '@@fail'; else echo '@@absent'; fi; "
+            + SAVES_SCRIPT +
+            "s end")
+
+
 class Facts:
     def __init__(self, target: Measurable):
         self.t = target
@@ -195,9 +223,7 @@ class Facts:
     def sysctl_persisted(self, name: str) -> list[str]:
         """Lines in sysctl configuration files that set name (file:line: text)."""
         def get():
-            pat = shlex.quote(r"^\s*" + name.replace(".", "[./]") + r"\s*=")
-            res = self._run(f"grep -HnE {pat} /etc/sysctl.conf /etc/sysctl.d/*.conf /run/sysctl.d/*.conf "
-                            "/usr/lib/sysctl.d/*.conf /lib/sysctl.d/*.conf 2>/dev/null; echo \"@@rc=$?\"")
+            res = self._run(sysctl_persisted_command(name))
             lines = [line.strip() for line in res.stdout.splitlines() if line.strip()]
             # grep: 0 found, 1 nothing found, 2 some file unreadable (a glob that matched nothing)
             if res.rc != 0 or not lines or not re.fullmatch(r"@@rc=[012]", lines[-1]):
@@ -208,7 +234,7 @@ class Facts:
 
     def passwd_entry(self, user: str) -> list[str] | None:
         def get():
-            res = self._run(f"getent passwd -- {shlex.quote(user)}")
+            res = self._run(passwd_command(user))
             if res.rc == 2 and not res.stderr.strip():       # getent: key not found
                 return None
             fields = res.stdout.strip().split(":")
@@ -306,14 +332,7 @@ class Facts:
         if "fwsnap" in self._cache:
             return
         self._cache["fwsnap"] = True
-        script = ("s() { printf '\\n@@%s\\n' \"$1\"; }; "
-                  "s ufw; if command -v ufw >/dev/null; then ufw status verbose || echo '@@fail'; else echo '@@absent'; fi; "
-                  "s iptables; if command -v iptables >/dev/null; then { iptables -S && echo '#nat' && "
-                  "iptables -t nat -S; } || echo '@@fail'; else echo '@@absent'; fi; "
-                  "s nft; if command -v nft >/dev/null; then nft -j list ruleset 2>&1 || echo '@@fail'; else echo '@@absent'; fi; "
-                  + SAVES_SCRIPT +
-                  "s end")
-        res = self._run(script, sudo=True)
+        res = self._run(firewall_snapshot_command(), sudo=True)
         if res.rc != 0 or "\n@@end" not in res.stdout:
             return
         parts: dict[str, str] = {}

@@ -413,6 +413,9 @@ class Transport:
         own stdout, stderr and exit status.  Returns the results to be trusted; a command that reached
         its time limit is left out (run() would have given up on it: the caller runs it itself), and
         so is everything when the batch did not run to its end."""
+        # a command under a sudo that reads the become password from stdin cannot share the batch's
+        # (empty) stdin: it is left out, and runs on its own when its check asks (run() feeds sudo)
+        commands = [c for c in commands if not (c[1] and self.sudo_with_password)]
         if not commands:
             return {}
         script = batch_script([(bounded(self.wrap(c, sudo), t), t) for c, sudo, t in commands])
@@ -429,6 +432,8 @@ class Transport:
             if i not in got:
                 continue
             rc, stdout, stderr, elapsed = got[i]
+            _trace(self.description + " (batch)", command, sudo,
+                   CommandResult(command, rc, "", "", elapsed if elapsed is not None else -1.0))
             if (elapsed is None and rc in (124, 137)) or (elapsed is not None and elapsed >= timeout):
                 continue     # run() would have stopped waiting for it: CommandTimeout, not this result
             out[(command, sudo)] = CommandResult(command, rc, stdout, stderr,

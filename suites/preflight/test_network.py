@@ -8,6 +8,8 @@ import shlex
 
 from suites.preflight.test_ports import port_range, probe_reach
 from wirecheck import cannot_measure, expect, fail, record, requirement
+from wirecheck.coordination import register_commands
+from wirecheck.facts import firewall_snapshot_command, sysctl_persisted_command
 from wirecheck.firewall import Chain, UnreadableRuleset, describe, judge, port_set, read_view
 from wirecheck.outcome import CannotMeasure
 from wirecheck.probes.ports import format_ranges
@@ -136,6 +138,9 @@ def judge_firewall(target, site, inbound: list[tuple[str, int, int]], *, forward
     return ([] if blocked_by_probe else unknown_text), probe_words
 
 
+register_commands("DEMO-NET-FIREWALL", lambda target, spec: [(firewall_snapshot_command(), True, None)])
+
+
 @requirement("DEMO-NET-FIREWALL")
 def test_no_interfering_firewall(target, spec, site):
     problems: list[str] = []
@@ -166,6 +171,11 @@ def test_no_interfering_firewall(target, spec, site):
                        + "; ".join(undecided[:6]) + (f" (+{len(undecided) - 6} more)" if len(undecided) > 6 else ""))
     expect(problems, "Wire's ports blocked by the host firewall", method="; ".join(methods)).is_empty(
         f"none: no rule drops or rejects them; {probe_words}")
+
+
+# asked with the host's other commands in one round trip, before the port probe holds the host
+register_commands("DEMO-NET-IP-FORWARD",
+                  lambda target, spec: [(sysctl_persisted_command("net.ipv4.ip_forward"), False, None)])
 
 
 @requirement("DEMO-NET-IP-FORWARD")

@@ -440,6 +440,12 @@ def test_wire_ip_usable(target, site):
         + ("" if site.wire_ip else "; set wire_ip in host.yml if the node is only reachable through NAT"))
 
 
+# read after the probe: asked with the host's other commands before it, in one round trip
+register_commands("DEMO-NET-LOCAL-PORTS-FREE",
+                  lambda target, spec: [("iptables -t nat -S PREROUTING", True, None),
+                                        ("test -d ~/.minikube/profiles/k8s-wire", False, None)])
+
+
 @requirement("DEMO-NET-LOCAL-PORTS-FREE")
 def test_installer_ports_free(target, site):
     r = port_probe(target, site)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from wirecheck import cannot_measure, expect, record, requirement, sizing
+from wirecheck.coordination import register_commands
+from wirecheck.facts import passwd_command
 
 GIB = 1024**3
 
@@ -74,6 +76,12 @@ def test_disk(target, spec):
             f"filesystem {mount} ({fs['source']}, holding {', '.join(fs['paths'])}): "
             f"{sizing.gib_text(size, sizing.BYTES_PER_GIB)} GiB ({size:,} bytes), need more than "
             f"{spec.more_than_gib:g} GiB ({int(limit):,} bytes)")
+
+
+# the login user's account, with the host's other commands in one round trip (only when the
+# inventory names the user: otherwise the check asks who it is first)
+register_commands("DEMO-SYS-USER-HOME",
+                  lambda target, spec: [(passwd_command(target.user), False, None)] if target.user else [])
 
 
 @requirement("DEMO-SYS-USER-HOME")
