@@ -156,3 +156,28 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
 @functools.lru_cache(maxsize=1)
 def default_catalog() -> Catalog:
     return load_catalog()
+
+
+def requirement_of(item: Any) -> Requirement | None:
+    mark = item.get_closest_marker("requirement") if hasattr(item, "get_closest_marker") else None
+    if mark is None:
+        return None
+    return default_catalog()[mark.args[0]]
+
+
+class Spec:
+    """A requirement's parameters by attribute (spec.min_cores), with --param overrides applied."""
+
+    def __init__(self, req: Requirement, overrides: dict[str, Any]):
+        self.req = req
+        self._params = {**req.params, **overrides}
+        self.overridden = dict(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._params[name]
+        except KeyError:
+            raise AttributeError(f"{self.req.id} has no parameter {name!r} in the catalog") from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._params.get(name, default)

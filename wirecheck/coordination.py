@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from .catalog import default_catalog
+from .inventory import Inventory
 from .outcome import ERROR, Outcome
 from .site import Site
-from .targets import Inventory
 from .transport import shared_dir
 
 SITE_KEY = pytest.StashKey[Site]()
@@ -199,7 +199,7 @@ def group_items(config: pytest.Config, items: list[pytest.Item]) -> None:
     # the others run while it is taken instead of after it
     waits = frozenset().union(*(pf.requirements for pf in PREFETCHES.values()))
     if waits:
-        from .verdicts import requirement_of
+        from .catalog import requirement_of
 
         def late(item: pytest.Item) -> bool:
             req = requirement_of(item)
@@ -323,8 +323,7 @@ def register_commands(requirement_id: str, commands: Callable[[Any, Any], list[t
 
 
 def prefetch_commands(target: Any, site: Site, requirements: Iterable[str]) -> None:
-    from .catalog import default_catalog
-    from .verdicts import Spec
+    from .catalog import Spec, default_catalog
     catalog = default_catalog()
     wanted: list[tuple[str, bool, float | None]] = []
     for rid in sorted(set(requirements)):
@@ -352,7 +351,7 @@ class Prefetcher:
     def start(self, site: Site, items: list[pytest.Item]) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .verdicts import requirement_of
+        from .catalog import requirement_of
         selected: dict[str, tuple[Any, set[str]]] = {}
         for item in items:
             callspec = getattr(item, "callspec", None)

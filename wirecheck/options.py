@@ -13,19 +13,10 @@ import pytest
 
 from .catalog import default_catalog, load_catalog
 from .coordination import inventory_from_controller
+from .inventory import SshOverrides, infer_profile, inventory_kind, load_inventory, targets_from_inventory
 from .site import Site, SiteError, check_domain, check_ipv4, file_secrets, parse_nameserver
 from .sitepacks import load_packs
-from .targets import (
-    SshOverrides,
-    TargetError,
-    infer_profile,
-    inventory_kind,
-    load_inventory,
-    local_target,
-    secrets_in,
-    target_from_spec,
-    targets_from_inventory,
-)
+from .targets import TargetError, local_target, secrets_in, target_from_spec
 
 
 def add_options(parser: pytest.Parser) -> None:

@@ -14,12 +14,11 @@ import datetime as dt
 import pytest
 
 from . import coordination, options, results, verdicts
-from .catalog import CatalogError
+from .catalog import CatalogError, Spec, requirement_of
 from .coordination import CONTROL, RESULTS_KEY, SHARED_KEY, SITE_KEY, STARTED_KEY
 from .site import Site, SiteError
 from .targets import TargetError, local_target
 from .transport import enable_sharing, share_run_dir
-from .verdicts import Spec, requirement_of
 
 __all__ = [
     "pytest_addoption", "pytest_configure", "pytest_unconfigure", "pytest_xdist_make_scheduler",

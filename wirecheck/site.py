@@ -104,7 +104,7 @@ class Site:
     site_packs: list[Any] = field(default_factory=list)     # sitepacks.SitePack: the site's own checks
     #: --ssh-config / --ssh-identity-file / --ssh-extra-args that override the inventory's settings
     ssh_overrides: dict[str, Any] = field(default_factory=dict)
-    #: which wire-server-deploy inventory this is (demo, production, unknown; see targets.inventory_kind)
+    #: which wire-server-deploy inventory this is (demo, production, unknown; see inventory.inventory_kind)
     inventory_kind: str | None = None
 
     def option(self, name: str, default: Any = None) -> Any:

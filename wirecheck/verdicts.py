@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .catalog import Requirement, default_catalog
+from .catalog import Requirement, default_catalog, requirement_of
 from .coordination import SITE_KEY, Alarm, RunTimeLimit, prime
 from .exit_status import report_outcome
 from .outcome import ERROR, FAIL, NOT_APPLICABLE, NOT_EVALUATED, PASS, WARN, Broken, Outcome, begin, end
@@ -16,31 +16,6 @@ from .report_json import jsonable
 from .results import allure_active, label_for_allure, redact, redact_report
 from .site import Site
 from .transport import TransportError
-
-
-def requirement_of(item: pytest.Item | Any) -> Requirement | None:
-    mark = item.get_closest_marker("requirement") if hasattr(item, "get_closest_marker") else None
-    if mark is None:
-        return None
-    return default_catalog()[mark.args[0]]
-
-
-class Spec:
-    """A requirement's parameters by attribute (spec.min_cores), with --param overrides applied."""
-
-    def __init__(self, req: Requirement, overrides: dict[str, Any]):
-        self.req = req
-        self._params = {**req.params, **overrides}
-        self.overridden = dict(overrides)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._params[name]
-        except KeyError:
-            raise AttributeError(f"{self.req.id} has no parameter {name!r} in the catalog") from None
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._params.get(name, default)
 
 
 def parametrize_targets(metafunc: pytest.Metafunc) -> None:

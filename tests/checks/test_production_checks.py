@@ -277,7 +277,7 @@ def staging_layout(ini: Path, root: Path) -> Path:
     elasticsearch_master as children of other groups, per-group vars in the groups, and beside it
     group_vars/all/offline.yml building ansible_ssh_common_args from a Jinja template over groups['all']
     (as Wire's does for a bastion) and group_vars/postgresql/. Our own file in that shape, not Wire's."""
-    from wirecheck.targets import load_inventory
+    from wirecheck.inventory import load_inventory
 
     inv = load_inventory(str(ini))
     host_keys = ("ansible_host", "ansible_port", "ansible_ssh_private_key_file", "physical_host")

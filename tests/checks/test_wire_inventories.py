@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.support.wc import REPO, run_suite
-from wirecheck.targets import load_inventory
+from wirecheck.inventory import load_inventory
 
 SHARED_WSD = Path(os.environ.get("WIRECHECK_WSD_DATA") or REPO.parent / "shared" / "wire-server-deploy")
 WIRE_INVENTORIES = ["ansible/inventory/demo/host.yml", "ansible/inventory/demo/wiab-staging.yml",
@@ -142,7 +142,7 @@ def test_wiab_staging_is_named_and_not_judged_as_the_demo(tmp_path):
 
 
 def test_demo_and_production_inventories_are_told_apart(tmp_path):
-    from wirecheck.targets import inventory_kind
+    from wirecheck.inventory import inventory_kind
 
     demo = tmp_path / "host.yml"
     demo.write_text("wiab:\n  hosts:\n    deploy_node:\n      ansible_host: 198.18.255.254\n"

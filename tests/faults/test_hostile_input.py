@@ -19,17 +19,10 @@ from hypothesis import strategies as st
 
 from tests.support.wc import run_suite
 from wirecheck.facts import parse_meminfo, parse_os_release
+from wirecheck.inventory import load_inventory, targets_from_inventory
 from wirecheck.outcome import CannotMeasure
 from wirecheck.site import SiteError, check_domain, check_ipv4, parse_nameserver
-from wirecheck.targets import (
-    COMMAND_OPTIONS,
-    TargetError,
-    load_inventory,
-    safe_ssh_args,
-    target_from_spec,
-    targets_from_inventory,
-    valid_address,
-)
+from wirecheck.targets import COMMAND_OPTIONS, TargetError, safe_ssh_args, target_from_spec, valid_address
 from wirecheck.transport import LocalTransport, bounded
 
 MARK = "/tmp/wc-owned"
