@@ -210,9 +210,10 @@ def _ipt_rule(chain_key: str, words: list[str], text: str, source: str, prefix: 
             unicast = nxt.lower() == "unicast"
             add(shown, _const(unicast != neg))
         elif w == "--match-set":
-            flags = words[i + 2] if i + 2 < len(words) else ""
-            n = 3
-            shown = f"{shown} {flags}"
+            # iptables-save always prints the flags; a missing one must not swallow the `-j` after it
+            flags = words[i + 2] if i + 2 < len(words) and not words[i + 2].startswith("-") else ""
+            n = 3 if flags else 2
+            shown = f"{shown} {flags}".strip()
             if flags and all(f == "src" for f in flags.split(",")):
                 add(shown, _const(Judged(SOURCE, f"-m set {shown} (only some sources)")))
             else:

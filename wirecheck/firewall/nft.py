@@ -73,8 +73,9 @@ def _nft_scalar_match(value: Any, right: Any, sets: dict[str, list[Any]]) -> boo
             return value.startswith(right[:-1])
         return right == value
     if isinstance(right, (int, str)) and isinstance(value, (int, str)):
-        if isinstance(right, str) and isinstance(value, int) and right.isdigit():
-            return int(right) == value
+        if isinstance(right, str) and isinstance(value, int):
+            # a port as text: a number compares, a service name ("http") is not resolved here
+            return int(right) == value if right.isdigit() else None
         return right == value
     return None
 
