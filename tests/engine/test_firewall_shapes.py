@@ -464,6 +464,10 @@ RS = [
  ("negated-tcp-header-match", [table("inet", "t"), chain("inet", "t", "in", "input"),
    rule("inet", "t", "in", 2, m(pl("tcp", "dport"), 22, "!="), DROP)], [("udp", 3478, 3478)], {}),
  ("rule-of-unknown-chain", [table("inet", "t"), chain("inet", "t", "in", "input"), rule("inet", "t", "nochain", 2, DROP)], T80, {}),
+ ("nat-chain-skips-established-packets", [table("ip", "n"), chain("ip", "n", "pre", "prerouting", -100, type_="nat"),
+   rule("ip", "n", "pre", 2, m({"ct": {"key": "state"}}, "established"), DROP)], T80, {}),
+ ("arp-input-by-interface", [table("arp", "a"), chain("arp", "a", "in", "input"),
+   rule("arp", "a", "in", 2, m(meta("iifname"), "eth0"), DROP)], T80, {}),
  ("ip6-drop-ipv6-label", [table("ip6", "t"), chain("ip6", "t", "in", "input", 0, "drop")], T80, {"families": ("ip6",)}),
 ]
 
@@ -555,6 +559,10 @@ RS_EXPECTED = {
     'negated-tcp-header-match': ([],
         []),
     'rule-of-unknown-chain': ([],
+        []),
+    'nat-chain-skips-established-packets': ([],
+        []),
+    'arp-input-by-interface': (['INPUT (arp) tcp/80: drop by `nft: table arp a chain in handle 2: meta iifname eth0 drop`'],
         []),
     'ip6-drop-ipv6-label': (['INPUT (IPv6) tcp/80: drop by `nft: table ip6 t chain in (hook input priority 0) policy drop`'],
         []),

@@ -122,8 +122,8 @@ IPT_FLAGS = {"--syn", "--rcheck", "--update", "--remove", "--set", "--rsource", 
              "--log-tcp-options", "--log-ip-options", "--ctdir", "--nfacct"}
 
 
-def _ipt_rule(chain_key: str, words: list[str], text: str, source: str, prefix: str) -> Rule:
-    rule = Rule(chain=chain_key, text=text, source=source)
+def _ipt_rule(words: list[str], text: str, prefix: str) -> Rule:
+    rule = Rule(text=text)
     i = 0
     neg = False
     module = ""
@@ -328,7 +328,7 @@ def parse_iptables_save(text: str, source: str = "iptables", family: str = "ip")
             c = chain_of(words[1])
             _CHAIN_NAMES.clear()
             _CHAIN_NAMES.update(names.get(table, set()))
-            c.rules.append(_ipt_rule(c.key, words[2:], line, source, prefix))
+            c.rules.append(_ipt_rule(words[2:], line, prefix))
     return chains
 
 

@@ -66,9 +66,7 @@ class Action:
 
 @dataclass
 class Rule:
-    chain: str
-    text: str
-    source: str                          # nftables / iptables / iptables-legacy ...
+    text: str                            # as the tool printed it (iptables-save line, nft rule)
     conds: list[tuple[str, Cond]] = field(default_factory=list)   # (text, condition)
     action: Action = field(default_factory=lambda: Action("continue"))
     l4: str | None = None                # the one transport protocol the rule can match (a fast way past it)

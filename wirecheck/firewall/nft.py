@@ -351,7 +351,7 @@ def _nft_rule(r: dict[str, Any], chain: Chain, sets: dict[str, list[Any]], cuts:
     exprs = r.get("expr", [])
     text = (f"nft: {chain.label} handle {r.get('handle')}: " + " ".join(_nft_stmt_text(e) for e in exprs)
             + (f" comment \"{r['comment']}\"" if r.get("comment") else ""))
-    rule = Rule(chain=chain.key, text=text, source=chain.source)
+    rule = Rule(text=text)
     for e in exprs:
         if rule.action.kind != "continue":
             break               # statements after a verdict are never reached
@@ -390,8 +390,6 @@ def _nft_rule(r: dict[str, Any], chain: Chain, sets: dict[str, list[Any]], cuts:
                 else:
                     pairs.append((None, Action("unknown", what=shown)))
             rule.action = Action("vmap", vmap=(key_expr, pairs, shown))
-        elif k == "reject":
-            rule.action = Action("reject")
         elif k in NFT_NAT:
             rule.action = Action("nat", what=k)
         elif k == "xt":
@@ -477,13 +475,10 @@ def parse_nft_json(ruleset: dict[str, Any], replace: dict[str, dict[str, Chain]]
                 if any(t.startswith("xt ") for t, _ in rule.conds) or rule.action.kind == "unknown" and \
                         rule.action.what.startswith("iptables target"):
                     new = ipt.rules[n]
-                    new.chain = chain.key
-                    new.source = "iptables"
                     _rekey(new, f"nftables|{chain.family}|{chain.table}|")
                     chain.rules[n] = new
                 elif chain.source == "iptables":
                     rule.text = ipt.rules[n].text      # the operator's own syntax, same rule
-                    rule.source = "iptables"
     return chains
 
 

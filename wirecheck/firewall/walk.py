@@ -164,7 +164,7 @@ def walk_path(rs: Ruleset, pkt: Packet, ignore: Callable[[Chain], bool],
     order = [(hooks.index(c.hook), c.prio, c.key) for c in rs.base_chains()
              if c.hook in hooks and not ignore(c)]
     w = Walk(rs, pkt, ignore)
-    states: set[Outcome] = {Outcome("accept")}       # the packet still on its way
+    through = True                   # the packet still on its way
     final: set[Outcome] = set()
     for _h, _prio, key in sorted(order):
         c = rs.chains[key]
@@ -193,9 +193,9 @@ def walk_path(rs: Ruleset, pkt: Packet, ignore: Callable[[Chain], bool],
             results.add(Outcome("accept"))
         final |= {r for r in results if r.verdict != "accept"}
         if not any(r.verdict == "accept" for r in results):
-            states = set()
+            through = False
             break
-    if states:
+    if through:
         final.add(Outcome("accept"))
     return frozenset(final), w
 
