@@ -468,6 +468,19 @@ RS = [
    rule("ip", "n", "pre", 2, m({"ct": {"key": "state"}}, "established"), DROP)], T80, {}),
  ("arp-input-by-interface", [table("arp", "a"), chain("arp", "a", "in", "input"),
    rule("arp", "a", "in", 2, m(meta("iifname"), "eth0"), DROP)], T80, {}),
+ ("vmap-bad-element-then-drop", [table("inet", "t"), chain("inet", "t", "in", "input"),
+   rule("inet", "t", "in", 2, {"vmap": {"key": pl("tcp", "dport"), "data": {"set": [80]}}}), rule("inet", "t", "in", 3, DROP)], T80, {}),
+ ("vmap-second-element", [table("inet", "t"), chain("inet", "t", "in", "input"),
+   rule("inet", "t", "in", 2, {"vmap": {"key": pl("tcp", "dport"), "data": {"set": [[22, ACCEPT], [80, DROP]]}}})], T80, {}),
+ ("vmap-unreadable-element-then-a-hit", [table("inet", "t"), chain("inet", "t", "in", "input"),
+   rule("inet", "t", "in", 2, {"vmap": {"key": pl("tcp", "dport"), "data": {"set": [[{"foo": 1}, ACCEPT], [80, DROP]]}}})], T80, {}),
+ ("vmap-on-marks", [table("inet", "t"), chain("inet", "t", "in", "input"), chain("inet", "t", "sub"),
+   rule("inet", "t", "sub", 4, ACCEPT),
+   rule("inet", "t", "in", 2, {"vmap": {"key": meta("mark"), "data": {"set": [[1, {"jump": {"target": "sub"}}], [2, DROP]]}}})],
+  T80, {}),
+ ("vmap-bridge-port", [table("bridge", "b"), chain("bridge", "b", "in", "input"),
+   rule("bridge", "b", "in", 2, {"vmap": {"key": meta("iifname"), "data": {"set": [["veth1", DROP]]}}})],
+  T80, {"l3_ifaces": ["br0"], "l2_ifaces": ["veth1"]}),
  ("ip6-drop-ipv6-label", [table("ip6", "t"), chain("ip6", "t", "in", "input", 0, "drop")], T80, {"families": ("ip6",)}),
 ]
 
@@ -566,6 +579,16 @@ RS_EXPECTED = {
         []),
     'ip6-drop-ipv6-label': (['INPUT (IPv6) tcp/80: drop by `nft: table ip6 t chain in (hook input priority 0) policy drop`'],
         []),
+    'vmap-bad-element-then-drop': (['INPUT tcp/80: cannot judge: tcp dport vmap { 80 } in `nft: table inet t chain in handle 2: tcp dport vmap { 80 }` (may end in: drop by `nft: table inet t chain in handle 2: tcp dport vmap { 80 }`; drop by `nft: table inet t chain in handle 3: drop`)'],
+        []),
+    'vmap-second-element': (['INPUT tcp/80: drop by `nft: table inet t chain in handle 2: tcp dport vmap { 22 : accept, 80 : drop }`'],
+        []),
+    'vmap-unreadable-element-then-a-hit': (['INPUT tcp/80: cannot judge: tcp dport foo 1 in `nft: table inet t chain in handle 2: tcp dport vmap { foo 1 : accept, 80 : drop }` (may end in: drop by `nft: table inet t chain in handle 2: tcp dport vmap { foo 1 : accept, 80 : drop }`)'],
+        []),
+    'vmap-on-marks': (['INPUT tcp/80: cannot judge: meta mark 1 in `nft: table inet t chain in handle 2: meta mark vmap { 1 : jump sub, 2 : drop }`; meta mark 2 in `nft: table inet t chain in handle 2: meta mark vmap { 1 : jump sub, 2 : drop }` (may end in: drop by `nft: table inet t chain in handle 2: meta mark vmap { 1 : jump sub, 2 : drop }`)'],
+        []),
+    'vmap-bridge-port': (['INPUT (bridge) tcp/80: drop by `nft: table bridge b chain in handle 2: meta iifname vmap { veth1 : drop }`'],
+        []),
 }
 
 
@@ -608,6 +631,13 @@ VIEWS = [
     nft_chains="table netdev t {\n\tchain eg {\n\t\ttype filter hook egress device \"eth0\" priority 0; policy drop;\n\t}\n}\n"), [("tcp", 80, 80)], {"paths": ("out",), "l2_ifaces": ["eth0"]}),
  ("list-chains-for-a-plain-chain", dict(nft={"nftables": [table("inet", "t"), chain("inet", "t", "in", "input", 0, "drop")]},
     nft_chains="table inet t {\n\tchain in {\n\t\ttype filter hook input device \"eth9\" priority 0; policy drop;\n\t}\n}\n"), [("tcp", 80, 80)], {}),
+ ("devices-for-an-ingress-chain-after-others", dict(nft={"nftables": [table("inet", "t"), chain("inet", "t", "in", "input"),
+    table("netdev", "n"), chain("netdev", "n", "ing", "ingress", 0, "drop")]},
+    nft_chains="table netdev n {\n\tchain ing {\n\t\ttype filter hook ingress device \"tapX\" priority 0; policy drop;\n\t}\n}\n"),
+  [("tcp", 80, 80)], {"l2_ifaces": ["eth0"]}),
+ ("the-ingress-device-named", dict(nft={"nftables": [table("netdev", "n"), chain("netdev", "n", "ing", "ingress", 0, "drop")]},
+    nft_chains="table netdev n {\n\tchain ing {\n\t\ttype filter hook ingress device \"tapX\" priority 0; policy drop;\n\t}\n}\n"),
+  [("tcp", 80, 80)], {"l2_ifaces": ["tapX"]}),
  ("legacy-v6", dict(saves={"ip6tables-legacy": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"}), [("tcp", 80, 80)], {"families": ("ip", "ip6")}),
  ("legacy-v4", dict(saves={"iptables-legacy": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"}), [("tcp", 80, 80)], {"families": ("ip", "ip6")}),
  ("nft-backend-v4-only", dict(saves={"iptables-nft": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"}), [("tcp", 80, 80)], {"families": ("ip", "ip6")}),
@@ -638,6 +668,10 @@ VIEW_EXPECTED = {
         [], ['iptables-legacy-save']),
     'nft-backend-v4-only': (['INPUT tcp/80: drop by `iptables INPUT policy DROP`'],
         [], ['iptables-nft-save']),
+    'devices-for-an-ingress-chain-after-others': ([],
+        [], ['nft -j list ruleset']),
+    'the-ingress-device-named': (['INGRESS (netdev) tcp/80: drop by `nft: table netdev n chain ing (hook ingress priority 0) policy drop`'],
+        [], ['nft -j list ruleset']),
 }
 
 
@@ -646,3 +680,11 @@ def test_view_shapes(case, view, required, kw):
     rs = read_view(View(**view))
     judged = judge(rs, required, **{**HOST, **kw})
     assert (describe(judged.decisions), judged.notes, rs.sources) == VIEW_EXPECTED[case]
+
+
+def test_the_source_named_in_policies_and_sources():
+    save = "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"
+    rs = ruleset_from_iptables(save, "iptables-legacy")
+    assert rs.sources == ["iptables-legacy-save"]
+    assert describe(judge(rs, T80, **HOST).decisions) == ["INPUT tcp/80: drop by `iptables-legacy INPUT policy DROP`"]
+    assert ruleset_from_nft({"nftables": []}).sources == ["nft -j list ruleset"]

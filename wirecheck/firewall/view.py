@@ -98,7 +98,7 @@ def ruleset_from_iptables(text: str, source: str = "iptables") -> Ruleset:
         return _ruleset_from_iptables(text, source)
 
 
-def _ruleset_from_iptables(text: str, source: str = "iptables") -> Ruleset:
+def _ruleset_from_iptables(text: str, source: str) -> Ruleset:
     _CUTS.clear()
     rs = Ruleset(chains=parse_iptables_save(text, source), sources=[f"{source}-save"])
     rs.cuts = set(_CUTS)
