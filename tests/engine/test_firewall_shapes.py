@@ -245,15 +245,33 @@ NFT = [
  ("udplite-dport", pl("udplite", "dport"), 80, "==", "inet", [("udp", 80, 80)], {}),
  ("sctp-sport", pl("sctp", "sport"), 80, "==", "inet", T80, {}),
  ("unknown-left", {"osf": {"key": "name"}}, "Linux", "==", "inet", T80, {}),
+ ("iifname-wildcard-is-a-prefix", meta("iifname"), "eth*", "==", "inet", T80, {"l3_ifaces": ["etc0"]}),
+ ("masked-port", {"&": [pl("tcp", "dport"), 65280]}, 0, "==", "inet", T80, {}),
+ ("saddr-not-own-out", pl("ip", "saddr"), "198.18.1.2", "!=", "inet", T80, {"paths": ("out",)}),
+ ("saddr-out-one-of-two", pl("ip", "saddr"), "198.18.1.2", "==", "inet", T80,
+  {"paths": ("out",), "local_addresses": ["198.18.1.2", "10.1.1.1"]}),
+ ("sport-negated-other-proto", pl("udp", "sport"), 1234, "!=", "inet", T80, {}),
+ ("inet-iifname-is-the-ip-interface", meta("iifname"), "br0", "==", "inet", T80,
+  {"l3_ifaces": ["br0"], "l2_ifaces": ["veth1"]}),
+ ("netdev-iifname-is-the-device", meta("iifname"), "veth1", "==", "netdev", T80,
+  {"l3_ifaces": ["eth0"], "l2_ifaces": ["veth1"]}),
+ ("iifname-named-set", meta("iifname"), "@ifs", "==", "inet", T80, {}),
+ ("dport-in-set", pl("tcp", "dport"), {"set": [22, 80]}, "in", "inet", T80, {}),
+ ("port-set-ranges-cut-the-range", pl("udp", "dport"), {"set": [{"range": [40100, 40199]}]}, "==", "inet",
+  [("udp", 40000, 40999)], {}),
+ ("port-elem-ranges-cut-the-range", pl("udp", "dport"),
+  {"set": [{"elem": {"val": {"range": [40100, 40199]}, "comment": "x"}}]}, "==", "inet", [("udp", 40000, 40999)], {}),
+ ("named-set-ranges-cut-the-range", pl("udp", "dport"), "@ports", "==", "inet", [("udp", 40000, 40999)], {}),
+ ("port-list-cuts-the-range", pl("udp", "dport"), [{"range": [40100, 40199]}], "==", "inet", [("udp", 40000, 40999)], {}),
  ("empty-left", {}, "x", "==", "inet", T80, {}),
 ]
-SETS = {"mine": ["198.18.1.2"]}
+SETS = {"mine": ["198.18.1.2"], "ifs": ["lo", "eth0"], "ports": [{"range": [40100, 40199]}]}
 
 
 def _one_match(left, right, op, family, required, kw):
     hook = {"out": "output"}.get(kw.get("paths", ("in",))[0], "input")
     items = [table(family, "t"),
-             {"set": {"family": family, "table": "t", "name": "mine", "type": "ipv4_addr", "elem": SETS["mine"]}},
+             *({"set": {"family": family, "table": "t", "name": name, "elem": elem}} for name, elem in SETS.items()),
              chain(family, "t", "c", hook), rule(family, "t", "c", 2, m(left, right, op), DROP)]
     return judge(ruleset_from_nft({"nftables": items}), required, **{**HOST, **kw})
 
@@ -369,6 +387,32 @@ NFT_EXPECTED = {
         []),
     'empty-left': (['INPUT tcp/80: cannot judge: {} x in `nft: table inet t chain c handle 2: {} x drop` (may end in: drop by `nft: table inet t chain c handle 2: {} x drop`)'],
         []),
+    'iifname-wildcard-is-a-prefix': ([],
+        []),
+    'masked-port': (['INPUT tcp/80: cannot judge: tcp dport & 65280 0 in `nft: table inet t chain c handle 2: tcp dport & 65280 0 drop` (may end in: drop by `nft: table inet t chain c handle 2: tcp dport & 65280 0 drop`)'],
+        []),
+    'saddr-not-own-out': ([],
+        []),
+    'saddr-out-one-of-two': (["OUTPUT tcp/80: cannot judge: ip saddr 198.18.1.2 (true for some of the host's addresses only) in `nft: table inet t chain c handle 2: ip saddr 198.18.1.2 drop` (may end in: drop by `nft: table inet t chain c handle 2: ip saddr 198.18.1.2 drop`)"],
+        []),
+    'sport-negated-other-proto': ([],
+        []),
+    'inet-iifname-is-the-ip-interface': (['INPUT tcp/80: drop by `nft: table inet t chain c handle 2: meta iifname br0 drop`'],
+        []),
+    'netdev-iifname-is-the-device': (['INPUT (netdev) tcp/80: drop by `nft: table netdev t chain c handle 2: meta iifname veth1 drop`'],
+        []),
+    'iifname-named-set': (['INPUT tcp/80: drop by `nft: table inet t chain c handle 2: meta iifname @ifs drop`'],
+        []),
+    'dport-in-set': (['INPUT tcp/80: drop by `nft: table inet t chain c handle 2: tcp dport { 22, 80 } drop`'],
+        []),
+    'port-set-ranges-cut-the-range': (['INPUT udp/40100-40199: drop by `nft: table inet t chain c handle 2: udp dport { 40100-40199 } drop`'],
+        []),
+    'port-elem-ranges-cut-the-range': (['INPUT udp/40100-40199: drop by `nft: table inet t chain c handle 2: udp dport { 40100-40199 } drop`'],
+        []),
+    'named-set-ranges-cut-the-range': (['INPUT udp/40100-40199: drop by `nft: table inet t chain c handle 2: udp dport @ports drop`'],
+        []),
+    'port-list-cuts-the-range': (['INPUT udp/40100-40199: drop by `nft: table inet t chain c handle 2: udp dport { 40100-40199 } drop`'],
+        []),
 }
 
 
@@ -481,6 +525,10 @@ RS = [
  ("vmap-bridge-port", [table("bridge", "b"), chain("bridge", "b", "in", "input"),
    rule("bridge", "b", "in", 2, {"vmap": {"key": meta("iifname"), "data": {"set": [["veth1", DROP]]}}})],
   T80, {"l3_ifaces": ["br0"], "l2_ifaces": ["veth1"]}),
+ ("goto-to-a-chain-not-read", [table("inet", "t"), chain("inet", "t", "in", "input"),
+   rule("inet", "t", "in", 2, D80, {"goto": {"target": "nope"}})], T80, {}),
+ ("connection-count", [table("inet", "t"), chain("inet", "t", "in", "input"),
+   rule("inet", "t", "in", 2, D80, {"ct count": {"val": 5, "inv": True}}, {"reject": None})], T80, {}),
  ("ip6-drop-ipv6-label", [table("ip6", "t"), chain("ip6", "t", "in", "input", 0, "drop")], T80, {"families": ("ip6",)}),
 ]
 
@@ -589,6 +637,10 @@ RS_EXPECTED = {
         []),
     'vmap-bridge-port': (['INPUT (bridge) tcp/80: drop by `nft: table bridge b chain in handle 2: meta iifname vmap { veth1 : drop }`'],
         []),
+    'goto-to-a-chain-not-read': (['INPUT tcp/80: cannot judge: goto to a chain that was not read in `nft: table inet t chain in handle 2: tcp dport 80 goto nope` (may end in: drop by `nft: table inet t chain in handle 2: tcp dport 80 goto nope`)'],
+        []),
+    'connection-count': (['INPUT tcp/80: reject by `nft: table inet t chain in handle 2: tcp dport 80 ct count reject`'],
+        ['`nft: table inet t chain in handle 2: tcp dport 80 ct count reject` drops some packets only (ct count (only some packets)); counted as dropping']),
 }
 
 

@@ -104,7 +104,7 @@ def _collect_port_cuts(right: Any, sets: dict[str, list[Any]], cuts: set[int]) -
 _L4 = {"tcp", "udp", "udplite", "sctp", "dccp"}
 
 
-def _nft_key(left: Any, family: str) -> Callable[[Packet], Any] | str:
+def _nft_key(left: Any) -> Callable[[Packet], Any] | str:
     """A function giving the packet's value for an nft expression, or a kind word (source/some) or
     the text of what is not modelled ('?...')."""
     if isinstance(left, dict) and "payload" in left:
@@ -136,8 +136,8 @@ def _nft_key(left: Any, family: str) -> Callable[[Packet], Any] | str:
         if key == "nfproto":
             return lambda p: {"ip": "ipv4", "ip6": "ipv6"}.get(p.family, p.family)
         if key == "protocol":
-            return lambda p: {"ip": "ip", "ip6": "ip6", "arp": "arp"}.get(p.family, p.family)
-        if key in ("iifname", "iif", "oifname", "oif", "iifkind", "ibrname", "ibriport", "obrname", "obriport"):
+            return lambda p: p.family         # `meta protocol` names ip, ip6, arp as the families are named
+        if key in ("iifname", "iif", "oifname", "oif", "ibrname", "ibriport", "obrname", "obriport"):
             return "iface:" + key
         if key == "pkttype":
             return lambda p: "host"
@@ -157,7 +157,7 @@ def _nft_key(left: Any, family: str) -> Callable[[Packet], Any] | str:
         return f"?fib {result} {','.join(sorted(flags))}"
     for op in ("&", "|", "^", "<<", ">>"):
         if isinstance(left, dict) and isinstance(left.get(op), list) and left[op]:
-            inner = _nft_key(left[op][0], family)
+            inner = _nft_key(left[op][0])
             return inner if isinstance(inner, str) and inner.startswith("l4:") else f"?{op}"
     if isinstance(left, dict) and ("numgen" in left or "jhash" in left or "symhash" in left):
         return "some"
@@ -171,7 +171,7 @@ _NOT_THIS_PROTO = object()
 
 def _nft_match(m: dict[str, Any], family: str, sets: dict[str, list[Any]], cuts: set[int]) -> Cond:
     left, right, op = m.get("left"), m.get("right"), m.get("op", "==")
-    key = _nft_key(left, family)
+    key = _nft_key(left)
     neg = op == "!="
     shown = _nft_expr_text(m)
     if isinstance(key, str):
@@ -210,14 +210,12 @@ def _nft_match(m: dict[str, Any], family: str, sets: dict[str, list[Any]], cuts:
                     return Judged(MAYBE, f"{shown} (the outgoing interface is not modelled)")
                 if p.path == "out":
                     return neg
-                if meta in ("iifkind",):
-                    return Judged(MAYBE, shown)
                 names = p.l2_ifaces if family in ("bridge", "netdev") else p.l3_ifaces
                 if meta in ("ibrname",):
                     names = p.l3_ifaces
                 if op not in ("==", "!=", "in"):
                     return Judged(MAYBE, shown)
-                if isinstance(right, int) or meta in ("iif",) and not isinstance(right, (str, dict, list)):
+                if isinstance(right, int):
                     return Judged(MAYBE, f"{shown} (interface index)")
                 got = _some_all(names, lambda n: bool(_nft_scalar_match(n, right, sets)), shown)
                 return (not got) if isinstance(got, bool) and neg else got
@@ -231,8 +229,6 @@ def _nft_match(m: dict[str, Any], family: str, sets: dict[str, list[Any]], cuts:
         if value is _NOT_THIS_PROTO:
             return False
         if op in ("==", "!=", "in"):
-            if isinstance(right, dict) and "&" in str(right):
-                return Judged(MAYBE, shown)
             if isinstance(value, str) and isinstance(right, list):
                 got = value in right
             else:
@@ -322,8 +318,6 @@ def _nft_stmt_text(e: dict[str, Any]) -> str:
         return f"{_nft_value_text(e[k].get('key'))} vmap {_nft_value_text(e[k].get('data'))}"
     if k == "xt":
         return f"xt {e[k].get('type')} {e[k].get('name')}"
-    if k in ("counter",):
-        return "counter"
     if k == "limit":
         lim = e[k]
         return f"limit rate {'over ' if lim.get('inv') else ''}{lim.get('rate')}/{lim.get('per')}"
@@ -408,14 +402,10 @@ def _nft_rule(r: dict[str, Any], chain: Chain, sets: dict[str, list[Any]], cuts:
 
 
 def _nft_set_elements(s: dict[str, Any]) -> list[Any]:
+    """A set's or map's elements as a list (an element with options stays wrapped in {"elem": ...}, which
+    the matchers read)."""
     elems = s.get("elem", [])
-    out = []
-    for el in elems if isinstance(elems, list) else [elems]:
-        if isinstance(el, dict) and "elem" in el:
-            out.append(el["elem"].get("val"))
-        else:
-            out.append(el)
-    return out
+    return elems if isinstance(elems, list) else [elems]
 
 
 def parse_nft_json(ruleset: dict[str, Any], replace: dict[str, dict[str, Chain]] | None = None) -> dict[str, Chain]:
@@ -433,8 +423,6 @@ def parse_nft_json(ruleset: dict[str, Any], replace: dict[str, dict[str, Chain]]
             if kind in item:
                 s = item[kind]
                 elems = _nft_set_elements(s)
-                if kind == "map" and isinstance(s.get("elem"), list):
-                    elems = [el for el in s["elem"]]
                 sets.setdefault(f"{s.get('family')}|{s.get('table')}", {})[str(s.get("name"))] = elems
     chains: dict[str, Chain] = {}
     managed = _managed_tables(items, replace or {})
