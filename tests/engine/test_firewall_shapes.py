@@ -92,6 +92,15 @@ IPT = [
  ("iface-wildcard-star", ["-A INPUT -i eth* -j DROP"], T80, {}),
  ("iface-wildcard-two", ["-A INPUT -i et+ -j DROP"], T80, {"l3_ifaces": ["eth0"]}),
  ("iface-prefix-longer", ["-A INPUT -i eth0+ -j DROP"], T80, {"l3_ifaces": ["eth1"]}),
+ ("addrtype-unicast-in", ["-A INPUT -m addrtype --dst-type UNICAST -j DROP"], T80, {}),
+ ("sources-list-out", ["-A OUTPUT -s 10.9.9.9,198.18.1.2 -j DROP"], T80, {"paths": ("out",)}),
+ ("src-range-out", ["-A OUTPUT -m iprange --src-range 198.18.1.1-198.18.1.5 -j DROP"], T80, {"paths": ("out",)}),
+ ("recent-flags", ["-A INPUT -p tcp -m recent --rcheck --seconds 60 --name x --rsource -j DROP"], T80, {}),
+ ("nat-table-established", ["*nat", ":PREROUTING ACCEPT [0:0]",
+  "-A PREROUTING -m conntrack --ctstate ESTABLISHED -j DROP", "COMMIT"], T80, {}),
+ ("dash-s-nat-user-chain", ["#nat", "-P PREROUTING ACCEPT", "-N DOCKER", "-A PREROUTING -j DOCKER",
+  "-A DOCKER -p tcp --dport 80 -j DROP"], T80, {}),
+ ("user-chain-policy-dash", ["*filter", ":INPUT ACCEPT [0:0]", ":wall - [0:0]", "-A INPUT -j wall", "COMMIT"], T80, {}),
  ("nat-and-filter", ["-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1", "-A INPUT -j DROP"], T80, {}),
 ]
 
@@ -178,6 +187,20 @@ IPT_EXPECTED = {
         []),
     'nat-and-filter': ([],
         ['`-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1` translates the address (DNAT); the path after it is judged as if untranslated']),
+    'addrtype-unicast-in': (['INPUT tcp/80: drop by `-A INPUT -m addrtype --dst-type UNICAST -j DROP`'],
+        []),
+    'sources-list-out': (['OUTPUT tcp/80: drop by `-A OUTPUT -s 10.9.9.9,198.18.1.2 -j DROP`'],
+        []),
+    'src-range-out': (['OUTPUT tcp/80: drop by `-A OUTPUT -m iprange --src-range 198.18.1.1-198.18.1.5 -j DROP`'],
+        []),
+    'recent-flags': (['INPUT tcp/80: cannot judge: -m recent --rcheck; -m recent --rsource in `-A INPUT -p tcp -m recent --rcheck --seconds 60 --name x --rsource -j DROP` (may end in: drop by `-A INPUT -p tcp -m recent --rcheck --seconds 60 --name x --rsource -j DROP`)'],
+        []),
+    'nat-table-established': ([],
+        []),
+    'dash-s-nat-user-chain': (['PREROUTING tcp/80: drop by `-A DOCKER -p tcp --dport 80 -j DROP`'],
+        []),
+    'user-chain-policy-dash': ([],
+        []),
 }
 
 

@@ -103,10 +103,6 @@ def _const(value: bool | Judged) -> Cond:
     return lambda _p: value
 
 
-def _not_l4(judged: Judged) -> Cond:
-    return lambda p: False if p.proto in ("tcp", "udp") else judged
-
-
 def _tcp_only(judged: Judged) -> Cond:
     return lambda p: False if p.proto != "tcp" else judged
 
@@ -116,10 +112,6 @@ IPT_NONTERMINAL = {"LOG", "NFLOG", "ULOG", "MARK", "CONNMARK", "CT", "TRACE", "N
                    "DSCP", "TOS", "TTL", "HL", "CHECKSUM", "SET", "AUDIT", "CONNSECMARK", "SECMARK", "IDLETIMER",
                    "LED", "TEE"}
 IPT_NAT = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"}
-#: options of a match module that take no value
-IPT_FLAGS = {"--syn", "--rcheck", "--update", "--remove", "--set", "--rsource", "--rdest", "--invert",
-             "--loose", "--validmark", "--accept-local", "--rttl", "--strict", "--log-uid", "--log-tcp-sequence",
-             "--log-tcp-options", "--log-ip-options", "--ctdir", "--nfacct"}
 
 
 def _ipt_rule(words: list[str], text: str, prefix: str) -> Rule:
@@ -186,10 +178,6 @@ def _ipt_rule(words: list[str], text: str, prefix: str) -> Rule:
         elif w == "--syn":
             add(shown, lambda p, neg=neg: (p.proto == "tcp" and p.ct == "new") != neg)
             n = 1
-        elif w in ("--comment", "--log-prefix", "--log-level", "--reject-with", "--nflog-group", "--nflog-prefix",
-                   "--set-mark", "--set-xmark", "--to-destination", "--to-source", "--to-ports", "--to",
-                   "--notrack", "--zone"):
-            pass
         elif w in ("--limit", "--hashlimit-upto", "--hashlimit-above", "--connlimit-above", "--connlimit-upto",
                    "--probability", "--every", "--quota", "--hitcount", "--seconds"):
             add(shown, _const(Judged(SOME, f"-m {module} {shown} (only some packets)")))
@@ -199,13 +187,11 @@ def _ipt_rule(words: list[str], text: str, prefix: str) -> Rule:
                    "--hashlimit-htable-gcinterval", "--connlimit-saddr", "--connlimit-daddr"):
             if w == "--connlimit-saddr" or w == "--connlimit-daddr":
                 n = 1
-        elif w in ("--dst-type", "--src-type"):
+        elif w == "--dst-type" and module == "addrtype":
+            # --src-type (the client's address type) is not modelled: the generic branch below
             types = {t.upper() for t in nxt.split(",")}
-            if w == "--dst-type" and module == "addrtype":
-                add(shown, lambda p, types=types, neg=neg: (bool(types & {"LOCAL", "UNICAST"})
-                                                           if p.path != "out" else "UNICAST" in types) != neg)
-            else:
-                add(shown, _const(Judged(MAYBE, f"-m addrtype {shown}")))
+            add(shown, lambda p, types=types, neg=neg: (bool(types & {"LOCAL", "UNICAST"})
+                                                       if p.path != "out" else "UNICAST" in types) != neg)
         elif w == "--pkt-type":
             unicast = nxt.lower() == "unicast"
             add(shown, _const(unicast != neg))
@@ -219,9 +205,9 @@ def _ipt_rule(words: list[str], text: str, prefix: str) -> Rule:
             else:
                 add(shown, _const(Judged(MAYBE, f"-m set {shown} (ipset contents are not read)")))
         elif w in ("--icmp-type", "--icmpv6-type"):
-            add(shown, _not_l4(Judged(MAYBE, shown)))
+            add(shown, _const(False))       # an ICMP type never matches Wire's TCP/UDP packets
         elif w == "--tcp-flags":
-            flags = f"{nxt} {words[i + 2] if i + 2 < len(words) else ''}"
+            flags = " ".join(words[i + 1:i + 3])
             n = 3
             add(f"--tcp-flags {flags}", _tcp_only(Judged(MAYBE, f"--tcp-flags {flags}")))
         elif w in ("-j", "--jump", "-g", "--goto"):
@@ -242,12 +228,11 @@ def _ipt_rule(words: list[str], text: str, prefix: str) -> Rule:
             break               # iptables-save prints the target last: what follows are its options
         elif w.startswith("-"):
             # an option of a module we do not model (or a value-less flag)
-            if w in IPT_FLAGS or not nxt or nxt.startswith("-") or nxt == "!":
+            # a value-less flag: iptables-save prints the next option (or `!`, or the end) right after it
+            if not nxt or nxt.startswith("-") or nxt == "!":
                 n = 1
                 shown = f"{'! ' if neg else ''}{w}"
-            if module in ("comment",):
-                pass
-            elif w in ("--rpfilter-invert",):
+            if module == "comment":
                 pass
             elif module == "rpfilter":
                 # legitimate clients pass the reverse-path check; --invert drops the ones that do not
@@ -290,7 +275,7 @@ def parse_iptables_save(text: str, source: str = "iptables", family: str = "ip")
             t = "nat"
         elif line.startswith(":"):
             names.setdefault(t, set()).add(line[1:].split()[0])
-        elif line.startswith(("-N ", "-P ")):
+        elif line.startswith("-N "):
             names.setdefault(t, set()).add(line.split()[1])
     for line in lines:
         if line.startswith("*"):
@@ -299,7 +284,7 @@ def parse_iptables_save(text: str, source: str = "iptables", family: str = "ip")
         if line.startswith("#nat"):
             table = "nat"
             continue
-        if not line or line.startswith("#") or line == "COMMIT":
+        if not line or line.startswith("#"):       # blank, comment (COMMIT matches no branch below)
             continue
         prefix = f"{source}|{family}|{table}|"
 
@@ -317,9 +302,8 @@ def parse_iptables_save(text: str, source: str = "iptables", family: str = "ip")
         except ValueError:
             words = line.split()
         if line.startswith(":") and len(words) >= 2:
-            c = chain_of(words[0][1:])
-            if words[1] != "-":
-                c.policy = words[1].lower()
+            # `:INPUT DROP [0:0]`; a user chain shows `-` (it has no policy: only base chains' policies apply)
+            chain_of(words[0][1:]).policy = words[1].lower()
         elif words[0] == "-P" and len(words) >= 3:
             chain_of(words[1]).policy = words[2].lower()
         elif words[0] == "-N" and len(words) >= 2:
