@@ -552,6 +552,16 @@ RS = [
    rule("inet", "t", "in", 2, D80, {"goto": {"target": "nope"}})], T80, {}),
  ("connection-count", [table("inet", "t"), chain("inet", "t", "in", "input"),
    rule("inet", "t", "in", 2, D80, {"ct count": {"val": 5, "inv": True}}, {"reject": None})], T80, {}),
+ ("some-sources-jump-in-a-dropping-chain", [table("inet", "t"), chain("inet", "t", "in", "input", 0, "drop"),
+   chain("inet", "t", "ok"), rule("inet", "t", "ok", 3, ACCEPT),
+   rule("inet", "t", "in", 2, m(pl("ip", "saddr"), "10.0.0.1"), {"jump": {"target": "ok"}})], T80, {}),
+ ("some-sources-dnat-in-a-dropping-chain", [table("ip", "n"), chain("ip", "n", "pre", "prerouting", -100, "drop", type_="nat"),
+   rule("ip", "n", "pre", 2, m(pl("ip", "saddr"), "10.0.0.1"), {"dnat": {"addr": "10.0.0.2"}})], T80, {}),
+ ("some-packets-return-in-a-dropping-chain", [table("inet", "t"), chain("inet", "t", "in", "input", 0, "drop"),
+   rule("inet", "t", "in", 2, {"limit": {"rate": 5, "per": "second"}}, {"return": None})], T80, {}),
+ ("some-packets-goto-in-a-dropping-chain", [table("inet", "t"), chain("inet", "t", "in", "input", 0, "drop"),
+   chain("inet", "t", "ok"), rule("inet", "t", "ok", 3, ACCEPT),
+   rule("inet", "t", "in", 2, {"limit": {"rate": 5, "per": "second"}}, {"goto": {"target": "ok"}})], T80, {}),
  ("ip6-drop-ipv6-label", [table("ip6", "t"), chain("ip6", "t", "in", "input", 0, "drop")], T80, {"families": ("ip6",)}),
 ]
 
@@ -664,6 +674,14 @@ RS_EXPECTED = {
         []),
     'connection-count': (['INPUT tcp/80: reject by `nft: table inet t chain in handle 2: tcp dport 80 ct count reject`'],
         ['`nft: table inet t chain in handle 2: tcp dport 80 ct count reject` drops some packets only (ct count (only some packets)); counted as dropping']),
+    'some-sources-jump-in-a-dropping-chain': (['INPUT tcp/80: drop by `nft: table inet t chain in (hook input priority 0) policy drop`'],
+        []),
+    'some-sources-dnat-in-a-dropping-chain': (['PREROUTING tcp/80: drop by `nft: table ip n chain pre (hook prerouting priority -100) policy drop`'],
+        []),
+    'some-packets-return-in-a-dropping-chain': (['INPUT tcp/80: drop by `nft: table inet t chain in (hook input priority 0) policy drop`'],
+        []),
+    'some-packets-goto-in-a-dropping-chain': (['INPUT tcp/80: drop by `nft: table inet t chain in (hook input priority 0) policy drop`'],
+        []),
 }
 
 
