@@ -562,6 +562,12 @@ RS = [
  ("some-packets-goto-in-a-dropping-chain", [table("inet", "t"), chain("inet", "t", "in", "input", 0, "drop"),
    chain("inet", "t", "ok"), rule("inet", "t", "ok", 3, ACCEPT),
    rule("inet", "t", "in", 2, {"limit": {"rate": 5, "per": "second"}}, {"goto": {"target": "ok"}})], T80, {}),
+ ("one-rule-over-segments-cut-by-another", [table("inet", "t"), chain("inet", "t", "in", "input"),
+   rule("inet", "t", "in", 2, m(pl("tcp", "dport"), 40100), DROP),
+   rule("inet", "t", "in", 3, m(pl("udp", "dport"), {"range": [40000, 40199]}), DROP)], [("udp", 39999, 40300)], {}),
+ ("notes-from-every-path", [table("inet", "t"), chain("inet", "t", "in", "input"), chain("inet", "t", "out", "output"),
+   rule("inet", "t", "in", 2, m(pl("ip", "saddr"), "10.0.0.1"), DROP),
+   rule("inet", "t", "out", 3, m(pl("ip", "daddr"), "10.0.0.1"), DROP)], T80, {"paths": ("in", "out")}),
  ("ip6-drop-ipv6-label", [table("ip6", "t"), chain("ip6", "t", "in", "input", 0, "drop")], T80, {"families": ("ip6",)}),
 ]
 
@@ -682,6 +688,10 @@ RS_EXPECTED = {
         []),
     'some-packets-goto-in-a-dropping-chain': (['INPUT tcp/80: drop by `nft: table inet t chain in (hook input priority 0) policy drop`'],
         []),
+    'one-rule-over-segments-cut-by-another': (['INPUT udp/40000-40199: drop by `nft: table inet t chain in handle 3: udp dport 40000-40199 drop`'],
+        []),
+    'notes-from-every-path': ([],
+        ['`nft: table inet t chain in handle 2: ip saddr 10.0.0.1 drop` drops some sources only (ip saddr 10.0.0.1 (only some sources)); not counted', '`nft: table inet t chain out handle 3: ip daddr 10.0.0.1 drop` drops some sources only (ip daddr 10.0.0.1); not counted']),
 }
 
 
