@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from wirecheck.firewall import View, describe, judge, read_view, ruleset_from_iptables, ruleset_from_nft
+from wirecheck.firewall import (
+    UnreadableRuleset,
+    View,
+    describe,
+    judge,
+    read_view,
+    ruleset_from_iptables,
+    ruleset_from_nft,
+)
 
 HOST = {"l3_ifaces": ["eth0"], "local_addresses": ["198.18.1.2"]}
 OPEN = ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"]
@@ -101,6 +109,13 @@ IPT = [
  ("dash-s-nat-user-chain", ["#nat", "-P PREROUTING ACCEPT", "-N DOCKER", "-A PREROUTING -j DOCKER",
   "-A DOCKER -p tcp --dport 80 -j DROP"], T80, {}),
  ("user-chain-policy-dash", ["*filter", ":INPUT ACCEPT [0:0]", ":wall - [0:0]", "-A INPUT -j wall", "COMMIT"], T80, {}),
+ ("syn-and-established-accepted", ["-A INPUT -p tcp --syn -j ACCEPT",
+  "-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT", "-A INPUT -j DROP"], T80, {}),
+ ("save-nat-user-chain", ["*nat", ":PREROUTING ACCEPT [0:0]", ":DOCKER - [0:0]", "-A PREROUTING -j DOCKER",
+  "-A DOCKER -p tcp --dport 80 -j DROP", "COMMIT"], T80, {}),
+ ("log-then-drop", ["-A INPUT -p tcp -j LOG --log-prefix in", "-A INPUT -p tcp -j DROP"], T80, {}),
+ ("some-sources-drop-then-drop", ["-A INPUT -s 10.0.0.0/8 -j DROP", "-A INPUT -p tcp -j REJECT"], T80, {}),
+ ("port-65535", ["-A INPUT -p udp --dport 65535 -j DROP"], [("udp", 32768, 65535)], {}),
  ("nat-and-filter", ["-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1", "-A INPUT -j DROP"], T80, {}),
 ]
 
@@ -200,6 +215,16 @@ IPT_EXPECTED = {
     'dash-s-nat-user-chain': (['PREROUTING tcp/80: drop by `-A DOCKER -p tcp --dport 80 -j DROP`'],
         []),
     'user-chain-policy-dash': ([],
+        []),
+    'syn-and-established-accepted': ([],
+        []),
+    'save-nat-user-chain': (['PREROUTING tcp/80: drop by `-A DOCKER -p tcp --dport 80 -j DROP`'],
+        []),
+    'log-then-drop': (['INPUT tcp/80: drop by `-A INPUT -p tcp -j DROP`'],
+        []),
+    'some-sources-drop-then-drop': (['INPUT tcp/80: reject by `-A INPUT -p tcp -j REJECT`'],
+        ['`-A INPUT -s 10.0.0.0/8 -j DROP` drops some sources only (-s 10.0.0.0/8 (only some sources)); not counted']),
+    'port-65535': (['INPUT udp/65535: drop by `-A INPUT -p udp --dport 65535 -j DROP`'],
         []),
 }
 
@@ -568,6 +593,33 @@ RS = [
  ("notes-from-every-path", [table("inet", "t"), chain("inet", "t", "in", "input"), chain("inet", "t", "out", "output"),
    rule("inet", "t", "in", 2, m(pl("ip", "saddr"), "10.0.0.1"), DROP),
    rule("inet", "t", "out", 3, m(pl("ip", "daddr"), "10.0.0.1"), DROP)], T80, {"paths": ("in", "out")}),
+ ("priority-not-name-orders-the-chains", [table("inet", "t"), chain("inet", "t", "a", "input", "filter"),
+   chain("inet", "t", "b", "input", "raw"), rule("inet", "t", "a", 2, DROP), rule("inet", "t", "b", 3, DROP)], T80, {}),
+ ("an-unknown-priority-name-is-0", [table("inet", "t"), chain("inet", "t", "a", "input", "weird"),
+   chain("inet", "t", "b", "input", 0), rule("inet", "t", "a", 2, DROP), rule("inet", "t", "b", 3, DROP)], T80, {}),
+ ("maybe-jump-to-a-chain-that-returns", [table("inet", "t"), chain("inet", "t", "in", "input"), chain("inet", "t", "sub"),
+   rule("inet", "t", "in", 2, m(meta("mark"), 1), {"jump": {"target": "sub"}}), rule("inet", "t", "in", 4, DROP)], T80, {}),
+ ("maybe-accept-then-jump-then-drop", [table("inet", "t"), chain("inet", "t", "in", "input"), chain("inet", "t", "sub"),
+   rule("inet", "t", "in", 2, m(meta("mark"), 1), ACCEPT), rule("inet", "t", "in", 3, {"jump": {"target": "sub"}}),
+   rule("inet", "t", "in", 4, DROP)], T80, {}),
+ ("queue-in-a-dropping-chain", [table("inet", "t"), chain("inet", "t", "in", "input", 0, "drop"),
+   rule("inet", "t", "in", 2, D80, {"queue": {"num": 1}})], T80, {}),
+ ("egress-device-unknown", [table("netdev", "t"), chain("netdev", "t", "eg", "egress", 0, "drop")], T80, {"paths": ("out",)}),
+ ("egress-other-device", [table("netdev", "t"), chain("netdev", "t", "eg", "egress", 0, "drop", devices=["eth1"])], T80,
+  {"paths": ("out",), "l2_ifaces": ["eth0"]}),
+ ("ingress-on-one-of-two-devices", [table("netdev", "t"), chain("netdev", "t", "ing", "ingress", 0, "drop", devices=["eth0", "eth2"])],
+  T80, {"l2_ifaces": ["eth0", "eth1"]}),
+ ("netdev-ingress-drops-arp", [table("netdev", "t"), chain("netdev", "t", "ing", "ingress", 0, devices=["eth0"]),
+   rule("netdev", "t", "ing", 2, m(meta("protocol"), "arp"), DROP)], T80, {"l2_ifaces": ["eth0"]}),
+ ("netdev-egress-drops-arp", [table("netdev", "t"), chain("netdev", "t", "eg", "egress", 0, devices=["eth0"]),
+   rule("netdev", "t", "eg", 2, m(meta("protocol"), "arp"), DROP)], T80, {"paths": ("out",), "l2_ifaces": ["eth0"]}),
+ ("nat-chain-then-established-drop", [table("ip", "n"), chain("ip", "n", "pre", "prerouting", -100, type_="nat"),
+   table("ip", "f"), chain("ip", "f", "in", "input"), rule("ip", "f", "in", 2, m({"ct": {"key": "state"}}, "established"), DROP)],
+  T80, {}),
+ ("two-chains-in-doubt", [table("inet", "t"), chain("inet", "t", "a", "input", 0), chain("inet", "t", "b", "input", 10),
+   rule("inet", "t", "a", 2, m(meta("mark"), 1), DROP), rule("inet", "t", "b", 3, m(meta("cpu"), 1), {"reject": None})], T80, {}),
+ ("a-counter-then-drop", [table("inet", "t"), chain("inet", "t", "in", "input"),
+   rule("inet", "t", "in", 2, D80, {"counter": None}), rule("inet", "t", "in", 3, DROP)], T80, {}),
  ("ip6-drop-ipv6-label", [table("ip6", "t"), chain("ip6", "t", "in", "input", 0, "drop")], T80, {"families": ("ip6",)}),
 ]
 
@@ -692,6 +744,32 @@ RS_EXPECTED = {
         []),
     'notes-from-every-path': ([],
         ['`nft: table inet t chain in handle 2: ip saddr 10.0.0.1 drop` drops some sources only (ip saddr 10.0.0.1 (only some sources)); not counted', '`nft: table inet t chain out handle 3: ip daddr 10.0.0.1 drop` drops some sources only (ip daddr 10.0.0.1); not counted']),
+    'priority-not-name-orders-the-chains': (['INPUT tcp/80: drop by `nft: table inet t chain b handle 3: drop`'],
+        []),
+    'an-unknown-priority-name-is-0': (['INPUT tcp/80: drop by `nft: table inet t chain a handle 2: drop`'],
+        []),
+    'maybe-jump-to-a-chain-that-returns': (['INPUT tcp/80: drop by `nft: table inet t chain in handle 4: drop`'],
+        []),
+    'maybe-accept-then-jump-then-drop': (['INPUT tcp/80: cannot judge: meta mark 1 in `nft: table inet t chain in handle 2: meta mark 1 accept` (may end in: drop by `nft: table inet t chain in handle 4: drop`)'],
+        []),
+    'queue-in-a-dropping-chain': (['INPUT tcp/80: cannot judge: queue in `nft: table inet t chain in handle 2: tcp dport 80 queue` (may end in: drop by `nft: table inet t chain in (hook input priority 0) policy drop`; drop by `nft: table inet t chain in handle 2: tcp dport 80 queue`)'],
+        []),
+    'egress-device-unknown': (['EGRESS (netdev) tcp/80: cannot judge: egress chain table netdev t chain eg, whose device nft does not show (may end in: drop by `nft: table netdev t chain eg (hook egress priority 0) policy drop`)'],
+        []),
+    'egress-other-device': ([],
+        []),
+    'ingress-on-one-of-two-devices': (["INGRESS (netdev) tcp/80: cannot judge: ingress chain on device eth0, eth2 (true for some of the host's interfaces/addresses only) (may end in: drop by `nft: table netdev t chain ing (hook ingress priority 0) policy drop`)"],
+        []),
+    'netdev-ingress-drops-arp': (['INGRESS (netdev) tcp/80: drop by `nft: table netdev t chain ing handle 2: meta protocol arp drop`'],
+        []),
+    'netdev-egress-drops-arp': (['EGRESS (netdev) tcp/80: drop by `nft: table netdev t chain eg handle 2: meta protocol arp drop`'],
+        []),
+    'nat-chain-then-established-drop': (['INPUT tcp/80: drop by `nft: table ip f chain in handle 2: ct state established drop`'],
+        []),
+    'two-chains-in-doubt': (['INPUT tcp/80: cannot judge: meta mark 1 in `nft: table inet t chain a handle 2: meta mark 1 drop`; meta cpu 1 in `nft: table inet t chain b handle 3: meta cpu 1 reject` (may end in: drop by `nft: table inet t chain a handle 2: meta mark 1 drop`; reject by `nft: table inet t chain b handle 3: meta cpu 1 reject`)'],
+        []),
+    'a-counter-then-drop': (['INPUT tcp/80: drop by `nft: table inet t chain in handle 3: drop`'],
+        []),
 }
 
 
@@ -741,6 +819,8 @@ VIEWS = [
  ("the-ingress-device-named", dict(nft={"nftables": [table("netdev", "n"), chain("netdev", "n", "ing", "ingress", 0, "drop")]},
     nft_chains="table netdev n {\n\tchain ing {\n\t\ttype filter hook ingress device \"tapX\" priority 0; policy drop;\n\t}\n}\n"),
   [("tcp", 80, 80)], {"l2_ifaces": ["tapX"]}),
+ ("a-native-table-before-iptables-nft", dict(nft={"nftables": [table("inet", "mine"), chain("inet", "mine", "in", "input"),
+    *IPT_ITEMS]}, saves={"iptables-nft": "*mytab\n:INPUT ACCEPT [0:0]\nCOMMIT\n" + SAVE}), REQ, {}),
  ("legacy-v6", dict(saves={"ip6tables-legacy": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"}), [("tcp", 80, 80)], {"families": ("ip", "ip6")}),
  ("legacy-v4", dict(saves={"iptables-legacy": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"}), [("tcp", 80, 80)], {"families": ("ip", "ip6")}),
  ("nft-backend-v4-only", dict(saves={"iptables-nft": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"}), [("tcp", 80, 80)], {"families": ("ip", "ip6")}),
@@ -775,6 +855,8 @@ VIEW_EXPECTED = {
         [], ['nft -j list ruleset']),
     'the-ingress-device-named': (['INGRESS (netdev) tcp/80: drop by `nft: table netdev n chain ing (hook ingress priority 0) policy drop`'],
         [], ['nft -j list ruleset']),
+    'a-native-table-before-iptables-nft': (['INPUT tcp/80: drop by `-A INPUT -p tcp -m tcp --dport 80 -j DROP`', 'INPUT udp/40000-40999: drop by `-A wall -j DROP`'],
+        [], ['nft -j list ruleset', 'iptables-nft-save']),
 }
 
 
@@ -791,3 +873,17 @@ def test_the_source_named_in_policies_and_sources():
     assert rs.sources == ["iptables-legacy-save"]
     assert describe(judge(rs, T80, **HOST).decisions) == ["INPUT tcp/80: drop by `iptables-legacy INPUT policy DROP`"]
     assert ruleset_from_nft({"nftables": []}).sources == ["nft -j list ruleset"]
+
+
+def test_a_policy_not_held_against_the_host_is_noted():
+    items = [table("inet", "t"), chain("inet", "t", "in", "input", 0, "reject")]
+    judged = judge(ruleset_from_nft({"nftables": items}), T80, ignore_policy=lambda c: "Docker's own chain", **HOST)
+    assert describe(judged.decisions) == []
+    assert judged.notes == ["nft: table inet t chain in (hook input priority 0) policy reject: not held against the host "
+                            "(Docker's own chain)"]
+
+
+def test_nft_output_without_its_list_is_unreadable():
+    for printed in ([], {"something": []}, {"nftables": {}}):
+        with pytest.raises(UnreadableRuleset, match="^the output of `nft -j list ruleset` has no 'nftables' list$"):
+            ruleset_from_nft(printed)
