@@ -620,6 +620,8 @@ RS = [
    rule("inet", "t", "a", 2, m(meta("mark"), 1), DROP), rule("inet", "t", "b", 3, m(meta("cpu"), 1), {"reject": None})], T80, {}),
  ("a-counter-then-drop", [table("inet", "t"), chain("inet", "t", "in", "input"),
    rule("inet", "t", "in", 2, D80, {"counter": None}), rule("inet", "t", "in", 3, DROP)], T80, {}),
+ ("established-in-doubt-only", [table("inet", "t"), chain("inet", "t", "in", "input"),
+   rule("inet", "t", "in", 2, m({"ct": {"key": "state"}}, "established"), m(meta("mark"), 1), DROP)], T80, {}),
  ("ip6-drop-ipv6-label", [table("ip6", "t"), chain("ip6", "t", "in", "input", 0, "drop")], T80, {"families": ("ip6",)}),
 ]
 
@@ -770,6 +772,8 @@ RS_EXPECTED = {
         []),
     'a-counter-then-drop': (['INPUT tcp/80: drop by `nft: table inet t chain in handle 3: drop`'],
         []),
+    'established-in-doubt-only': (['INPUT tcp/80: cannot judge: meta mark 1 in `nft: table inet t chain in handle 2: ct state established meta mark 1 drop` (may end in: drop by `nft: table inet t chain in handle 2: ct state established meta mark 1 drop`)'],
+        []),
 }
 
 
@@ -887,3 +891,13 @@ def test_nft_output_without_its_list_is_unreadable():
     for printed in ([], {"something": []}, {"nftables": {}}):
         with pytest.raises(UnreadableRuleset, match="^the output of `nft -j list ruleset` has no 'nftables' list$"):
             ruleset_from_nft(printed)
+
+
+def test_each_decision_names_its_path_family_and_hook():
+    items = [table("inet", "t"), chain("inet", "t", "in", "input", 0, "drop"), table("arp", "a"),
+             chain("arp", "a", "out", "output", 0, "drop"), table("inet", "u"), chain("inet", "u", "out", "output"),
+             rule("inet", "u", "out", 2, m(meta("mark"), 1), DROP)]
+    judged = judge(ruleset_from_nft({"nftables": items}), T80, paths=("in", "out"), families=("ip", "ip6"), **HOST)
+    assert [(d.path, d.family, d.hook, d.verdict) for d in judged.decisions] == [
+        ("in", "ip", "INPUT", "drop"), ("in", "ip6", "INPUT", "drop"), ("out", "arp", "OUTPUT (arp)", "drop"),
+        ("out", "ip", "OUTPUT", "cannot judge"), ("out", "ip6", "OUTPUT", "cannot judge")]
