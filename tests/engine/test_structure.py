@@ -98,10 +98,7 @@ ONE_ALGORITHM = {
     "probes/udp_listener.py": "the listener is sent to the target as one self-contained source text "
                               "(standard library only, never copied to disk): it cannot import siblings",
     "probes/ports.py": "the port probe, one algorithm: the listener session, the senders and the paced "
-                       "rounds and re-probes of probe_ports (reworked on its own branch)",
-    # The firewall reader becomes the package wirecheck/firewall/ on another branch (issue 16); until that
-    # lands this file is one module. An entry whose file is gone is ignored (see below).
-    "firewall.py": "one reader of nft/iptables rulesets: being split into the package wirecheck/firewall/",
+                       "rounds and re-probes of probe_ports",
 }
 
 
@@ -115,8 +112,8 @@ def long_modules(root: Path, limit: int = MAX_LINES) -> dict[str, int]:
 def test_no_module_over_600_lines_but_the_one_algorithm_probes():
     long = long_modules(PKG)
     assert {p: n for p, n in long.items() if p not in ONE_ALGORITHM} == {}
-    # an entry for a module that is now short must go (a module that is gone needs no entry either)
-    stale = [p for p in ONE_ALGORITHM if (PKG / p).exists() and p not in long]
+    # an entry for a module that is now short or gone must go
+    stale = [p for p in ONE_ALGORITHM if p not in long]
     assert stale == []
 
 
