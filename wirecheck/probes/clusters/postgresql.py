@@ -59,7 +59,7 @@ def measure_pg_member(target: Any, port: int, timeout: float) -> Member:
     m.command = pg_command(port)
     # a login user whose sudo asks for the inventory's become password: root (which sudo lets become
     # postgres without one) runs the same command, so the password reaches sudo once, through the transport
-    as_root = bool(getattr(target.transport, "sudo_with_password", False))
+    as_root = bool(getattr(getattr(target, "transport", None), "sudo_with_password", False))
     res = target.run(m.command, timeout=timeout, sudo=as_root)
     tags, rest = _host_lines(res.stdout)
     _absorb_host_tags(m, tags)
