@@ -1,0 +1,75 @@
+"""IMP-APT-IDLE on a real SSH test host, both ways: a process holding a lock on an apt/dpkg lock file
+(fcntl as apt and dpkg take it, or flock) is a finding (a warning: the requirement is a should) naming the file and the holder; the same
+file unlocked, or open but not locked, passes.  The lock files are pointed at the host's private /tmp
+with --param so that the machine's own apt is never touched."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.support.wc import host_args, run_suite
+
+LOCK = "/tmp/wc-test-lock-frontend"
+OTHER = "/tmp/wc-test-lists-lock"
+
+
+@pytest.fixture(scope="module")
+def node(lab_module):
+    host = lab_module.add_host("aptidle", user="wire", sudo=True)
+    host.exec(f"touch {LOCK} {OTHER}")
+    return host
+
+
+def _run(node, tmp_path):
+    return run_suite([*host_args(node), "-k", "test_apt_idle",
+                      "--param", f"IMP-APT-IDLE.locks={LOCK},{OTHER}"], tmp_path)
+
+
+def _hold(node, how: str) -> subprocess.Popen:
+    """A process inside the host that takes the lock (or only opens the file) and says so."""
+    code = {"fcntl": f"import fcntl,sys,time; f=open({LOCK!r},'w'); fcntl.lockf(f, fcntl.LOCK_EX); "
+                     "print('held', flush=True); sys.stdin.read()",
+            "flock": f"import fcntl,sys,time; f=open({LOCK!r},'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+                     "print('held', flush=True); sys.stdin.read()",
+            "open": f"import sys; f=open({LOCK!r},'w'); print('held', flush=True); sys.stdin.read()"}[how]
+    proc = node.popen(["python3", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _release(proc: subprocess.Popen) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+def test_idle_host_passes(node, tmp_path):
+    run = _run(node, tmp_path)
+    res = run.result("IMP-APT-IDLE")
+    assert res["status"] == "pass", res
+    assert "/proc/locks" in str(res)
+
+
+@pytest.mark.parametrize("how", ["fcntl", "flock"])
+def test_a_held_lock_is_found_naming_file_and_holder(node, tmp_path, how):
+    holder = _hold(node, how)
+    try:
+        run = _run(node, tmp_path)
+    finally:
+        _release(holder)
+    res = run.result("IMP-APT-IDLE")
+    assert res["status"] == "warn", res       # IMP-APT-IDLE is a should: a finding is a warning
+    text = str(res)
+    assert f"{LOCK} held by pid" in text and "python3" in text
+    assert OTHER not in text.split("apt/dpkg is busy")[-1]      # the unlocked file is not named
+
+
+def test_a_file_open_but_not_locked_is_not_busy(node, tmp_path):
+    holder = _hold(node, "open")
+    try:
+        run = _run(node, tmp_path)
+    finally:
+        _release(holder)
+    assert run.result("IMP-APT-IDLE")["status"] == "pass"
