@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
+from tests.support.procs import stop_all
 from tests.support.publicip import PublicIpServer
 from tests.support.wc import QUIET_PLUGINS, REPO, host_args, run_suite
 
@@ -309,14 +310,7 @@ def services(lab_module: Lab) -> Iterator[dict[str, LabHost]]:
     try:
         yield {"svc": svc, "node": node}
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+        stop_all(procs)
 
 
 def test_acceptance_ports(services: dict[str, LabHost], tmp_path: Path) -> None:

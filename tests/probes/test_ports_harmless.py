@@ -17,6 +17,7 @@ import time
 import pytest
 
 from tests.lab.core import Lab, LabHost
+from tests.support.procs import stop_all
 from wirecheck.probes.ports import WINDOW, Pacing, probe_ports
 
 RANGE = range(32768, 65536)
@@ -164,14 +165,7 @@ def busy(lab_module: Lab):
     try:
         yield h
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+        stop_all(procs)
 
 
 def _probe_with_loops(h: LabHost, window: int, pacing: Pacing | None = None) -> tuple[dict, object, float, float]:
