@@ -322,17 +322,40 @@ def register_commands(requirement_id: str, commands: Callable[[Any, Any], list[t
     COMMANDS.setdefault(requirement_id, []).append(commands)
 
 
-def prefetch_commands(target: Any, site: Site, requirements: Iterable[str]) -> None:
+def host_commands(target: Any, site: Site, requirements: Iterable[str],
+                  fleet: Iterable[str] = ()) -> list[tuple[str, bool, float | None]]:
+    """The commands the host's selected checks will run on it: their registered commands, and the
+    Python of its host and fleet checks in one interpreter (pyjobs)."""
+    from . import pyjobs
     from .catalog import Spec, default_catalog
     catalog = default_catalog()
     wanted: list[tuple[str, bool, float | None]] = []
+    jobs: list[pyjobs.PyJob] = []
+
+    def spec_of(rid: str) -> Spec:
+        return Spec(catalog[rid], site.overrides.get(rid, {}))
     for rid in sorted(set(requirements)):
-        spec = Spec(catalog[rid], site.overrides.get(rid, {}))
         for fn in COMMANDS.get(rid, []):
             try:
-                wanted += fn(target, spec)
+                wanted += fn(target, spec_of(rid))
             except Exception:  # noqa: BLE001 - a command that cannot be built: the check says why
                 continue
+        for job in pyjobs.HOST_JOBS.get(rid, []):
+            try:
+                jobs += [j for j in [job(target, spec_of(rid))] if j is not None]
+            except Exception:  # noqa: BLE001 - as above
+                continue
+    for rid in sorted(set(fleet)):
+        for fleet_jobs in pyjobs.FLEET_JOBS.get(rid, []):
+            try:
+                jobs += [j for j in [fleet_jobs(site, spec_of(rid)).get(target.name)] if j is not None]
+            except Exception:  # noqa: BLE001 - a fleet check with nothing to ask (not applicable...)
+                continue
+    return wanted + pyjobs.plan(target, jobs)
+
+
+def prefetch_commands(target: Any, site: Site, requirements: Iterable[str], fleet: Iterable[str] = ()) -> None:
+    wanted = host_commands(target, site, requirements, fleet)
     if not wanted:
         return
     key = f"commands:{target.name}:" + hashlib.sha256(repr(wanted).encode()).hexdigest()[:16]
@@ -351,14 +374,22 @@ class Prefetcher:
     def start(self, site: Site, items: list[pytest.Item]) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        from . import pyjobs
         from .catalog import requirement_of
+        pyjobs.reset()
         selected: dict[str, tuple[Any, set[str]]] = {}
+        fleet: set[str] = set()
         for item in items:
             callspec = getattr(item, "callspec", None)
             target = callspec.params.get("target") if callspec else None
             req = requirement_of(item)
             if target is not None and req is not None:
                 selected.setdefault(target.name, (target, set()))[1].add(req.id)
+            elif req is not None and req.id in pyjobs.FLEET_JOBS:
+                fleet.add(req.id)
+        if fleet:       # a fleet check's Python on each host goes with the host's own commands
+            for target in site.targets:
+                selected.setdefault(target.name, (target, set()))
         # the hosts whose measurements take longest (the whole UDP range to probe) get their commands
         # first, and a few at a time, so that those measurements can start early
         order = list(selected.values())
@@ -369,9 +400,10 @@ class Prefetcher:
                                       thread_name_prefix="wirecheck-commands")
         self.pools.append(commands)
         batches: dict[str, Any] = {}
+        asked = set(COMMANDS) | set(pyjobs.HOST_JOBS)
         for target, rids in order:
-            if rids & set(COMMANDS):
-                batches[target.name] = commands.submit(_quietly, prefetch_commands, target, site, rids & set(COMMANDS))
+            if rids & asked or fleet:
+                batches[target.name] = commands.submit(_quietly, prefetch_commands, target, site, rids & asked, fleet)
         self.futures += list(batches.values())
         for pf in PREFETCHES.values():
             mine = [target for target, rids in selected.values() if rids & pf.requirements]

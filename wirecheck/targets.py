@@ -278,6 +278,13 @@ class Target:
         for event in events:
             event.wait()
 
+    def prefetched(self, command: str, sudo: bool = False) -> CommandResult | None:
+        """A prefetched command's result (waiting for its batch), taken once; None when it was not
+        prefetched or its batch could not answer for it (the caller then decides what to run)."""
+        if not self._prefetching:
+            return None
+        return self._take_prefetched(command, sudo)
+
     def _take_prefetched(self, command: str, sudo: bool) -> CommandResult | None:
         key = (command, sudo)
         with self._prefetch_lock:

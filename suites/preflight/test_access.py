@@ -7,23 +7,44 @@ import shlex
 
 from wirecheck import cannot_measure, expect, fail, not_applicable, record, requirement
 from wirecheck.coordination import register_commands
+from wirecheck.pyjobs import PyJob, register_job, run_job
 
 #: what the checks below run on each target; registered so that the run can ask every host for them
 #: in one round trip before the checks do (wirecheck.coordination.register_commands)
 WHO_CMD = "id -un"
 
 
-def python_commands(spec) -> tuple[str, str]:
-    """HOST-PYTHON3's two commands: the interpreter's version, then the module's import."""
+#: HOST-PYTHON3's Python: the interpreter's version (written before the imports, so that an import
+#: that crashes the interpreter still leaves it), then the imports, each module's own name printed back
+PYTHON_CODE = r"""
+def main(argv, out, err):
+    import importlib, sys
+    out.write(sys.version.split()[0] + "\n")
+    out.flush()
+    names = [importlib.import_module(name).__name__ for name in argv]
+    out.write("import-ok " + " ".join(names) + "\n")
+"""
+
+
+def python_modules(spec) -> tuple[str, ...]:
+    """What the check imports: the module, and for apt also what Ansible's apt module imports beside it
+    (ansible/modules/apt.py: import apt, apt.debfile, apt_pkg)."""
+    return (spec.module, "apt.debfile", "apt_pkg") if spec.module == "apt" else (spec.module,)
+
+
+def python_job(spec) -> PyJob:
+    """HOST-PYTHON3's one command: exit 3 when the interpreter is not there or not executable (a
+    measured no; any other failure measured nothing), then version and imports in one interpreter.
+    In the host's Python program (wirecheck.pyjobs) that runs under the same interpreter, the
+    program's own start proves what `test -x` tests."""
     interp = shlex.quote(spec.interpreter)
-    # exit 3: not there or not executable (a measured no); any other failure measured nothing
-    return (f"test -x {interp} || exit 3; echo @@executable; {interp} -c 'import sys; print(sys.version.split()[0])'",
-            f"{interp} -c 'import {spec.module}; print(\"import-ok\", {spec.module}.__name__)'")
+    return PyJob("HOST-PYTHON3", PYTHON_CODE, python_modules(spec), timeout=30.0, interpreter=spec.interpreter,
+                 prelude=f"test -x {interp} || exit 3; echo @@executable; ", preamble="@@executable\n")
 
 
 register_commands("CTRL-SSH-KEY-AUTH", lambda target, spec: [] if target.local else [(WHO_CMD, False, 15)])
 register_commands("HOST-SUDO", lambda target, spec: [("id -u", True, 15)])      # Facts.sudo_ok
-register_commands("HOST-PYTHON3", lambda target, spec: [(c, False, None) for c in python_commands(spec)])
+register_job("HOST-PYTHON3", lambda target, spec: python_job(spec))
 
 
 @requirement("CTRL-SSH-KEY-AUTH")
@@ -64,29 +85,29 @@ def test_sudo(target):
 
 @requirement("HOST-PYTHON3")
 def test_python3(target, spec):
-    version_cmd, import_cmd = python_commands(spec)
-    res = target.run(version_cmd)
-    lines = res.stdout.strip().splitlines()
-    version = lines[-1].strip() if len(lines) > 1 else ""
+    job = python_job(spec)
+    res = run_job(target, job)
+    lines = [ln.strip() for ln in res.stdout.strip().splitlines()]
+    version = lines[1] if len(lines) > 1 else ""
+    last_err = (res.stderr.strip().splitlines() or [""])[-1][:200]
     if res.rc == 3 and not lines:
         fail(f"{spec.interpreter} missing or not executable", observed="missing", expected=f"{spec.interpreter} present",
              method=f"test -x {spec.interpreter}")
     if lines[:1] == ["@@executable"] and not re.fullmatch(r"3\.\d+\.\d+\S*", version):
         fail(f"{spec.interpreter} is there but does not run as Python 3 (exit {res.rc}): "
-             f"{(res.stderr.strip().splitlines() or [repr(version[:80]) if version else 'no output'])[-1][:200]}",
+             f"{last_err or (repr(version[:80]) if version else 'no output')}",
              observed="does not run", expected="Python 3", method=f"{spec.interpreter} -c 'print(sys.version)'")
-    if res.rc != 0 or not re.fullmatch(r"3\.\d+\.\d+\S*", version):
-        cannot_measure(f"cannot tell the version of {spec.interpreter} (exit {res.rc}): "
-                       f"{(res.stderr.strip().splitlines() or [repr(version[:80])])[-1]}")
+    if not re.fullmatch(r"3\.\d+\.\d+\S*", version):
+        cannot_measure(f"cannot tell the version of {spec.interpreter} (exit {res.rc}): {last_err or repr(version[:80])}")
     expect(version, spec.interpreter, method=f"{spec.interpreter} --version").is_true(f"{spec.interpreter} present")
-    # the module's own name printed back: an exit 0 alone could come from anything
-    mod = target.run(import_cmd)
-    record(python=version)
-    if mod.rc == 0 and mod.stdout.strip() != f"import-ok {spec.module}":
-        cannot_measure(f"`{spec.interpreter} -c 'import {spec.module}'` printed {mod.stdout.strip()[:80]!r}")
-    if mod.rc != 0 and "Error" not in mod.stderr:
-        cannot_measure(f"`{spec.interpreter} -c 'import {spec.module}'` did not run (exit {mod.rc}): "
-                       f"{(mod.stderr.strip().splitlines() or ['no message'])[-1]}")
-    expect(mod.rc == 0, f"python3-{spec.module}", method=f"{spec.interpreter} -c 'import {spec.module}'").is_true(
+    # the modules' own names printed back: an exit 0 alone could come from anything
+    modules = python_modules(spec)
+    imports = f"{spec.interpreter} -c 'import {', '.join(modules)}'"
+    record(python=version, imported=list(modules))
+    if res.rc == 0 and lines[2:] != [f"import-ok {' '.join(modules)}"]:
+        cannot_measure(f"`{imports}` printed {' '.join(lines[2:])[:80]!r}")
+    if res.rc != 0 and "Error" not in res.stderr:
+        cannot_measure(f"`{imports}` did not run (exit {res.rc}): {last_err or 'no message'}")
+    expect(res.rc == 0, f"python3-{spec.module}", method=imports).is_true(
         f"the {spec.module} module importable (python3-{spec.module}, needed by Ansible's apt module)",
-        f"Python {version} is there, but `import {spec.module}` fails (install python3-{spec.module})")
+        f"Python {version} is there, but `{imports}` fails: {last_err} (install python3-{spec.module})")

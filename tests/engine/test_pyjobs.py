@@ -1,0 +1,102 @@
+"""Several checks' Python in one interpreter per host (wirecheck.pyjobs): each job's answer from the
+host's program is exactly what the job alone answers (output, errors, exit status), the program runs
+once for all its jobs, and when it did not run (crashed, interpreter missing, not prefetched) each job
+runs alone."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from wirecheck import pyjobs
+from wirecheck.pyjobs import PyJob, plan, run_job
+from wirecheck.targets import Target
+from wirecheck.transport import LocalTransport
+
+PRINTS = PyJob("A-PRINTS", 'def main(argv, out, err):\n    out.write("|".join(argv) + "\\n"); err.write("note\\n")\n',
+               ("x y", "é"))
+RAISES = PyJob("B-RAISES", "def main(argv, out, err):\n    out.write('before\\n')\n    import wc_no_such_module\n")
+EXITS = PyJob("C-EXITS", "def main(argv, out, err):\n    out.write('three\\n')\n    raise SystemExit(3)\n")
+SAYS = PyJob("D-SAYS", "def main(argv, out, err):\n    raise SystemExit('a message')\n")
+JOBS = [PRINTS, RAISES, EXITS, SAYS]
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    pyjobs.reset()
+    yield
+    pyjobs.reset()
+
+
+def local(name: str = "here") -> Target:
+    return Target(name=name, address="127.0.0.1", roles=[], transport=LocalTransport(), local=True)
+
+
+def alone(job: PyJob) -> tuple[int, str, str]:
+    res = local().run(job.command(), timeout=30)
+    return res.rc, res.stdout, res.stderr
+
+
+def test_each_job_answers_from_the_program_what_it_answers_alone(tmp_path) -> None:
+    t = local()
+    commands = plan(t, JOBS)
+    assert len(commands) == 1             # the four jobs: one interpreter
+    t.prefetch(commands)
+    for job in JOBS:
+        res = run_job(t, job)
+        rc, out, err = alone(job)
+        assert (res.rc, res.stdout) == (rc, out), job.name
+        assert (res.stderr.strip().splitlines() or [""])[-1] == (err.strip().splitlines() or [""])[-1], job.name
+    assert run_job(t, RAISES).stderr.strip().endswith("ModuleNotFoundError: No module named 'wc_no_such_module'")
+    assert (run_job(t, EXITS).rc, run_job(t, SAYS).rc, run_job(t, SAYS).stderr) == (3, 1, "a message\n")
+
+
+def test_the_program_runs_once_for_all_its_jobs(tmp_path) -> None:
+    log = tmp_path / "ran"
+    count = PyJob("E-COUNTS", f"def main(argv, out, err):\n    open({str(log)!r}, 'a').write('x')\n    out.write('ok\\n')\n")
+    t = local()
+    t.prefetch(plan(t, [count, PRINTS]))
+    assert log.read_text() == "x"
+    assert run_job(t, count).stdout == "ok\n" and run_job(t, PRINTS).stdout == "x y|é\n"
+    assert log.read_text() == "x"         # answered from the batch: not run again
+    assert run_job(t, count).stdout == "ok\n"
+
+
+def test_a_program_that_crashed_leaves_each_job_to_run_alone(tmp_path) -> None:
+    """A job that kills the interpreter (a broken C extension would) takes the program down: no job
+    is answered from it, each runs alone and says for itself what happened."""
+    crash = PyJob("F-CRASH", "def main(argv, out, err):\n    import os, signal\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    t = local()
+    t.prefetch(plan(t, [crash, PRINTS]))
+    assert run_job(t, PRINTS).stdout == "x y|é\n"
+    assert run_job(t, crash).rc == -9 or run_job(t, crash).rc in (137, 9)
+
+
+def test_a_named_interpreter_that_is_missing_leaves_each_job_to_run_alone() -> None:
+    """The program runs under the interpreter a job names (HOST-PYTHON3's); missing: exit 3, and the
+    job alone says so through its own prelude."""
+    gone = PyJob("G-GONE", "def main(argv, out, err):\n    out.write('never\\n')\n", interpreter="/nonexistent/python3",
+                 prelude="test -x /nonexistent/python3 || exit 3; echo @@executable; ", preamble="@@executable\n")
+    t = local()
+    t.prefetch(plan(t, [gone, PRINTS]))
+    res = run_job(t, gone)
+    assert (res.rc, res.stdout) == (3, "")
+    assert run_job(t, PRINTS).stdout == "x y|é\n"
+
+
+def test_the_preamble_stands_for_the_prelude_and_other_interpreters_run_alone() -> None:
+    here = PyJob("H-HERE", "def main(argv, out, err):\n    import sys\n    out.write(sys.executable + '\\n')\n",
+                 interpreter=sys.executable, prelude="echo @@executable; ", preamble="@@executable\n")
+    other = PyJob("I-OTHER", "def main(argv, out, err):\n    out.write('other\\n')\n", interpreter="/usr/bin/env")
+    t = local()
+    commands = plan(t, [here, PRINTS, other])
+    assert len(commands) == 2 and commands[1][0] == other.command()
+    t.prefetch(commands[:1])
+    assert run_job(t, here).stdout == alone(here)[1] == f"@@executable\n{sys.executable}\n"
+
+
+def test_without_a_program_each_job_runs_alone() -> None:
+    t = local()
+    assert plan(t, [PRINTS]) == [(PRINTS.command(), False, PRINTS.timeout)]
+    assert run_job(t, PRINTS).stdout == "x y|é\n"
