@@ -38,6 +38,7 @@ from wirecheck.coordination import register_commands
 from wirecheck.fleet import machines
 from wirecheck.machines import Machine, count_machines, machine_of, merged_names
 from wirecheck.outcome import Outcome
+from wirecheck.pyjobs import PyJob, register_fleet_jobs, run_job
 from wirecheck.transport import TransportError
 
 GIB = 1024**3
@@ -975,24 +976,32 @@ def test_database_ports(site, spec):
     check_db_ports(site, spec, listen=True)
 
 
+#: HEAD requests from a node, side by side (one time limit for all); the node's release decides the
+#: APT path, so the fetcher reads it on the node
 FETCHER = r"""
-import shlex, sys, urllib.request, urllib.error
-t = float(sys.argv[1])
-try:
-    rel = dict(l.split("=", 1) for l in open("/etc/os-release").read().splitlines() if "=" in l)
-    codename = (shlex.split(rel.get("VERSION_CODENAME", "")) or [""])[0]
-except OSError:
-    codename = ""
-for u in (a.replace("{codename}", codename) for a in sys.argv[2:]):
+def main(argv, out, err):
+    import shlex, threading, urllib.error, urllib.request
+    t = float(argv[0])
     try:
-        with urllib.request.urlopen(urllib.request.Request(u, method="HEAD"), timeout=t) as r: print(u, r.status, sep="\t")
-    except urllib.error.HTTPError as e: print(u, e.code, sep="\t")
-    except Exception as e: print(u, getattr(e, "reason", e), sep="\t")
+        rel = dict(l.split("=", 1) for l in open("/etc/os-release").read().splitlines() if "=" in l)
+        codename = (shlex.split(rel.get("VERSION_CODENAME", "")) or [""])[0]
+    except OSError:
+        codename = ""
+    urls = [a.replace("{codename}", codename) for a in argv[1:]]
+    got = {}
+    def head(u):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(u, method="HEAD"), timeout=t) as r: got[u] = r.status
+        except urllib.error.HTTPError as e: got[u] = e.code
+        except Exception as e: got[u] = getattr(e, "reason", e)
+    th = [threading.Thread(target=head, args=(u,)) for u in urls]
+    [x.start() for x in th]; [x.join() for x in th]
+    for u in urls: out.write("%s\t%s\n" % (u, got.get(u, "no answer")))
 """
 
 
-def check_assethost(site, spec) -> None:
-    _inventory(site)
+def assethost_of(site, spec) -> tuple[Any, list[Any], str]:
+    """(the assethost, the nodes that fetch from it, its base URL)."""
     assets = site.targets_with_role("assethost")
     if not assets:
         not_applicable("no [assethost] in the inventory: an online installation (offline ones need it)")
@@ -1000,12 +1009,29 @@ def check_assethost(site, spec) -> None:
     nodes = [t for t in site.targets if t.name != asset.name]
     if not nodes:
         not_applicable("no other hosts than the assethost")
-    base = f"http://{_hp(node_address(asset), int(spec.port))}"
+    return asset, nodes, f"http://{_hp(node_address(asset), int(spec.port))}"
 
-    def fetch(t):   # the node's release decides the APT path: the fetcher reads it on the node
-        urls = [base + p for p in spec.paths]
-        res = t.run(shlex.join(["python3", "-c", FETCHER, str(spec.timeout_s), *urls]),
-                    timeout=float(spec.timeout_s) * len(urls) + 15)
+
+def fetch_jobs(site, spec) -> dict[str, PyJob]:
+    """Each node's HEAD requests (asked in the node's batch with its other Python, wirecheck.pyjobs)."""
+    _asset, nodes, base = assethost_of(site, spec)
+    urls = tuple(base + p for p in spec.paths)
+    job = PyJob("PROD-NET-ASSETHOST", FETCHER, (str(spec.timeout_s), *urls),
+                timeout=float(spec.timeout_s) * len(urls) + 15)
+    return {t.name: job for t in nodes}
+
+
+register_fleet_jobs("PROD-NET-ASSETHOST", fetch_jobs)
+
+
+def check_assethost(site, spec) -> None:
+    _inventory(site)
+    asset, nodes, base = assethost_of(site, spec)
+    jobs = fetch_jobs(site, spec)
+
+    def fetch(t):
+        urls = jobs[t.name].argv[1:]
+        res = run_job(t, jobs[t.name])
         got = dict(line.split("\t", 1) for line in res.stdout.splitlines() if "\t" in line)
         if res.rc != 0 or len(got) < len(urls):   # one line per URL, or the fetcher did not run
             raise TransportError(f"{t.name}: the HTTP fetcher did not run (exit {res.rc}): "

@@ -5,6 +5,7 @@ with --param so that the machine's own apt is never touched."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -73,3 +74,19 @@ def test_a_file_open_but_not_locked_is_not_busy(node, tmp_path):
     finally:
         _release(holder)
     assert run.result("IMP-APT-IDLE")["status"] == "pass"
+
+
+def test_a_running_dpkg_is_found_by_its_name(node, tmp_path):
+    """No lock held, but a process the kernel names dpkg is running (a copy of sleep under that name,
+    so the host's real dpkg never runs): a finding that names it; once it has ended, the host passes."""
+    node.exec("cp /bin/sleep /tmp/dpkg")
+    proc = node.popen(["/tmp/dpkg", "60"])
+    try:
+        run = _run(node, tmp_path)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    res = run.result("IMP-APT-IDLE")
+    assert res["status"] == "warn", res
+    assert re.search(r"apt/dpkg is busy: pid \d+ is running: /tmp/dpkg 60", res["message"]), res["message"]
+    assert _run(node, tmp_path / "after").result("IMP-APT-IDLE")["status"] == "pass"
