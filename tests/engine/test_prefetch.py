@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from wirecheck import coordination
+from wirecheck import coordination, pyjobs
 from wirecheck.coordination import Busy, once
 from wirecheck.targets import Target
 from wirecheck.transport import CommandTimeout, LocalTransport, batch_script, parse_batch
@@ -179,6 +179,8 @@ def test_the_prefetch_runs_only_for_selected_checks(monkeypatch) -> None:
     a, b = local("a"), local("b")
     monkeypatch.setattr(coordination, "COMMANDS", {"HOST-SUDO": [lambda t, spec: [("id -u", True, 15)]]})
     monkeypatch.setattr(coordination, "PREFETCHES", {})
+    monkeypatch.setattr(pyjobs, "HOST_JOBS", {})
+    monkeypatch.setattr(pyjobs, "FLEET_JOBS", {})
     monkeypatch.setattr(Target, "prefetch", lambda self, cmds, batch=None: seen.append((self.name, cmds)))
     site = type("S", (), {"overrides": {}})()
     pf = coordination.Prefetcher()
