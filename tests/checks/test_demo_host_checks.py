@@ -195,6 +195,19 @@ def test_without_sudo_the_firewall_is_not_evaluated_as_pass(lab, tmp_path):
     assert run.rc == 1
 
 
+def test_python3_with_a_broken_python3_apt_fails_naming_the_import(lab, tmp_path):
+    """python3 runs, but python3-apt's C module is not a loadable library: the imports Ansible's apt
+    module makes fail, and the message quotes Python's own error."""
+    from pathlib import Path
+    so = next(Path("/usr/lib/python3/dist-packages").glob("apt_pkg.cpython-*.so"))
+    h = lab.add_host("brokenapt", user="wire", sudo=True, files={str(so): "not a shared object\n"})
+    run = run_suite([*host_args(h), "-k", "python3"], tmp_path)
+    py = run.result("HOST-PYTHON3")
+    assert py["status"] == "fail", py
+    assert "is there, but `/usr/bin/python3 -c 'import apt, apt.debfile, apt_pkg'` fails: ImportError" in py["message"]
+    assert py["evidence"]["python"].startswith("3.")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the local-machine run needs root for the firewall view")
 def test_local_machine_default(tmp_path, mirror):
     """`pytest suites/preflight` with no target checks this machine as the demo deploy node."""
