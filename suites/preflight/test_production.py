@@ -826,8 +826,34 @@ def test_hostnames_unique(site, spec):
 
 # --- fleet: reachability between hosts over their own SSH connections ------------------------------------
 
-LISTENER = r"""
-import os, select, socket, sys, time
+#: connects to host:port addresses side by side, one time limit for all: {address: "open" or why not}
+CONNECT = r"""
+import socket, threading
+def connect(t, addrs):
+    out = {}
+    def go(hp):
+        h, _, p = hp.rpartition(":")
+        s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET); s.settimeout(t)
+        try: s.connect((h.strip("[]"), int(p))); out[hp] = "open"
+        except socket.timeout: out[hp] = "timed out"
+        except OSError as e: out[hp] = e.strerror or str(e)
+        finally: s.close()
+    th = [threading.Thread(target=go, args=(a,)) for a in addrs]
+    [x.start() for x in th]; [x.join() for x in th]
+    return out
+"""
+
+CONNECTOR = CONNECT + r"""
+import sys
+out = connect(float(sys.argv[1]), sys.argv[2:])
+for a in sys.argv[2:]: print(a, out.get(a, "no answer"), sep="\t")
+"""
+
+#: a host's part in a reachability check, in one python3: listens on its ports (those it cannot
+#: bind are said: in use) until stdin closes or its life ends, and connects to the addresses of each
+#: "CONNECT timeout address..." line it reads, answering one line per address, then DONE
+PEER = CONNECT + r"""
+import os, select, sys, time
 life = float(sys.argv[1]); socks = []; busy = []
 for p in sys.argv[2:]:
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -836,35 +862,31 @@ for p in sys.argv[2:]:
     except OSError as e:
         busy.append(p); s.close()
 print("READY", ",".join(str(s.getsockname()[1]) for s in socks), "BUSY", ",".join(busy), flush=True)
-end = time.time() + life
+def answer(t, addrs):
+    out = connect(t, addrs)
+    sys.stdout.write("".join("%s\t%s\n" % (a, out.get(a, "no answer")) for a in addrs) + "DONE\n"); sys.stdout.flush()
+end = time.time() + life; buf = b""
 while time.time() < end:
     r, _, _ = select.select(socks + [0], [], [], 0.5)
     for x in r:
         if x == 0:
-            if not os.read(0, 4096): sys.exit(0)
+            data = os.read(0, 4096)
+            if not data: sys.exit(0)
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                f = line.decode().split()
+                if f[:1] == ["CONNECT"]:
+                    threading.Thread(target=answer, args=(float(f[1]), f[2:]), daemon=True).start()
         else:
             try: x.accept()[0].close()
             except OSError: pass
 """
 
-CONNECTOR = r"""
-import socket, sys, threading
-t = float(sys.argv[1]); out = {}
-def go(hp):
-    h, _, p = hp.rpartition(":")
-    s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET); s.settimeout(t)
-    try: s.connect((h.strip("[]"), int(p))); out[hp] = "open"
-    except socket.timeout: out[hp] = "timed out"
-    except OSError as e: out[hp] = e.strerror or str(e)
-    finally: s.close()
-th = [threading.Thread(target=go, args=(a,)) for a in sys.argv[2:]]
-[x.start() for x in th]; [x.join() for x in th]
-for a in sys.argv[2:]: print(a, out.get(a, "no answer"), sep="\t")
-"""
 
-
-def start_listener(target, ports: list[int], life: float, timeout: float = 15):
-    proc = target.popen(["python3", "-c", LISTENER, str(life), *map(str, ports)])
+def start_peer(target, ports: list[int], life: float, timeout: float = 15):
+    """PEER on the host, listening on ports; returns (process, ports already in use)."""
+    proc = target.popen(["python3", "-c", PEER, str(life), *map(str, ports)])
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline().decode(errors="replace") if ready else ""
     if not line.startswith("READY"):
@@ -886,17 +908,41 @@ def stop_listener(proc) -> None:
         proc.wait(timeout=5)
 
 
+def _connect_lines(source, text: str, addrs: list[str], rc: int | None, err: str) -> dict[str, str]:
+    got = dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
+    missing = [a for a in addrs if a not in got]
+    if missing:      # every connection answers with a line; without them nothing was measured
+        raise TransportError(f"{source.name}: connect probe gave no result for {', '.join(missing[:5])}"
+                             f"{' …' if len(missing) > 5 else ''} (exit {rc}, output {text.strip()[:80]!r}"
+                             f"{', ' + err.strip()[-200:] if err.strip() else ''})")
+    return got
+
+
 def connect_from(source, addrs: list[str], timeout: float) -> dict[str, str]:
     cmd = shlex.join(["python3", "-c", CONNECTOR, str(timeout), *addrs])
     res = source.run(cmd, timeout=timeout + 20)
     if res.rc != 0:
         raise TransportError(f"{source.name}: connect probe failed (exit {res.rc}): {res.stderr.strip()[-300:]}")
-    got = dict(line.split("\t", 1) for line in res.stdout.splitlines() if "\t" in line)
-    missing = [a for a in addrs if a not in got]
-    if missing:      # every connection answers with a line; without them nothing was measured
-        raise TransportError(f"{source.name}: connect probe gave no result for {', '.join(missing[:5])}"
-                             f"{' …' if len(missing) > 5 else ''} (output {res.stdout.strip()[:80]!r})")
-    return got
+    return _connect_lines(source, res.stdout, addrs, res.rc, "")
+
+
+def connect_via(proc, source, addrs: list[str], timeout: float) -> dict[str, str]:
+    """The connects from a host whose PEER already runs (started by start_peer)."""
+    import os
+    import time
+    try:
+        proc.stdin.write(f"CONNECT {timeout} {' '.join(addrs)}\n".encode())
+        proc.stdin.flush()
+    except OSError as exc:      # it has ended
+        raise TransportError(f"{source.name}: connect probe ended before it was asked ({exc})") from None
+    fd, text, deadline = proc.stdout.fileno(), b"", time.monotonic() + timeout + 20
+    while not text.endswith(b"DONE\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 65536) if ready else b""
+        if not chunk:     # ended or silent past the time limit: what it said is judged below
+            break
+        text += chunk
+    return _connect_lines(source, text.decode(errors="replace"), addrs, proc.poll(), "")
 
 
 def _hp(addr: str, port: int) -> str:
@@ -905,31 +951,41 @@ def _hp(addr: str, port: int) -> str:
 
 def reachability(site, pairs: list[tuple[Any, Any, int]], timeout: float, listen: bool, life: float,
                  what: str) -> None:
-    """(source, destination, port) triples: each source connects over its own SSH connection."""
-    listeners: list[Any] = []
+    """(source, destination, port) triples: each source connects over its own SSH connection.  With
+    listen, each host of the pairs runs one PEER: the destinations listen on their ports, and once all
+    listen, the sources connect through their own PEER (a host that is both runs one python3)."""
+    peers: dict[str, Any] = {}
     busy: dict[str, list[str]] = {}
+    by_source: dict[str, tuple[Any, list[str]]] = {}
+    label: dict[tuple[str, str], str] = {}
+    for src, dst, port in pairs:
+        hp = _hp(node_address(dst), port)
+        by_source.setdefault(src.name, (src, []))[1].append(hp)
+        label[(src.name, hp)] = f"{src.name} → {dst.name} ({hp})"
     try:
+        got: dict[str, Any] = {}
         if listen:
             ports_of: dict[str, tuple[Any, set[int]]] = {}
-            for _, dst, port in pairs:
+            for src, dst, port in pairs:
                 ports_of.setdefault(dst.name, (dst, set()))[1].add(port)
-            started = fan_out([d for d, _ in ports_of.values()],
-                              lambda d: start_listener(d, sorted(ports_of[d.name][1]), life))
+                ports_of.setdefault(src.name, (src, set()))
+            started = fan_out([h for h, _ in ports_of.values()],
+                              lambda h: start_peer(h, sorted(ports_of[h.name][1]), life))
             for name, res in started.items():
-                if isinstance(res, Exception):
+                if not isinstance(res, Exception):
+                    peers[name] = res[0]
+                    busy[name] = res[1]
+                elif ports_of[name][1]:     # a destination that does not listen: nothing can be judged
                     cannot_measure(f"could not start the temporary listeners: {res}")
-                listeners.append(res[0])
-                busy[name] = res[1]
-        by_source: dict[str, tuple[Any, list[str]]] = {}
-        label: dict[tuple[str, str], str] = {}
-        for src, dst, port in pairs:
-            hp = _hp(node_address(dst), port)
-            by_source.setdefault(src.name, (src, []))[1].append(hp)
-            label[(src.name, hp)] = f"{src.name} → {dst.name} ({hp})"
-        got = fan_out([s for s, _ in by_source.values()],
-                      lambda s: connect_from(s, sorted(set(by_source[s.name][1])), timeout))
+                else:
+                    got[name] = res         # a source that cannot connect: said below
+            got.update(fan_out([s for s, _ in by_source.values() if s.name in peers],
+                               lambda s: connect_via(peers[s.name], s, sorted(set(by_source[s.name][1])), timeout)))
+        else:
+            got = fan_out([s for s, _ in by_source.values()],
+                          lambda s: connect_from(s, sorted(set(by_source[s.name][1])), timeout))
     finally:
-        for proc in listeners:
+        for proc in peers.values():
             stop_listener(proc)
     failures, opened = [], 0
     for sname, res in got.items():
