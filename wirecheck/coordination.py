@@ -322,6 +322,17 @@ def register_commands(requirement_id: str, commands: Callable[[Any, Any], list[t
     COMMANDS.setdefault(requirement_id, []).append(commands)
 
 
+#: requirement ID -> functions (site, spec) -> {target name: [(command, sudo, timeout)]}: the commands
+#: a fleet check (no target of its own) runs on some of the hosts, asked in those hosts' batches
+FLEET_COMMANDS: dict[str, list[Callable[[Any, Any], dict[str, list[tuple[str, bool, float | None]]]]]] = {}
+
+
+def register_fleet_commands(requirement_id: str,
+                            commands: Callable[[Any, Any], dict[str, list[tuple[str, bool, float | None]]]]) -> None:
+    """As register_commands, for a fleet check: its commands on each host it asks."""
+    FLEET_COMMANDS.setdefault(requirement_id, []).append(commands)
+
+
 def host_commands(target: Any, site: Site, requirements: Iterable[str],
                   fleet: Iterable[str] = ()) -> list[tuple[str, bool, float | None]]:
     """The commands the host's selected checks will run on it: their registered commands, and the
@@ -346,6 +357,11 @@ def host_commands(target: Any, site: Site, requirements: Iterable[str],
             except Exception:  # noqa: BLE001 - as above
                 continue
     for rid in sorted(set(fleet)):
+        for fleet_commands in FLEET_COMMANDS.get(rid, []):
+            try:
+                wanted += fleet_commands(site, spec_of(rid)).get(target.name, [])
+            except Exception:  # noqa: BLE001 - a fleet check with nothing to ask (not applicable...)
+                continue
         for fleet_jobs in pyjobs.FLEET_JOBS.get(rid, []):
             try:
                 jobs += [j for j in [fleet_jobs(site, spec_of(rid)).get(target.name)] if j is not None]
@@ -385,7 +401,7 @@ class Prefetcher:
             req = requirement_of(item)
             if target is not None and req is not None:
                 selected.setdefault(target.name, (target, set()))[1].add(req.id)
-            elif req is not None and req.id in pyjobs.FLEET_JOBS:
+            elif req is not None and (req.id in pyjobs.FLEET_JOBS or req.id in FLEET_COMMANDS):
                 fleet.add(req.id)
         if fleet:       # a fleet check's Python on each host goes with the host's own commands
             for target in site.targets:

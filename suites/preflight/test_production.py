@@ -34,7 +34,7 @@ from typing import Any
 
 from wirecheck import cannot_measure, expect, not_applicable, not_evaluated, record, requirement, sizing
 from wirecheck.catalog import default_catalog
-from wirecheck.coordination import register_commands
+from wirecheck.coordination import register_commands, register_fleet_commands
 from wirecheck.fleet import machines
 from wirecheck.machines import Machine, count_machines, machine_of, merged_names
 from wirecheck.outcome import Outcome
@@ -605,10 +605,27 @@ def judge_docker(out: str, rc: int, min_version: str) -> tuple[bool, str]:
     return True, f"Docker {server}"
 
 
+DOCKER_CMD = "docker version --format '{{.Client.Version}} {{.Server.Version}}' 2>&1"
+HELM_CMD = "helm version --short 2>&1"
+KUBECTL_CMD = "kubectl version --client -o json 2>&1"
+
+
+def _on_admin_host(*commands: str):
+    """The commands as asked in the [admin] host's batch (the control machine runs its own)."""
+    def asked(site, spec) -> dict[str, list[tuple[str, bool, float | None]]]:
+        admins = site.targets_with_role("admin")
+        return {admins[0].name: [(c, False, 20) for c in commands]} if admins else {}
+    return asked
+
+
+register_fleet_commands("CTRL-DOCKER", _on_admin_host(DOCKER_CMD))
+register_fleet_commands("CTRL-HELM-KUBECTL", _on_admin_host(HELM_CMD, KUBECTL_CMD))
+
+
 @requirement("CTRL-DOCKER")
 def test_docker(site, control, spec):
     host, which = admin_machine(site, control)
-    res = host.run("docker version --format '{{.Client.Version}} {{.Server.Version}}' 2>&1", timeout=20)
+    res = host.run(DOCKER_CMD, timeout=20)
     _said_something(res, "docker version", which)
     ok, what = judge_docker(res.stdout, res.rc, str(spec.min_version))
     record(admin_machine=which)
@@ -630,8 +647,8 @@ def judge_helm_kubectl(helm: str, helm_rc: int, kubectl: str, kubectl_rc: int, m
 
 def check_helm_kubectl(site, control, spec, need_server: bool) -> None:
     host, which = admin_machine(site, control)
-    helm = host.run("helm version --short 2>&1", timeout=20)
-    kubectl = host.run("kubectl version --client -o json 2>&1", timeout=20)
+    helm = host.run(HELM_CMD, timeout=20)
+    kubectl = host.run(KUBECTL_CMD, timeout=20)
     _said_something(helm, "helm version --short", which)
     _said_something(kubectl, "kubectl version --client", which)
     problems = judge_helm_kubectl(helm.stdout, helm.rc, kubectl.stdout, kubectl.rc, int(spec.helm_major))

@@ -104,7 +104,8 @@ def test_without_a_program_each_job_runs_alone() -> None:
 
 def test_the_run_asks_a_fleet_checks_python_with_each_hosts_own(monkeypatch) -> None:
     """A selected fleet check's job goes to every host's batch; where a host check's job is selected
-    too, both run in one interpreter; a host with the fleet job alone runs it as its own command."""
+    too, both run in one interpreter; a host with the fleet job alone runs it as its own command.
+    A fleet check's plain commands go to the hosts it names only."""
     from concurrent.futures import wait
 
     from wirecheck import coordination
@@ -119,15 +120,16 @@ def test_the_run_asks_a_fleet_checks_python_with_each_hosts_own(monkeypatch) -> 
     a, b = local("a"), local("b")
     seen: dict[str, list] = {}
     monkeypatch.setattr(coordination, "COMMANDS", {})
+    monkeypatch.setattr(coordination, "FLEET_COMMANDS", {"CTRL-DOCKER": [lambda site, spec: {"b": [("docker version", False, 20)]}]})
     monkeypatch.setattr(coordination, "PREFETCHES", {})
     monkeypatch.setattr(pyjobs, "HOST_JOBS", {"HOST-PYTHON3": [lambda t, spec: PRINTS]})
     monkeypatch.setattr(pyjobs, "FLEET_JOBS", {"PROD-NET-ASSETHOST": [lambda site, spec: {"a": EXITS, "b": EXITS}]})
     monkeypatch.setattr(Target, "prefetch", lambda self, cmds, batch=None: seen.setdefault(self.name, []).extend(cmds))
     site = type("S", (), {"overrides": {}, "targets": [a, b]})()
     pf = coordination.Prefetcher()
-    pf.start(site, [Item(a, "HOST-PYTHON3"), Item(None, "PROD-NET-ASSETHOST")])
+    pf.start(site, [Item(a, "HOST-PYTHON3"), Item(None, "PROD-NET-ASSETHOST"), Item(None, "CTRL-DOCKER")])
     wait(pf.futures, timeout=30)
     pf.stop()
-    assert seen["b"] == [(EXITS.command(), False, EXITS.timeout)]
+    assert seen["b"] == [("docker version", False, 20), (EXITS.command(), False, EXITS.timeout)]
     assert len(seen["a"]) == 1 and seen["a"][0][0] == pyjobs.PROGRAMS["a"].command
     assert pyjobs.PROGRAMS["a"].jobs == (PRINTS, EXITS)
