@@ -518,8 +518,16 @@ def test_private_network(target, site, spec):
 
 # --- time ---------------------------------------------------------------------------------------------
 
-TIME_CMD = ("timedatectl show -p NTPSynchronized --value 2>&1; echo \"@rc=$?\"; "
-            "chronyc -n tracking 2>&1; echo \"@rc=$?\"; ntpq -pn 2>&1; echo \"@rc=$?\"")
+#: timedatectl, chronyc and ntpq answers, in that order, each closed by its exit status; asked in the
+#: order judge_time prefers them, and a client judge_time would not read is not asked (exit 125):
+#: chronyc's tracking answer makes ntpq and timedatectl (a D-Bus call that may start timedated) moot,
+#: ntpq's peer table makes timedatectl moot.  Nothing answering, all three are asked.
+TIME_CMD = ("c=$(chronyc -n tracking 2>&1); cr=$?; n=; nr=125; t=; tr=125; "
+            "if [ $cr -ne 0 ] || ! printf '%s\\n' \"$c\" | grep -q 'Leap status'; then "
+            "n=$(ntpq -pn 2>&1); nr=$?; "
+            "if [ $nr -ne 0 ] || ! printf '%s\\n' \"$n\" | grep -Eq '^[[:space:]]*remote[[:space:]]+refid'; then "
+            "t=$(timedatectl show -p NTPSynchronized --value 2>&1); tr=$?; fi; fi; "
+            "printf '%s\\n@rc=%s\\n%s\\n@rc=%s\\n%s\\n@rc=%s\\n' \"$t\" \"$tr\" \"$c\" \"$cr\" \"$n\" \"$nr\"")
 # asked of every host before the check runs, with the other checks' commands (one round trip)
 register_commands("TIME-NTP-SYNC", lambda target, spec: [(TIME_CMD, False, 15)])
 

@@ -616,6 +616,38 @@ def test_judge_time(text, synced, source):
     assert (j["synced"], j["source"]) == (synced, source)
 
 
+@pytest.mark.parametrize("clients, synced, source, asked", [
+    ({"chronyc": (CHRONY_OK, 0), "ntpq": (NTPQ_OK, 0), "timedatectl": ("no", 0)}, True, "chronyc tracking", ["chronyc"]),
+    ({"chronyc": (CHRONY_BAD, 0), "timedatectl": ("yes", 0)}, False, "chronyc tracking", ["chronyc"]),
+    ({"chronyc": ("506 Cannot talk to daemon", 1), "ntpq": (NTPQ_OK, 0), "timedatectl": ("no", 0)}, True, "ntpq -pn",
+     ["chronyc", "ntpq"]),
+    ({"ntpq": ("ntpq: read: Connection refused", 1), "timedatectl": ("no", 0)}, False,
+     "timedatectl show -p NTPSynchronized", ["ntpq", "timedatectl"]),
+    ({}, None, None, []),
+])
+def test_the_time_command_asks_only_what_the_judge_reads(tmp_path, clients, synced, source, asked):
+    """TIME_CMD against stand-in clients on PATH (what each prints and its exit status; a missing one
+    is not on PATH): the verdict is the one asking all three gives, and a client whose answer the judge
+    would not read is not asked (timedatectl's D-Bus call when chronyc answered)."""
+    import os
+    import shlex
+    bindir, log = tmp_path / "bin", tmp_path / "asked"
+    bindir.mkdir()
+    os.symlink("/bin/grep", bindir / "grep")
+    for name, (text, rc) in clients.items():
+        (bindir / name).write_text(f"#!/bin/sh\necho {name} >> {log}\nprintf '%s\\n' {shlex.quote(text)}\nexit {rc}\n")
+        (bindir / name).chmod(0o755)
+    res = subprocess.run(["/bin/sh", "-c", prod.TIME_CMD], env={"PATH": str(bindir)}, capture_output=True, text=True)
+    j = prod.judge_time(res.stdout)
+    assert (j["synced"], j["source"]) == (synced, source), res.stdout
+    assert (log.read_text().split() if log.exists() else []) == asked
+    every = "".join(f"{clients.get(n, ('not found', 127))[0]}\n@rc={clients.get(n, ('', 127))[1]}\n"
+                    for n in ("timedatectl", "chronyc", "ntpq"))
+    assert (prod.judge_time(every)["synced"], prod.judge_time(every)["source"]) == (synced, source)
+    if synced is None:
+        assert sorted(j["detail"]) == ["chronyc", "ntpq", "timedatectl"] and "not found" in j["detail"]["chronyc"]
+
+
 def test_judge_time_nothing_answers():
     j = prod.judge_time("System has not been booted with systemd\n@rc=1\nnot found\n@rc=127\nnot found\n@rc=127\n")
     assert j["synced"] is None and j["detail"]["timedatectl"].startswith("System has not been booted")
