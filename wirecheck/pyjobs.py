@@ -50,9 +50,12 @@ class PyJob:
 
 
 #: runs the jobs (JSON in argv[1]) side by side, each in a thread with its own output, then prints
-#: one line: the marker and {name: [rc, stdout, stderr]}
+#: one line: the marker and {name: [rc, stdout, stderr]}.  A job's thread that never ends holds the
+#: program until the batch's time limit (then each job runs alone); the jobs are bounded themselves
 RUNNER = r"""
-import io, json, sys, threading, traceback
+import sys
+if sys.version_info[0] < 3: sys.exit(97)  # not a Python 3: each job runs alone, under its own interpreter
+import io, json, threading, traceback
 jobs = json.loads(sys.argv[1]); res = {}
 def run(j):
     out, err, rc = io.StringIO(), io.StringIO(), 0

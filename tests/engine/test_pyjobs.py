@@ -133,3 +133,19 @@ def test_the_run_asks_a_fleet_checks_python_with_each_hosts_own(monkeypatch) -> 
     assert seen["b"] == [("docker version", False, 20), (EXITS.command(), False, EXITS.timeout)]
     assert len(seen["a"]) == 1 and seen["a"][0][0] == pyjobs.PROGRAMS["a"].command
     assert pyjobs.PROGRAMS["a"].jobs == (PRINTS, EXITS)
+
+
+def test_a_named_interpreter_that_is_not_python3_leaves_each_job_to_run_alone(tmp_path) -> None:
+    """An interpreter that runs but is no Python 3 (here: one that says it is 2.7) answers nothing for
+    the program; the jobs that ask for any Python 3 run alone under python3."""
+    fake = tmp_path / "python"      # python -c CODE ARGS... as an interpreter that says it is 2.7
+    fake.write_text(f'#!/bin/sh\nshift\ncode=$1\nshift\nexec {sys.executable} -c "import sys; sys.version_info = (2, 7, 18)\n$code" "$@"\n')
+    fake.chmod(0o755)
+    old = PyJob("J-OLD", "def main(argv, out, err):\n    out.write('ran\\n')\n", interpreter=str(fake))
+    t = local()
+    prog = pyjobs.program([old, PRINTS])
+    assert prog is not None
+    res = t.run(prog.command, timeout=30)
+    assert res.rc == 97 and pyjobs.parse(res.stdout) is None
+    t.prefetch(plan(t, [old, PRINTS]))
+    assert run_job(t, PRINTS).stdout == "x y|é\n"
