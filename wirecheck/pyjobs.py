@@ -161,8 +161,10 @@ def run_job(target: Any, job: PyJob) -> CommandResult:
     prog = PROGRAMS.get(target.name)
     if prog is not None and job in prog.jobs:
         got = _program_results(target, prog)
-        if got is not None and job.name in got:
-            rc, out, err = got[job.name]
+        with _LOCK:       # used once, as a prefetched command is: asked again, the job measures again
+            answer = got.pop(job.name, None) if got is not None else None
+        if answer is not None:
+            rc, out, err = answer
             return CommandResult(job.command(), rc, out, err, 0.0)
     return target.run(job.command(), timeout=job.timeout)
 

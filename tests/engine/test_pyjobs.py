@@ -61,6 +61,7 @@ def test_the_program_runs_once_for_all_its_jobs(tmp_path) -> None:
     assert run_job(t, count).stdout == "ok\n" and run_job(t, PRINTS).stdout == "x y|é\n"
     assert log.read_text() == "x"         # answered from the batch: not run again
     assert run_job(t, count).stdout == "ok\n"
+    assert log.read_text() == "xx"        # asked again: measured again (alone), as a prefetched command is
 
 
 def test_a_program_that_crashed_leaves_each_job_to_run_alone(tmp_path) -> None:
