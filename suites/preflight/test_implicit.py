@@ -68,14 +68,19 @@ def apt_idle_command(spec) -> str:
     machine)."""
     paths = spec.locks if isinstance(spec.locks, list) else str(spec.locks).split(",")
     locks = " ".join(shlex.quote(p) for p in paths)
-    return ("[ -r /proc/locks ] || { echo 'cannot read /proc/locks' >&2; exit 3; }; "
-            f"for f in {locks}; do [ -e \"$f\" ] || continue; "
-            "r=$(readlink -f -- \"$f\") && i=$(stat -Lc %i -- \"$f\") || exit 3; "
-            "for p in $(awk -v i=\"$i\" '$2 != \"->\" { n = split($6, a, \":\"); if (a[n] == i) print $5 }' "
-            "/proc/locks | sort -u); do "
+    # one stat for the files there are, one awk over the lock table for the holders of any of them
+    # (pid and file), each holder then confirmed by a descriptor open on that file: a handful of
+    # processes whatever the number of files (a stat, awk, sort and readlink per file cost 18 ms)
+    return ("[ -r /proc/locks ] || { echo 'cannot read /proc/locks' >&2; exit 3; }; set --; "
+            f"for f in {locks}; do [ -e \"$f\" ] && set -- \"$@\" \"$f\"; done; "
+            "if [ $# -gt 0 ]; then s=$(stat -Lc '%i %n' -- \"$@\") || exit 3; "
+            "h=$(printf '%s\\n' \"$s\" | awk 'NR == FNR { ino[$1] = substr($0, index($0, \" \") + 1); next } "
+            "$2 != \"->\" { n = split($6, a, \":\"); if ((a[n] in ino) && !seen[$5 \" \" a[n]]++) print $5, ino[a[n]] }' "
+            "- /proc/locks) || exit 3; "
+            "printf '%s\\n' \"$h\" | while read -r p f; do [ -n \"$p\" ] || continue; r=$(readlink -f -- \"$f\"); "
             "for d in /proc/\"$p\"/fd/*; do if [ \"$(readlink -- \"$d\" 2>/dev/null)\" = \"$r\" ]; then "
             "echo \"$f held by pid $p ($(tr '\\0\\n' '  ' </proc/\"$p\"/cmdline 2>/dev/null | cut -c1-60))\"; break; fi; done; "
-            "done; done; "
+            "done; fi; "
             # the processes by name, as pgrep -x would find them (the kernel's 15-character name), with
             # one grep over /proc/*/comm: a third of pgrep's CPU, and a grep that did not run is said
             # (exit 2 is only a process that ended meanwhile)
