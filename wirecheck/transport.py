@@ -1,8 +1,9 @@
 """How commands reach a target: locally, or over one shared SSH connection per host.
 
 Every command has a timeout, on both ends: this process kills the client when it runs out, and the
-command itself runs under ``timeout`` on the target, so that it also ends when this process is killed
-and no one is left to stop it.  SSH uses one master connection per target (ControlMaster), started
+command itself runs under ``timeout`` on the target (in a batch: under the batch runner, which ends
+it at its limit, see wirecheck.batch), so that it also ends when this process is killed and no one
+is left to stop it.  SSH uses one master connection per target (ControlMaster), started
 explicitly so that no background process holds our pipes, and closed with ``ssh -O exit``.
 
 The masters' control sockets live in one private directory per run (``/tmp/wc-ssh-*``).  A small
@@ -266,7 +267,8 @@ class Transport:
     def run_batch(self, commands: list[tuple[str, bool, float]]) -> dict[tuple[str, bool], CommandResult]:
         """Several (command, sudo, timeout) in one round trip, side by side on the target: each runs
         exactly as run() would run it (the same wrapping, sudo and time limit on the target), with its
-        own stdout, stderr and exit status.  Returns the results to be trusted; a command that reached
+        own stdout, stderr and exit status (wirecheck.batch: one Python runner on the target where it
+        has python3, else a POSIX sh script).  Returns the results to be trusted; a command that reached
         its time limit is left out (run() would have given up on it: the caller runs it itself), and
         so is everything when the batch did not run to its end."""
         # a command under a sudo that reads the become password from stdin cannot share the batch's

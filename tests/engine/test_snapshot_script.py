@@ -13,8 +13,9 @@ import subprocess
 
 import pytest
 
-from wirecheck.facts import SNAPSHOT_SYSCTLS, WHICH_PRIMED, Facts, dirname, parents, snapshot_script
+from wirecheck.facts import Facts
 from wirecheck.host_parsers import parse_meminfo, parse_os_release
+from wirecheck.host_script import SNAPSHOT_SYSCTLS, WHICH_PRIMED, dirname, parents, snapshot_script
 from wirecheck.sizing import CPU_SCRIPT, parse_cpu_output
 from wirecheck.targets import Target
 from wirecheck.transport import LocalTransport
