@@ -64,13 +64,14 @@ echo {END_MARK}
 """
 
 
-def batch_script(commands: list[tuple[str, float, bool]]) -> str:
-    """A POSIX sh script running each (command line, timeout in seconds, whether it runs under
-    ``sudo -n`` as root while the login user is not root) at once, each with stdin
+def batch_script(commands: list[tuple[str, float, bool]] | list[tuple[str, float]]) -> str:
+    """A POSIX sh script running each (command line, timeout in seconds[, whether it runs under
+    ``sudo -n`` as root while the login user is not root; default no]) at once, each with stdin
     from /dev/null and ended at its time limit; then, per command, a record ``@@wc-batch I RC START
     END`` (times in ns), its stdout in base64, a line ``@@wc-batch-stderr``, its stderr in base64;
     ``@@wc-batch-end`` last.  python3 runs them where the target has it, else the shell itself."""
-    args = " ".join(f"{shlex.quote(c)} {float(t)!r} {limit_seconds(t)} {int(root)}" for c, t, root in commands)
+    args = " ".join(f"{shlex.quote(c)} {float(t)!r} {limit_seconds(t)} {int(bool(root and root[0]))}"
+                    for c, t, *root in commands)
     runner = shlex.quote(RUNNER)
     return (f"set -- {args}\n"
             f"for py in {' '.join(shlex.quote(p) for p in PYTHONS)}; do\n"
