@@ -40,6 +40,7 @@ HELPER_WAIT = 3.0    # the longest the runner waits for a `sudo -n kill` it star
 #: signals the runner handles or ignores, back to their defaults in a command
 DEFAULTS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 NAMES = {signal.SIGTERM: "TERM", signal.SIGKILL: "KILL"}
+STOPPING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class Stop(Exception):
@@ -73,6 +74,7 @@ def _spawn(argv, stdin, stdout, stderr, env):
             os.dup2(stderr, 2)
             for sig in DEFAULTS:
                 signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
             os.execve(argv[0], argv, env)
         finally:
             os._exit(127)
@@ -92,12 +94,18 @@ class Runner:
         self.poll = select.poll()
 
     def start(self):
-        for n in range(0, len(self.args) - 3, 4):
-            c = Command(self.args[n], float(self.args[n + 1]), self.args[n + 3] == "1", self)
-            self.cmds.append(c)
-            for fd in c.fds:
-                self.owner[fd] = c
-                self.poll.register(fd, select.POLLIN)
+        # the stopping signals wait while a command starts: a command started is a command known
+        # (end_all ends it), and its pipes are watched
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+        try:
+            for n in range(0, len(self.args) - 3, 4):
+                c = Command(self.args[n], float(self.args[n + 1]), self.args[n + 3] == "1", self)
+                self.cmds.append(c)
+                for fd in c.fds:
+                    self.owner[fd] = c
+                    self.poll.register(fd, select.POLLIN)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING)
 
     def signal(self, c, sig):
         """sig to c's process group; through sudo too when c runs under sudo and its group is there."""
@@ -169,7 +177,7 @@ class Runner:
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        for sig in STOPPING:
             signal.signal(sig, _stop)
         self.poll.register(wake_r, select.POLLIN)
         self.poll.register(1, 0)          # only POLLERR/POLLHUP: whoever reads our output has gone
@@ -204,7 +212,7 @@ class Runner:
 
     def end_all(self):
         """SIGTERM to every command not finished, SIGKILL a second later to those still there."""
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        for sig in STOPPING:
             signal.signal(sig, signal.SIG_IGN)
         live = [c for c in self.cmds if c.end is None]
         for c in live:
