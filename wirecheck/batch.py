@@ -25,8 +25,9 @@ END_MARK = "@@wc-batch-end"
 #: virtualenv or a shim that changes the environment the commands would see); none: the sh branch
 PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/libexec/platform-python")
 
-#: the runner's source, sent with ``python3 -c`` (it never lands on the target's disk)
-RUNNER = (Path(__file__).with_name("batch_runner.py")).read_text(encoding="utf-8")
+#: the runner's source without its module text, sent with ``python3 -c`` (it never lands on the
+#: target's disk)
+RUNNER = (Path(__file__).with_name("batch_runner.py")).read_text(encoding="utf-8").split('"""', 2)[2].lstrip()
 
 
 def limit_seconds(timeout: float) -> int:
