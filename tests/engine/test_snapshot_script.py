@@ -96,7 +96,7 @@ def test_disks_are_what_df_tail_prints(snap) -> None:
 @pytest.mark.parametrize("shell", ["dash", "bash"])
 def test_the_script_runs_under_dash_and_bash_alike(shell) -> None:
     if not shutil.which(shell):
-        pytest.fail(f"{shell} is not installed (scripts/install.sh installs it)")
+        pytest.fail(f"{shell} is not installed (an essential package on Debian and Ubuntu)")
     out = sh(snapshot_script(("/",)), shell)
     assert out.rstrip().endswith("@@end")
     sections = [ln[2:] for ln in out.splitlines() if ln.startswith("@@")]
