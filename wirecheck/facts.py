@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from .firewall import View
 from .host_parsers import SAVES, SAVES_SCRIPT, parse_meminfo, parse_os_release, view_from_parts
-from .host_script import SNAPSHOT_SYSCTLS, WHICH_PRIMED, snapshot_script, sysctl_path
+from .host_script import SNAPSHOT_SYSCTLS, WHICH_PRIMED, identity_script, snapshot_script, sysctl_path
 from .outcome import CannotMeasure
 from .sizing import CPU_SCRIPT, cpu_method, cpus_number, parse_cpu_output, usable_cpus
 from .transport import file_lock, shared_dir
@@ -521,10 +521,7 @@ class Facts:
 
         def get():
             mark = "@@wirecheck-id@@"
-            out = self._shared_output(
-                f"hostname; echo {mark}; getent hosts \"$(hostname)\"; echo {mark}; "
-                f"cat /etc/machine-id 2>/dev/null; echo {mark}; cat /sys/class/dmi/id/product_uuid 2>/dev/null; "
-                f"echo {mark}; cat /proc/sys/kernel/random/boot_id 2>/dev/null; echo {mark}", "host identity")
+            out = self._shared_output(identity_script(mark), "host identity")
             parts = [p.strip() for p in out.split(mark)]
             if len(parts) != len(IDENTITY_FIELDS) + 1 or not re.fullmatch(r"[A-Za-z0-9_.-]+", parts[0]):
                 raise CannotMeasure(f"host identity: `hostname; getent hosts …` on {self.t.name} printed "

@@ -19,6 +19,9 @@ SNAPSHOT_SYSCTLS = ("vm.max_map_count", "fs.nr_open", "fs.file-max", "net.ipv4.i
                     "fs.inotify.max_user_instances", "fs.inotify.max_user_watches",
                     "net.ipv4.ip_unprivileged_port_start")
 
+#: the host name without a process (what hostname(1) prints: the kernel's, /proc has it too)
+HOSTNAME = "h=; read -r h </proc/sys/kernel/hostname 2>/dev/null || h=$(hostname); "
+
 
 def sysctl_path(name: str) -> str:
     return "/proc/sys/" + name.replace(".", "/")
@@ -66,7 +69,7 @@ def snapshot_script(paths: tuple[str, ...]) -> str:
         "s os; wc_cat /etc/os-release 2>/dev/null || wc_cat /usr/lib/os-release 2>/dev/null; "
         f"s nproc; {CPU_SCRIPT}"
         "s meminfo; wc_cat /proc/meminfo; "
-        "s hostname; h=; read -r h </proc/sys/kernel/hostname 2>/dev/null || h=$(hostname); printf '%s\\n' \"$h\"; "
+        "s hostname; " + HOSTNAME + "printf '%s\\n' \"$h\"; "
         "s hosts; getent hosts \"$h\" || true; "
         "s machineid; wc_cat /etc/machine-id 2>/dev/null; "
         "s bootid; wc_cat /proc/sys/kernel/random/boot_id 2>/dev/null; "
@@ -83,3 +86,13 @@ def snapshot_script(paths: tuple[str, ...]) -> str:
         f"s which; for c in {' '.join(WHICH_PRIMED)}; do printf '%s=' \"$c\"; command -v -- \"$c\" || echo; done; "
         f"s df; {df}"
         "s end")
+
+
+
+def identity_script(mark: str) -> str:
+    """Facts.identity()'s command (host name, its getent hosts entry, machine-id, DMI product_uuid,
+    boot id, mark between them): one process, getent."""
+    return (CAT_FN + HOSTNAME +
+            f"printf '%s\\n' \"$h\"; echo {mark}; getent hosts \"$h\"; echo {mark}; "
+            f"wc_cat /etc/machine-id 2>/dev/null; echo {mark}; wc_cat /sys/class/dmi/id/product_uuid 2>/dev/null; "
+            f"echo {mark}; wc_cat /proc/sys/kernel/random/boot_id 2>/dev/null; echo {mark}")

@@ -67,6 +67,16 @@ def test_names_are_what_the_tools_print(snap) -> None:
     assert snap["gpg"] == gpg
 
 
+def test_the_identity_command_reads_what_the_tools_print() -> None:
+    """Facts.identity() without a snapshot: its own light command."""
+    t = Target(name="here3", address="127.0.0.1", roles=[], transport=LocalTransport(), local=True)
+    ident = Facts(t).identity()
+    assert ident == {"hostname": sh("hostname").strip(), "hosts_entry": sh("getent hosts \"$(hostname)\"").strip(),
+                     "machine_id": sh("cat /etc/machine-id 2>/dev/null").strip(),
+                     "product_uuid": sh("cat /sys/class/dmi/id/product_uuid 2>/dev/null").strip(),
+                     "boot_id": sh("cat /proc/sys/kernel/random/boot_id").strip()}
+
+
 def test_kernel_settings_are_what_cat_prints_whole(snap) -> None:
     """Not what the shell's `read` gets of them: a byte per system call, and a /proc/sys number read
     past offset 0 is empty."""
