@@ -1,13 +1,14 @@
 """Several commands in one round trip (Transport.run_batch): the script sent to the target and the
 reading of what it prints.
 
-The script has two branches that print the same records.  Where the target has ``python3`` (PYTHONS), the
-runner (wirecheck/batch_runner.py, sent as its source text) starts every command at once, reads
+The script has two branches that print the same records.  Where the target has Python 3 (PYTHONS),
+the runner (wirecheck/batch_runner.py, sent as its source text) starts every command at once, reads
 their output through pipes and ends each at its time limit: one interpreter for the whole batch, so
-a command costs about what it costs run alone.  Without python3, a POSIX sh branch does the same
-with a subshell and coreutils' ``timeout`` per command, the outputs waiting in a private temporary
-directory that is removed on the way out.  The commands are the script's positional parameters,
-written once for both branches.
+a command costs about what it costs run alone, and a batch whose reader goes away ends what it
+started.  Without Python, a POSIX sh branch does the same with a background subshell and coreutils'
+``timeout`` per command, the outputs waiting in a private temporary directory that is removed on
+the way out (there the commands of a killed batch run on to their own limits).  The commands are
+the script's positional parameters, written once for both branches.
 """
 
 from __future__ import annotations
