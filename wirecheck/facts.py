@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from .firewall import View
 from .host_parsers import SAVES, SAVES_SCRIPT, parse_meminfo, parse_os_release, view_from_parts
+from .host_script import SNAPSHOT_SYSCTLS, WHICH_PRIMED, identity_script, snapshot_script, sysctl_path
 from .outcome import CannotMeasure
 from .sizing import CPU_SCRIPT, cpu_method, cpus_number, parse_cpu_output, usable_cpus
 from .transport import file_lock, shared_dir
@@ -48,11 +49,6 @@ class DiskUsage:
 
 
 IDENTITY_FIELDS = ("hostname", "hosts_entry", "machine_id", "product_uuid", "boot_id")
-
-#: programs whose location the host snapshot looks up at once (facts.which() then costs nothing)
-WHICH_PRIMED = ("ufw", "iptables", "nft", "systemctl", "curl", "chronyc", "timedatectl", "fuser", "lsof",
-                "python3", "docker", "minikube", "gpg", "nc", "sshd")
-
 
 
 # --- commands several facts run, built in one place: the suites register them (coordination.
@@ -446,37 +442,7 @@ class Facts:
                 return snap
 
         def get():
-            df = "".join(
-                f"p={shlex.quote(p)}; while [ ! -e \"$p\" ] && [ \"$p\" != / ]; do p=$(dirname -- \"$p\"); done; "
-                f"printf '%s ' {shlex.quote(p)}; df -B1 --output=source,fstype,size,avail,target -- \"$p\" "
-                "| tail -n 1; " for p in paths)
-            sysctls = " ".join(shlex.quote(s) for s in (
-                "vm.max_map_count", "fs.nr_open", "fs.file-max", "net.ipv4.ip_forward",
-                "net.bridge.bridge-nf-call-iptables", "vm.swappiness", "net.ipv4.ip_local_port_range",
-                "fs.inotify.max_user_instances", "fs.inotify.max_user_watches",
-                "net.ipv4.ip_unprivileged_port_start"))
-            script = (
-                "s() { printf '\\n@@%s\\n' \"$1\"; }; "
-                "s os; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; "
-                f"s nproc; {CPU_SCRIPT}"
-                "s meminfo; cat /proc/meminfo; "
-                "s hostname; hostname; hostname -f 2>/dev/null || echo; "
-                "s hosts; getent hosts \"$(hostname)\" || true; "
-                "s machineid; cat /etc/machine-id 2>/dev/null; "
-                "s bootid; cat /proc/sys/kernel/random/boot_id 2>/dev/null; "
-                "s uuid; cat /sys/class/dmi/id/product_uuid 2>/dev/null; "
-                "s addr; ip -j addr; "
-                "s route; ip -j route; "
-                "s swaps; cat /proc/swaps; "
-                "s modules; ls /sys/module; "
-                f"s sysctl; for k in {sysctls}; do f=/proc/sys/$(echo \"$k\" | tr . /); "
-                "[ -r \"$f\" ] && printf '%s=%s\\n' \"$k\" \"$(cat \"$f\")\"; done; "
-                "s gpg; gpg --version 2>/dev/null | head -n 1; "
-                "s arch; dpkg --print-architecture 2>/dev/null || uname -m; "
-                "s netplan; grep -HnE 'dhcp4:|^ *[A-Za-z0-9_.-]+:$' /etc/netplan/*.yaml 2>/dev/null; "
-                f"s which; for c in {' '.join(WHICH_PRIMED)}; do printf '%s=%s\\n' \"$c\" \"$(command -v -- \"$c\")\"; done; "
-                f"s df; {df}"
-                "s end")
+            script = snapshot_script(paths)
             out = self._shared_output(script, "host snapshot")
             parts: dict[str, str] = {}
             name = None
@@ -497,7 +463,6 @@ class Facts:
             snap["meminfo"] = parse_meminfo(parts.get("meminfo", ""))
             names = parts.get("hostname", "").strip().splitlines()
             snap["hostname"] = names[0].strip() if names else ""
-            snap["fqdn"] = names[1].strip() if len(names) > 1 else ""
             snap["hosts_entry"] = parts.get("hosts", "").strip()
             snap["machine_id"] = parts.get("machineid", "").strip()
             snap["boot_id"] = parts.get("bootid", "").strip()
@@ -510,7 +475,12 @@ class Facts:
             snap["ip_missing"] = not parts.get("addr", "").strip()
             snap["swaps"] = [ln.split() for ln in parts.get("swaps", "").strip().splitlines()[1:] if ln.strip()]
             snap["modules"] = set(parts.get("modules", "").split())
-            snap["sysctl"] = dict(ln.split("=", 1) for ln in parts.get("sysctl", "").splitlines() if "=" in ln)
+            names = {sysctl_path(k): k for k in SNAPSHOT_SYSCTLS}
+            snap["sysctl"] = {}
+            for line in parts.get("sysctl", "").splitlines():     # grep -H: the file, a colon, its line
+                path, sep, value = line.partition(":")
+                if sep and path in names:
+                    snap["sysctl"].setdefault(names[path], value)
             snap["gpg"] = parts.get("gpg", "").strip() or None
             arch = parts.get("arch", "").strip()
             snap["arch"] = Measured({"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch),
@@ -551,10 +521,7 @@ class Facts:
 
         def get():
             mark = "@@wirecheck-id@@"
-            out = self._shared_output(
-                f"hostname; echo {mark}; getent hosts \"$(hostname)\"; echo {mark}; "
-                f"cat /etc/machine-id 2>/dev/null; echo {mark}; cat /sys/class/dmi/id/product_uuid 2>/dev/null; "
-                f"echo {mark}; cat /proc/sys/kernel/random/boot_id 2>/dev/null; echo {mark}", "host identity")
+            out = self._shared_output(identity_script(mark), "host identity")
             parts = [p.strip() for p in out.split(mark)]
             if len(parts) != len(IDENTITY_FIELDS) + 1 or not re.fullmatch(r"[A-Za-z0-9_.-]+", parts[0]):
                 raise CannotMeasure(f"host identity: `hostname; getent hosts …` on {self.t.name} printed "

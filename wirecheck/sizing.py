@@ -180,23 +180,33 @@ def cpus_number(value: Fraction) -> int | float:
     return int(value) if value.denominator == 1 else float(value)
 
 
+#: `cat FILE` for text files with shell builtins only (no process): the facts scripts read small
+#: files under /proc and /sys with it (a line without its newline at the end gets one).  Not for
+#: /proc/sys numbers: the shell reads a byte per system call, and the kernel's sysctl handlers
+#: answer a read past offset 0 with nothing ("65530" reads as "6")
+CAT_FN = "wc_cat() { while IFS= read -r wc_l || [ -n \"$wc_l\" ]; do printf '%s\\n' \"$wc_l\"; done < \"$1\"; }; "
+
 #: the part of a shell script that prints what usable_cpus() reads (sections @online, @cgroup,
 #: @mountinfo, @cgfiles; nproc first)
 CPU_SCRIPT = (
-    # shell builtins only inside the loops (read, case, test, printf): a few milliseconds
-    "nproc; echo @online; cat /sys/devices/system/cpu/online 2>/dev/null; "
-    "echo @cgroup; cat /proc/self/cgroup 2>/dev/null; "
-    "echo @mountinfo; grep -E ' - cgroup2? ' /proc/self/mountinfo 2>/dev/null; "
-    "echo @cgfiles; grep -E ' - cgroup2? ' /proc/self/mountinfo 2>/dev/null | while read -r _ _ _ root mnt rest; do "
-    "o=\",${rest##* },\"; case \"$rest\" in *' - cgroup2 '*) ;; *) case \"$o\" in *,cpu,*|*,cpuset,*) ;; "
-    "*) continue;; esac;; esac; "
+    # two processes (nproc, one grep of mountinfo, which can be long: the shell's read takes a byte
+    # per system call); the rest is shell builtins: read, case, test, printf, set, for
+    CAT_FN +
+    "nproc; echo @online; wc_cat /sys/devices/system/cpu/online 2>/dev/null; "
+    "echo @cgroup; wc_cat /proc/self/cgroup 2>/dev/null; "
+    "echo @mountinfo; wc_m=$(grep -E ' - cgroup2? ' /proc/self/mountinfo 2>/dev/null); "
+    "[ -n \"$wc_m\" ] && printf '%s\\n' \"$wc_m\"; "
+    # each cgroup mount: its root and mount point (fields 4 and 5), its super options (the last field)
+    "echo @cgfiles; wc_ifs=$IFS; set -f; IFS='\n'; for wc_line in $wc_m; do IFS=$wc_ifs; set -- $wc_line; "
+    "root=$4; mnt=$5; o=\",${wc_line##* },\"; case \"$wc_line\" in *' - cgroup2 '*) ;; *) case \"$o\" in "
+    "*,cpu,*|*,cpuset,*) ;; *) continue;; esac;; esac; "
     "while IFS= read -r p; do p=${p#*:}; p=${p#*:}; "
     "[ \"$root\" != / ] && case \"$p\" in \"$root\"|\"$root\"/*) p=${p#\"$root\"};; esac; "
     "d=$mnt${p%/}; while :; do "
     "for f in cpu.max cpu.cfs_quota_us cpu.cfs_period_us cpuset.cpus.effective cpuset.effective_cpus; do "
     "if [ -r \"$d/$f\" ]; then v=; read -r v < \"$d/$f\"; printf '%s\\t%s\\n' \"$d/$f\" \"$v\"; fi; done; "
     "[ \"$d\" = \"$mnt\" ] && break; d=${d%/*}; case \"$d\" in \"$mnt\"|\"$mnt\"/*) ;; *) break;; esac; "
-    "done; done < /proc/self/cgroup; done | sort -u; echo @cpuend; "
+    "done; done < /proc/self/cgroup; done; IFS=$wc_ifs; set +f; echo @cpuend; "
 )
 
 

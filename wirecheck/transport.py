@@ -1,8 +1,9 @@
 """How commands reach a target: locally, or over one shared SSH connection per host.
 
 Every command has a timeout, on both ends: this process kills the client when it runs out, and the
-command itself runs under ``timeout`` on the target, so that it also ends when this process is killed
-and no one is left to stop it.  SSH uses one master connection per target (ControlMaster), started
+command itself runs under ``timeout`` on the target (in a batch: under the batch runner, which ends
+it at its limit, see wirecheck.batch), so that it also ends when this process is killed and no one
+is left to stop it.  SSH uses one master connection per target (ControlMaster), started
 explicitly so that no background process holds our pipes, and closed with ``ssh -O exit``.
 
 The masters' control sockets live in one private directory per run (``/tmp/wc-ssh-*``).  A small
@@ -35,6 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .batch import batch_script, limit_seconds, parse_batch
 from .rundir import (  # noqa: F401 - re-exported: the run directory is part of how commands reach a host
     enable_sharing,
     file_lock,
@@ -87,7 +89,7 @@ def bounded(command: str, timeout: float) -> str:
     """command, ended by the machine that runs it once timeout has passed (plus a grace second):
     what still runs when nobody waits for it any more (this process was killed, the connection
     dropped) does not run for ever.  Without coreutils' timeout the command runs as it is."""
-    limit = max(1, int(timeout + 0.999) + 1)
+    limit = limit_seconds(timeout)
     q = shlex.quote(command)
     return (f"if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 {limit} /bin/sh -c {q}; "
             f"else exec /bin/sh -c {q}; fi")
@@ -96,53 +98,6 @@ def bounded(command: str, timeout: float) -> str:
 #: commands one run has open at once over one host's master (sshd's MaxSessions, sessions per
 #: connection, is 10 by default; the long-lived port-probe listener and a little headroom stay outside)
 SESSION_SLOTS = 6
-
-
-BATCH_MARK = "@@wc-batch"
-
-
-def batch_script(commands: list[tuple[str, float]]) -> str:
-    """A POSIX sh script running each (ready command line, timeout) in a subshell of its own, all at
-    once, with stdin from /dev/null; then, per command, a line ``@@wc-batch I RC START END`` (times
-    in ns from ``date +%s%N``) and its stdout and stderr base64-encoded on one line each.  The
-    outputs wait in a private temporary directory on the target, removed on the way out."""
-    parts = ["d=$(mktemp -d 2>/dev/null) || exit 97", "trap 'rm -rf -- \"$d\"' EXIT INT TERM HUP"]
-    for i, (command, _t) in enumerate(commands):
-        parts.append(f"{{ s=$(date +%s%N); ( {command}\n) </dev/null >\"$d/{i}.o\" 2>\"$d/{i}.e\"; "
-                     f"echo \"$? $s $(date +%s%N)\" >\"$d/{i}.r\"; }} &")
-    parts.append("wait")
-    parts.append(f"for i in {' '.join(str(i) for i in range(len(commands)))}; do "
-                 f"printf '\\n{BATCH_MARK} %s %s\\n' \"$i\" \"$(cat \"$d/$i.r\" 2>/dev/null)\"; "
-                 "base64 <\"$d/$i.o\" | tr -d '\\n'; printf '\\n'; base64 <\"$d/$i.e\" | tr -d '\\n'; printf '\\n'; done")
-    parts.append(f"printf '{BATCH_MARK}-end\\n'")
-    return "\n".join(parts) + "\n"
-
-
-def parse_batch(text: str, count: int) -> dict[int, tuple[int, str, str, float | None]]:
-    """batch_script's output -> {index: (rc, stdout, stderr, seconds or None)}; {} unless it ran to
-    its end. An entry whose lines do not parse is left out."""
-    import base64
-    import binascii
-    lines = text.split("\n")
-    if f"{BATCH_MARK}-end" not in lines:
-        return {}
-    out: dict[int, tuple[int, str, str, float | None]] = {}
-    for n, line in enumerate(lines):
-        fields = line.split()
-        if len(fields) < 3 or fields[0] != BATCH_MARK or n + 2 >= len(lines):
-            continue
-        try:
-            i, rc = int(fields[1]), int(fields[2])
-            stdout = _decode(base64.b64decode(lines[n + 1], validate=True))
-            stderr = _decode(base64.b64decode(lines[n + 2], validate=True))
-        except (ValueError, binascii.Error):
-            continue
-        elapsed = None
-        if len(fields) >= 5 and fields[3].isdigit() and fields[4].isdigit():
-            elapsed = (int(fields[4]) - int(fields[3])) / 1e9
-        if 0 <= i < count:
-            out[i] = (rc, stdout, stderr, elapsed)
-    return out
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -312,7 +267,8 @@ class Transport:
     def run_batch(self, commands: list[tuple[str, bool, float]]) -> dict[tuple[str, bool], CommandResult]:
         """Several (command, sudo, timeout) in one round trip, side by side on the target: each runs
         exactly as run() would run it (the same wrapping, sudo and time limit on the target), with its
-        own stdout, stderr and exit status.  Returns the results to be trusted; a command that reached
+        own stdout, stderr and exit status (wirecheck.batch: one Python runner on the target where it
+        has python3, else a POSIX sh script).  Returns the results to be trusted; a command that reached
         its time limit is left out (run() would have given up on it: the caller runs it itself), and
         so is everything when the batch did not run to its end."""
         # a command under a sudo that reads the become password from stdin cannot share the batch's
@@ -320,7 +276,7 @@ class Transport:
         commands = [c for c in commands if not (c[1] and self.sudo_with_password)]
         if not commands:
             return {}
-        script = batch_script([(bounded(self.wrap(c, sudo), t), t) for c, sudo, t in commands])
+        script = batch_script([(self.wrap(c, sudo), t, sudo and not self.is_root) for c, sudo, t in commands])
         limit = max(t for _c, _s, t in commands) + 5.0
         self.connect()
         start = time.monotonic()

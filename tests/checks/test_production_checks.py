@@ -241,7 +241,7 @@ def test_one_connection_and_one_snapshot_per_host_across_workers(fleet, fleet_ru
     batches: dict[str, int] = {}
     for line in fleet_run.commands:
         where, command = line.split("\t")[:2]
-        if command.startswith("d=$(mktemp -d") and "@@wc-batch" in command:
+        if command.startswith("set -- ") and "@@wc-batch-end" in command:
             batches[where] = batches.get(where, 0) + 1
     assert batches == {f"ssh wire@{h.address}:{h.port}": 1 for h in fleet}, batches
     alone = [line.split("\t")[1] for line in fleet_run.commands if line.split("\t")[1] in ("id -un", "sudo id -u")]

@@ -1,5 +1,6 @@
 """Measurements taken before the checks ask (wirecheck.coordination, Transport.run_batch,
-Target.prefetch): a command answered from a batch is exactly what run() would have returned, a
+Target.prefetch; the batch script itself both ways, over SSH too: tests/engine/test_batch.py): a
+command answered from a batch is exactly what run() would have returned, a
 check waits for a batch still running instead of running the command beside it, a result is used
 once, and what the batch could not answer for runs on its own.  once(): one measurement per run,
 between threads and between the processes of an xdist run."""
@@ -18,7 +19,7 @@ import pytest
 from wirecheck import coordination, pyjobs
 from wirecheck.coordination import Busy, once
 from wirecheck.targets import Target
-from wirecheck.transport import CommandTimeout, LocalTransport, batch_script, parse_batch
+from wirecheck.transport import CommandTimeout, LocalTransport
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,20 +65,6 @@ def test_a_command_past_its_time_limit_is_left_to_run_itself() -> None:
     t.prefetch([("sleep 2; echo late", False, 1.0)])
     with pytest.raises(CommandTimeout):
         t.run("sleep 2; echo late", timeout=1)
-
-
-def test_a_batch_that_did_not_run_to_its_end_answers_nothing(monkeypatch) -> None:
-    monkeypatch.setenv("TMPDIR", "/nonexistent/wirecheck")       # mktemp fails: exit 97
-    assert LocalTransport().run_batch([("echo a", False, 5.0)]) == {}
-    assert parse_batch("@@wc-batch 0 0 1 2\nYQo=\n\n", 1) == {}  # no end mark: nothing trusted
-    assert parse_batch("@@wc-batch 0 0 1 2\nnot base64!\n\n@@wc-batch-end\n", 1) == {}
-
-
-def test_the_batch_leaves_nothing_behind(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    assert LocalTransport().run_batch([("echo a", False, 5.0), ("echo b >&2; exit 1", False, 5.0)])
-    assert list(tmp_path.iterdir()) == []
-    assert "mktemp -d" in batch_script([("true", 1.0)])
 
 
 def test_a_prefetched_result_is_used_once(tmp_path) -> None:
@@ -187,28 +174,6 @@ def test_the_prefetch_runs_only_for_selected_checks(monkeypatch) -> None:
     pf.start(site, [Item(a, "HOST-SUDO"), Item(b, "HOST-PYTHON3")])
     pf.stop()
     assert seen == [("a", [("id -u", True, 15)])]
-
-
-def test_a_batch_over_ssh_with_sudo_answers_what_run_answers(lab_module) -> None:
-    """Over a real sshd as a non-root user with sudo: the same results, and nothing left in /tmp."""
-    from tests.faults.helpers import target_for
-    h = lab_module.add_host("batchy", user="wire", sudo=True)
-    t = target_for(h)
-    try:
-        before = t.run("ls -a /tmp").stdout
-        commands = COMMANDS + [("cat /etc/shadow >/dev/null && echo readable", True),
-                               ("cat /etc/shadow >/dev/null && echo readable", False)]
-        got = t.transport.run_batch([(c, sudo, 10.0) for c, sudo in commands])
-        assert set(got) == set(commands)
-        for command, sudo in commands:
-            live = t.run(command, timeout=10, sudo=sudo)
-            b = got[(command, sudo)]
-            assert (b.rc, b.stdout, b.stderr) == (live.rc, live.stdout, live.stderr), command
-        assert got[("id -u", True)].stdout == "0\n"
-        assert got[("cat /etc/shadow >/dev/null && echo readable", False)].rc != 0
-        assert t.run("ls -a /tmp").stdout == before
-    finally:
-        t.close()
 
 
 def test_a_hosts_probe_starts_after_its_commands(monkeypatch) -> None:
