@@ -118,9 +118,9 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_compliance(report_dir: Path, compliance: dict[str, Any]) -> Path:
+def write_compliance(report_dir: Path, compliance: dict[str, Any], indent: int | None = 2) -> Path:
     path = Path(report_dir) / "compliance.json"
-    write_atomic(path, json.dumps(compliance, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(path, json.dumps(compliance, indent=indent, ensure_ascii=False) + "\n")
     return path
 
 

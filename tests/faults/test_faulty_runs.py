@@ -150,11 +150,11 @@ def test_run_interrupted_while_the_listener_is_up_leaves_nothing(lab, tmp_path, 
     h = lab.add_host("deploy_node", user="wire", sudo=True)
     proc = _start_port_run(h, tmp_path / "r")
     try:
-        agent = wait_until(lambda: host_processes_matching(h, "python3 -c"), 60, step=0.2)
+        # the listener itself (its bootstrap names WIRECHECK_AGENT), not the batch's or the checks' python3 -c
+        agent = wait_until(lambda: host_processes_matching(h, "WIRECHECK_AGENT"), 60, step=0.05)
         if not agent:
             proc.kill()
             pytest.fail(f"the port probe's listener never started on the target:\n{proc.communicate()[0][-3000:]}")
-        time.sleep(0.5)
         socket_dirs = socket_dirs_of(proc.pid)         # this run's, not those of other runs on the machine
         assert socket_dirs and all(os.path.isdir(d) for d in socket_dirs)
         proc.send_signal(sig)
