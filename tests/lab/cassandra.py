@@ -226,10 +226,20 @@ class CassandraRing:
         deadline = time.monotonic() + timeout
         pending = [n for n in (among or self.nodes) if n.proc is not None]
         last = ""
+        restarts: dict[str, int] = {}
         while pending:
             node = pending[0]
             for other in pending:
                 if other.proc is not None and other.proc.poll() is not None:
+                    said = other.log()
+                    # a node started beside a seed whose JVM is not answering yet (a loaded machine) gives up
+                    # after its shadow round ("Unable to gossip with any peers") before joining: start it again
+                    if "Unable to gossip with any peers" in said and restarts.get(other.address, 0) < 3:
+                        restarts[other.address] = restarts.get(other.address, 0) + 1
+                        other.proc.wait()
+                        other.proc = None
+                        self.start(other)
+                        continue
                     raise LabError(f"cassandra on {other.host.name} exited {other.proc.returncode}:\n{other.log()}")
             if time.monotonic() > deadline:
                 logs = "\n".join(f"--- {n.host.name} (running: {n.proc is not None and n.proc.poll() is None}):\n"
