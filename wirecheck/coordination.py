@@ -272,7 +272,7 @@ class Primer:
             return
         from concurrent.futures import wait
         self.pool.shutdown(wait=False, cancel_futures=True)
-        wait(self.futures, timeout=30)
+        wait([f for f in self.futures if not f.cancelled()], timeout=30)   # a cancelled one never "completes"
         self.pool, self.futures = None, []
 
 
@@ -298,6 +298,10 @@ class Prefetch:
     warm: Callable[[Site], Any] | None = None
     #: sort key of the hosts: the longest measurements first
     priority: Callable[[Any, Site], Any] | None = None
+    #: a host whose measurement is light (e.g. a probe of a few ports) is measured in a pool of its own,
+    #: ``light_limit`` at once, instead of queueing behind the heavy ones
+    light: Callable[[Any, Site], bool] | None = None
+    light_limit: int = 8
 
 
 PREFETCHES: dict[str, Prefetch] = {}
@@ -305,9 +309,10 @@ PREFETCHES: dict[str, Prefetch] = {}
 
 def register_prefetch(name: str, requirements: Iterable[str], measure: Callable[[Any, Site, frozenset[str]], Any],
                       limit: int = 4, warm: Callable[[Site], Any] | None = None,
-                      priority: Callable[[Any, Site], Any] | None = None) -> None:
+                      priority: Callable[[Any, Site], Any] | None = None,
+                      light: Callable[[Any, Site], bool] | None = None, light_limit: int = 8) -> None:
     """Called by a suite module at import (e.g. the port checks: their one probe per host)."""
-    PREFETCHES[name] = Prefetch(name, frozenset(requirements), measure, limit, warm, priority)
+    PREFETCHES[name] = Prefetch(name, frozenset(requirements), measure, limit, warm, priority, light, light_limit)
 
 
 #: requirement ID -> functions (target, spec) -> [(command, sudo, timeout)]: the commands its check
@@ -430,12 +435,16 @@ class Prefetcher:
                 warm.start()
             if pf.priority is not None:
                 mine.sort(key=lambda t, pf=pf: _priority(pf, t, site))
-            pool = ThreadPoolExecutor(max_workers=max(1, min(pf.limit, len(mine))), thread_name_prefix=f"wirecheck-{pf.name}")
-            self.pools.append(pool)
-            # a host's measurement after its commands: a probe must not see our own commands' sockets on
-            # the host (a DNS lookup's UDP port would read as a port in use)
-            self.futures += [pool.submit(_after, batches.get(t.name), pf.measure, t, site,
-                                         frozenset(selected[t.name][1] & pf.requirements)) for t in mine]
+            light = [t for t in mine if _is_light(pf, t, site)]
+            for hosts, limit in (([t for t in mine if t not in light], pf.limit), (light, pf.light_limit)):
+                if not hosts:
+                    continue
+                pool = ThreadPoolExecutor(max_workers=max(1, min(limit, len(hosts))), thread_name_prefix=f"wirecheck-{pf.name}")
+                self.pools.append(pool)
+                # a host's measurement after its commands: a probe must not see our own commands' sockets on
+                # the host (a DNS lookup's UDP port would read as a port in use)
+                self.futures += [pool.submit(_after, batches.get(t.name), pf.measure, t, site,
+                                             frozenset(selected[t.name][1] & pf.requirements)) for t in hosts]
 
     def stop(self) -> None:
         """Drop what has not started; wait for what has (each measurement has its own time limits;
@@ -443,7 +452,7 @@ class Prefetcher:
         from concurrent.futures import wait
         for pool in self.pools:
             pool.shutdown(wait=False, cancel_futures=True)
-        wait(list(self.futures), timeout=60)
+        wait([f for f in self.futures if not f.cancelled()], timeout=60)   # a cancelled one never "completes"
         self.pools, self.futures = [], []
 
 
@@ -469,6 +478,13 @@ def _priority(pf: Prefetch, target: Any, site: Site) -> Any:
         return pf.priority(target, site)      # type: ignore[misc]
     except Exception:  # noqa: BLE001 - no order known: last
         return float("inf")
+
+
+def _is_light(pf: Prefetch, target: Any, site: Site) -> bool:
+    try:
+        return bool(pf.light is not None and pf.light(target, site))
+    except Exception:  # noqa: BLE001 - not known: heavy (the limited pool)
+        return False
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> None:

@@ -275,8 +275,15 @@ def _probe_size(target, site) -> int:
     return -(len(plan["udp"]) + len(plan["tcp"]))
 
 
+def _small_probe(target, site) -> bool:
+    """A probe of a few ports (a database VM's TCP 22 and one UDP port): it does not queue behind the
+    whole-range probes, which run three at a time."""
+    plan = probe_plan(target, site)
+    return len(plan["udp"]) + len(plan["tcp"]) <= 16
+
+
 register_prefetch("port-probe", frozenset().union(*PROBE_READERS.values()), _prefetch_probe, limit=3,
-                  priority=_probe_size)
+                  priority=_probe_size, light=_small_probe)
 # IMP-MTU's default route (Facts.ip_json), asked with the other checks' commands in one round trip
 register_commands("IMP-MTU", lambda target, spec: [("ip -j -4 route show default", False, None)])
 

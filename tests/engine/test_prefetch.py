@@ -205,6 +205,74 @@ def test_a_hosts_probe_starts_after_its_commands(monkeypatch) -> None:
     assert len(seen) == 1 and seen[0][(command, False)].stdout == "done\n"
 
 
+def test_light_measurements_do_not_queue_behind_heavy_ones(monkeypatch) -> None:
+    """limit=1 holds the heavy measurements to one at a time; the light ones (a probe of a few ports)
+    run in a pool of their own, side by side, while the heavy one runs."""
+    import threading
+
+    class Item:
+        def __init__(self, target, rid):
+            self.callspec = type("C", (), {"params": {"target": target}})()
+            self._rid = rid
+
+        def get_closest_marker(self, name):
+            return type("M", (), {"args": (self._rid,)})()
+    hosts = [local(n) for n in ("heavy1", "heavy2", "light1", "light2", "light3")]
+    running: set[str] = set()
+    together: list[set[str]] = []
+    lock = threading.Lock()
+
+    def measure(t, s, rids):
+        with lock:
+            running.add(t.name)
+            together.append(set(running))
+        time.sleep(0.3)
+        with lock:
+            running.discard(t.name)
+    monkeypatch.setattr(coordination, "COMMANDS", {})
+    monkeypatch.setattr(pyjobs, "HOST_JOBS", {})
+    monkeypatch.setattr(pyjobs, "FLEET_JOBS", {})
+    monkeypatch.setattr(coordination, "PREFETCHES", {"probe": coordination.Prefetch(
+        "probe", frozenset({"HOST-SUDO"}), measure, 1, light=lambda t, s: t.name.startswith("light"))})
+    site = type("S", (), {"overrides": {}})()
+    pf = coordination.Prefetcher()
+    pf.start(site, [Item(h, "HOST-SUDO") for h in hosts])
+    from concurrent.futures import wait
+    wait(list(pf.futures), timeout=30)
+    pf.stop()
+    assert len(together) == 5
+    assert not any({"heavy1", "heavy2"} <= seen for seen in together)      # the heavy ones one at a time
+    assert any({"light1", "light2", "light3"} <= seen for seen in together)  # the light ones side by side
+    assert any(any(n.startswith("heavy") for n in seen) and any(n.startswith("light") for n in seen)
+               for seen in together)                                      # and beside a heavy one
+
+
+def test_stop_does_not_wait_for_what_never_started(monkeypatch) -> None:
+    """A run stopped early (--max-run-time, Ctrl-C) drops the measurements not started yet; stop()
+    waits only for the running one (a cancelled future never counts as done for wait())."""
+    class Item:
+        def __init__(self, target, rid):
+            self.callspec = type("C", (), {"params": {"target": target}})()
+            self._rid = rid
+
+        def get_closest_marker(self, name):
+            return type("M", (), {"args": (self._rid,)})()
+    seen = []
+    monkeypatch.setattr(coordination, "COMMANDS", {})
+    monkeypatch.setattr(pyjobs, "HOST_JOBS", {})
+    monkeypatch.setattr(pyjobs, "FLEET_JOBS", {})
+    monkeypatch.setattr(coordination, "PREFETCHES", {"probe": coordination.Prefetch(
+        "probe", frozenset({"HOST-SUDO"}), lambda t, s, rids: (seen.append(t.name), time.sleep(0.5)), 1)})
+    site = type("S", (), {"overrides": {}})()
+    pf = coordination.Prefetcher()
+    pf.start(site, [Item(local(n), "HOST-SUDO") for n in ("a", "b", "c")])
+    time.sleep(0.1)
+    start = time.monotonic()
+    pf.stop()
+    assert time.monotonic() - start < 5
+    assert seen == ["a"]
+
+
 def test_n_auto_means_one_process(monkeypatch) -> None:
     monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
     assert coordination.auto_workers(None) == 0
