@@ -88,6 +88,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # xdist hook (cont
 def pytest_collection_finish(session: pytest.Session) -> None:
     coordination.write_groups(session)
     coordination.start_prefetch(session)
+    # what is alive now (modules, the catalog, the collected checks) lives as long as the run: the
+    # cyclic collector need not walk it again at each collection (half its CPU in a 17-host run)
+    import gc
+    gc.freeze()
 
 
 @pytest.hookimpl(optionalhook=True)
