@@ -143,7 +143,9 @@ class PortProbeResult:
     timings: dict[str, float] = field(default_factory=dict)
     listener_workers: int = 0
     listener_peak_rss_kib: int = 0
-    udp_window: int = 0  # range ports bound per window (0: all at once)
+    udp_mode: str = ""  # how the range was received: "raw" (one raw socket, nothing bound), "windowed", "bound"
+    raw_fallback: str = ""  # why the listener could not use its raw socket (windows were used instead)
+    udp_window: int = 0  # range ports bound per window (0: all at once, or raw mode)
     udp_held_max: int = 0  # most range ports the listener held at one time
     tcp_attempts: int = 0  # connection attempts per TCP port at most (from distinct source ports)
     udp_sampled_early: list[int] = field(default_factory=list)  # band samples held and probed in the first round
@@ -472,6 +474,7 @@ class _Rounds:
         self.listener, self.sender, self.address = listener, sender, address
         self.pacing, self.floor, self.timeout = pacing, floor, timeout
         self.windowed = bool(windowed)
+        self.raw = False   # raw mode: nothing of the range is bound; the listener's raw socket sees it all
         self.window = int(result.udp_window or 0) or WINDOW
         self.received: set[int] = set()
         self.received_before: set[int] = set()
@@ -526,7 +529,7 @@ class _Rounds:
     def hold(self, ports: list[int]) -> list[int]:
         """Bind ``ports`` again (windowed) and keep them bound through the next rounds until
         :meth:`unhold`: the closed-vs-filtered samples, probed beside the rounds. Returns the ones bound."""
-        if not self.windowed:     # every port is bound from the start until the listener ends
+        if not (self.windowed or self.raw):   # every port is bound from the start until the listener ends
             self.held.update(ports)
             return list(ports)
         if not ports:
@@ -539,10 +542,11 @@ class _Rounds:
         self.fixed.update(bound)
         self.bound.update(bound)
         self.held.update(bound)
+        self.held_max = max(self.held_max, len(self.held)) if self.raw else self.held_max
         return bound
 
     def unhold(self) -> None:
-        if self.held and self.windowed:
+        if self.held and (self.windowed or self.raw):
             self.listener.request({"cmd": "release", "udp": agent.to_ranges(self.held)}, self.timeout)
             self.fixed -= self.held
             self.held = set()
@@ -551,6 +555,13 @@ class _Rounds:
         """Probe ``ports``; returns (everything received so far, datagrams sent, range ports bound)."""
         self.received_before = set(self.received)
         wait = self.floor * (1.5 ** round_no)
+        if self.raw:
+            # raw mode: send them all, then the target waits for them itself (one round trip)
+            sent = self._send(ports, round_no) if ports else 0
+            self.listener.send({"cmd": "collect", "expect": agent.to_ranges(ports), "release": [],
+                                "wait": wait, "settle": self.pacing.poll, "cap": self.pacing.settle_cap})
+            self._collected()
+            return self.received, sent, ports
         if not self.windowed:
             sent = self._send(ports, round_no)
             report = _await_arrivals(self.listener, wait, self.pacing, self.timeout)
@@ -606,6 +617,7 @@ def probe_ports(
     classify: bool = False,
     mtu_port: int | None = None,
     window: int | None = None,
+    raw: bool = True,
 ) -> PortProbeResult:
     """Prove which ``udp``/``tcp`` ports of ``address`` reach a listener started with ``spawn``.
 
@@ -617,6 +629,8 @@ def probe_ports(
     bands (a sample port of each, held by the listener meanwhile) and the UDP ports already in use.
     ``deadline`` is the listener's hard lifetime in seconds. ``window`` is how many range ports the
     listener holds at once (two windows at most; default :data:`WINDOW`; 0 holds them all at once).
+    ``raw``: a range larger than a window is received through one raw socket when the listener runs as
+    root (nothing bound, see the module notes); windows are the fallback.
 
     The waits overlap: the TCP connects (``tcp_timeout``, paid once: the attempts from other source
     ports run inside it) and the UDP echo run beside the UDP rounds from the start, and the
@@ -636,7 +650,8 @@ def probe_ports(
     windowed = [p for p in udp_ports if p not in fixed] if window and len(udp_ports) > window else []
     config = {"token": token, "udp": agent.to_ranges(udp_ports), "tcp": tcp_ports,
               "echo_udp": sorted(set(echo_udp)), "watch_udp": [mtu_port] if mtu_port else [],
-              "deadline": deadline, "bind": "0.0.0.0", "window": window if windowed else 0}
+              "deadline": deadline, "bind": "0.0.0.0", "window": window if windowed else 0,
+              "raw": bool(raw and windowed)}
     sender: LocalSender | RemoteSender | None = None
     listener: AgentProcess | None = None
     threads: list[threading.Thread] = []
@@ -659,6 +674,18 @@ def probe_ports(
         tcp_in_use = {int(p): "in use" for p in ready.get("in_use_tcp", [])}
         tcp_listening = {int(p) for p in ready.get("bound_tcp", [])}
         bound_udp = agent.from_ranges(ready.get("bound_udp", []))
+        raw_mode = bool(windowed and ready.get("raw"))
+        result.udp_mode = "raw" if raw_mode else "windowed" if windowed else "bound"
+        result.raw_fallback = str(ready.get("raw_error") or "") if windowed and raw else ""
+        if raw_mode:
+            # nothing of the range is bound: every free port of it is probed, the raw socket sees it arrive
+            bound_udp = sorted(set(bound_udp) | {p for p in windowed if p not in result.udp_in_use
+                                                 and f"udp/{p}" not in result.bind_errors})
+            windowed = []
+        # the target's kernel answers a datagram to an unbound port with ICMP port unreachable, at most
+        # 6 back to back and then one per icmp_ratelimit to one peer (these answers and a REJECT rule's
+        # share that budget): in raw mode the first round spends it on the ports that arrived
+        icmp_gap = int(ready.get("icmp_ratelimit_ms", 1000)) / 1000
 
         def later(name: str, work: Callable[[], None]) -> None:
             """Run ``work`` beside the rounds (local sender) or now (probe host)."""
@@ -700,6 +727,8 @@ def probe_ports(
         if windowed:
             result.udp_window = window
         rounds = _Rounds(listener, sender, address, pacing, floor, start_timeout, windowed, result)
+        rounds.raw = raw_mode
+        icmp_free_at = [0.0]   # raw mode: when the target will answer an ICMP error to us again
         rounds.fixed = set(bound_udp) if windowed else set()
         verdicts: dict[int, str] = {}
 
@@ -708,7 +737,22 @@ def probe_ports(
             assert sender is not None
             t3 = time.monotonic()
             try:
-                verdicts.update(sender.classify(address, ports, cls_wait))
+                if not raw_mode:
+                    verdicts.update(sender.classify(address, ports, cls_wait))
+                # Raw mode: the target answers again once the first round's port-unreachables are paid
+                # for (icmp_gap after the last); then one answer per icmp_gap. A look in which no sample
+                # was answered while an answer was due means the rest are dropped; an answered one spent
+                # the budget, so the others are asked again after the next gap (at most BANDS looks).
+                waiting = list(ports)
+                for _look in range(BANDS if raw_mode else 0):
+                    time.sleep(max(0.0, icmp_free_at[0] - time.monotonic()))
+                    got = sender.classify(address, waiting, cls_wait)
+                    verdicts.update(got)
+                    answered = [p for p in waiting if got.get(p, agent.NO_REPLY) != agent.NO_REPLY]
+                    waiting = [p for p in waiting if p not in answered]
+                    if not answered or not waiting:
+                        break
+                    icmp_free_at[0] = time.monotonic() + icmp_gap
             except (OSError, ProbeError) as exc:
                 result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
             result.timings["classify"] = round(result.timings.get("classify", 0.0) + time.monotonic() - t3, 4)
@@ -740,7 +784,7 @@ def probe_ports(
         while missing:
             rt = time.monotonic()
             copies = 1 if round_no == 0 else pacing.retry_copies
-            if round_no == 1 and windowed and not rounds.received and len(missing) > 2 * window:
+            if round_no == 1 and (windowed or raw_mode) and not rounds.received and len(missing) > 2 * window:
                 # Nothing at all arrived in the first round: re-probe an even sample first (one window).
                 # Random loss would give most of it back; none back means nothing gets through (a dead
                 # path, or the whole range dropped), and the rest need not be waited for window by window.
@@ -764,6 +808,8 @@ def probe_ports(
                                      + ", ".join(f"{t} (x{n})" for t, n in sender.send_errors.items()))
                 if windowed:
                     bound_udp = bound_now
+                if raw_mode:
+                    icmp_free_at[0] = time.monotonic() + icmp_gap
             newly = len(arrived - rounds.received_before)
             bound_set = set(bound_udp)   # once: built per port, it cost 0.8 s per round for 32,768 ports
             still = [p for p in missing if p not in rounds.received and p in bound_set]
@@ -786,6 +832,21 @@ def probe_ports(
                 result.rounds.append({"round": 0, "copies": 1, "in_use_again": len(again), "freed": len(freed),
                                       "sent": sent, "arrived": len(arrived - rounds.received_before),
                                       "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
+            if round_no == 0 and raw_mode and result.udp_in_use and pacing.recheck_in_use:
+                # the same second look in raw mode: which of the ports in use are still held now
+                again = sorted(p for p in result.udp_in_use if p in set(udp_ports))
+                rt = time.monotonic()
+                held_now = set(listener.request({"cmd": "inuse", "udp": agent.to_ranges(again)},
+                                                start_timeout).get("in_use_udp", []))
+                freed = [p for p in again if p not in held_now]
+                for p in freed:
+                    del result.udp_in_use[p]
+                arrived, sent, _ports = rounds.run(freed, 0) if freed else (rounds.received, 0, [])
+                bound_udp = sorted(set(bound_udp) | set(freed))
+                still = sorted(set(still) | {p for p in freed if p not in arrived})
+                result.rounds.append({"round": 0, "copies": 1, "in_use_again": len(again), "freed": len(freed),
+                                      "sent": sent, "arrived": len(arrived - rounds.received_before),
+                                      "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no == 0 and classify:
                 start_classify(still)
             missing = still
@@ -799,10 +860,15 @@ def probe_ports(
         result.send_errors = dict(sender.send_errors)
         result.udp_passed = sorted(p for p in bound_udp if p in received)
         result.udp_blocked = sorted(missing)
+        if raw_mode:
+            # the port-unreachables the target's kernel sent for ports that arrived (nothing was bound
+            # there) say nothing about a firewall: only those for ports that never arrived are kept
+            for p in received:
+                sender.icmp.pop(p, None)
 
         if classify:
             for th in [th for th in threads if th.name == "wirecheck-classify"]:
-                th.join(cls_wait + start_timeout)
+                th.join(cls_wait + start_timeout + (BANDS * (icmp_gap + cls_wait) if raw_mode else 0))
             # a blocked band without a sample probed yet (it looked like loss after the first round):
             # its lowest port now, held again as well
             bands = compress_ranges(result.udp_blocked)[:BANDS]
@@ -839,6 +905,8 @@ def probe_ports(
             result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
             result.bind_errors.update(rounds.bind_errors)
             result.udp_held_max = rounds.held_max
+        if raw_mode:
+            result.udp_held_max = rounds.held_max   # the closed-vs-filtered samples only
 
         if mtu_port is not None and mtu_port in received:   # the listener's channel: here, not beside
             result.max_datagram = probe_max_datagram(sender, listener, address, mtu_port, start_timeout,

@@ -115,13 +115,98 @@ def make_payload(token, port, size=0):
     return body
 
 
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+
+
+def open_raw(token, rcvbuf=32 << 20):
+    """One raw IPv4 socket that sees every UDP datagram this host accepts, instead of a bound socket
+    per port: (socket, None), or (None, why not) when it cannot be had (not root, a kernel without
+    raw sockets). Linux copies a datagram to raw sockets in ip_local_deliver_finish, after the
+    netfilter INPUT hooks: one seen here got through the firewall as one for a bound socket would.
+    A classic BPF filter keeps only datagrams whose payload starts with MAGIC and the run's token
+    (a TURN server's media is not copied to us); nothing is bound, so no port is taken."""
+    try:
+        import ctypes
+
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    except (OSError, ImportError) as exc:
+        return None, f"raw socket refused: {exc}"
+    try:
+        prefix = MAGIC + token
+        words = struct.unpack(f"!{len(prefix) // 4}I", prefix[:len(prefix) // 4 * 4])
+        n = len(words)
+        code = [(0xB1, 0, 0, 0)]                          # ldxb 4*([0]&0xf): X = IP header length
+        for i, word in enumerate(words):
+            code.append((0x40, 0, 0, 8 + 4 * i))          # ld [x + 8 + 4i]: a word of the UDP payload
+            code.append((0x15, 0, 2 * (n - i) - 1, word))  # jeq #word, next, drop
+        code += [(0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]   # ret keep; ret drop
+        prog = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in code))
+        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code), ctypes.addressof(prog)))
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.setblocking(False)
+        # datagrams queued before the filter was attached are told apart by the payload check
+    except (OSError, struct.error, ValueError) as exc:
+        s.close()
+        return None, f"raw socket filter refused: {exc}"
+    return s, None
+
+
+def udp_ports_in_use(ports, bind="0.0.0.0"):
+    """Ports of ``ports`` held by a socket on this host (bind() refuses them with EADDRINUSE): the
+    candidates are read from /proc/net/udp{,6}, each is confirmed by a bind that is closed at once."""
+    wanted = set(ports)
+    listed = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as fh:
+                next(fh, None)
+                for line in fh:
+                    f = line.split(None, 2)
+                    if len(f) > 1:
+                        port = int(f[1].rsplit(":", 1)[1], 16)
+                        if port in wanted:
+                            listed.add(port)
+        except (OSError, ValueError, IndexError):
+            continue
+    out = []
+    for port in sorted(listed):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((bind, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                out.append(port)
+        finally:
+            s.close()
+    return out
+
+
+def icmp_ratelimit_ms():
+    """Milliseconds per ICMP destination-unreachable this host's kernel sends to one peer once its burst
+    of 6 is spent (0: not rate-limited), from /proc/sys/net/ipv4/icmp_ratelimit and icmp_ratemask."""
+    try:
+        with open("/proc/sys/net/ipv4/icmp_ratemask") as fh:
+            if not int(fh.read()) & (1 << 3):
+                return 0
+        with open("/proc/sys/net/ipv4/icmp_ratelimit") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 1000
+
+
 # --------------------------------------------------------------------------------------------------
 # worker: binds its share of the ports and records token-tagged arrivals
 
 
 class Worker:
-    def __init__(self, ctl, cfg, udp_ports, tcp_ports):
+    def __init__(self, ctl, cfg, udp_ports, tcp_ports, raw=None):
         self.ctl = ctl
+        self.raw = raw  # the raw socket (raw mode): every datagram of the range arrives here
+        self.raw_seen = {}  # source + destination address (8 bytes of the IP header) -> datagrams
         self.token = cfg["token"].encode()
         self.deadline = cfg["deadline_at"]
         self.echo = set(cfg.get("echo_udp", []))
@@ -153,6 +238,51 @@ class Worker:
     def open_sockets(self):
         self.bind_udp(self.udp_ports)
         self.bind_tcp(self.tcp_ports)
+        if self.raw is not None:
+            self.by_fd[self.raw.fileno()] = ("raw", 0, self.raw)
+            self.ep.register(self.raw.fileno(), select.EPOLLIN)
+
+    def drain_raw(self):
+        """Read every datagram queued on the raw socket (IP header first); returns the ports that
+        arrived for the first time. The destination port and addresses come from the headers."""
+        prefix = MAGIC + self.token + b":"
+        plen = len(prefix)
+        recv = self.raw.recv
+        got = self.got_udp
+        seen = self.raw_seen
+        new = []
+        while True:
+            try:
+                d = recv(4096)
+            except OSError:  # BlockingIOError: nothing queued
+                return new
+            i = (d[0] & 15) * 4 + 8                 # the UDP payload
+            if d[i:i + plen] != prefix:
+                self.foreign += 1
+                continue
+            try:
+                meant = int(d[i + plen:d.index(b":", i + plen)])
+            except ValueError:
+                self.foreign += 1
+                continue
+            port = d[i - 6] << 8 | d[i - 5]         # the UDP destination port, after any DNAT
+            if meant != port:
+                self.remap[str(meant)] = port
+            if meant not in got:
+                got.add(meant)
+                new.append(meant)
+            key = d[12:20]                          # source and destination address
+            seen[key] = seen.get(key, 0) + 1
+            if len(d) - i > self.max_len:
+                self.max_len = len(d) - i
+
+    def addresses(self):
+        """(dst, src) counts: the bound sockets' and the raw socket's."""
+        dst, src = dict(self.dst), dict(self.src)
+        for key, n in self.raw_seen.items():
+            for table, addr in ((src, socket.inet_ntoa(key[:4])), (dst, socket.inet_ntoa(key[4:]))):
+                table[addr] = table.get(addr, 0) + n
+        return dst, src
 
     def bind_udp(self, ports):
         """Bind ``ports``; returns (bound, in_use, errors) for these ports."""
@@ -210,6 +340,8 @@ class Worker:
     def collect(self, expect, wait, settle, cap=5.0):
         """Wait here, on the target, until every port of ``expect`` this worker holds has its datagram,
         or ``wait`` has passed and nothing new arrived for ``settle`` (at most ``cap``)."""
+        if self.raw is not None:
+            return self.collect_raw(expect, wait, settle, cap)
         mine = [p for p in expect if p in self.sock_of]
         start = last_new = time.monotonic()
         seen = len(self.got_udp)
@@ -225,6 +357,25 @@ class Worker:
                 break
             time.sleep(0.002)
         return [p for p in expect if p in self.got_udp]
+
+    def collect_raw(self, expect, wait, settle, cap):
+        """collect() in raw mode: every expected port is awaited on the raw socket."""
+        left = set(expect)
+        left.difference_update(self.got_udp)
+        start = last_new = time.monotonic()
+        while left:
+            time.sleep(0.002)                     # a batch per look, not a wake-up per datagram
+            new = self.drain_raw()
+            self.sweep()
+            self.dispatch(self.ep.poll(0))
+            now = time.monotonic()
+            if new:
+                left.difference_update(new)
+                last_new = now
+            if (now - start >= wait and now - last_new >= settle) or now - start >= cap:
+                break
+        left.difference_update(self.got_udp)      # arrived on a bound port (echo, path MTU, samples)
+        return [p for p in expect if p not in left]
 
     def bind_tcp(self, ports):
         for port in ports:
@@ -336,7 +487,10 @@ class Worker:
             if entry is None:
                 continue
             kind, port, s = entry
-            if kind == "udp":
+            if kind == "raw":
+                time.sleep(0.002)                 # let a batch queue up: one look reads many
+                self.drain_raw()
+            elif kind == "udp":
                 self.on_udp(port, s)
             elif kind == "listen":
                 self.on_accept(port, s)
@@ -347,6 +501,8 @@ class Worker:
     def sweep(self, ports=None):
         """Read every range socket still waiting for its datagram (one datagram per call is enough:
         a foreign one leaves the socket waiting, and the next sweep reads on); ``ports``: only those."""
+        if self.raw is not None:
+            self.drain_raw()
         prefix = MAGIC + self.token + b":"
         plen = len(prefix)
         got = self.got_udp
@@ -402,10 +558,11 @@ class Worker:
             cmd = msg.get("cmd")
             if cmd == "report":
                 self.drain()
+                dst, src = self.addresses()
                 self.send_ctl({
                     "ev": "report", "udp": [] if msg.get("brief") else to_ranges(self.got_udp),
                     "tcp": sorted(self.got_tcp),
-                    "dst": self.dst, "src": self.src, "remap": self.remap, "max_len": self.max_len,
+                    "dst": dst, "src": src, "remap": self.remap, "max_len": self.max_len,
                     "foreign": self.foreign,
                 })
             elif cmd == "bind":
@@ -446,14 +603,14 @@ class Worker:
         # every descriptor at once, faster than 16,000 Python close() calls
 
 
-def worker_main(ctl, cfg, udp_ports, tcp_ports):
+def worker_main(ctl, cfg, udp_ports, tcp_ports, raw=None):
     set_pdeathsig()
     code = 0
     worker = None
     try:
         # Held in a local until os._exit: were the Worker freed first, CPython would format an
         # "unclosed socket" warning (getsockname + getpeername) for each of its 16,000 sockets.
-        worker = Worker(ctl, cfg, udp_ports, tcp_ports)
+        worker = Worker(ctl, cfg, udp_ports, tcp_ports, raw)
         worker.run()
     except BaseException:  # noqa: BLE001 - a worker must never outlive an error
         code = 1
@@ -546,11 +703,20 @@ def listen_main(cfg, buf=b""):
     tcp = [int(p) for p in cfg.get("tcp", [])]
     window = int(cfg.get("window", 0) or 0)
     per_worker = max(64, min(int(cfg.get("max_per_worker", 19000)), soft - 100))
+    raw = raw_error = None
+    ranged = []
     if window:
-        # only the watched/echo ports now; the range comes window by window ("bind"/"release")
+        # only the watched/echo ports now; the range comes window by window ("bind"/"release"), or
+        # arrives on one raw socket (raw mode, as root): then no port of it is ever bound
         keep = set(cfg.get("watch_udp", [])) | set(cfg.get("echo_udp", []))
+        ranged = [p for p in udp if p not in keep]
         udp = [p for p in udp if p in keep]
-        held_at_once = 2 * window + len(udp) + len(tcp)
+        if cfg.get("raw"):
+            if os.geteuid() != 0:
+                raw_error = "not root (the raw socket needs CAP_NET_RAW)"
+            else:
+                raw, raw_error = open_raw(cfg["token"].encode())
+        held_at_once = len(udp) + len(tcp) + (0 if raw else 2 * window)
     else:
         held_at_once = len(udp) + len(tcp)
     n = max(1, -(-held_at_once // per_worker))
@@ -568,9 +734,11 @@ def listen_main(cfg, buf=b""):
                 other.close()
             os.close(0)
             os.close(1)
-            worker_main(child_end, cfg, shards[i], tcp if i == 0 else [])
+            worker_main(child_end, cfg, shards[i], tcp if i == 0 else [], raw if i == 0 else None)
         child_end.close()
         workers.append((pid, parent_end))
+    if raw is not None:
+        raw.close()   # worker 0 reads it
 
     bufs = {s.fileno(): b"" for _p, s in workers}
 
@@ -614,6 +782,8 @@ def listen_main(cfg, buf=b""):
         emit({"ev": "error", "message": "listener workers did not start"})
         return 2
     in_use_udp = sorted(p for m in ready for p in m["in_use_udp"])
+    if raw is not None:
+        in_use_udp = sorted(set(in_use_udp) | set(udp_ports_in_use(ranged, cfg.get("bind", "0.0.0.0"))))
     in_use_later = []
     in_use_tcp = sorted(p for m in ready for p in m["in_use_tcp"])
     errors = {}
@@ -625,6 +795,7 @@ def listen_main(cfg, buf=b""):
         "bound_tcp": sorted(p for m in ready for p in m["bound_tcp"]),
         "in_use_udp": in_use_udp, "in_use_tcp": in_use_tcp,
         "errors": errors, "addresses": local_addresses(),
+        "raw": raw is not None, "raw_error": raw_error, "icmp_ratelimit_ms": icmp_ratelimit_ms(),
     })
     code = 0
     while True:
@@ -636,6 +807,10 @@ def listen_main(cfg, buf=b""):
         cmd = msg.get("cmd")
         if cmd == "ping":  # the prober times the control channel with this
             emit({"ev": "pong"})
+        elif cmd == "inuse":  # raw mode: which of these ports a socket of this host holds now
+            still = udp_ports_in_use(from_ranges(msg.get("udp", [])), cfg.get("bind", "0.0.0.0"))
+            in_use_later.extend(still)
+            emit({"ev": "inuse", "in_use_udp": still})
         elif cmd == "report":
             for _pid, s in workers:
                 s.sendall(b'{"cmd":"report","brief":true}\n' if msg.get("brief") else b'{"cmd":"report"}\n')
