@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.lab import Lab, lab_unavailable_reason  # noqa: E402
-from wirecheck.probes import udp_listener as agent  # noqa: E402
+from wirecheck.probes import udp_sender as send_agent  # noqa: E402
 from wirecheck.probes.ports import TCP_ATTEMPTS, WINDOW, format_ranges, probe_ports, tcp_stagger  # noqa: E402
 
 FIREWALL = [
@@ -95,7 +95,7 @@ def main() -> int:
             for attempts, timeout in ((1, 1.5), (TCP_ATTEMPTS, 1.5), (1, 3.0), (TCP_ATTEMPTS, 3.0)):
                 timed_out, t0 = 0, time.perf_counter()
                 for _ in range(5):
-                    res = agent.connect_tcp(lossy.address, ports, b"bench", timeout, quiet=ports, banner_wait=0.05,
+                    res = send_agent.connect_tcp(lossy.address, ports, b"bench", timeout, quiet=ports, banner_wait=0.05,
                                             attempts=attempts, stagger=tcp_stagger(timeout))
                     timed_out += sum(1 for v in res.values() if v[0] == "timed out")
                 print(f"    {attempts} attempt{'s' if attempts > 1 else ''}, timeout {timeout} s: {timed_out} "
