@@ -123,7 +123,7 @@ SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
 
 
-def open_raw(token, rcvbuf=32 << 20):
+def open_raw(token, rcvbuf=64 << 20):
     """One raw IPv4 socket that sees every UDP datagram this host accepts, instead of a bound socket
     per port: (socket, None), or (None, why not) when it cannot be had (not root, a kernel without
     raw sockets). Linux copies a datagram to raw sockets in ip_local_deliver_finish, after the

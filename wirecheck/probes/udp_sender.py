@@ -61,25 +61,103 @@ def send_udp(address, ports, token, burst, gap, size=0, df=False, icmp=None):
         s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
     sent = 0
     errors = {}
+    ports = list(ports)
+    mmsg = sendmmsg_function()
+    step = burst or len(ports) or 1
     try:
-        for i, port in enumerate(ports):
-            for again in (icmp is not None, False):
-                try:
-                    s.sendto(make_payload(token, port, size), (address, port))
-                    sent += 1
-                except OSError as exc:
-                    if again:      # perhaps an ICMP error for an earlier datagram, reported here once
-                        continue
-                    text = os.strerror(exc.errno) if exc.errno else str(exc)
-                    errors[text] = errors.get(text, 0) + 1
-                break
-            if burst and (i + 1) % burst == 0:
+        for lo in range(0, len(ports), step):
+            chunk = ports[lo:lo + step]
+            if mmsg is not None:
+                n, errs = send_batch(mmsg, s, address, chunk, token, size, retry=icmp is not None)
+            else:
+                n, errs = send_each(s, address, chunk, token, size, retry=icmp is not None)
+            sent += n
+            for text, count in errs.items():
+                errors[text] = errors.get(text, 0) + count
+            if burst and lo + step < len(ports):
                 time.sleep(gap)
     finally:
         if icmp is not None:
             for port, itype, code in icmp_errors(s):
                 icmp[port] = [itype, code]
         s.close()
+    return sent, errors
+
+
+def send_each(s, address, ports, token, size, retry):
+    """sendto() per port; a first failure may be an ICMP error of an earlier datagram, reported once:
+    with ``retry`` that datagram is sent again. Returns (sent, {error text: count})."""
+    sent = 0
+    errors = {}
+    for port in ports:
+        for again in (retry, False):
+            try:
+                s.sendto(make_payload(token, port, size), (address, port))
+                sent += 1
+            except OSError as exc:
+                if again:
+                    continue
+                text = os.strerror(exc.errno) if exc.errno else str(exc)
+                errors[text] = errors.get(text, 0) + 1
+            break
+    return sent, errors
+
+
+_MMSG = []
+
+
+def sendmmsg_function():
+    """libc's sendmmsg(2) through ctypes, or None (no ctypes, no such function): then sendto per port."""
+    if not _MMSG:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            fn = libc.sendmmsg
+            fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+            _MMSG.append((fn, ctypes) if struct.calcsize("P") == 8 else None)
+        except (ImportError, OSError, AttributeError):
+            _MMSG.append(None)
+    return _MMSG[0]
+
+
+def send_batch(mmsg, s, address, ports, token, size, retry):
+    """One sendmmsg(2) call for ``ports`` (64-bit Linux layout of struct mmsghdr: 64 bytes, with a
+    sockaddr_in and an iovec of its own per datagram), as send_each: one system call instead of one per
+    datagram. A failed datagram stops the call there; it is sent again once when ``retry``."""
+    fn, ctypes = mmsg
+    n = len(ports)
+    payloads = [make_payload(token, port, size) for port in ports]
+    data = ctypes.create_string_buffer(b"".join(payloads))
+    names = ctypes.create_string_buffer(16 * n)
+    iovs = ctypes.create_string_buffer(16 * n)
+    hdrs = ctypes.create_string_buffer(64 * n)
+    at_data, at_names, at_iovs = ctypes.addressof(data), ctypes.addressof(names), ctypes.addressof(iovs)
+    ip = socket.inet_aton(address)
+    family = struct.pack("=H", socket.AF_INET)
+    pos = 0
+    for i, port in enumerate(ports):
+        struct.pack_into("=2s2s4s", names, 16 * i, family, port.to_bytes(2, "big"), ip)
+        struct.pack_into("=QQ", iovs, 16 * i, at_data + pos, len(payloads[i]))
+        struct.pack_into("=QI4xQQ", hdrs, 64 * i, at_names + 16 * i, 16, at_iovs + 16 * i, 1)
+        pos += len(payloads[i])
+    sent = done = 0
+    errors = {}
+    retried = -1
+    fd, base = s.fileno(), ctypes.addressof(hdrs)
+    while done < n:
+        r = fn(fd, base + 64 * done, n - done, 0)
+        if r > 0:
+            done += r
+            sent += r
+            continue
+        err = ctypes.get_errno()
+        if retry and retried != done:       # perhaps an ICMP error of an earlier datagram, reported once
+            retried = done
+            continue
+        text = os.strerror(err) if err else "sendmmsg failed"
+        errors[text] = errors.get(text, 0) + 1
+        done += 1
     return sent, errors
 
 
