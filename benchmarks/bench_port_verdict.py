@@ -1,6 +1,6 @@
 """The whole port verdict of one host (TCP, UDP range, closed vs filtered) with a UDP DROP band and a
-dropped TCP port, against a namespace test host; the window size's cost; and how often TCP loss reads
-as a blocked port.
+dropped TCP port, against a namespace test host, in raw mode (as root) and windowed; the window size's
+cost; and how often TCP loss reads as a blocked port.
 
 Run as root from the repository root:  python benchmarks/bench_port_verdict.py [runs]
 
@@ -53,10 +53,10 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
-def one(host, window: int, tcp_timeout: float) -> tuple[float, object]:
+def one(host, window: int, tcp_timeout: float, raw: bool) -> tuple[float, object]:
     t0 = time.perf_counter()
     r = probe_ports(lambda argv: host.popen(argv, **PIPES), host.address, udp=RANGE, tcp=[22, 80, 443, 3478],
-                    classify=True, window=window, tcp_timeout=tcp_timeout)
+                    classify=True, window=window, tcp_timeout=tcp_timeout, raw=raw)
     return time.perf_counter() - t0, r
 
 
@@ -69,19 +69,21 @@ def main() -> int:
     with Lab() as lab:
         h, lossy = lab.add_hosts([{"name": "verdict", "setup": FIREWALL}, {"name": "tcploss", "setup": LOSSY}])
         print(f"{load()}; {os.cpu_count()} CPUs")
-        for window, tcp_timeout, label in ((WINDOW, 1.5, f"window {WINDOW} (default), TCP timeout 1.5 s (default)"),
-                                           (0, 1.5, "whole range at once (old), TCP timeout 1.5 s"),
-                                           (8192, 1.5, "window 8192, TCP timeout 1.5 s"),
-                                           (WINDOW, 3.0, f"window {WINDOW}, TCP timeout 3 s (old default)")):
+        for window, tcp_timeout, raw, label in (
+                (WINDOW, 1.5, True, "raw mode (default as root: nothing bound), TCP timeout 1.5 s (default)"),
+                (WINDOW, 1.5, False, f"window {WINDOW} (the fallback without root), TCP timeout 1.5 s"),
+                (0, 1.5, False, "whole range at once (old), TCP timeout 1.5 s"),
+                (8192, 1.5, False, "window 8192, TCP timeout 1.5 s"),
+                (WINDOW, 3.0, False, f"window {WINDOW}, TCP timeout 3 s (old default)")):
             times, loads = [], []
             for _ in range(runs):
-                took, r = one(h, window, tcp_timeout)
+                took, r = one(h, window, tcp_timeout, raw)
                 times.append(took)
                 loads.append(os.getloadavg()[0])
             phases = ", ".join(f"{k} {v:.2f}" for k, v in r.timings.items() if k != "control_rtt")
             print(f"{label}: median {statistics.median(times):.2f} s (runs: "
                   + ", ".join(f"{t:.2f}" for t in times) + f"; load {min(loads):.1f}-{max(loads):.1f}); "
-                  f"held at most {r.udp_held_max or 32768:,} ports", flush=True)
+                  f"held at most {r.udp_held_max if r.udp_mode == 'raw' else r.udp_held_max or 32768:,} ports", flush=True)
             print(f"    phases of the last run: {phases}; rounds: "
                   + ", ".join(f"{x['seconds']:.2f}" for x in r.rounds))
             print(f"    UDP blocked {format_ranges(r.udp_blocked)}; {r.udp_classification}")
