@@ -496,3 +496,20 @@ def test_loss_on_top_of_a_wide_band_is_reprobed_in_full(lab_module: Lab) -> None
     r = probe_ports(spawn_on(h), h.address, udp=RANGE)
     assert r.udp_blocked == list(range(40000, 50000)), format_ranges(r.udp_blocked)
     assert not r.sampled_retry and r.recovered_by_retry > 0
+
+
+def test_raw_mode_tells_two_rejected_bands_from_a_dropped_one(lab_module: Lab) -> None:
+    """Raw mode: the ports that arrived spend the target's ICMP budget (6 answers, then 1 per second) on
+    port unreachables, so each REJECT band's sample is asked when the target answers again, one band
+    per answer; the DROP band stays silent with an answer due, and is named dropped."""
+    h = lab_module.add_host("rejecttwo", setup=[
+        "iptables -A INPUT -p udp --dport 41000:41019 -j REJECT",
+        "iptables -A INPUT -p udp --dport 41030:41039 -j DROP",
+        "iptables -A INPUT -p udp --dport 41100:41109 -j REJECT --reject-with icmp-admin-prohibited"])
+    r = probe_ports(spawn_on(h), h.address, udp=range(40000, 42200), classify=True, window=1024)
+    assert r.udp_mode == "raw"
+    assert r.udp_blocked == list(range(41000, 41020)) + list(range(41030, 41040)) + list(range(41100, 41110))
+    assert r.udp_classification["41000-41019"].startswith("filtered (rejected) (ICMP port unreachable)")
+    assert r.udp_classification["41030-41039"].startswith("filtered (dropped: no reply)")
+    assert r.udp_classification["41100-41109"].startswith(
+        "filtered (rejected) (ICMP communication administratively prohibited)")
