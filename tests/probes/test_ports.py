@@ -272,11 +272,15 @@ def test_a_port_held_for_a_moment_is_not_in_use(lab_module: Lab, recheck: bool, 
         assert list(r.udp_in_use) == [50000] and 50000 not in r.udp_passed
 
 
-def test_dnat_from_one_address_to_another(hosts: dict[str, LabHost]) -> None:
-    """Probe the gateway's address (the wire_ip) while the listener runs on the node behind it."""
+@pytest.mark.parametrize("window", [None, 128], ids=["bound", "raw"])
+def test_dnat_from_one_address_to_another(hosts: dict[str, LabHost], window: int | None) -> None:
+    """Probe the gateway's address (the wire_ip) while the listener runs on the node behind it. In raw
+    mode (the range larger than a window) the addresses come from the IP headers, after the DNAT."""
     gw, node = hosts["gw"], hosts["node"]
     before = footprint(node)
-    r = probe_ports(spawn_on(node), gw.address, udp=range(49900, 50200), tcp=[3478], tcp_timeout=2.0)
+    r = probe_ports(spawn_on(node), gw.address, udp=range(49900, 50200), tcp=[3478], tcp_timeout=2.0,
+                    window=window)
+    assert r.udp_mode == ("raw" if window else "bound")
     assert r.probed_address == gw.address
     assert list(r.receiving_addresses) == [node.address]  # arrived on the node, after the DNAT
     assert list(r.sender_addresses) == [gw.address]  # masqueraded by the gateway
