@@ -181,7 +181,8 @@ def test_ufw_deny_range_and_tcp(hosts: dict[str, LabHost]) -> None:
     assert_clean_after(h, before)
 
 
-def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, LabHost]) -> None:
+@pytest.mark.parametrize("window", [None, 16], ids=["bound", "raw"])
+def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, LabHost], window: int | None) -> None:
     h = hosts["clean"]
     holder = h.popen(["python3", "-c", (
         "import socket,sys,time\n"
@@ -194,7 +195,8 @@ def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, La
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
         before = footprint(h)
         r = probe_ports(spawn_on(h), h.address, udp=range(49990, 50020), tcp=[3478], tcp_timeout=2.0,
-                        classify=True)
+                        classify=True, window=window)
+        assert r.udp_mode == ("raw" if window else "bound")
         assert sorted(r.udp_in_use) == list(range(50000, 50010))
         assert set(r.udp_in_use.values()) == {f"pid {holder.pid} (python3)"}
         assert r.udp_blocked == []
