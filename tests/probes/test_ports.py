@@ -507,13 +507,30 @@ def test_loss_on_top_of_a_wide_band_is_reprobed_in_full(lab_module: Lab) -> None
 def test_raw_mode_tells_two_rejected_bands_from_a_dropped_one(lab_module: Lab) -> None:
     """Raw mode: the ports that arrived spend the target's ICMP budget (6 answers, then 1 per second) on
     port unreachables, so each REJECT band's sample is asked when the target answers again, one band
-    per answer; the DROP band stays silent with an answer due, and is named dropped."""
+    per answer; the DROP band stays silent with an answer due, and is named dropped. The ports in use
+    are probed before the first round, while the budget is whole."""
     h = lab_module.add_host("rejecttwo", setup=[
         "iptables -A INPUT -p udp --dport 41000:41019 -j REJECT",
         "iptables -A INPUT -p udp --dport 41030:41039 -j DROP",
-        "iptables -A INPUT -p udp --dport 41100:41109 -j REJECT --reject-with icmp-admin-prohibited"])
-    r = probe_ports(spawn_on(h), h.address, udp=range(40000, 42200), classify=True, window=1024)
-    assert r.udp_mode == "raw"
+        "iptables -A INPUT -p udp --dport 41100:41109 -j REJECT --reject-with icmp-admin-prohibited",
+        "iptables -A INPUT -p udp --dport 41501 -j REJECT"])
+    # two ports in use, one behind a REJECT rule: probed before the first round, while the budget is whole
+    holder = h.popen(["python3", "-c", (
+        "import socket,sys\n"
+        "u=[socket.socket(socket.AF_INET,socket.SOCK_DGRAM) for _ in range(2)]\n"
+        "[s.bind(('0.0.0.0',41500+i)) for i,s in enumerate(u)]\n"
+        "print('ok',flush=True)\n"
+        "sys.stdin.read()\n")], **PIPES)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        r = probe_ports(spawn_on(h), h.address, udp=range(40000, 42200), classify=True, window=1024)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert r.udp_mode == "raw" and sorted(r.udp_in_use) == [41500, 41501]
+    assert r.udp_classification["41500 (in use)"].startswith("no reply")
+    assert r.udp_classification["41501 (in use)"] == "closed (ICMP port unreachable)"
     assert r.udp_blocked == list(range(41000, 41020)) + list(range(41030, 41040)) + list(range(41100, 41110))
     assert r.udp_classification["41000-41019"].startswith("filtered (rejected) (ICMP port unreachable)")
     assert r.udp_classification["41030-41039"].startswith("filtered (dropped: no reply)")

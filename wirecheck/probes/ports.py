@@ -746,19 +746,19 @@ def probe_ports(
         rounds.fixed = set(bound_udp) if windowed else set()
         verdicts: dict[int, str] = {}
 
-        def classify_now(ports: list[int]) -> None:
+        def classify_now(ports: list[int], paced: bool = raw_mode) -> None:
             """Closed vs filtered for ``ports`` (UDP), into ``verdicts``."""
             assert sender is not None
             t3 = time.monotonic()
             try:
-                if not raw_mode:
+                if not paced:
                     verdicts.update(sender.classify(address, ports, cls_wait))
                 # Raw mode: the target answers again once the first round's port-unreachables are paid
                 # for (icmp_gap after the last); then one answer per icmp_gap. A look in which no sample
                 # was answered while an answer was due means the rest are dropped; an answered one spent
                 # the budget, so the others are asked again after the next gap (at most BANDS looks).
                 waiting = list(ports)
-                for _look in range(BANDS if raw_mode else 0):
+                for _look in range(BANDS if paced else 0):
                     time.sleep(max(0.0, icmp_free_at[0] - time.monotonic()))
                     got = sender.classify(address, waiting, cls_wait)
                     verdicts.update(got)
@@ -789,9 +789,19 @@ def probe_ports(
                     if not any(lo <= p <= hi for p in rounds.held)]
             longest = sorted(runs, key=lambda band: (band[0] - band[1], band[0]))[:max(0, BANDS - len(rounds.held))]
             samples = rounds.hold([lo for lo, _hi in longest])
-            in_use = sorted(set(result.udp_in_use) | rounds.in_use)[:BANDS]
+            in_use = [p for p in sorted(set(result.udp_in_use) | rounds.in_use) if p not in early][:BANDS]
             if samples or in_use:
                 later("classify", lambda: classify_now(samples + in_use))
+
+        early: list[int] = []
+        if classify and raw_mode and result.udp_in_use:
+            # Raw mode knows the ports in use before anything is sent: they are probed now, while the
+            # target's ICMP budget is whole (the first round's port-unreachables spend it); the first
+            # round waits until these probes are out (a probe host's agent has done them already)
+            early = sorted(result.udp_in_use)[:BANDS]
+            later("classify", lambda: classify_now(early, paced=False))
+            if beside:
+                time.sleep(0.06)
 
         missing = list(bound_udp) if not windowed else sorted(set(windowed) | set(bound_udp))
         round_no = 0
