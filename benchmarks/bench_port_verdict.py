@@ -1,6 +1,6 @@
 """The whole port verdict of one host (TCP, UDP range, closed vs filtered) with a UDP DROP band and a
-dropped TCP port, against a namespace test host; the window size's cost; and how often TCP loss reads
-as a blocked port.
+dropped TCP port, against a namespace test host, in raw mode (as root) and windowed; the window size's
+cost; and how often TCP loss reads as a blocked port.
 
 Run as root from the repository root:  python benchmarks/bench_port_verdict.py [runs]
 
@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.lab import Lab, lab_unavailable_reason  # noqa: E402
-from wirecheck.probes import udp_listener as agent  # noqa: E402
+from wirecheck.probes import udp_sender as send_agent  # noqa: E402
 from wirecheck.probes.ports import TCP_ATTEMPTS, WINDOW, format_ranges, probe_ports, tcp_stagger  # noqa: E402
 
 FIREWALL = [
@@ -53,10 +53,10 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
-def one(host, window: int, tcp_timeout: float) -> tuple[float, object]:
+def one(host, window: int, tcp_timeout: float, raw: bool) -> tuple[float, object]:
     t0 = time.perf_counter()
     r = probe_ports(lambda argv: host.popen(argv, **PIPES), host.address, udp=RANGE, tcp=[22, 80, 443, 3478],
-                    classify=True, window=window, tcp_timeout=tcp_timeout)
+                    classify=True, window=window, tcp_timeout=tcp_timeout, raw=raw)
     return time.perf_counter() - t0, r
 
 
@@ -69,19 +69,21 @@ def main() -> int:
     with Lab() as lab:
         h, lossy = lab.add_hosts([{"name": "verdict", "setup": FIREWALL}, {"name": "tcploss", "setup": LOSSY}])
         print(f"{load()}; {os.cpu_count()} CPUs")
-        for window, tcp_timeout, label in ((WINDOW, 1.5, f"window {WINDOW} (default), TCP timeout 1.5 s (default)"),
-                                           (0, 1.5, "whole range at once (old), TCP timeout 1.5 s"),
-                                           (8192, 1.5, "window 8192, TCP timeout 1.5 s"),
-                                           (WINDOW, 3.0, f"window {WINDOW}, TCP timeout 3 s (old default)")):
+        for window, tcp_timeout, raw, label in (
+                (WINDOW, 1.5, True, "raw mode (default as root: nothing bound), TCP timeout 1.5 s (default)"),
+                (WINDOW, 1.5, False, f"window {WINDOW} (the fallback without root), TCP timeout 1.5 s"),
+                (0, 1.5, False, "whole range at once (old), TCP timeout 1.5 s"),
+                (8192, 1.5, False, "window 8192, TCP timeout 1.5 s"),
+                (WINDOW, 3.0, False, f"window {WINDOW}, TCP timeout 3 s (old default)")):
             times, loads = [], []
             for _ in range(runs):
-                took, r = one(h, window, tcp_timeout)
+                took, r = one(h, window, tcp_timeout, raw)
                 times.append(took)
                 loads.append(os.getloadavg()[0])
             phases = ", ".join(f"{k} {v:.2f}" for k, v in r.timings.items() if k != "control_rtt")
             print(f"{label}: median {statistics.median(times):.2f} s (runs: "
                   + ", ".join(f"{t:.2f}" for t in times) + f"; load {min(loads):.1f}-{max(loads):.1f}); "
-                  f"held at most {r.udp_held_max or 32768:,} ports", flush=True)
+                  f"held at most {r.udp_held_max if r.udp_mode == 'raw' else r.udp_held_max or 32768:,} ports", flush=True)
             print(f"    phases of the last run: {phases}; rounds: "
                   + ", ".join(f"{x['seconds']:.2f}" for x in r.rounds))
             print(f"    UDP blocked {format_ranges(r.udp_blocked)}; {r.udp_classification}")
@@ -95,7 +97,7 @@ def main() -> int:
             for attempts, timeout in ((1, 1.5), (TCP_ATTEMPTS, 1.5), (1, 3.0), (TCP_ATTEMPTS, 3.0)):
                 timed_out, t0 = 0, time.perf_counter()
                 for _ in range(5):
-                    res = agent.connect_tcp(lossy.address, ports, b"bench", timeout, quiet=ports, banner_wait=0.05,
+                    res = send_agent.connect_tcp(lossy.address, ports, b"bench", timeout, quiet=ports, banner_wait=0.05,
                                             attempts=attempts, stagger=tcp_stagger(timeout))
                     timed_out += sum(1 for v in res.values() if v[0] == "timed out")
                 print(f"    {attempts} attempt{'s' if attempts > 1 else ''}, timeout {timeout} s: {timed_out} "

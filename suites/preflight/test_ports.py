@@ -377,7 +377,8 @@ def test_udp_range_reachable(target, site):
     record(range=f"{lo}-{hi}", probed=len([p for p in r.udp_probed if p in in_range]),
            passed=len([p for p in r.udp_passed if p in in_range]), blocked=format_ranges(blocked, limit=100),
            rounds=r.rounds, recovered_by_retry=r.recovered_by_retry, timings=r.timings,
-           listener_workers=r.listener_workers, listener_peak_rss_kib=r.listener_peak_rss_kib)
+           listener_workers=r.listener_workers, listener_peak_rss_kib=r.listener_peak_rss_kib,
+           received_by=r.udp_mode, **({"raw_fallback": r.raw_fallback} if r.raw_fallback else {}))
     if in_use:
         record(in_use=r.udp_in_use_summary(),
                in_use_classification={k: v for k, v in r.udp_classification.items() if "in use" in k})

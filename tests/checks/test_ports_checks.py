@@ -248,8 +248,10 @@ def test_killed_pytest_leaves_nothing_on_the_target(hosts: dict[str, LabHost], t
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            # a window of the range bound (the listener holds at most two at a time)
-            if int(h.exec("ss -Huan | wc -l").stdout.strip() or 0) > 1000:
+            # the listener's raw socket open (raw mode, as root), or a window of the range bound (the
+            # fallback holds at most two at a time)
+            out = h.exec("ss -Hwa | wc -l; ss -Huan | wc -l").stdout.split()
+            if int(out[0]) >= 1 or int(out[1]) > 1000:
                 break
             time.sleep(0.02)
         else:

@@ -71,6 +71,9 @@ FW_RULES = [
     "nft add table inet wcfilter",
     "nft add chain inet wcfilter input '{ type filter hook input priority 0; }'",
     "nft add rule inet wcfilter input udp dport 60000-60010 drop",
+    "nft add set inet wcfilter blocked '{ type inet_service; }'",
+    "nft add element inet wcfilter blocked '{ 61000, 61005, 62000 }'",
+    "nft add rule inet wcfilter input udp dport @blocked drop",
     "iptables -A INPUT -p udp --dport 55555 -j REJECT --reject-with icmp-admin-prohibited",
     "iptables -A INPUT -p tcp --dport 443 -j REJECT",
     "iptables -A INPUT -p tcp --dport 80 -j DROP",
@@ -96,10 +99,24 @@ def hosts(lab_module: Lab) -> dict[str, LabHost]:
     return {"node": node, "clean": clean, "fw": fw, "ufw": ufw, "gw": gw}
 
 
-def test_full_range_passes_on_an_open_host(hosts: dict[str, LabHost]) -> None:
+#: both ways of receiving the range: one raw socket (as root, the default) and the windows (the fallback)
+MODES = pytest.mark.parametrize("raw", [True, False], ids=["raw", "windowed"])
+
+
+def assert_mode(r: ports.PortProbeResult, raw: bool) -> None:
+    if raw:
+        # nothing of the range was bound: one listener process reads one raw socket
+        assert (r.udp_mode, r.raw_fallback, r.udp_window, r.listener_workers) == ("raw", "", 0, 1)
+    else:
+        assert r.udp_mode == "windowed" and r.udp_window == WINDOW
+        assert r.listener_workers >= 2  # sharded: no process may hold 32,768 sockets here
+
+
+@MODES
+def test_full_range_passes_on_an_open_host(hosts: dict[str, LabHost], raw: bool) -> None:
     h = hosts["clean"]
     before = footprint(h)
-    r = probe_ports(spawn_on(h), h.address, udp=RANGE, tcp=[22, 80, 443, 3478], echo_udp=[33000])
+    r = probe_ports(spawn_on(h), h.address, udp=RANGE, tcp=[22, 80, 443, 3478], echo_udp=[33000], raw=raw)
     assert r.udp_blocked == []
     assert r.udp_passed == list(RANGE)
     assert r.udp_blocked_summary() == "all 32,768 of 32,768 probed ports got through"
@@ -110,19 +127,24 @@ def test_full_range_passes_on_an_open_host(hosts: dict[str, LabHost]) -> None:
     assert r.udp_echo == {33000: True}
     assert r.probed_address == h.address and list(r.receiving_addresses) == [h.address]
     assert h.address in r.target_addresses
-    assert r.listener_workers >= 2  # sharded: no process may hold 32,768 sockets here
+    assert_mode(r, raw)
+    assert r.udp_held_max == 0 if raw else r.udp_held_max <= 2 * WINDOW
     assert 0 < r.listener_peak_rss_kib < 100 * 1024
     assert_clean_after(h, before)
 
 
-def test_iptables_and_nft_rules_name_exactly_the_blocked_ports(hosts: dict[str, LabHost]) -> None:
+@MODES
+def test_iptables_and_nft_rules_name_exactly_the_blocked_ports(hosts: dict[str, LabHost], raw: bool) -> None:
     h = hosts["fw"]
     before = footprint(h)
-    r = probe_ports(spawn_on(h), h.address, udp=RANGE, tcp=[80, 443, 3478], tcp_timeout=2.0, classify=True)
-    expected = set(range(40000, 41000)) | set(range(60000, 60011)) | {55555}
+    r = probe_ports(spawn_on(h), h.address, udp=RANGE, tcp=[80, 443, 3478], tcp_timeout=2.0, classify=True,
+                    raw=raw)
+    assert_mode(r, raw)
+    expected = set(range(40000, 41000)) | set(range(60000, 60011)) | {55555, 61000, 61005, 62000}
     assert set(r.udp_blocked) == expected
     assert set(r.udp_passed) == set(RANGE) - expected
-    assert r.udp_blocked_summary() == "1,012 of 32,768 ports blocked: 40000-40999, 55555, 60000-60010"
+    assert r.udp_blocked_summary() == ("1,015 of 32,768 ports blocked: 40000-40999, 55555, 60000-60010, 61000, 61005, "
+                                       "62000")
     assert sum(x["copies"] for x in r.rounds) >= 3  # blocked only after three datagrams per port
     # refused vs timed out, in the evidence
     assert r.tcp[443].state == "refused" and not r.tcp[443].passed
@@ -133,13 +155,18 @@ def test_iptables_and_nft_rules_name_exactly_the_blocked_ports(hosts: dict[str, 
     # closed vs filtered: DROP is silence, REJECT answers (ICMP, reported by the kernel)
     assert r.udp_classification["40000-40999"].startswith("filtered (dropped")
     assert r.udp_classification["60000-60010"].startswith("filtered (dropped")
+    assert r.udp_classification["62000"].startswith("filtered (dropped")   # the nft set
     assert r.udp_classification["55555"].startswith("filtered (rejected) (ICMP communication administratively")
     assert r.tcp[80].classification == "filtered (dropped: no reply)"
     assert r.tcp[443].classification == "filtered (rejected) (ICMP port unreachable)"
-    # the wide bands' samples were held and probed during the first round; the single port after it
-    assert {40000, 60000} <= set(r.udp_sampled_early) and 55555 not in r.udp_sampled_early
+    if not raw:
+        # the wide bands' samples were held and probed during the first round; the single port after it
+        assert {40000, 60000} <= set(r.udp_sampled_early) and 55555 not in r.udp_sampled_early
+    else:
+        # samples are bound (held) for closed vs filtered: a handful of ports, never a window
+        assert 0 < r.udp_held_max <= ports.BANDS
     ev = json.loads(json.dumps(r.evidence()))
-    assert ev["udp_blocked"] == "40000-40999, 55555, 60000-60010"
+    assert ev["udp_blocked"] == "40000-40999, 55555, 60000-60010, 61000, 61005, 62000"
     assert ev["tcp"]["80"]["state"] == "timed out"
     assert_clean_after(h, before)
 
@@ -154,7 +181,8 @@ def test_ufw_deny_range_and_tcp(hosts: dict[str, LabHost]) -> None:
     assert_clean_after(h, before)
 
 
-def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, LabHost]) -> None:
+@pytest.mark.parametrize("window", [None, 16], ids=["bound", "raw"])
+def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, LabHost], window: int | None) -> None:
     h = hosts["clean"]
     holder = h.popen(["python3", "-c", (
         "import socket,sys,time\n"
@@ -167,7 +195,8 @@ def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, La
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
         before = footprint(h)
         r = probe_ports(spawn_on(h), h.address, udp=range(49990, 50020), tcp=[3478], tcp_timeout=2.0,
-                        classify=True)
+                        classify=True, window=window)
+        assert r.udp_mode == ("raw" if window else "bound")
         assert sorted(r.udp_in_use) == list(range(50000, 50010))
         assert set(r.udp_in_use.values()) == {f"pid {holder.pid} (python3)"}
         assert r.udp_blocked == []
@@ -198,15 +227,40 @@ sys.stdin.read()
 """
 
 
+#: raw mode binds nothing: the holder lets go of UDP 50000 when the probe's first round reaches 50001
+#: (it watches with a raw socket of its own), i.e. after the listener found 50000 in use
+BRIEF_HOLDER_RAW = r"""
+import socket, sys
+held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+held.bind(("0.0.0.0", 50000))
+watch = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+watch.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)   # SO_RCVBUFFORCE: the probe sends in bursts
+watch.settimeout(20)   # never hang the test: no "released" then
+print("ok", flush=True)
+while True:
+    d = watch.recv(4096)
+    i = (d[0] & 15) * 4
+    if d[i + 2:i + 4] == (50001).to_bytes(2, "big") and d[i + 8:i + 12] == b"WCP1":
+        break
+held.close()
+print("released", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "windowed"])
 @pytest.mark.parametrize("recheck", [True, False])
-def test_a_port_held_for_a_moment_is_not_in_use(lab_module: Lab, recheck: bool) -> None:
-    """UDP 50000 is held when the probe's window binds it and free a moment later: bound again after
-    the first round, it is probed and passes. Without that second look it reads as in use."""
-    h = lab_module.add_host(f"brief{int(recheck)}")
-    holder = h.popen(["python3", "-c", BRIEF_HOLDER], **PIPES)
+def test_a_port_held_for_a_moment_is_not_in_use(lab_module: Lab, recheck: bool, raw: bool) -> None:
+    """UDP 50000 is held when the probe's window binds it (raw mode: when the listener looks) and free a
+    moment later: looked at again after the first round, it is probed and passes. Without that second
+    look it reads as in use."""
+    h = lab_module.add_host(f"brief{int(recheck)}{'r' if raw else 'w'}")
+    holder = h.popen(["python3", "-c", BRIEF_HOLDER_RAW if raw else BRIEF_HOLDER], **PIPES)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
-        r = probe_ports(spawn_on(h), h.address, udp=range(45000, 55000), pacing=Pacing(recheck_in_use=recheck))
+        r = probe_ports(spawn_on(h), h.address, udp=range(45000, 55000), pacing=Pacing(recheck_in_use=recheck),
+                        raw=raw)
+        assert r.udp_mode == ("raw" if raw else "windowed")
         assert holder.stdout.readline().strip() == b"released"
     finally:
         assert holder.stdin is not None
@@ -220,11 +274,15 @@ def test_a_port_held_for_a_moment_is_not_in_use(lab_module: Lab, recheck: bool) 
         assert list(r.udp_in_use) == [50000] and 50000 not in r.udp_passed
 
 
-def test_dnat_from_one_address_to_another(hosts: dict[str, LabHost]) -> None:
-    """Probe the gateway's address (the wire_ip) while the listener runs on the node behind it."""
+@pytest.mark.parametrize("window", [None, 128], ids=["bound", "raw"])
+def test_dnat_from_one_address_to_another(hosts: dict[str, LabHost], window: int | None) -> None:
+    """Probe the gateway's address (the wire_ip) while the listener runs on the node behind it. In raw
+    mode (the range larger than a window) the addresses come from the IP headers, after the DNAT."""
     gw, node = hosts["gw"], hosts["node"]
     before = footprint(node)
-    r = probe_ports(spawn_on(node), gw.address, udp=range(49900, 50200), tcp=[3478], tcp_timeout=2.0)
+    r = probe_ports(spawn_on(node), gw.address, udp=range(49900, 50200), tcp=[3478], tcp_timeout=2.0,
+                    window=window)
+    assert r.udp_mode == ("raw" if window else "bound")
     assert r.probed_address == gw.address
     assert list(r.receiving_addresses) == [node.address]  # arrived on the node, after the DNAT
     assert list(r.sender_addresses) == [gw.address]  # masqueraded by the gateway
@@ -260,6 +318,16 @@ def test_over_real_ssh(hosts: dict[str, LabHost]) -> None:
     assert r.udp_blocked == list(range(40000, 40010))
     assert r.tcp[3478].passed
     assert_clean_after(h, before)
+
+
+def test_without_root_the_listener_falls_back_to_windows(hosts: dict[str, LabHost]) -> None:
+    """As the login user (no sudo) the raw socket is refused: the range larger than a window is bound
+    window by window instead, with the same exact verdict, and the evidence says why."""
+    h = hosts["fw"]
+    r = probe_ports(spawn_over_ssh(h), h.address, udp=range(39500, 40100), window=256)
+    assert r.udp_mode == "windowed" and r.udp_window == 256 and "not root" in r.raw_fallback
+    assert r.udp_blocked == list(range(40000, 40100)) and r.udp_passed == list(range(39500, 40000))
+    assert 256 < r.udp_held_max <= 2 * 256
 
 
 def test_probe_from_another_host(hosts: dict[str, LabHost]) -> None:
@@ -336,36 +404,40 @@ prefix = json.loads(sys.argv[1])
 def spawn(argv):
     cmd = prefix + [shlex.join(argv)] if prefix[0] == "ssh" else prefix + argv
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-probe_ports(spawn, sys.argv[2], udp=range(32768, 65536), pacing=Pacing(settle=300), deadline=600)
+probe_ports(spawn, sys.argv[2], udp=range(32768, 65536), pacing=Pacing(settle=300), deadline=600,
+            raw=sys.argv[3] == "raw")
 """
 
 
-def _wait_for_listener(host: LabHost, timeout: float = 30.0) -> None:
+def _wait_for_listener(host: LabHost, raw: bool, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        count = int(host.exec("ss -Huan | wc -l").stdout.strip() or 0)
-        if count >= 2 * WINDOW:     # two windows held: the first awaiting, the next bound
-            return
+        if raw:     # the listener's raw socket is open (over ssh: sudo's; nsenter: root's)
+            if int(host.exec("ss -Hwa | wc -l").stdout.strip() or 0) >= 1:
+                return
+        elif int(host.exec("ss -Huan | wc -l").stdout.strip() or 0) >= 2 * WINDOW:
+            return      # two windows held: the first awaiting, the next bound
         time.sleep(0.2)
     raise AssertionError("listener did not come up")
 
 
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "windowed"])
 @pytest.mark.parametrize("how", ["pytest killed", "ssh dropped"])
-def test_listener_goes_away_when_the_prober_dies(hosts: dict[str, LabHost], how: str) -> None:
+def test_listener_goes_away_when_the_prober_dies(hosts: dict[str, LabHost], how: str, raw: bool) -> None:
     """Kill the probing process (or its SSH connection) mid-probe: the listener must vanish."""
     h = hosts["clean"]
     before = footprint(h)
     if how == "pytest killed":
         prefix = ["nsenter", "-t", str(h.holder.pid), "-n", "-m", "-u"] if h.holder else []
     else:
-        prefix = [*h.ssh_argv(), "--"]  # ssh ... user@host -- <quoted argv>
+        prefix = [*h.ssh_argv(), "--", *(["sudo", "-n"] if raw else [])]  # ssh ... user@host -- <quoted argv>
     # datagrams go to a lab address where nobody is: the first window waits (settle 300 s) with the
     # next one bound, until the prober dies
     nobody = h.address.rsplit(".", 1)[0] + ".254"
-    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=str(REPO)), json.dumps(prefix), nobody],
-                             start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(repo=str(REPO)), json.dumps(prefix), nobody,
+                              "raw" if raw else "windowed"], start_new_session=True)
     try:
-        _wait_for_listener(h)
+        _wait_for_listener(h, raw)
         if how == "pytest killed":
             child.send_signal(signal.SIGKILL)
         else:
@@ -430,3 +502,37 @@ def test_loss_on_top_of_a_wide_band_is_reprobed_in_full(lab_module: Lab) -> None
     r = probe_ports(spawn_on(h), h.address, udp=RANGE)
     assert r.udp_blocked == list(range(40000, 50000)), format_ranges(r.udp_blocked)
     assert not r.sampled_retry and r.recovered_by_retry > 0
+
+
+def test_raw_mode_tells_two_rejected_bands_from_a_dropped_one(lab_module: Lab) -> None:
+    """Raw mode: the ports that arrived spend the target's ICMP budget (6 answers, then 1 per second) on
+    port unreachables, so each REJECT band's sample is asked when the target answers again, one band
+    per answer; the DROP band stays silent with an answer due, and is named dropped. The ports in use
+    are probed before the first round, while the budget is whole."""
+    h = lab_module.add_host("rejecttwo", setup=[
+        "iptables -A INPUT -p udp --dport 41000:41019 -j REJECT",
+        "iptables -A INPUT -p udp --dport 41030:41039 -j DROP",
+        "iptables -A INPUT -p udp --dport 41100:41109 -j REJECT --reject-with icmp-admin-prohibited",
+        "iptables -A INPUT -p udp --dport 41501 -j REJECT"])
+    # two ports in use, one behind a REJECT rule: probed before the first round, while the budget is whole
+    holder = h.popen(["python3", "-c", (
+        "import socket,sys\n"
+        "u=[socket.socket(socket.AF_INET,socket.SOCK_DGRAM) for _ in range(2)]\n"
+        "[s.bind(('0.0.0.0',41500+i)) for i,s in enumerate(u)]\n"
+        "print('ok',flush=True)\n"
+        "sys.stdin.read()\n")], **PIPES)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        r = probe_ports(spawn_on(h), h.address, udp=range(40000, 42200), classify=True, window=1024)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert r.udp_mode == "raw" and sorted(r.udp_in_use) == [41500, 41501]
+    assert r.udp_classification["41500 (in use)"].startswith("no reply")
+    assert r.udp_classification["41501 (in use)"] == "closed (ICMP port unreachable)"
+    assert r.udp_blocked == list(range(41000, 41020)) + list(range(41030, 41040)) + list(range(41100, 41110))
+    assert r.udp_classification["41000-41019"].startswith("filtered (rejected) (ICMP port unreachable)")
+    assert r.udp_classification["41030-41039"].startswith("filtered (dropped: no reply)")
+    assert r.udp_classification["41100-41109"].startswith(
+        "filtered (rejected) (ICMP communication administratively prohibited)")

@@ -5,11 +5,13 @@ or any unbound UDP socket fails with EAGAIN and coturn cannot allocate relays. T
 the range window by window (at most two windows at a time), so during a probe of the whole range
 a DNS loop against a real resolver (dnsmasq), a loop of outgoing UDP sockets and TURN allocations
 against a real coturn, all on the target, see no failure.  The same loops with the old all-at-once
-listener (window=0) do fail: the test can tell.
+listener (window=0) do fail: the test can tell. Raw mode (one raw socket, as root) binds none of the
+range: the same loops see no failure either.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import time
@@ -26,7 +28,7 @@ PIPES = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subproce
 #: runs on the target: three loops until stdin closes, then one JSON line of counts
 LOOPS = r"""
 import json, os, socket, struct, sys, threading, time
-resolver, turn = sys.argv[1], sys.argv[2]
+resolver, turn, base = sys.argv[1], sys.argv[2], int(sys.argv[3])
 stop = threading.Event()
 stats = {k: {"ok": 0, "fail": 0, "errors": {}, "times": []} for k in ("dns", "udp", "turn")}
 
@@ -86,7 +88,7 @@ def udp():
         old.close()
 
 def turn_alloc():
-    next_port = 10000
+    next_port = base
     calls = []   # (socket, ) allocations kept like calls going on; freed in batches
     def free(batch):
         life = struct.pack("!HHI", 0x000D, 4, 0)
@@ -100,10 +102,11 @@ def turn_alloc():
             s.close()
     while not stop.is_set():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        # a client port of its own below the range, never the same twice (an allocation is keyed by
-        # the client's address and port); the relay port coturn allocates is what is tested
+        # a client port of its own below the range, never the same twice, in this run or an earlier
+        # one against the same coturn (an allocation is keyed by the client's address and port: a port
+        # reused while its allocation lives gets 437 Allocation Mismatch); the relay port is what is tested
         while True:
-            next_port = next_port + 1 if next_port < 30000 else 10001
+            next_port = next_port + 1 if next_port < base + 4999 else base + 1
             try:
                 s.bind(("0.0.0.0", next_port))
                 break
@@ -146,6 +149,9 @@ print(json.dumps(stats), flush=True)
 """
 
 
+_RUNS = itertools.count()
+
+
 @pytest.fixture(scope="module")
 def busy(lab_module: Lab):
     """A target running a resolver (dnsmasq) and a TURN server (coturn, relays 49152-65535)."""
@@ -168,14 +174,16 @@ def busy(lab_module: Lab):
         stop_all(procs)
 
 
-def _probe_with_loops(h: LabHost, window: int, pacing: Pacing | None = None) -> tuple[dict, object, float, float]:
-    loops = h.popen(["python3", "-c", LOOPS, "127.0.0.1", h.address], **PIPES)
+def _probe_with_loops(h: LabHost, window: int, pacing: Pacing | None = None,
+                      raw: bool = False) -> tuple[dict, object, float, float]:
+    base = 10000 + 5000 * next(_RUNS)   # client ports of this run's TURN allocations: base..base+4999
+    loops = h.popen(["python3", "-c", LOOPS, "127.0.0.1", h.address, str(base)], **PIPES)
     try:
         assert loops.stdout.readline().strip() == b"running"
         time.sleep(0.3)
         t0 = time.time()
         result = probe_ports(lambda argv: h.popen(argv, **PIPES), h.address, udp=RANGE, window=window,
-                             pacing=pacing)
+                             pacing=pacing, raw=raw)
         t1 = time.time()
         time.sleep(0.3)
         out, err = loops.communicate(b"", timeout=20)
@@ -190,9 +198,14 @@ def _during(stats: dict, t0: float, t1: float) -> int:
     return sum(1 for t in stats["times"] if t0 <= t <= t1)
 
 
-def test_whole_range_probe_leaves_the_targets_udp_working(busy: LabHost) -> None:
-    stats, result, t0, t1 = _probe_with_loops(busy, WINDOW)
-    assert result.udp_window == WINDOW and result.udp_held_max <= 2 * WINDOW
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "windowed"])
+def test_whole_range_probe_leaves_the_targets_udp_working(busy: LabHost, raw: bool) -> None:
+    """Raw mode (the default as root) binds no port of the range at all; the windows hold two at most."""
+    stats, result, t0, t1 = _probe_with_loops(busy, WINDOW, raw=raw)
+    if raw:
+        assert (result.udp_mode, result.udp_window, result.udp_held_max) == ("raw", 0, 0)
+    else:
+        assert result.udp_window == WINDOW and result.udp_held_max <= 2 * WINDOW
     # every port not held by the resolver, coturn or the loops themselves got through
     assert result.udp_blocked == [], result.udp_blocked_summary()
     for kind in ("dns", "udp", "turn"):

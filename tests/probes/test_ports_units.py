@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from wirecheck.probes import udp_listener as agent
+from wirecheck.probes import udp_sender as send_agent
 from wirecheck.probes.ports import AGENT_ARGV, AgentProcess, PortProbeResult, format_ranges, parse_ports
 
 
@@ -69,7 +70,7 @@ def _local_spawn(argv: list[str]) -> subprocess.Popen[bytes]:
 
 def test_agent_bootstrap_runs_from_stdin_and_obeys_its_deadline() -> None:
     """The agent exits on its own hard deadline even while stdin stays open."""
-    assert AGENT_ARGV[:2] == ["python3", "-c"]
+    assert AGENT_ARGV[:4] == ["python3", "-I", "-S", "-c"]
     proc_holder: list[subprocess.Popen[bytes]] = []
 
     def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
@@ -116,11 +117,11 @@ def test_tcp_open_without_the_token_is_not_reachable():
 
 
 def test_icmp_answers_read_as_closed_or_filtered() -> None:
-    assert agent.icmp_verdict(3, 3) == "closed (ICMP port unreachable)"
-    assert agent.icmp_verdict(3, 13) == "filtered (rejected) (ICMP communication administratively prohibited)"
-    assert agent.icmp_verdict(3, 1) == "filtered (rejected) (ICMP host unreachable)"
-    assert agent.icmp_verdict(3, 7) == "filtered (rejected) (ICMP code 7)"
-    assert agent.icmp_verdict(11, 0) == "filtered (rejected) (ICMP type 11 code 0)"
+    assert send_agent.icmp_verdict(3, 3) == "closed (ICMP port unreachable)"
+    assert send_agent.icmp_verdict(3, 13) == "filtered (rejected) (ICMP communication administratively prohibited)"
+    assert send_agent.icmp_verdict(3, 1) == "filtered (rejected) (ICMP host unreachable)"
+    assert send_agent.icmp_verdict(3, 7) == "filtered (rejected) (ICMP code 7)"
+    assert send_agent.icmp_verdict(11, 0) == "filtered (rejected) (ICMP type 11 code 0)"
 
 
 def test_tcp_attempts_fit_inside_the_timeout() -> None:

@@ -19,6 +19,7 @@ No pytest in here; every wait has a timeout.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from wirecheck.probes import udp_listener as agent
+from wirecheck.probes import udp_sender as send_agent
 
 Spawn = Callable[[list[str]], subprocess.Popen]
 
@@ -54,7 +56,9 @@ BOOTSTRAP = (
     "{'__name__':'wirecheck_agent','WIRECHECK_AGENT':1,'CONFIG_PREFIX':b[n:]})\n"
 )
 
-AGENT_ARGV = ["python3", "-c", BOOTSTRAP]
+#: ``-I -S``: no site module, no user site, no PYTHON* variables: the agent needs the standard library
+#: only, and its start costs the target a fifth less CPU (about 3 ms of 14 ms on a lab host)
+AGENT_ARGV = ["python3", "-I", "-S", "-c", BOOTSTRAP]
 
 
 class ProbeError(RuntimeError):
@@ -143,7 +147,9 @@ class PortProbeResult:
     timings: dict[str, float] = field(default_factory=dict)
     listener_workers: int = 0
     listener_peak_rss_kib: int = 0
-    udp_window: int = 0  # range ports bound per window (0: all at once)
+    udp_mode: str = ""  # how the range was received: "raw" (one raw socket, nothing bound), "windowed", "bound"
+    raw_fallback: str = ""  # why the listener could not use its raw socket (windows were used instead)
+    udp_window: int = 0  # range ports bound per window (0: all at once, or raw mode)
     udp_held_max: int = 0  # most range ports the listener held at one time
     tcp_attempts: int = 0  # connection attempts per TCP port at most (from distinct source ports)
     udp_sampled_early: list[int] = field(default_factory=list)  # band samples held and probed in the first round
@@ -195,6 +201,16 @@ class PortProbeResult:
 # agent process (listener on the target, or sender on a probe host)
 
 
+@functools.cache
+def agent_source(mode: str) -> bytes:
+    """The program sent to the agent: the listener (udp_listener.py) alone, or for send mode the sender
+    (udp_sender.py) ahead of it. The target compiles only what its mode runs."""
+    listener = Path(agent.__file__).read_bytes()
+    if mode == "send":
+        return Path(send_agent.__file__).read_bytes() + b"\n\n" + listener
+    return listener
+
+
 class AgentProcess:
     """The wirecheck agent running under ``spawn``; JSON lines over its stdin/stdout."""
 
@@ -204,7 +220,7 @@ class AgentProcess:
             self.kill()
             raise ProbeError("spawn() must return a Popen with stdin and stdout pipes")
         self._buf = b""
-        source = Path(agent.__file__).read_bytes()
+        source = agent_source(str(config.get("mode", "listen")))
         try:
             self.proc.stdin.write(b"%d\n" % len(source) + source + json.dumps(config).encode() + b"\n")
             self.proc.stdin.flush()
@@ -325,7 +341,7 @@ class LocalSender:
         self.icmp: dict[int, list[int]] = {}  # port -> [ICMP type, code] that came back to a probe datagram
 
     def udp(self, address: str, ports: list[int], burst: int, gap: float, size: int = 0, df: bool = False) -> int:
-        sent, errors = agent.send_udp_parallel(address, ports, self.token, burst, gap, size, df,
+        sent, errors = send_agent.send_udp_parallel(address, ports, self.token, burst, gap, size, df,
                                                threads=min(4, os.cpu_count() or 1),
                                                icmp=None if df else self.icmp)
         for text, count in errors.items():
@@ -333,14 +349,14 @@ class LocalSender:
         return sent
 
     def tcp(self, address: str, ports: list[int], timeout: float, quiet: list[int]) -> dict[int, list[Any]]:
-        return agent.connect_tcp(address, ports, self.token, timeout, quiet, attempts=TCP_ATTEMPTS,
+        return send_agent.connect_tcp(address, ports, self.token, timeout, quiet, attempts=TCP_ATTEMPTS,
                                  stagger=tcp_stagger(timeout))
 
     def udp_echo(self, address: str, ports: list[int], timeout: float) -> dict[int, bool]:
-        return agent.udp_echo(address, ports, self.token, timeout)
+        return send_agent.udp_echo(address, ports, self.token, timeout)
 
     def classify(self, address: str, ports: list[int], wait: float) -> dict[int, str]:
-        return agent.classify_udp(address, ports, wait)
+        return send_agent.classify_udp(address, ports, wait)
 
     def close(self) -> None:
         pass
@@ -472,6 +488,7 @@ class _Rounds:
         self.listener, self.sender, self.address = listener, sender, address
         self.pacing, self.floor, self.timeout = pacing, floor, timeout
         self.windowed = bool(windowed)
+        self.raw = False   # raw mode: nothing of the range is bound; the listener's raw socket sees it all
         self.window = int(result.udp_window or 0) or WINDOW
         self.received: set[int] = set()
         self.received_before: set[int] = set()
@@ -526,7 +543,7 @@ class _Rounds:
     def hold(self, ports: list[int]) -> list[int]:
         """Bind ``ports`` again (windowed) and keep them bound through the next rounds until
         :meth:`unhold`: the closed-vs-filtered samples, probed beside the rounds. Returns the ones bound."""
-        if not self.windowed:     # every port is bound from the start until the listener ends
+        if not (self.windowed or self.raw):   # every port is bound from the start until the listener ends
             self.held.update(ports)
             return list(ports)
         if not ports:
@@ -539,10 +556,11 @@ class _Rounds:
         self.fixed.update(bound)
         self.bound.update(bound)
         self.held.update(bound)
+        self.held_max = max(self.held_max, len(self.held)) if self.raw else self.held_max
         return bound
 
     def unhold(self) -> None:
-        if self.held and self.windowed:
+        if self.held and (self.windowed or self.raw):
             self.listener.request({"cmd": "release", "udp": agent.to_ranges(self.held)}, self.timeout)
             self.fixed -= self.held
             self.held = set()
@@ -551,6 +569,13 @@ class _Rounds:
         """Probe ``ports``; returns (everything received so far, datagrams sent, range ports bound)."""
         self.received_before = set(self.received)
         wait = self.floor * (1.5 ** round_no)
+        if self.raw:
+            # raw mode: send them all, then the target waits for them itself (one round trip)
+            sent = self._send(ports, round_no) if ports else 0
+            self.listener.send({"cmd": "collect", "expect": agent.to_ranges(ports), "release": [],
+                                "wait": wait, "settle": self.pacing.poll, "cap": self.pacing.settle_cap})
+            self._collected()
+            return self.received, sent, ports
         if not self.windowed:
             sent = self._send(ports, round_no)
             report = _await_arrivals(self.listener, wait, self.pacing, self.timeout)
@@ -606,6 +631,7 @@ def probe_ports(
     classify: bool = False,
     mtu_port: int | None = None,
     window: int | None = None,
+    raw: bool = True,
 ) -> PortProbeResult:
     """Prove which ``udp``/``tcp`` ports of ``address`` reach a listener started with ``spawn``.
 
@@ -617,6 +643,8 @@ def probe_ports(
     bands (a sample port of each, held by the listener meanwhile) and the UDP ports already in use.
     ``deadline`` is the listener's hard lifetime in seconds. ``window`` is how many range ports the
     listener holds at once (two windows at most; default :data:`WINDOW`; 0 holds them all at once).
+    ``raw``: a range larger than a window is received through one raw socket when the listener runs as
+    root (nothing bound, see the module notes); windows are the fallback.
 
     The waits overlap: the TCP connects (``tcp_timeout``, paid once: the attempts from other source
     ports run inside it) and the UDP echo run beside the UDP rounds from the start, and the
@@ -636,7 +664,8 @@ def probe_ports(
     windowed = [p for p in udp_ports if p not in fixed] if window and len(udp_ports) > window else []
     config = {"token": token, "udp": agent.to_ranges(udp_ports), "tcp": tcp_ports,
               "echo_udp": sorted(set(echo_udp)), "watch_udp": [mtu_port] if mtu_port else [],
-              "deadline": deadline, "bind": "0.0.0.0", "window": window if windowed else 0}
+              "deadline": deadline, "bind": "0.0.0.0", "window": window if windowed else 0,
+              "raw": bool(raw and windowed)}
     sender: LocalSender | RemoteSender | None = None
     listener: AgentProcess | None = None
     threads: list[threading.Thread] = []
@@ -659,6 +688,18 @@ def probe_ports(
         tcp_in_use = {int(p): "in use" for p in ready.get("in_use_tcp", [])}
         tcp_listening = {int(p) for p in ready.get("bound_tcp", [])}
         bound_udp = agent.from_ranges(ready.get("bound_udp", []))
+        raw_mode = bool(windowed and ready.get("raw"))
+        result.udp_mode = "raw" if raw_mode else "windowed" if windowed else "bound"
+        result.raw_fallback = str(ready.get("raw_error") or "") if windowed and raw else ""
+        if raw_mode:
+            # nothing of the range is bound: every free port of it is probed, the raw socket sees it arrive
+            bound_udp = sorted(set(bound_udp) | {p for p in windowed if p not in result.udp_in_use
+                                                 and f"udp/{p}" not in result.bind_errors})
+            windowed = []
+        # the target's kernel answers a datagram to an unbound port with ICMP port unreachable, at most
+        # 6 back to back and then one per icmp_ratelimit to one peer (these answers and a REJECT rule's
+        # share that budget): in raw mode the first round spends it on the ports that arrived
+        icmp_gap = int(ready.get("icmp_ratelimit_ms", 1000)) / 1000
 
         def later(name: str, work: Callable[[], None]) -> None:
             """Run ``work`` beside the rounds (local sender) or now (probe host)."""
@@ -700,15 +741,32 @@ def probe_ports(
         if windowed:
             result.udp_window = window
         rounds = _Rounds(listener, sender, address, pacing, floor, start_timeout, windowed, result)
+        rounds.raw = raw_mode
+        icmp_free_at = [0.0]   # raw mode: when the target will answer an ICMP error to us again
         rounds.fixed = set(bound_udp) if windowed else set()
         verdicts: dict[int, str] = {}
 
-        def classify_now(ports: list[int]) -> None:
+        def classify_now(ports: list[int], paced: bool = raw_mode) -> None:
             """Closed vs filtered for ``ports`` (UDP), into ``verdicts``."""
             assert sender is not None
             t3 = time.monotonic()
             try:
-                verdicts.update(sender.classify(address, ports, cls_wait))
+                if not paced:
+                    verdicts.update(sender.classify(address, ports, cls_wait))
+                # Raw mode: the target answers again once the first round's port-unreachables are paid
+                # for (icmp_gap after the last); then one answer per icmp_gap. A look in which no sample
+                # was answered while an answer was due means the rest are dropped; an answered one spent
+                # the budget, so the others are asked again after the next gap (at most BANDS looks).
+                waiting = list(ports)
+                for _look in range(BANDS if paced else 0):
+                    time.sleep(max(0.0, icmp_free_at[0] - time.monotonic()))
+                    got = sender.classify(address, waiting, cls_wait)
+                    verdicts.update(got)
+                    answered = [p for p in waiting if got.get(p, send_agent.NO_REPLY) != send_agent.NO_REPLY]
+                    waiting = [p for p in waiting if p not in answered]
+                    if not answered or not waiting:
+                        break
+                    icmp_free_at[0] = time.monotonic() + icmp_gap
             except (OSError, ProbeError) as exc:
                 result.udp_classification["not classified"] = f"{type(exc).__name__}: {exc}"[:200]
             result.timings["classify"] = round(result.timings.get("classify", 0.0) + time.monotonic() - t3, 4)
@@ -731,16 +789,26 @@ def probe_ports(
                     if not any(lo <= p <= hi for p in rounds.held)]
             longest = sorted(runs, key=lambda band: (band[0] - band[1], band[0]))[:max(0, BANDS - len(rounds.held))]
             samples = rounds.hold([lo for lo, _hi in longest])
-            in_use = sorted(set(result.udp_in_use) | rounds.in_use)[:BANDS]
+            in_use = [p for p in sorted(set(result.udp_in_use) | rounds.in_use) if p not in early][:BANDS]
             if samples or in_use:
                 later("classify", lambda: classify_now(samples + in_use))
+
+        early: list[int] = []
+        if classify and raw_mode and result.udp_in_use:
+            # Raw mode knows the ports in use before anything is sent: they are probed now, while the
+            # target's ICMP budget is whole (the first round's port-unreachables spend it); the first
+            # round waits until these probes are out (a probe host's agent has done them already)
+            early = sorted(result.udp_in_use)[:BANDS]
+            later("classify", lambda: classify_now(early, paced=False))
+            if beside:
+                time.sleep(0.06)
 
         missing = list(bound_udp) if not windowed else sorted(set(windowed) | set(bound_udp))
         round_no = 0
         while missing:
             rt = time.monotonic()
             copies = 1 if round_no == 0 else pacing.retry_copies
-            if round_no == 1 and windowed and not rounds.received and len(missing) > 2 * window:
+            if round_no == 1 and (windowed or raw_mode) and not rounds.received and len(missing) > 2 * window:
                 # Nothing at all arrived in the first round: re-probe an even sample first (one window).
                 # Random loss would give most of it back; none back means nothing gets through (a dead
                 # path, or the whole range dropped), and the rest need not be waited for window by window.
@@ -764,6 +832,8 @@ def probe_ports(
                                      + ", ".join(f"{t} (x{n})" for t, n in sender.send_errors.items()))
                 if windowed:
                     bound_udp = bound_now
+                if raw_mode:
+                    icmp_free_at[0] = time.monotonic() + icmp_gap
             newly = len(arrived - rounds.received_before)
             bound_set = set(bound_udp)   # once: built per port, it cost 0.8 s per round for 32,768 ports
             still = [p for p in missing if p not in rounds.received and p in bound_set]
@@ -786,6 +856,21 @@ def probe_ports(
                 result.rounds.append({"round": 0, "copies": 1, "in_use_again": len(again), "freed": len(freed),
                                       "sent": sent, "arrived": len(arrived - rounds.received_before),
                                       "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
+            if round_no == 0 and raw_mode and result.udp_in_use and pacing.recheck_in_use:
+                # the same second look in raw mode: which of the ports in use are still held now
+                again = sorted(p for p in result.udp_in_use if p in set(udp_ports))
+                rt = time.monotonic()
+                held_now = set(listener.request({"cmd": "inuse", "udp": agent.to_ranges(again)},
+                                                start_timeout).get("in_use_udp", []))
+                freed = [p for p in again if p not in held_now]
+                for p in freed:
+                    del result.udp_in_use[p]
+                arrived, sent, _ports = rounds.run(freed, 0) if freed else (rounds.received, 0, [])
+                bound_udp = sorted(set(bound_udp) | set(freed))
+                still = sorted(set(still) | {p for p in freed if p not in arrived})
+                result.rounds.append({"round": 0, "copies": 1, "in_use_again": len(again), "freed": len(freed),
+                                      "sent": sent, "arrived": len(arrived - rounds.received_before),
+                                      "missing": len(still), "seconds": round(time.monotonic() - rt, 4)})
             if round_no == 0 and classify:
                 start_classify(still)
             missing = still
@@ -799,10 +884,15 @@ def probe_ports(
         result.send_errors = dict(sender.send_errors)
         result.udp_passed = sorted(p for p in bound_udp if p in received)
         result.udp_blocked = sorted(missing)
+        if raw_mode:
+            # the port-unreachables the target's kernel sent for ports that arrived (nothing was bound
+            # there) say nothing about a firewall: only those for ports that never arrived are kept
+            for p in received:
+                sender.icmp.pop(p, None)
 
         if classify:
             for th in [th for th in threads if th.name == "wirecheck-classify"]:
-                th.join(cls_wait + start_timeout)
+                th.join(cls_wait + start_timeout + (BANDS * (icmp_gap + cls_wait) if raw_mode else 0))
             # a blocked band without a sample probed yet (it looked like loss after the first round):
             # its lowest port now, held again as well
             bands = compress_ranges(result.udp_blocked)[:BANDS]
@@ -816,21 +906,21 @@ def probe_ports(
             for lo, hi in bands:
                 key = f"{lo}" if lo == hi else f"{lo}-{hi}"
                 sample = next((p for p in sorted(held) if lo <= p <= hi and p in verdicts), None)
-                verdict = verdicts.get(sample, agent.NO_REPLY) if sample is not None else agent.NO_REPLY
-                if verdict == agent.NO_REPLY:
+                verdict = verdicts.get(sample, send_agent.NO_REPLY) if sample is not None else send_agent.NO_REPLY
+                if verdict == send_agent.NO_REPLY:
                     # the target's kernel may have spent its ICMP answers (about 6, then 1 per second) on
                     # the rounds' datagrams: one of those answers for this band says it is rejected
                     answered = next((p for p in sorted(sender.icmp) if lo <= p <= hi), None)
                     if answered is not None:
-                        sample, verdict = answered, agent.icmp_verdict(*sender.icmp[answered])
+                        sample, verdict = answered, send_agent.icmp_verdict(*sender.icmp[answered])
                 if sample is None:
                     result.udp_classification[key] = "not classified (no port of it could be held for the probe)"
                     continue
-                if verdict.startswith(agent.CLOSED):
+                if verdict.startswith(send_agent.CLOSED):
                     # our listener held this port at the time: the unreachable came from a REJECT rule
-                    verdict = verdict.replace(agent.CLOSED, agent.FILTERED_REJECTED, 1)
-                elif verdict == agent.NO_REPLY:
-                    verdict = agent.FILTERED_DROPPED
+                    verdict = verdict.replace(send_agent.CLOSED, send_agent.FILTERED_REJECTED, 1)
+                elif verdict == send_agent.NO_REPLY:
+                    verdict = send_agent.FILTERED_DROPPED
                 result.udp_classification[key] = f"{verdict} (probe of {sample})"
             for port in sorted(result.udp_in_use):
                 if port in verdicts:
@@ -839,6 +929,8 @@ def probe_ports(
             result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
             result.bind_errors.update(rounds.bind_errors)
             result.udp_held_max = rounds.held_max
+        if raw_mode:
+            result.udp_held_max = rounds.held_max   # the closed-vs-filtered samples only
 
         if mtu_port is not None and mtu_port in received:   # the listener's channel: here, not beside
             result.max_datagram = probe_max_datagram(sender, listener, address, mtu_port, start_timeout,
@@ -863,9 +955,9 @@ def probe_ports(
                     confirmed=port in confirmed, existing_service=tcp_in_use.get(port))
                 verdict = str(raw[3]) if len(raw) > 3 else ""
                 if not res.passed and verdict:
-                    if port in tcp_listening and verdict.startswith(agent.CLOSED):
+                    if port in tcp_listening and verdict.startswith(send_agent.CLOSED):
                         # our listener was accepting on this port: the RST/ICMP came from a REJECT rule
-                        verdict = verdict.replace(agent.CLOSED, agent.FILTERED_REJECTED, 1)
+                        verdict = verdict.replace(send_agent.CLOSED, send_agent.FILTERED_REJECTED, 1)
                     res.classification = verdict
 
         done = listener.close()

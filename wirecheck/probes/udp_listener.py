@@ -31,12 +31,16 @@ the pytest process died), on SIGTERM/SIGHUP/SIGINT and on its own hard deadline,
 first. UDP ports are bound by forked worker processes so that no process exceeds its open-file
 limit; workers die with their parent (control-socket EOF, PR_SET_PDEATHSIG).
 
-The same program has a ``send`` mode used on a probe host (``--probe-from``): it sends the
-token-tagged datagrams (``udp``, with the ICMP errors that came back), TCP connections (``tcp``,
-staggered attempts per port), echo round trips (``echo``) and the closed-vs-filtered probes
-(``classify``) on behalf of the prober. Closed vs filtered is read from what the kernel reports to
-ordinary sockets (IP_RECVERR: ICMP type and code per destination port; a TCP RST), so no raw socket
-and no root is needed for it.
+With udp_sender.py's text ahead of it, the same program has a ``send`` mode used on a probe host
+(``--probe-from``): see that module.
+
+Raw mode (``"raw": true`` with a window, as root): the range is not bound at all. One raw IPv4
+socket receives every datagram of the run (a BPF filter keeps only those carrying MAGIC and the
+token); Linux copies datagrams to raw sockets after netfilter's INPUT hooks, so what arrives there
+got through the firewall. Ports already in use are read from /proc/net/udp (confirmed by bind) and
+``{"cmd": "inuse", "udp": ranges}`` looks again. ``collect`` then waits on the raw socket; ``bind``
+and ``release`` still hold single ports (the closed-vs-filtered samples). Without root, or when the
+raw socket is refused, the ready message says why (``raw_error``) and windows are used.
 """
 
 import _socket
@@ -115,13 +119,98 @@ def make_payload(token, port, size=0):
     return body
 
 
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+
+
+def open_raw(token, rcvbuf=64 << 20):
+    """One raw IPv4 socket that sees every UDP datagram this host accepts, instead of a bound socket
+    per port: (socket, None), or (None, why not) when it cannot be had (not root, a kernel without
+    raw sockets). Linux copies a datagram to raw sockets in ip_local_deliver_finish, after the
+    netfilter INPUT hooks: one seen here got through the firewall as one for a bound socket would.
+    A classic BPF filter keeps only datagrams whose payload starts with MAGIC and the run's token
+    (a TURN server's media is not copied to us); nothing is bound, so no port is taken."""
+    try:
+        import ctypes
+
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    except (OSError, ImportError) as exc:
+        return None, f"raw socket refused: {exc}"
+    try:
+        prefix = MAGIC + token
+        words = struct.unpack(f"!{len(prefix) // 4}I", prefix[:len(prefix) // 4 * 4])
+        n = len(words)
+        code = [(0xB1, 0, 0, 0)]                          # ldxb 4*([0]&0xf): X = IP header length
+        for i, word in enumerate(words):
+            code.append((0x40, 0, 0, 8 + 4 * i))          # ld [x + 8 + 4i]: a word of the UDP payload
+            code.append((0x15, 0, 2 * (n - i) - 1, word))  # jeq #word, next, drop
+        code += [(0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]   # ret keep; ret drop
+        prog = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in code))
+        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(code), ctypes.addressof(prog)))
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.setblocking(False)
+        # datagrams queued before the filter was attached are told apart by the payload check
+    except (OSError, struct.error, ValueError) as exc:
+        s.close()
+        return None, f"raw socket filter refused: {exc}"
+    return s, None
+
+
+def udp_ports_in_use(ports, bind="0.0.0.0"):
+    """Ports of ``ports`` held by a socket on this host (bind() refuses them with EADDRINUSE): the
+    candidates are read from /proc/net/udp{,6}, each is confirmed by a bind that is closed at once."""
+    wanted = set(ports)
+    listed = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as fh:
+                next(fh, None)
+                for line in fh:
+                    f = line.split(None, 2)
+                    if len(f) > 1:
+                        port = int(f[1].rsplit(":", 1)[1], 16)
+                        if port in wanted:
+                            listed.add(port)
+        except (OSError, ValueError, IndexError):
+            continue
+    out = []
+    for port in sorted(listed):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((bind, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                out.append(port)
+        finally:
+            s.close()
+    return out
+
+
+def icmp_ratelimit_ms():
+    """Milliseconds per ICMP destination-unreachable this host's kernel sends to one peer once its burst
+    of 6 is spent (0: not rate-limited), from /proc/sys/net/ipv4/icmp_ratelimit and icmp_ratemask."""
+    try:
+        with open("/proc/sys/net/ipv4/icmp_ratemask") as fh:
+            if not int(fh.read()) & (1 << 3):
+                return 0
+        with open("/proc/sys/net/ipv4/icmp_ratelimit") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 1000
+
+
 # --------------------------------------------------------------------------------------------------
 # worker: binds its share of the ports and records token-tagged arrivals
 
 
 class Worker:
-    def __init__(self, ctl, cfg, udp_ports, tcp_ports):
+    def __init__(self, ctl, cfg, udp_ports, tcp_ports, raw=None):
         self.ctl = ctl
+        self.raw = raw  # the raw socket (raw mode): every datagram of the range arrives here
+        self.raw_seen = {}  # source + destination address (8 bytes of the IP header) -> datagrams
         self.token = cfg["token"].encode()
         self.deadline = cfg["deadline_at"]
         self.echo = set(cfg.get("echo_udp", []))
@@ -153,6 +242,51 @@ class Worker:
     def open_sockets(self):
         self.bind_udp(self.udp_ports)
         self.bind_tcp(self.tcp_ports)
+        if self.raw is not None:
+            self.by_fd[self.raw.fileno()] = ("raw", 0, self.raw)
+            self.ep.register(self.raw.fileno(), select.EPOLLIN)
+
+    def drain_raw(self):
+        """Read every datagram queued on the raw socket (IP header first); returns the ports that
+        arrived for the first time. The destination port and addresses come from the headers."""
+        prefix = MAGIC + self.token + b":"
+        plen = len(prefix)
+        recv = self.raw.recv
+        got = self.got_udp
+        seen = self.raw_seen
+        new = []
+        while True:
+            try:
+                d = recv(4096)
+            except OSError:  # BlockingIOError: nothing queued
+                return new
+            i = (d[0] & 15) * 4 + 8                 # the UDP payload
+            if d[i:i + plen] != prefix:
+                self.foreign += 1
+                continue
+            try:
+                meant = int(d[i + plen:d.index(b":", i + plen)])
+            except ValueError:
+                self.foreign += 1
+                continue
+            port = d[i - 6] << 8 | d[i - 5]         # the UDP destination port, after any DNAT
+            if meant != port:
+                self.remap[str(meant)] = port
+            if meant not in got:
+                got.add(meant)
+                new.append(meant)
+            key = d[12:20]                          # source and destination address
+            seen[key] = seen.get(key, 0) + 1
+            if len(d) - i > self.max_len:
+                self.max_len = len(d) - i
+
+    def addresses(self):
+        """(dst, src) counts: the bound sockets' and the raw socket's."""
+        dst, src = dict(self.dst), dict(self.src)
+        for key, n in self.raw_seen.items():
+            for table, addr in ((src, socket.inet_ntoa(key[:4])), (dst, socket.inet_ntoa(key[4:]))):
+                table[addr] = table.get(addr, 0) + n
+        return dst, src
 
     def bind_udp(self, ports):
         """Bind ``ports``; returns (bound, in_use, errors) for these ports."""
@@ -210,6 +344,8 @@ class Worker:
     def collect(self, expect, wait, settle, cap=5.0):
         """Wait here, on the target, until every port of ``expect`` this worker holds has its datagram,
         or ``wait`` has passed and nothing new arrived for ``settle`` (at most ``cap``)."""
+        if self.raw is not None:
+            return self.collect_raw(expect, wait, settle, cap)
         mine = [p for p in expect if p in self.sock_of]
         start = last_new = time.monotonic()
         seen = len(self.got_udp)
@@ -225,6 +361,25 @@ class Worker:
                 break
             time.sleep(0.002)
         return [p for p in expect if p in self.got_udp]
+
+    def collect_raw(self, expect, wait, settle, cap):
+        """collect() in raw mode: every expected port is awaited on the raw socket."""
+        left = set(expect)
+        left.difference_update(self.got_udp)
+        start = last_new = time.monotonic()
+        while left:
+            time.sleep(0.002)                     # a batch per look, not a wake-up per datagram
+            new = self.drain_raw()
+            self.sweep()
+            self.dispatch(self.ep.poll(0))
+            now = time.monotonic()
+            if new:
+                left.difference_update(new)
+                last_new = now
+            if (now - start >= wait and now - last_new >= settle) or now - start >= cap:
+                break
+        left.difference_update(self.got_udp)      # arrived on a bound port (echo, path MTU, samples)
+        return [p for p in expect if p not in left]
 
     def bind_tcp(self, ports):
         for port in ports:
@@ -336,7 +491,10 @@ class Worker:
             if entry is None:
                 continue
             kind, port, s = entry
-            if kind == "udp":
+            if kind == "raw":
+                time.sleep(0.002)                 # let a batch queue up: one look reads many
+                self.drain_raw()
+            elif kind == "udp":
                 self.on_udp(port, s)
             elif kind == "listen":
                 self.on_accept(port, s)
@@ -347,6 +505,8 @@ class Worker:
     def sweep(self, ports=None):
         """Read every range socket still waiting for its datagram (one datagram per call is enough:
         a foreign one leaves the socket waiting, and the next sweep reads on); ``ports``: only those."""
+        if self.raw is not None:
+            self.drain_raw()
         prefix = MAGIC + self.token + b":"
         plen = len(prefix)
         got = self.got_udp
@@ -402,10 +562,11 @@ class Worker:
             cmd = msg.get("cmd")
             if cmd == "report":
                 self.drain()
+                dst, src = self.addresses()
                 self.send_ctl({
                     "ev": "report", "udp": [] if msg.get("brief") else to_ranges(self.got_udp),
                     "tcp": sorted(self.got_tcp),
-                    "dst": self.dst, "src": self.src, "remap": self.remap, "max_len": self.max_len,
+                    "dst": dst, "src": src, "remap": self.remap, "max_len": self.max_len,
                     "foreign": self.foreign,
                 })
             elif cmd == "bind":
@@ -446,14 +607,14 @@ class Worker:
         # every descriptor at once, faster than 16,000 Python close() calls
 
 
-def worker_main(ctl, cfg, udp_ports, tcp_ports):
+def worker_main(ctl, cfg, udp_ports, tcp_ports, raw=None):
     set_pdeathsig()
     code = 0
     worker = None
     try:
         # Held in a local until os._exit: were the Worker freed first, CPython would format an
         # "unclosed socket" warning (getsockname + getpeername) for each of its 16,000 sockets.
-        worker = Worker(ctl, cfg, udp_ports, tcp_ports)
+        worker = Worker(ctl, cfg, udp_ports, tcp_ports, raw)
         worker.run()
     except BaseException:  # noqa: BLE001 - a worker must never outlive an error
         code = 1
@@ -546,11 +707,20 @@ def listen_main(cfg, buf=b""):
     tcp = [int(p) for p in cfg.get("tcp", [])]
     window = int(cfg.get("window", 0) or 0)
     per_worker = max(64, min(int(cfg.get("max_per_worker", 19000)), soft - 100))
+    raw = raw_error = None
+    ranged = []
     if window:
-        # only the watched/echo ports now; the range comes window by window ("bind"/"release")
+        # only the watched/echo ports now; the range comes window by window ("bind"/"release"), or
+        # arrives on one raw socket (raw mode, as root): then no port of it is ever bound
         keep = set(cfg.get("watch_udp", [])) | set(cfg.get("echo_udp", []))
+        ranged = [p for p in udp if p not in keep]
         udp = [p for p in udp if p in keep]
-        held_at_once = 2 * window + len(udp) + len(tcp)
+        if cfg.get("raw"):
+            if os.geteuid() != 0:
+                raw_error = "not root (the raw socket needs CAP_NET_RAW)"
+            else:
+                raw, raw_error = open_raw(cfg["token"].encode())
+        held_at_once = len(udp) + len(tcp) + (0 if raw else 2 * window)
     else:
         held_at_once = len(udp) + len(tcp)
     n = max(1, -(-held_at_once // per_worker))
@@ -568,9 +738,11 @@ def listen_main(cfg, buf=b""):
                 other.close()
             os.close(0)
             os.close(1)
-            worker_main(child_end, cfg, shards[i], tcp if i == 0 else [])
+            worker_main(child_end, cfg, shards[i], tcp if i == 0 else [], raw if i == 0 else None)
         child_end.close()
         workers.append((pid, parent_end))
+    if raw is not None:
+        raw.close()   # worker 0 reads it
 
     bufs = {s.fileno(): b"" for _p, s in workers}
 
@@ -614,6 +786,8 @@ def listen_main(cfg, buf=b""):
         emit({"ev": "error", "message": "listener workers did not start"})
         return 2
     in_use_udp = sorted(p for m in ready for p in m["in_use_udp"])
+    if raw is not None:
+        in_use_udp = sorted(set(in_use_udp) | set(udp_ports_in_use(ranged, cfg.get("bind", "0.0.0.0"))))
     in_use_later = []
     in_use_tcp = sorted(p for m in ready for p in m["in_use_tcp"])
     errors = {}
@@ -625,6 +799,7 @@ def listen_main(cfg, buf=b""):
         "bound_tcp": sorted(p for m in ready for p in m["bound_tcp"]),
         "in_use_udp": in_use_udp, "in_use_tcp": in_use_tcp,
         "errors": errors, "addresses": local_addresses(),
+        "raw": raw is not None, "raw_error": raw_error, "icmp_ratelimit_ms": icmp_ratelimit_ms(),
     })
     code = 0
     while True:
@@ -636,6 +811,10 @@ def listen_main(cfg, buf=b""):
         cmd = msg.get("cmd")
         if cmd == "ping":  # the prober times the control channel with this
             emit({"ev": "pong"})
+        elif cmd == "inuse":  # raw mode: which of these ports a socket of this host holds now
+            still = udp_ports_in_use(from_ranges(msg.get("udp", [])), cfg.get("bind", "0.0.0.0"))
+            in_use_later.extend(still)
+            emit({"ev": "inuse", "in_use_udp": still})
         elif cmd == "report":
             for _pid, s in workers:
                 s.sendall(b'{"cmd":"report","brief":true}\n' if msg.get("brief") else b'{"cmd":"report"}\n')
@@ -733,406 +912,6 @@ def local_addresses():
     return found
 
 
-# --------------------------------------------------------------------------------------------------
-# send mode: the probe host's side of --probe-from
-
-
-def sender_socket():
-    """A UDP socket bound below the usual ephemeral range: when the listener runs on this same host
-    it holds every port of 32768-65535, and an unbound socket would find no source port left."""
-    import random
-
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for _ in range(64):
-        try:
-            s.bind(("0.0.0.0", random.randint(10000, 32000)))
-            return s
-        except OSError:
-            continue
-    return s
-
-
-def send_udp(address, ports, token, burst, gap, size=0, df=False, icmp=None):
-    """One token-tagged datagram per port; ``size`` pads the payload, ``df`` forbids fragmentation.
-    With ``icmp`` (a dict), the ICMP errors that came back while sending are noted in it,
-    ``{port: [type, code]}``: the first few answers of a REJECT rule, before the target's kernel
-    rate-limits them (the socket then reports each once as a send error: that datagram is sent again)."""
-    s = sender_socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-    if df:
-        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10), getattr(socket, "IP_PMTUDISC_DO", 2))
-    if icmp is not None:
-        s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-    sent = 0
-    errors = {}
-    try:
-        for i, port in enumerate(ports):
-            for again in (icmp is not None, False):
-                try:
-                    s.sendto(make_payload(token, port, size), (address, port))
-                    sent += 1
-                except OSError as exc:
-                    if again:      # perhaps an ICMP error for an earlier datagram, reported here once
-                        continue
-                    text = os.strerror(exc.errno) if exc.errno else str(exc)
-                    errors[text] = errors.get(text, 0) + 1
-                break
-            if burst and (i + 1) % burst == 0:
-                time.sleep(gap)
-    finally:
-        if icmp is not None:
-            for port, itype, code in icmp_errors(s):
-                icmp[port] = [itype, code]
-        s.close()
-    return sent, errors
-
-
-def send_udp_parallel(address, ports, token, burst, gap, size=0, df=False, threads=2, icmp=None):
-    """send_udp from ``threads`` threads (the kernel's share of the work then uses several CPUs)."""
-    ports = list(ports)
-    if threads <= 1 or len(ports) < 4096:
-        return send_udp(address, ports, token, burst, gap, size, df, icmp)
-    import threading
-
-    step = -(-len(ports) // threads)
-    results = []
-
-    def run(chunk):
-        results.append(send_udp(address, chunk, token, burst, gap, size, df, icmp))
-
-    workers = [threading.Thread(target=run, args=(ports[i:i + step],)) for i in range(0, len(ports), step)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    errors = {}
-    for _sent, errs in results:
-        for text, count in errs.items():
-            errors[text] = errors.get(text, 0) + count
-    return sum(r[0] for r in results), errors
-
-
-def udp_echo(address, ports, token, timeout, tries=3):
-    """Round trip to ports whose listener echoes: {port: True if the echo came back}."""
-    s = sender_socket()
-    got = {p: False for p in ports}
-    try:
-        for _ in range(tries):
-            waiting = [p for p in ports if not got[p]]
-            if not waiting:
-                break
-            for port in waiting:
-                try:
-                    s.sendto(make_payload(token, port), (address, port))
-                except OSError:
-                    pass
-            end = time.monotonic() + timeout / tries
-            while time.monotonic() < end and not all(got.values()):
-                r, _w, _x = select.select([s], [], [], max(0.0, end - time.monotonic()))
-                if not r:
-                    break
-                try:
-                    data = s.recv(2048)
-                except OSError:
-                    continue
-                if data.startswith(ACK):
-                    meant = parse_payload(data[len(ACK):], token)
-                    if meant in got:
-                        got[meant] = True
-    finally:
-        s.close()
-    return got
-
-
-#: ICMP errors the kernel reports on a socket (IP_RECVERR): closed vs filtered without raw sockets
-IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
-SO_EE_ORIGIN_ICMP = 2
-ICMP_TEXT = {
-    0: "net unreachable",
-    1: "host unreachable",
-    3: "port unreachable",
-    9: "net administratively prohibited",
-    10: "host administratively prohibited",
-    13: "communication administratively prohibited",
-}
-OPEN = "open"
-CLOSED = "closed"
-FILTERED_REJECTED = "filtered (rejected)"
-FILTERED_DROPPED = "filtered (dropped: no reply)"
-NO_REPLY = "no reply (dropped by a firewall, or a service that ignores the probe)"
-
-
-def icmp_verdict(itype, code):
-    """``closed (ICMP port unreachable)`` (nothing listens, or a REJECT that mimics it), else
-    ``filtered (rejected) (ICMP ...)``."""
-    if itype == 3 and code == 3:
-        return CLOSED + " (ICMP port unreachable)"
-    if itype == 3:
-        return f"{FILTERED_REJECTED} (ICMP {ICMP_TEXT.get(code, f'code {code}')})"
-    return f"{FILTERED_REJECTED} (ICMP type {itype} code {code})"
-
-
-def icmp_errors(s):
-    """The ICMP errors the kernel queued on ``s`` (IP_RECVERR): [(destination port of the packet that
-    caused it, ICMP type, ICMP code)]. Never blocks."""
-    out = []
-    for _ in range(256):
-        try:
-            _data, anc, _flags, addr = s.recvmsg(64, 512, socket.MSG_ERRQUEUE)
-        except OSError:
-            break
-        for level, kind, data in anc:
-            if level == socket.IPPROTO_IP and kind == IP_RECVERR and len(data) >= 7:
-                _err, origin, itype, code = struct.unpack_from("=IBBB", data)
-                if origin == SO_EE_ORIGIN_ICMP:
-                    out.append((addr[1] if addr else None, itype, code))
-    return out
-
-
-def classify_udp(address, ports, wait, copies=2, gap=0.05):
-    """Closed vs filtered for UDP ``ports`` from what comes back: ``copies`` datagrams per port
-    (``gap`` apart), then one ``wait`` for all. Per port: ``closed (ICMP port unreachable)``,
-    ``filtered (rejected) (ICMP ...)``, ``open (answered)`` or ``no reply ...``. The kernel reports the
-    ICMP errors (IP_RECVERR), so this needs no root and no raw socket. ICMP errors are rate-limited
-    by the target's kernel (about 6 back to back, then 1 per second per peer): classify samples."""
-    ports = sorted(set(ports))
-    out = {}
-    if not ports:
-        return out
-    s = sender_socket()
-    s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-    s.setblocking(False)
-
-    def take(until):
-        while True:
-            for port, itype, code in icmp_errors(s):
-                if port in ports and port not in out:
-                    out[port] = icmp_verdict(itype, code)
-            while True:
-                try:
-                    _data, addr = s.recvfrom(2048)
-                except BlockingIOError:
-                    break
-                except OSError:  # an ICMP error pending on the socket: it is on the error queue too
-                    continue
-                if addr[0] == address and addr[1] in ports and addr[1] not in out:
-                    out[addr[1]] = OPEN + " (answered)"
-            left = until - time.monotonic()
-            if left <= 0 or len(out) == len(ports):
-                return
-            select.select([s], [], [], min(left, 0.05))
-
-    try:
-        for copy in range(copies):
-            if copy:
-                take(time.monotonic() + gap)
-            for port in ports:
-                if port in out:
-                    continue
-                for _try in range(4):
-                    try:
-                        s.sendto(b"wirecheck-classify", (address, port))
-                        break
-                    except OSError:  # the error of an earlier ICMP answer, reported here once
-                        continue
-        take(time.monotonic() + wait)
-    finally:
-        s.close()
-    for port in ports:
-        out.setdefault(port, NO_REPLY)
-    return out
-
-
-def connect_tcp(address, ports, token, timeout, quiet=(), banner_wait=1.0, attempts=3, stagger=0.25):
-    """Non-blocking connects to every port at once; returns {port: [state, seconds, detail, verdict]}.
-
-    Loss is not a blocked port: a port that has not answered gets a new connection attempt from
-    another source port every ``stagger`` seconds (``attempts`` in all, within ``timeout``), beside
-    the kernel's own SYN retransmission, so a timeout means several SYNs all went unanswered. The
-    first attempt that connects or is refused decides. ``verdict`` is closed vs filtered from what
-    came back: ``open (SYN/ACK)``, ``closed (RST)``, the ICMP error (IP_RECVERR) or
-    ``filtered (dropped: no reply)``.
-    The token goes to our listener's ports only; on ``quiet`` ports (an existing service) we just
-    read what the service says first (an SSH banner, say) for up to ``banner_wait`` seconds.
-    """
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    started = time.monotonic()
-    deadline = started + timeout
-    result = {}
-    tried = {port: 0 for port in ports}
-    connecting = {}  # socket -> port
-    reading = {}  # socket -> [port, bytes read, banner deadline]
-
-    def attempt(port):
-        tried[port] += 1
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-        s.setblocking(False)
-        rc = s.connect_ex((address, port))
-        if rc not in (0, errno.EINPROGRESS):
-            if not any(p == port for p in connecting.values()):
-                result[port] = [state_for_errno(rc), 0.0, os.strerror(rc), ""]
-            s.close()
-            return
-        connecting[s] = port
-        sel.register(s, selectors.EVENT_WRITE, port)
-
-    def drop_attempts(port):
-        for s in [s for s, p in connecting.items() if p == port]:
-            sel.unregister(s)
-            del connecting[s]
-            s.close()  # still in SYN-SENT: nothing is sent; a late SYN/ACK gets the kernel's RST
-
-    def finish(s):
-        port = reading.pop(s)[0]
-        sel.unregister(s)
-        close_abortive(s)
-        return port
-
-    for port in ports:
-        attempt(port)
-    while connecting or reading:
-        now = time.monotonic()
-        for s in [s for s, st in reading.items() if st[2] <= now]:
-            st = reading[s]
-            result[st[0]][2] = first_line(st[1]) or "connected, no reply"
-            finish(s)
-        if now >= deadline:
-            break
-        # the next attempt of each port still waiting (another source port, ``stagger`` after the last)
-        waiting = set(connecting.values())
-        due = {p: started + stagger * tried[p] for p in waiting if tried[p] < attempts}
-        if any(t <= now for t in due.values()):
-            for port, t in sorted(due.items()):
-                if t <= now:
-                    attempt(port)
-            continue
-        times = [st[2] for st in reading.values()] + [t for t in due.values() if t < deadline]
-        if connecting:
-            times.append(deadline)
-        if not times:
-            break
-        left = max(0.0, min(times) - now)
-        for key, _ev in sel.select(left):
-            s = key.fileobj
-            port = key.data
-            took = round(time.monotonic() - started, 4)
-            if s in connecting:
-                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                sel.unregister(s)
-                del connecting[s]
-                if err:
-                    icmp = icmp_errors(s)
-                    s.close()
-                    if port in result:
-                        continue
-                    if icmp:
-                        verdict = icmp_verdict(icmp[0][1], icmp[0][2])
-                    elif err == errno.ECONNREFUSED:
-                        verdict = CLOSED + " (RST)"
-                    else:
-                        verdict = ""
-                    result[port] = [state_for_errno(err), took, os.strerror(err), verdict]
-                    drop_attempts(port)
-                    continue
-                if port in result:  # another attempt of this port connected first
-                    close_abortive(s)
-                    continue
-                drop_attempts(port)
-                if port not in quiet:
-                    try:
-                        s.send(make_payload(token, port))
-                    except OSError:
-                        pass
-                reading[s] = [port, b"", time.monotonic() + banner_wait]
-                sel.register(s, selectors.EVENT_READ, port)
-                result[port] = ["open", took, "connected", OPEN + " (SYN/ACK)"]
-            elif s in reading:
-                try:
-                    data = s.recv(512)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    data = b""
-                st = reading[s]
-                st[1] += data
-                if not data or b"\n" in st[1] or len(st[1]) >= 256:
-                    result[port][2] = first_line(st[1]) or "connected, no reply"
-                    finish(s)
-    for s, port in list(connecting.items()):
-        sel.unregister(s)
-        s.close()
-        if port not in result:
-            n = tried[port]
-            result[port] = ["timed out", round(timeout, 4),
-                            f"no answer within {timeout:.1f} s ({n} connection attempt{'s' if n > 1 else ''})",
-                            FILTERED_DROPPED]
-    for s, st in list(reading.items()):
-        result[st[0]][2] = first_line(st[1]) or "connected, no reply"
-        finish(s)
-    sel.close()
-    return result
-
-
-def close_abortive(s):
-    """Close with RST (SO_LINGER 0): the probe leaves no TIME-WAIT socket behind on either side."""
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    s.close()
-
-
-def first_line(data):
-    return data.split(b"\n", 1)[0].decode("ascii", "replace").strip()
-
-
-def state_for_errno(err):
-    if err == errno.ECONNREFUSED:
-        return "refused"
-    if err in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM):
-        return "unreachable"
-    if err == errno.ETIMEDOUT:
-        return "timed out"
-    return "error"
-
-
-def send_main(cfg, buf=b""):
-    deadline = time.monotonic() + float(cfg.get("deadline", 60))
-    token = cfg["token"].encode()
-    emit({"ev": "ready", "pid": os.getpid(), "addresses": local_addresses()})
-    while True:
-        line, buf = read_line(0, buf, deadline)
-        if line is None:
-            return 0
-        msg = json.loads(line)
-        cmd = msg.get("cmd")
-        if cmd == "udp":
-            t0 = time.monotonic()
-            icmp = {} if msg.get("icmp") else None
-            sent, errors = send_udp_parallel(msg["address"], from_ranges(msg["ports"]), token,
-                                    int(msg.get("burst", 0)), float(msg.get("gap", 0)), int(msg.get("size", 0)),
-                                    bool(msg.get("df")), icmp=icmp)
-            emit({"ev": "sent", "sent": sent, "errors": errors, "seconds": time.monotonic() - t0,
-                  "icmp": {str(k): v for k, v in (icmp or {}).items()}})
-        elif cmd == "echo":
-            res = udp_echo(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]))
-            emit({"ev": "echo", "result": {str(k): v for k, v in res.items()}})
-        elif cmd == "tcp":
-            res = connect_tcp(msg["address"], [int(p) for p in msg["ports"]], token, float(msg["timeout"]),
-                              [int(p) for p in msg.get("quiet", [])], attempts=int(msg.get("attempts", 3)),
-                              stagger=float(msg.get("stagger", 0.25)))
-            emit({"ev": "tcp", "result": {str(k): v for k, v in res.items()}})
-        elif cmd == "classify":
-            res = classify_udp(msg["address"], [int(p) for p in msg["ports"]], float(msg["wait"]))
-            emit({"ev": "classified", "result": {str(k): v for k, v in res.items()}})
-        elif cmd == "quit":
-            emit({"ev": "done", "peak_rss_kib": peak_rss_kib()})
-            return 0
-
-
 def main():
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, lambda *_: os._exit(3))
@@ -1141,7 +920,8 @@ def main():
         return 2
     cfg = json.loads(line)
     if cfg.get("mode", "listen") == "send":
-        return send_main(cfg, rest)
+        # send mode: the prober sends udp_sender.py's text ahead of this one (see ports.agent_source)
+        return globals()["send_main"](cfg, rest)
     return listen_main(cfg, rest)
 
 
