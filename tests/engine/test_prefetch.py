@@ -24,6 +24,17 @@ from wirecheck.transport import CommandTimeout, LocalTransport
 REPO = Path(__file__).resolve().parents[2]
 
 
+class Item:
+    """A collected check of requirement ``rid`` on ``target``, as the Prefetcher reads one."""
+
+    def __init__(self, target, rid):
+        self.callspec = type("C", (), {"params": {"target": target}})()
+        self._rid = rid
+
+    def get_closest_marker(self, name):
+        return type("M", (), {"args": (self._rid,)})()
+
+
 def local(name: str = "here") -> Target:
     return Target(name=name, address="127.0.0.1", roles=[], transport=LocalTransport(), local=True)
 
@@ -156,13 +167,6 @@ def test_the_prefetch_runs_only_for_selected_checks(monkeypatch) -> None:
     """A host's commands are asked for only when a check of that requirement is selected for it."""
     seen = []
 
-    class Item:
-        def __init__(self, target, rid):
-            self.callspec = type("C", (), {"params": {"target": target}})()
-            self._rid = rid
-
-        def get_closest_marker(self, name):
-            return type("M", (), {"args": (self._rid,)})()
     a, b = local("a"), local("b")
     monkeypatch.setattr(coordination, "COMMANDS", {"HOST-SUDO": [lambda t, spec: [("id -u", True, 15)]]})
     monkeypatch.setattr(coordination, "PREFETCHES", {})
@@ -182,13 +186,6 @@ def test_a_hosts_probe_starts_after_its_commands(monkeypatch) -> None:
     and quiet_host() waits for that batch too."""
     seen = []
 
-    class Item:
-        def __init__(self, target, rid):
-            self.callspec = type("C", (), {"params": {"target": target}})()
-            self._rid = rid
-
-        def get_closest_marker(self, name):
-            return type("M", (), {"args": (self._rid,)})()
     a = local("a")
     command = "sleep 0.5; echo done"
     monkeypatch.setattr(coordination, "COMMANDS", {"HOST-SUDO": [lambda t, spec: [(command, False, 5)]]})
@@ -210,13 +207,6 @@ def test_light_measurements_do_not_queue_behind_heavy_ones(monkeypatch) -> None:
     run in a pool of their own, side by side, while the heavy one runs."""
     import threading
 
-    class Item:
-        def __init__(self, target, rid):
-            self.callspec = type("C", (), {"params": {"target": target}})()
-            self._rid = rid
-
-        def get_closest_marker(self, name):
-            return type("M", (), {"args": (self._rid,)})()
     hosts = [local(n) for n in ("heavy1", "heavy2", "light1", "light2", "light3")]
     running: set[str] = set()
     together: list[set[str]] = []
@@ -250,13 +240,6 @@ def test_light_measurements_do_not_queue_behind_heavy_ones(monkeypatch) -> None:
 def test_stop_does_not_wait_for_what_never_started(monkeypatch) -> None:
     """A run stopped early (--max-run-time, Ctrl-C) drops the measurements not started yet; stop()
     waits only for the running one (a cancelled future never counts as done for wait())."""
-    class Item:
-        def __init__(self, target, rid):
-            self.callspec = type("C", (), {"params": {"target": target}})()
-            self._rid = rid
-
-        def get_closest_marker(self, name):
-            return type("M", (), {"args": (self._rid,)})()
     seen = []
     monkeypatch.setattr(coordination, "COMMANDS", {})
     monkeypatch.setattr(pyjobs, "HOST_JOBS", {})
