@@ -56,12 +56,17 @@ def footprint(host: LabHost) -> dict[str, object]:
 
 
 def assert_clean_after(host: LabHost, before: dict[str, object], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    now = footprint(host)
-    while now != before and time.monotonic() < deadline:
-        time.sleep(0.3)
+    """Nothing the run added is left (what was there before and has gone since, e.g. an earlier SSH
+    session still closing when `before` was taken, is not the probe's)."""
+    def added() -> dict[str, list]:
         now = footprint(host)
-    assert now == before, "the port probe left something on the target"
+        return {k: sorted(set(now[k]) - set(before[k])) for k in ("pids", "sockets", "files")}  # type: ignore[call-overload]
+    deadline = time.monotonic() + timeout
+    extra = added()
+    while any(extra.values()) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        extra = added()
+    assert not any(extra.values()), f"the port probe left something on the target: {extra}"
 
 
 @pytest.fixture(scope="module")
