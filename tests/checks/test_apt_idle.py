@@ -90,3 +90,21 @@ def test_a_running_dpkg_is_found_by_its_name(node, tmp_path):
     assert res["status"] == "warn", res
     assert re.search(r"apt/dpkg is busy: pid \d+ is running: /tmp/dpkg 60", res["message"]), res["message"]
     assert _run(node, tmp_path / "after").result("IMP-APT-IDLE")["status"] == "pass"
+
+
+def test_a_dpkg_of_another_network_namespace_is_not_this_hosts(node, lab_module, tmp_path):
+    """A process named dpkg in another network namespace (here another test host; on a real machine a
+    container with its own root file system) does not use this host's dpkg database: the host passes,
+    while the host it runs in has it as a finding."""
+    other = lab_module.add_host("aptother", user="wire", sudo=True)
+    other.exec(f"touch {LOCK} {OTHER}")
+    other.exec("cp /bin/sleep /tmp/dpkg")
+    proc = other.popen(["/tmp/dpkg", "60"])
+    try:
+        here = _run(node, tmp_path / "here").result("IMP-APT-IDLE")
+        there = _run(other, tmp_path / "there").result("IMP-APT-IDLE")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert here["status"] == "pass", here
+    assert there["status"] == "warn" and "/tmp/dpkg 60" in there["message"], there
