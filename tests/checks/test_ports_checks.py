@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
+from tests.support.footprint import assert_nothing_added
 from tests.support.procs import stop_all
 from tests.support.publicip import PublicIpServer
 from tests.support.wc import QUIET_PLUGINS, REPO, host_args, run_suite
@@ -56,17 +57,7 @@ def footprint(host: LabHost) -> dict[str, object]:
 
 
 def assert_clean_after(host: LabHost, before: dict[str, object], timeout: float = 15.0) -> None:
-    """Nothing the run added is left (what was there before and has gone since, e.g. an earlier SSH
-    session still closing when `before` was taken, is not the probe's)."""
-    def added() -> dict[str, list]:
-        now = footprint(host)
-        return {k: sorted(set(now[k]) - set(before[k])) for k in ("pids", "sockets", "files")}  # type: ignore[call-overload]
-    deadline = time.monotonic() + timeout
-    extra = added()
-    while any(extra.values()) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        extra = added()
-    assert not any(extra.values()), f"the port probe left something on the target: {extra}"
+    assert_nothing_added(lambda: footprint(host), before, "the port probe", timeout, step=0.3)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

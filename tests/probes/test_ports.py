@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
+from tests.support.footprint import assert_nothing_added
 from wirecheck.probes import ports
 from wirecheck.probes.ports import WINDOW, Pacing, ProbeError, format_ranges, probe_ports
 
@@ -55,19 +56,7 @@ def footprint(host: LabHost) -> dict[str, object]:
 
 
 def assert_clean_after(host: LabHost, before: dict[str, object], timeout: float = 10.0) -> None:
-    """Nothing the probe added is left: no process, socket or file that was not there before (what was
-    there and has gone since, e.g. an earlier test's SSH session still closing, is not the probe's)."""
-    def added(now: dict[str, object]) -> dict[str, list]:
-        return {k: sorted(set(now[k]) - set(before[k])) for k in ("pids", "sockets", "files")}  # type: ignore[call-overload]
-    deadline = time.monotonic() + timeout
-    while True:
-        extra = added(footprint(host))
-        if not any(extra.values()) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert not extra["pids"], f"listener processes left on the target: {extra['pids']}"
-    assert not extra["sockets"], f"listener sockets left on the target: {extra['sockets']}"
-    assert not extra["files"], f"files left on the target: {extra['files']}"
+    assert_nothing_added(lambda: footprint(host), before, "the listener", timeout)  # type: ignore[arg-type]
 
 
 FW_RULES = [
