@@ -37,8 +37,12 @@ from wirecheck.probes import udp_sender as send_agent
 
 Spawn = Callable[[list[str]], subprocess.Popen]
 
-#: Short program passed with ``python3 -c``: reads "<length>\n<source>" from stdin and runs it, so the
-#: listener never touches the target's disk. Bytes read past the source (the config line) are handed on.
+#: Short program passed with ``python3 -c``: reads "<source length> <magic> <code length>\n<source><code>"
+#: from stdin and runs it, so the listener never touches the target's disk.  <code> is the source compiled
+#: by this machine's Python and marshalled; a target whose Python has the same bytecode magic number
+#: (the one CPython writes into .pyc files: same minor version) runs it without compiling (compiling
+#: the agent costs a lab host 10 ms of its CPU per probe), any other compiles the source.  Bytes read
+#: past the code (the config line) are handed on.
 BOOTSTRAP = (
     "import os\n"
     "b=b''\n"
@@ -46,14 +50,24 @@ BOOTSTRAP = (
     " c=os.read(0,65536)\n"
     " if not c:raise SystemExit(2)\n"
     " b+=c\n"
-    "n,b=b.split(b'\\n',1)\n"
-    "n=int(n)\n"
-    "while len(b)<n:\n"
+    "h,b=b.split(b'\\n',1)\n"
+    "h=h.split()\n"
+    "n=int(h[0])\n"
+    "m=int(h[2]) if len(h)>2 else 0\n"
+    "while len(b)<n+m:\n"
     " c=os.read(0,65536)\n"
     " if not c:raise SystemExit(2)\n"
     " b+=c\n"
-    "exec(compile(b[:n],'wirecheck-agent','exec'),"
-    "{'__name__':'wirecheck_agent','WIRECHECK_AGENT':1,'CONFIG_PREFIX':b[n:]})\n"
+    "try:\n"
+    " import _frozen_importlib_external as f\n"
+    " k=f.MAGIC_NUMBER.hex()\n"
+    "except Exception:k=''\n"
+    "if m and k==h[1].decode():\n"
+    " import marshal\n"
+    " c=marshal.loads(b[n:n+m])\n"
+    "else:\n"
+    " c=compile(b[:n],'wirecheck-agent','exec')\n"
+    "exec(c,{'__name__':'wirecheck_agent','WIRECHECK_AGENT':1,'CONFIG_PREFIX':b[n+m:]})\n"
 )
 
 #: ``-I -S``: no site module, no user site, no PYTHON* variables: the agent needs the standard library
@@ -211,6 +225,18 @@ def agent_source(mode: str) -> bytes:
     return listener
 
 
+@functools.cache
+def agent_program(mode: str) -> bytes:
+    """What AgentProcess writes ahead of the config line: BOOTSTRAP's header, the source, and the source
+    compiled here (as the target would compile it: no future flags of this module, no -O)."""
+    import importlib.util
+    import marshal
+
+    source = agent_source(mode)
+    code = marshal.dumps(compile(source, "wirecheck-agent", "exec", dont_inherit=True, optimize=0))
+    return b"%d %s %d\n" % (len(source), importlib.util.MAGIC_NUMBER.hex().encode(), len(code)) + source + code
+
+
 class AgentProcess:
     """The wirecheck agent running under ``spawn``; JSON lines over its stdin/stdout."""
 
@@ -220,9 +246,9 @@ class AgentProcess:
             self.kill()
             raise ProbeError("spawn() must return a Popen with stdin and stdout pipes")
         self._buf = b""
-        source = agent_source(str(config.get("mode", "listen")))
+        program = agent_program(str(config.get("mode", "listen")))
         try:
-            self.proc.stdin.write(b"%d\n" % len(source) + source + json.dumps(config).encode() + b"\n")
+            self.proc.stdin.write(program + json.dumps(config).encode() + b"\n")
             self.proc.stdin.flush()
         except OSError as exc:
             self.kill()
