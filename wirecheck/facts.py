@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from .firewall import View
 from .host_parsers import SAVES, SAVES_SCRIPT, parse_meminfo, parse_os_release, view_from_parts
-from .host_script import SNAPSHOT_SYSCTLS, WHICH_PRIMED, identity_script, snapshot_script, sysctl_path
+from .host_script import (SNAPSHOT_SYSCTLS, WHICH_PRIMED, identity_script, parse_df_section, snapshot_script,
+                          sysctl_path)
 from .outcome import CannotMeasure
 from .sizing import CPU_SCRIPT, cpu_method, cpus_number, parse_cpu_output, usable_cpus
 from .transport import file_lock, shared_dir
@@ -487,11 +488,8 @@ class Facts:
                                     "dpkg --print-architecture (uname -m without dpkg)")
             snap["netplan"] = parts.get("netplan", "").strip().splitlines()
             disks: dict[str, DiskUsage] = {}
-            for line in parts.get("df", "").splitlines():
-                f = line.split()
-                if len(f) >= 6 and f[3].isdigit() and f[4].isdigit():
-                    disks[f[0]] = DiskUsage(path=f[0], source=f[1], fstype=f[2], size=int(f[3]), avail=int(f[4]),
-                                            mount=" ".join(f[5:]))
+            for path, (source, fstype, size, avail, mount) in parse_df_section(parts.get("df", "")).items():
+                disks[path] = DiskUsage(path=path, source=source, fstype=fstype, size=size, avail=avail, mount=mount)
             snap["disks"] = disks
             self._cache.setdefault("os_release", snap["os_release"])
             if isinstance(snap["cpu"], Measured):

@@ -127,3 +127,23 @@ def test_the_cpu_script_reads_with_builtins_what_python_sees(shell) -> None:
     for path, value in files.items():
         with open(path) as fh:
             assert fh.readline().strip() == value.strip(), path
+
+
+def test_df_section_names_each_path_by_its_own_line_and_skips_what_df_could_not_read() -> None:
+    from wirecheck.host_script import parse_df_section
+    text = ("@path\t/var/lib/cassandra\t/var/lib\n@path\t/\t/\n@path\t/srv/data\t/srv\n@path\t/mnt/x\t/mnt/my disk\n"
+            "Filesystem     Type    1B-blocks       Avail Mounted on File\n"
+            "/dev/vda       ext4 270553174016 74344108032 /          /var/lib\n"
+            "/dev/vdb       xfs  100000000000 50000000000 /          /\n"
+            "/dev/vdc       ext4 200 100 /mnt/my disk /mnt/my disk\n")
+    # /srv had no line (df could not read it): no entry, not the line of another path
+    assert parse_df_section(text) == {
+        "/var/lib/cassandra": ("/dev/vda", "ext4", 270553174016, 74344108032, "/"),
+        "/": ("/dev/vdb", "xfs", 100000000000, 50000000000, "/"),
+        "/mnt/x": ("/dev/vdc", "ext4", 200, 100, "/mnt/my disk"),
+    }
+
+
+def test_one_df_process_for_all_paths() -> None:
+    script = snapshot_script(("/", "/var/lib/cassandra", "/var/lib/minio", "/opt/assets"))
+    assert script.count("df -B1") == 1 and "$(df" not in script
