@@ -12,8 +12,14 @@ from typing import Any, Protocol
 
 from .firewall import View
 from .host_parsers import SAVES, SAVES_SCRIPT, parse_meminfo, parse_os_release, view_from_parts
-from .host_script import (SNAPSHOT_SYSCTLS, WHICH_PRIMED, identity_script, parse_df_section, snapshot_script,
-                          sysctl_path)
+from .host_script import (
+    SNAPSHOT_SYSCTLS,
+    WHICH_PRIMED,
+    identity_script,
+    parse_df_section,
+    snapshot_script,
+    sysctl_path,
+)
 from .outcome import CannotMeasure
 from .sizing import CPU_SCRIPT, cpu_method, cpus_number, parse_cpu_output, usable_cpus
 from .transport import file_lock, shared_dir
