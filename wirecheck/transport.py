@@ -4,7 +4,8 @@ Every command has a timeout, on both ends: this process kills the client when it
 command itself runs under ``timeout`` on the target (in a batch: under the batch runner, which ends
 it at its limit, see wirecheck.batch), so that it also ends when this process is killed and no one
 is left to stop it.  SSH uses one master connection per target (ControlMaster), started
-explicitly so that no background process holds our pipes, and closed with ``ssh -O exit``.
+explicitly so that no background process holds our pipes, and closed as ``ssh -O exit`` closes it
+(the request sent over its control socket: wirecheck.ssh_mux; ``ssh -O exit`` where that fails).
 
 The masters' control sockets live in one private directory per run (``/tmp/wc-ssh-*``).  A small
 reaper (``sh``, in its own session) holds the read end of a pipe whose write end only this process
@@ -36,6 +37,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import ssh_mux
 from .batch import batch_script, limit_seconds, parse_batch
 from .rundir import (  # noqa: F401 - re-exported: the run directory is part of how commands reach a host
     enable_sharing,
@@ -438,6 +440,8 @@ class SshTransport(Transport):
         return self.control_path + ".become" if shared_dir() else None
 
     def _master_alive(self) -> bool:
+        if ssh_mux.master_pid(self.control_path) is not None:
+            return True
         try:
             return subprocess.run(self.base_argv() + ["-O", "check", "--", self.host], stdin=subprocess.DEVNULL,
                                   capture_output=True, timeout=10, env=self.env(), check=False).returncode == 0
@@ -504,8 +508,9 @@ class SshTransport(Transport):
             self._connected = False
             return
         if self._connected:
-            subprocess.run(self.base_argv() + ["-O", "exit", "--", self.host], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=10, env=self.env(), check=False)
+            if not ssh_mux.terminate(self.control_path):
+                subprocess.run(self.base_argv() + ["-O", "exit", "--", self.host], stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=10, env=self.env(), check=False)
             self._connected = False
         if self._socket:
             try:

@@ -178,3 +178,54 @@ def test_concurrent_commands_stay_within_the_servers_max_sessions(lab, monkeypat
         assert host.logins() == 1 and not refused, (host.logins(), refused)
     else:
         assert host.logins() > 1 and refused
+
+
+def test_master_asked_over_its_control_socket_as_ssh_O_asks_it(good, tmp_path, monkeypatch):
+    """wirecheck.ssh_mux: the alive check names the master's pid (the one `ssh -O check` names), the
+    exit request ends it (socket and process gone, as after `ssh -O exit`); a socket nothing listens on
+    and a listener that does not speak the protocol answer None/False, so the ssh client is used."""
+    import socket
+    import threading
+
+    from wirecheck import ssh_mux
+    t = target_for(good)
+    tr = t.transport
+    try:
+        assert t.run("echo up").stdout.strip() == "up"
+        check = subprocess.run(tr.base_argv() + ["-O", "check", "--", tr.host], capture_output=True, text=True,
+                               timeout=10)
+        pid = ssh_mux.master_pid(tr.control_path)
+        assert pid is not None and f"pid={pid}" in check.stderr, check.stderr
+        import wirecheck.transport as transport_module
+        started: list[list[str]] = []
+        real_run = transport_module.subprocess.run
+        monkeypatch.setattr(transport_module.subprocess, "run",
+                            lambda argv, *a, **k: started.append(argv) or real_run(argv, *a, **k))
+        tr.close()
+        assert not [a for a in started if "-O" in a], started      # no ssh client was started for it
+        assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 8)
+        assert not os.path.exists(tr.control_path)
+        assert ssh_mux.master_pid(tr.control_path) is None and not ssh_mux.terminate(tr.control_path)
+    finally:
+        tr.close()
+    # a stale socket file, and something else listening: not a master
+    stale = tmp_path / "stale"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(stale))
+    s.close()
+    assert ssh_mux.master_pid(str(stale)) is None
+    other = tmp_path / "other"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(other))
+    srv.listen()
+
+    def answer():
+        c, _ = srv.accept()
+        c.recv(100)
+        c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+        c.close()
+    th = threading.Thread(target=answer)
+    th.start()
+    assert ssh_mux.master_pid(str(other), timeout=3) is None
+    th.join(5)
+    srv.close()
