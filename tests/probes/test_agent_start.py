@@ -106,3 +106,41 @@ def test_a_port_nothing_holds_has_no_owner() -> None:
     s.close()
     assert agent.tcp_listeners([port]) == {}
     assert agent.socket_owners([port], "tcp") == {port: "owner not readable"}
+
+
+def _children(pid: int) -> list[str]:
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            out += fh.read().split()
+    return out
+
+
+@pytest.mark.parametrize("ports", [4, agent.THREAD_WORKER_MAX + 1])
+def test_a_few_ports_are_held_by_a_thread_more_by_a_forked_worker(ports: int) -> None:
+    from wirecheck.probes.ports import AgentProcess
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+        procs.append(subprocess.Popen([sys.executable, *argv[1:]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE))
+        return procs[-1]
+
+    lo = 47100
+    ag = AgentProcess(spawn, {"token": "ab", "udp": [[lo, lo + ports - 1]], "tcp": [], "deadline": 30,
+                              "bind": "127.0.0.1"}, 10)
+    try:
+        assert ag.ready["ev"] == "ready" and ag.ready["workers"] == 1
+        held = agent.from_ranges(ag.ready["bound_udp"]) + ag.ready["in_use_udp"]
+        assert sorted(held) == list(range(lo, lo + ports))
+        kids = _children(procs[0].pid)
+        assert (kids == []) == (ports <= agent.THREAD_WORKER_MAX), kids
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:   # the ports are really bound
+            with pytest.raises(OSError):
+                probe.bind(("127.0.0.1", lo + ports - 1))
+        assert procs[0].stdin is not None
+        procs[0].stdin.write(b'{"cmd":"quit"}\n')
+        procs[0].stdin.flush()
+        assert procs[0].wait(timeout=10) == 0
+    finally:
+        ag.kill()

@@ -210,6 +210,7 @@ def icmp_ratelimit_ms():
 class Worker:
     def __init__(self, ctl, cfg, udp_ports, tcp_ports, raw=None):
         self.ctl = ctl
+        self.rss = True  # report this process's peak memory when done (not for a thread worker)
         self.raw = raw  # the raw socket (raw mode): every datagram of the range arrives here
         self.raw_seen = {}  # source + destination address (8 bytes of the IP header) -> datagrams
         self.token = cfg["token"].encode()
@@ -601,7 +602,7 @@ class Worker:
             if not self.poll(min(left, 1.0)):
                 break
         try:
-            self.send_ctl({"ev": "done", "peak_rss_kib": peak_rss_kib()})
+            self.send_ctl({"ev": "done", "peak_rss_kib": peak_rss_kib() if self.rss else 0})
         except OSError:
             pass
         # the sockets close when worker_main() ends the process (os._exit): the kernel closes
@@ -621,6 +622,26 @@ def worker_main(ctl, cfg, udp_ports, tcp_ports, raw=None):
         code = 1
     finally:
         os._exit(code if worker is not None or code else 1)
+
+
+#: at most this many ports held at once (and no raw socket): the one worker is a thread of the agent,
+#: not a forked process (a fork, a death signal set through ctypes and a process exit cost the target
+#: more than the probe of a database VM's TCP 22 and one UDP port itself)
+THREAD_WORKER_MAX = 64
+
+
+def thread_worker(ctl, cfg, udp_ports, tcp_ports):
+    try:
+        worker = Worker(ctl, cfg, udp_ports, tcp_ports)
+        worker.rss = False       # this process's memory: the agent reports it once
+        worker.run()
+        for s in [*worker.udp_socks, *(entry[2] for entry in worker.by_fd.values())]:
+            s.close()
+        worker.ep.close()
+    except BaseException:  # noqa: BLE001 - the parent sees the control socket close: a dead worker
+        pass
+    finally:
+        ctl.close()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -786,9 +807,15 @@ def listen_main(cfg, buf=b""):
         n = max(n, min(os.cpu_count() or 1, 4))
     # ports are dealt out in turn, so that any window is shared by every worker
     shards = [udp[i::n] for i in range(n)]
-    workers = []  # (pid, ctl socket)
+    workers = []  # (pid or None for a thread, ctl socket)
+    threaded = n == 1 and raw is None and held_at_once <= THREAD_WORKER_MAX
     for i in range(n):
         parent_end, child_end = socket.socketpair()
+        if threaded:
+            import _thread
+            _thread.start_new_thread(thread_worker, (child_end, cfg, shards[i], tcp))
+            workers.append((None, parent_end))
+            continue
         pid = os.fork()
         if pid == 0:
             parent_end.close()
@@ -825,6 +852,8 @@ def listen_main(cfg, buf=b""):
         done = gather("done") or []
         for pid, s in workers:
             s.close()
+            if pid is None:          # a thread: it ends at "quit", or with the process
+                continue
             for _ in range(200):
                 wpid, _st = os.waitpid(pid, os.WNOHANG)
                 if wpid:
