@@ -290,6 +290,11 @@ class Facts:
 
     # --- network --------------------------------------------------------------------------
     def ip_json(self, what: str) -> list[dict[str, Any]]:
+        routes = self._cache.get("ip:route")
+        if what == "-4 route show default" and isinstance(routes, list):
+            # the snapshot's `ip -j route` is the IPv4 main table: its default routes are what this prints
+            return [r for r in routes if r.get("dst") == "default"]
+
         def get():
             out = self._need(f"ip -j {what}", f"ip {what}")
             try:

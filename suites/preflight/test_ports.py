@@ -284,8 +284,7 @@ def _small_probe(target, site) -> bool:
 
 register_prefetch("port-probe", frozenset().union(*PROBE_READERS.values()), _prefetch_probe, limit=3,
                   priority=_probe_size, light=_small_probe)
-# IMP-MTU's default route (Facts.ip_json), asked with the other checks' commands in one round trip
-register_commands("IMP-MTU", lambda target, spec: [("ip -j -4 route show default", False, None)])
+# IMP-MTU's default route (Facts.ip_json) comes from the host snapshot's routes
 
 
 def _method(r: PortProbeResult) -> str:

@@ -147,3 +147,12 @@ def test_df_section_names_each_path_by_its_own_line_and_skips_what_df_could_not_
 def test_one_df_process_for_all_paths() -> None:
     script = snapshot_script(("/", "/var/lib/cassandra", "/var/lib/minio", "/opt/assets"))
     assert script.count("df -B1") == 1 and "$(df" not in script
+
+
+def test_default_routes_from_the_snapshot_are_what_ip_prints() -> None:
+    t = Target(name="here", address="127.0.0.1", roles=[], transport=LocalTransport(), local=True)
+    facts = Facts(t)
+    facts.host_snapshot(("/",))
+    assert facts.ip_json("-4 route show default") == json.loads(sh("ip -j -4 route show default") or "[]")
+    fresh = Facts(t)          # without a snapshot: its own command
+    assert fresh.ip_json("-4 route show default") == facts.ip_json("-4 route show default")
