@@ -93,7 +93,18 @@ def _probe_host(site):
 
 def probe_plan(target, site) -> dict[str, list[int]]:
     """The ports the port checks that apply to this target (its roles, the profile and the phase) read:
-    a database VM needs TCP 22 and one UDP port for the path-MTU probe, not 32,768 UDP ports."""
+    a database VM needs TCP 22 and one UDP port for the path-MTU probe, not 32,768 UDP ports.  Worked out
+    once per target and site (the scheduling asks for it too)."""
+    cached = getattr(target, "_wc_probe_plan", None)
+    if cached is not None and cached[0] is site:
+        return cached[1]
+    plan = _probe_plan(target, site)
+    with contextlib.suppress(AttributeError):
+        target._wc_probe_plan = (site, plan)
+    return plan
+
+
+def _probe_plan(target, site) -> dict[str, list[int]]:
     from wirecheck.catalog import default_catalog
 
     catalog = default_catalog()

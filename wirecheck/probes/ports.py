@@ -719,8 +719,8 @@ def probe_ports(
         result.raw_fallback = str(ready.get("raw_error") or "") if windowed and raw else ""
         if raw_mode:
             # nothing of the range is bound: every free port of it is probed, the raw socket sees it arrive
-            bound_udp = sorted(set(bound_udp) | {p for p in windowed if p not in result.udp_in_use
-                                                 and f"udp/{p}" not in result.bind_errors})
+            not_bindable = {int(k[4:]) for k in result.bind_errors if k.startswith("udp/") and k[4:].isdigit()}
+            bound_udp = sorted(set(bound_udp) | set(windowed).difference(result.udp_in_use, not_bindable))
             windowed = []
         # the target's kernel answers a datagram to an unbound port with ICMP port unreachable, at most
         # 6 back to back and then one per icmp_ratelimit to one peer (these answers and a REJECT rule's
@@ -908,7 +908,7 @@ def probe_ports(
         received = rounds.received
         result.timings["udp"] = round(time.monotonic() - t2, 4)
         result.send_errors = dict(sender.send_errors)
-        result.udp_passed = sorted(p for p in bound_udp if p in received)
+        result.udp_passed = sorted(received.intersection(bound_udp))
         result.udp_blocked = sorted(missing)
         if raw_mode:
             # the port-unreachables the target's kernel sent for ports that arrived (nothing was bound

@@ -636,14 +636,16 @@ def thread_worker(ctl, cfg, udp_ports, tcp_ports, raw):
     try:
         worker = Worker(ctl, cfg, udp_ports, tcp_ports, raw)
         worker.rss = False       # this process's memory: the agent reports it once
+        # its sockets stay open until the agent exits, as a forked worker's do until it exits: a
+        # connection the prober has not closed yet must not be closed from this end first (that would
+        # leave a TIME-WAIT socket on the target)
+        THREAD_WORKERS.append(worker)
         worker.run()
-        for s in [*worker.udp_socks, *(entry[2] for entry in worker.by_fd.values()), *([raw] if raw else [])]:
-            s.close()
-        worker.ep.close()
     except BaseException:  # noqa: BLE001 - the parent sees the control socket close: a dead worker
-        pass
-    finally:
         ctl.close()
+
+
+THREAD_WORKERS = []
 
 
 # --------------------------------------------------------------------------------------------------
