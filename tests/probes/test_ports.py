@@ -174,8 +174,9 @@ def test_ufw_deny_range_and_tcp(hosts: dict[str, LabHost]) -> None:
     assert_clean_after(h, before)
 
 
-@pytest.mark.parametrize("window", [None, 16], ids=["bound", "raw"])
-def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, LabHost], window: int | None) -> None:
+@pytest.mark.parametrize(("window", "raw"), [(None, True), (16, True), (16, False)], ids=["bound", "raw", "windowed"])
+def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, LabHost], window: int | None,
+                                                             raw: bool) -> None:
     h = hosts["clean"]
     holder = h.popen(["python3", "-c", (
         "import socket,sys,time\n"
@@ -188,8 +189,8 @@ def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, La
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
         before = footprint(h)
         r = probe_ports(spawn_on(h), h.address, udp=range(49990, 50020), tcp=[3478], tcp_timeout=2.0,
-                        classify=True, window=window)
-        assert r.udp_mode == ("raw" if window else "bound")
+                        classify=True, window=window, raw=raw)
+        assert r.udp_mode == ("bound" if not window else "raw" if raw else "windowed")
         assert sorted(r.udp_in_use) == list(range(50000, 50010))
         assert set(r.udp_in_use.values()) == {f"pid {holder.pid} (python3)"}
         assert r.udp_blocked == []

@@ -916,6 +916,10 @@ def probe_ports(
             for p in received:
                 sender.icmp.pop(p, None)
 
+        if windowed:    # before the classification: the ports found in use window by window are named there
+            result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
+            result.bind_errors.update(rounds.bind_errors)
+            result.udp_held_max = rounds.held_max
         if classify:
             for th in [th for th in threads if th.name == "wirecheck-classify"]:
                 th.join(cls_wait + start_timeout + (BANDS * (icmp_gap + cls_wait) if raw_mode else 0))
@@ -951,10 +955,6 @@ def probe_ports(
             for port in sorted(result.udp_in_use):
                 if port in verdicts:
                     result.udp_classification[f"{port} (in use)"] = verdicts[port]
-        if windowed:
-            result.udp_in_use.update({int(p): "owner not known yet" for p in rounds.in_use})
-            result.bind_errors.update(rounds.bind_errors)
-            result.udp_held_max = rounds.held_max
         if raw_mode:
             result.udp_held_max = rounds.held_max   # the closed-vs-filtered samples only
 

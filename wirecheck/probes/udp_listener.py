@@ -945,7 +945,10 @@ def listen_main(cfg, buf=b""):
                 # for closed vs filtered); the rest of the window is freed as usual
                 window_ports = from_ranges(msg.get("release", []))
                 arrived = set(got)
-                for lo, hi in to_ranges(p for p in window_ports if p not in arrived):
+                # only ports bound for the round count (the prober expects those): a port in use by
+                # another socket is silent too, but it is not ours to keep, and it breaks a run
+                expected = set(from_ranges(msg.get("expect", [])))
+                for lo, hi in to_ranges(p for p in window_ports if p in expected and p not in arrived):
                     if hi - lo + 1 >= int(msg.get("min_run", 8)) and len(kept) < keep:
                         kept.append(lo)
                 free = to_ranges(p for p in window_ports if p not in kept)
