@@ -696,9 +696,9 @@ def tcp_listeners(ports):
 
 def socket_owners(ports, proto):
     """Map port -> "pid N (comm)" for sockets bound on ``ports`` (reads /proc, best effort): for TCP the
-    listening socket's owner (sock_diag; /proc/net/tcp for a port nothing listens on, or where sock_diag
-    cannot answer), for UDP any socket bound there; of several processes holding one socket, the first
-    in /proc's order (the lowest pid: a daemon before the children it forked)."""
+    listening socket's owner (sock_diag; /proc/net/tcp, its LISTEN lines first, where sock_diag cannot
+    answer or nothing listens), for UDP any socket bound there; of several processes holding one socket,
+    the first in /proc's order."""
     wanted = set(ports)
     if not wanted:
         return {}
@@ -709,6 +709,7 @@ def socket_owners(ports, proto):
         except OSError:
             inodes = {}
     rest = wanted - set(inodes.values())
+    listening = {}     # TCP from /proc: a port's listening sockets, when it has any, name its owner
     for table in ((f"/proc/net/{proto}", f"/proc/net/{proto}6") if rest else ()):
         try:
             with open(table) as fh:
@@ -720,8 +721,13 @@ def socket_owners(ports, proto):
                     port = int(f[1].rsplit(":", 1)[1], 16)
                     if port in rest and f[9] != "0":
                         inodes.setdefault(f[9], port)
+                        if proto == "tcp" and f[3] == "0A":
+                            listening[f[9]] = port
         except OSError:
             continue
+    if listening:
+        listened = set(listening.values())
+        inodes = {i: p for i, p in inodes.items() if i in listening or p not in listened}
     owners = {p: "owner not readable" for p in wanted}
     if not inodes:
         return owners
