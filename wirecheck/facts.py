@@ -507,8 +507,9 @@ class Facts:
                 self._cache.setdefault("cpu", snap["cpu"])
             self._cache.setdefault("meminfo", snap["meminfo"])
             self._cache.setdefault("arch", snap["arch"])
-            self._cache.setdefault("ip:addr", snap["addr"])
-            self._cache.setdefault("ip:route", snap["route"])
+            for key in ("addr", "route"):
+                if parts.get(key, "").strip():    # `ip` printed its JSON (an empty table is "[]"); no
+                    self._cache.setdefault(f"ip:{key}", snap[key])   # output: ip_json asks itself
             for p, du in disks.items():
                 self._cache.setdefault(f"disk:{p}", du)
             for k, v in snap["sysctl"].items():

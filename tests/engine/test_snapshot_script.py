@@ -156,3 +156,21 @@ def test_default_routes_from_the_snapshot_are_what_ip_prints() -> None:
     assert facts.ip_json("-4 route show default") == json.loads(sh("ip -j -4 route show default") or "[]")
     fresh = Facts(t)          # without a snapshot: its own command
     assert fresh.ip_json("-4 route show default") == facts.ip_json("-4 route show default")
+
+
+def test_a_snapshot_without_ip_output_is_not_read_as_no_routes(monkeypatch) -> None:
+    """`ip` missing on the host: the snapshot's addr and route sections are empty. That is not an empty
+    routing table (ip prints "[]" for one): ip_json asks itself and says it cannot measure."""
+    from wirecheck.outcome import CannotMeasure
+    t = Target(name="here", address="127.0.0.1", roles=[], transport=LocalTransport(), local=True)
+    facts = Facts(t)
+    real = facts._run
+
+    def no_ip(cmd, sudo=False, timeout=None):
+        cmd = cmd.replace("ip -j ", "ip-not-installed -j ")
+        return real(cmd, sudo=sudo, timeout=timeout)
+    monkeypatch.setattr(facts, "_run", no_ip)
+    facts.host_snapshot(("/",))
+    for what in ("-4 route show default", "route", "addr"):
+        with pytest.raises(CannotMeasure):
+            facts.ip_json(what)
