@@ -13,7 +13,6 @@ import copy
 import gzip
 import json
 import random
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from tests.k8s_emulator.cluster import (
     make_workload,
 )
 from tests.k8s_emulator.scenarios import demo_cluster, production_cluster
+from tests.support.freeport import free_port
 from tests.support.wc import Run, run_suite
 from wirecheck.probes import k8s_config as kc
 
@@ -358,9 +358,7 @@ def test_preflight_from_values_files(tmp_path):
 
 
 def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port("127.0.0.1")
 
 
 def test_api_not_public(tmp_path):

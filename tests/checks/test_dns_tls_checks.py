@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dnsmasq import DnsmasqServer, SilentResolver, Zone, wire_zone
+from tests.support.freeport import free_port
 from tests.support.publicip import PublicIpServer
 from tests.support.testca import TestCA, write_chain
 from tests.support.tlsserver import TlsServer
@@ -618,13 +619,9 @@ def test_stray_address_beside_wire_ip_fails_with_wire_ip_given(tmp_path):
 
 
 def test_closed_resolver_port_is_told_apart_from_silence(tmp_path):
-    import socket
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     address = loopback()
-    sock.bind((address, 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port(address)
     started = time.monotonic()
     report = run_suite("preflight", DNS_KEYWORDS, tmp_path / "report", "--domain", DOMAIN,
                        "--wire-ip", "127.0.0.1", "--nameserver", f"{address}:{port}")  # fmt: skip

@@ -30,7 +30,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -39,6 +38,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support.freeport import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = "tests/lab/build_components.sh"
@@ -86,12 +87,6 @@ def build_seconds(name: str) -> int | None:
         return int((component_dir(name) / "build-seconds").read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _write(path: Path, text: str | bytes, mode: int = 0o600) -> Path:

@@ -17,6 +17,7 @@ import sys
 
 import pytest
 
+from tests.support.freeport import free_port
 from wirecheck.probes import udp_listener as agent
 from wirecheck.probes.ports import AGENT_ARGV, agent_program, agent_source
 
@@ -100,10 +101,7 @@ def test_tcp_owner_is_the_listener(monkeypatch: pytest.MonkeyPatch, sock_diag: b
 
 
 def test_a_port_nothing_holds_has_no_owner() -> None:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port("127.0.0.1")
     assert agent.tcp_listeners([port]) == {}
     assert agent.socket_owners([port], "tcp") == {port: "owner not readable"}
 

@@ -9,6 +9,7 @@ import socket
 import dns.rdata
 import pytest
 
+from tests.support.freeport import free_port
 from wirecheck.probes.dns import (
     Answer,
     CaaPolicy,
@@ -189,9 +190,7 @@ def test_srv_ttl_above_a_day_is_a_note():
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port("127.0.0.1")
 
 
 def aaaa(name: str, *addresses: str, status: str = "ok") -> Answer:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import trustme
 
+from tests.support.freeport import free_port  # noqa: F401 (re-exported for the tests that import it from here)
+
 REPO = Path(__file__).resolve().parents[2]
 STANDIN_WSD = REPO / "tests" / "data" / "wire-server-deploy"
 DOMAIN = "wiab.test"
@@ -117,23 +119,6 @@ def run_provision(args: list[str], report_dir: Path, timeout: float = 600,
 
 
 STANDIN_FILES = STANDIN_WSD / "ansible" / "files" / "standin"
-
-
-def free_port(address: str) -> int:
-    """A port free for both TCP and UDP on `address`, below 32768: other tests temporarily hold the
-    whole UDP media range 32768-65535 (and 80/443/3478) on 0.0.0.0 for the port-reachability checks."""
-    import random
-    import socket
-
-    for port in random.sample(range(20000, 30000), 200):
-        try:
-            with socket.socket() as t, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                t.bind((address, port))
-                u.bind((address, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError(f"no free port on {address} in 20000-29999")
 
 
 class LoopbackStack:
