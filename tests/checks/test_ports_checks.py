@@ -22,6 +22,7 @@ import pytest
 
 from tests.lab.core import Lab, LabHost
 from tests.support.footprint import assert_nothing_added
+from tests.support.holders import port_holder
 from tests.support.procs import stop_all
 from tests.support.publicip import PublicIpServer
 from tests.support.wc import QUIET_PLUGINS, REPO, host_args, run_suite
@@ -168,13 +169,7 @@ def test_small_mtu_warns(hosts: dict[str, LabHost], tmp_path: Path) -> None:
 
 def test_ports_in_use_are_named_with_their_owner(hosts: dict[str, LabHost], tmp_path: Path) -> None:
     h = hosts["clean"]
-    holder = h.popen(["python3", "-c", (
-        "import socket,sys\n"
-        "u=[socket.socket(socket.AF_INET,socket.SOCK_DGRAM) for _ in range(5)]\n"
-        "[s.bind(('0.0.0.0',50000+i)) for i,s in enumerate(u)]\n"
-        "t=socket.socket();t.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);t.bind(('0.0.0.0',8080));t.listen()\n"
-        "print('ok',flush=True)\n"
-        "sys.stdin.read()\n")], **PIPES)
+    holder = h.popen(port_holder(range(50000, 50005), tcp=8080), **PIPES)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
         before = footprint(h)

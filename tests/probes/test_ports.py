@@ -20,6 +20,7 @@ import pytest
 
 from tests.lab.core import Lab, LabHost
 from tests.support.footprint import assert_nothing_added
+from tests.support.holders import port_holder
 from wirecheck.probes import ports
 from wirecheck.probes.ports import WINDOW, Pacing, ProbeError, format_ranges, probe_ports
 
@@ -178,13 +179,7 @@ def test_ufw_deny_range_and_tcp(hosts: dict[str, LabHost]) -> None:
 def test_ports_in_use_are_reported_with_owner_not_as_blocked(hosts: dict[str, LabHost], window: int | None,
                                                              raw: bool) -> None:
     h = hosts["clean"]
-    holder = h.popen(["python3", "-c", (
-        "import socket,sys,time\n"
-        "u=[socket.socket(socket.AF_INET,socket.SOCK_DGRAM) for _ in range(10)]\n"
-        "[s.bind(('0.0.0.0',50000+i)) for i,s in enumerate(u)]\n"
-        "t=socket.socket();t.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);t.bind(('0.0.0.0',3478));t.listen()\n"
-        "print('ok',flush=True)\n"
-        "sys.stdin.read()\n")], **PIPES)
+    holder = h.popen(port_holder(range(50000, 50010), tcp=3478), **PIPES)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
         before = footprint(h)
@@ -498,12 +493,7 @@ def test_raw_mode_tells_two_rejected_bands_from_a_dropped_one(lab_module: Lab) -
         "iptables -A INPUT -p udp --dport 41100:41109 -j REJECT --reject-with icmp-admin-prohibited",
         "iptables -A INPUT -p udp --dport 41501 -j REJECT"])
     # two ports in use, one behind a REJECT rule: probed before the first round, while the budget is whole
-    holder = h.popen(["python3", "-c", (
-        "import socket,sys\n"
-        "u=[socket.socket(socket.AF_INET,socket.SOCK_DGRAM) for _ in range(2)]\n"
-        "[s.bind(('0.0.0.0',41500+i)) for i,s in enumerate(u)]\n"
-        "print('ok',flush=True)\n"
-        "sys.stdin.read()\n")], **PIPES)
+    holder = h.popen(port_holder(range(41500, 41502)), **PIPES)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
         r = probe_ports(spawn_on(h), h.address, udp=range(40000, 42200), classify=True, window=1024)
