@@ -86,10 +86,14 @@ def apt_idle_command(spec) -> str:
             # (exit 2 is only a process that ended meanwhile)
             f"g=$(grep -lsxE {shlex.quote(APT_PROCESSES)} /proc/[0-9]*/comm); [ $? -le 2 ] || "
             "{ echo 'cannot search /proc/*/comm for apt/dpkg processes' >&2; exit 3; }; "
-            # a process in another network namespace (a container with its own root file system) does
-            # not use this host's dpkg database; one whose namespace cannot be read is counted
+            # a process that has ended since (gone, or a zombie not yet reaped: it runs nothing and holds
+            # no lock, and its namespace can no longer be read) is not running; a process in another
+            # network namespace (a container with its own root file system) does not use this host's
+            # dpkg database; a live one whose namespace cannot be read is counted
             "me=$(readlink /proc/self/ns/net 2>/dev/null); "
             "for c in $g; do p=${c#/proc/}; p=${p%/comm}; n=$(readlink /proc/\"$p\"/ns/net 2>/dev/null); "
+            "if [ -z \"$n\" ]; then st=$(cat /proc/\"$p\"/stat 2>/dev/null) || continue; "
+            "case ${st##*) } in Z*|X*) continue;; esac; fi; "
             "if [ -n \"$me\" ] && [ -n \"$n\" ] && [ \"$n\" != \"$me\" ]; then continue; fi; "
             "echo \"pid $p is running: $(tr '\\0\\n' '  ' </proc/\"$p\"/cmdline 2>/dev/null | cut -c1-60)\"; done; "
             "echo @@end")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -108,3 +109,29 @@ def test_a_dpkg_of_another_network_namespace_is_not_this_hosts(node, lab_module,
         proc.wait(timeout=10)
     assert here["status"] == "pass", here
     assert there["status"] == "warn" and "/tmp/dpkg 60" in there["message"], there
+
+
+def test_a_dpkg_that_has_ended_but_is_not_yet_reaped_is_not_running(node, tmp_path):
+    """A process named dpkg that has exited while its parent has not yet waited for it (a zombie: it
+    runs nothing and holds no lock, and its network namespace can no longer be read) is not apt/dpkg
+    activity.  A CI run warned on a test host while another test's fake dpkg was being stopped: the
+    zombie's unreadable namespace was counted as this host's."""
+    node.exec("cp /bin/sleep /tmp/dpkg")
+    parent = node.popen(["python3", "-c",
+                         "import subprocess,sys; c=subprocess.Popen(['/tmp/dpkg','0']); "
+                         "print(c.pid, flush=True); sys.stdin.read()"],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid = parent.stdout.readline().strip()
+        for _ in range(100):        # the child has exited and waits, unreaped, for its parent
+            stat = node.exec(f"cat /proc/{pid}/stat").stdout
+            if stat.split(")")[-1].split()[0] == "Z":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the child never became a zombie: {stat}")
+        res = _run(node, tmp_path).result("IMP-APT-IDLE")
+    finally:
+        _release(parent)
+    assert res["status"] == "pass", res
