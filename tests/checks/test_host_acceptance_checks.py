@@ -20,6 +20,7 @@ import uuid
 
 import pytest
 
+from tests.support.freeport import free_port
 from tests.support.wc import host_args, run_suite
 
 WIRE_IP = "203.0.113.7"          # TEST-NET-3, only ever an address inside the good demo host
@@ -102,10 +103,7 @@ def servers(lab_module, tmp_path_factory):
                 continue
             with conn:
                 conn.sendall(b"220 relay.lab ESMTP wirecheck-test-standin\r\n")
-    closed = socket.socket()
-    closed.bind((lab_module.gateway, 0))
-    closed_port = closed.getsockname()[1]
-    closed.close()          # nothing listens there: connections are refused
+    closed_port = free_port(lab_module.gateway)     # nothing listens there: connections are refused
     threads = [threading.Thread(target=web.serve_forever, daemon=True), threading.Thread(target=greet, daemon=True)]
     for t in threads:
         t.start()

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.support.dnsmasq import DnsmasqServer, SilentResolver, Zone, wire_zone
+from tests.support.freeport import free_port
 from wirecheck.probes.dns import (
     DnsLookup,
     NameserverError,
@@ -249,16 +250,13 @@ def test_a_dead_resolver_costs_one_time_limit_per_run():
 
 
 def test_a_closed_resolver_port_is_refused_not_a_timeout():
-    import socket
-
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.57", 0))
-    port = probe.getsockname()[1]
-    probe.close()                                     # nothing listens there now
+    # nothing listens there (a port below the ephemeral range: a bind(0) port, once released, can be
+    # taken by another test's port-probe listener on 0.0.0.0, which answers every datagram)
+    port = free_port("127.0.0.57")
     started = time.monotonic()
     lookup = DnsLookup([("127.0.0.57", port)], timeout=2, tries=2)
     answers = [lookup(f"webapp.{DOMAIN}"), lookup(f"assets.{DOMAIN}")]
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 1.5         # a timeout would take 2 s per try
     for answer in answers:
         assert answer.status == "unreachable", answer
         assert "connection refused" in answer.error and "timeout" not in answer.error, answer.error
