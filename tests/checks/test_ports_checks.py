@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
-from tests.support.footprint import assert_nothing_added
+from tests.support.footprint import assert_clean_after as clean_after
+from tests.support.footprint import host_footprint as footprint
 from tests.support.holders import port_holder
 from tests.support.procs import stop_all
 from tests.support.publicip import PublicIpServer
@@ -46,19 +47,8 @@ DUMMY_DEFAULT = ["ip link add d0 type veth peer name d0p", "ip link set d0 mtu {
                  "ip link set d0p mtu {mtu} up", "ip route add default dev d0"]
 
 
-def footprint(host: LabHost) -> dict[str, object]:
-    rows = [line.split() for line in host.exec("ss -Hauntp").stdout.splitlines()]
-    listing = host.exec("ls -A /tmp /var/tmp /dev/shm /home/wire /root 2>/dev/null").stdout.splitlines()
-    pids = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True).stdout.split()
-    # the engine's own SSH sessions end with sshd closing first: TIME-WAIT on :22 is theirs, not
-    # the probe's (whose connections are closed so that no TIME-WAIT stays on either side)
-    rows = [r for r in rows if not (r[1] == "TIME-WAIT" and r[4].endswith(":22"))]
-    return {"pids": sorted(pids), "sockets": sorted(" ".join(r[:2] + r[4:]) for r in rows),
-            "files": sorted(n for n in listing if not n.startswith("wirecheck-lab"))}
-
-
-def assert_clean_after(host: LabHost, before: dict[str, object], timeout: float = 15.0) -> None:
-    assert_nothing_added(lambda: footprint(host), before, "the port probe", timeout, step=0.3)  # type: ignore[arg-type]
+def assert_clean_after(host: LabHost, before: dict[str, list], timeout: float = 15.0) -> None:
+    clean_after(host, before, "the port probe", timeout, step=0.3)
 
 
 @pytest.fixture(scope="module")

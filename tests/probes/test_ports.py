@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab.core import Lab, LabHost
-from tests.support.footprint import assert_nothing_added
+from tests.support.footprint import assert_clean_after as clean_after
+from tests.support.footprint import host_footprint as footprint
 from tests.support.holders import port_holder
 from wirecheck.probes import ports
 from wirecheck.probes.ports import WINDOW, Pacing, ProbeError, format_ranges, probe_ports
@@ -39,25 +40,8 @@ def spawn_over_ssh(host: LabHost):
     return lambda argv: subprocess.Popen(host.ssh_argv(shlex.join(argv)), **PIPES)
 
 
-def netns_pids(host: LabHost) -> set[int]:
-    out = subprocess.run(["ip", "netns", "pids", host.netns], capture_output=True, text=True, timeout=10)
-    return {int(tok) for tok in out.stdout.split() if tok.isdigit()}
-
-
-def footprint(host: LabHost) -> dict[str, object]:
-    """What the listener could leave behind: processes, UDP/TCP sockets, files in writable places."""
-    # netid, state, local, peer, process (queue sizes left out: a service's accept queue may hold
-    # the probe's connection until the service accepts it)
-    rows = [line.split() for line in host.exec("ss -Hauntp").stdout.splitlines()]
-    sockets = sorted(" ".join(row[:2] + row[4:]) for row in rows)
-    listing = host.exec("ls -A /tmp /var/tmp /dev/shm /home/wire /root 2>/dev/null").stdout.splitlines()
-    # lab hosts share /dev/shm with the runner, where other labs keep their working directories
-    files = sorted(name for name in listing if not name.startswith("wirecheck-lab"))
-    return {"pids": netns_pids(host), "sockets": sockets, "files": files}
-
-
-def assert_clean_after(host: LabHost, before: dict[str, object], timeout: float = 10.0) -> None:
-    assert_nothing_added(lambda: footprint(host), before, "the listener", timeout)  # type: ignore[arg-type]
+def assert_clean_after(host: LabHost, before: dict[str, list], timeout: float = 10.0) -> None:
+    clean_after(host, before, "the listener", timeout)
 
 
 FW_RULES = [
@@ -509,3 +493,24 @@ def test_raw_mode_tells_two_rejected_bands_from_a_dropped_one(lab_module: Lab) -
     assert r.udp_classification["41030-41039"].startswith("filtered (dropped: no reply)")
     assert r.udp_classification["41100-41109"].startswith(
         "filtered (rejected) (ICMP communication administratively prohibited)")
+
+
+def test_the_clean_after_check_names_what_was_left(hosts: dict[str, LabHost]) -> None:
+    """The 'nothing left on the target' check the tests above rely on fails when something was left:
+    a process still listening on a UDP port in the host is named, with its socket."""
+    h = hosts["clean"]
+    before = footprint(h)
+    left = h.popen(["python3", "-c", "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                    "s.bind(('0.0.0.0', 47123)); print('up', flush=True); sys.stdin.read()"],
+                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert left.stdout is not None and left.stdout.readline().strip() == "up"
+        with pytest.raises(AssertionError) as caught:
+            assert_clean_after(h, before, timeout=0.5)
+    finally:
+        assert left.stdin is not None
+        left.stdin.close()
+        left.wait(timeout=10)
+    text = str(caught.value)
+    assert "the listener left on the target" in text and "0.0.0.0:47123" in text and "'pids'" in text, text
+    assert_clean_after(h, before)
